@@ -1,0 +1,214 @@
+"""The error tree of kube-informer.
+
+Every error the library raises derives from :class:`InformerError`. Errors coming from
+the transport (kubernetes_asyncio / aiohttp) are translated at one boundary,
+``informer._kube``, and chained with ``raise ... from exc``; nothing else in the library
+sees a transport exception.
+
+::
+
+    InformerError
+    ├── ConfigError                 kubeconfig / in-cluster config missing or invalid
+    ├── ConnectionFailed            API server unreachable (refused, DNS, TLS, timeout)
+    ├── WatchDecodeError            a watch line that is not a JSON watch event
+    ├── ApiError                    the API server answered with a failure Status
+    │   ├── BadRequest              400
+    │   ├── Unauthorized            401
+    │   ├── Forbidden               403 (names verb, resource, namespace)
+    │   ├── NotFound                404
+    │   ├── Conflict                409
+    │   ├── ResourceExpired         410 Gone: the resourceVersion is too old -> relist
+    │   ├── TooManyRequests         429 (retry_after seconds when the server says)
+    │   └── ServerError             5xx
+    ├── FIFOClosedError             pop() on a closed, empty DeltaFIFO
+    └── QueueShutDown               get() on a shut-down, empty WorkQueue
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "ConnectionFailed",
+    "FIFOClosedError",
+    "Forbidden",
+    "InformerError",
+    "NotFound",
+    "QueueShutDown",
+    "ResourceExpired",
+    "ServerError",
+    "TooManyRequests",
+    "Unauthorized",
+    "WatchDecodeError",
+    "api_error_from_status",
+]
+
+
+class InformerError(Exception):
+    """Root of every error raised by kube-informer."""
+
+
+class ConfigError(InformerError):
+    """The client configuration (kubeconfig, context, in-cluster files) is missing or invalid."""
+
+
+class ConnectionFailed(InformerError):
+    """The API server could not be reached; ``address`` names where we tried."""
+
+    def __init__(self, message: str, *, address: str | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+
+
+class WatchDecodeError(InformerError):
+    """A line of a watch stream was not a decodable watch event.
+
+    ``line`` holds at most the first 200 bytes of the offending line.
+    """
+
+    def __init__(self, message: str, *, line: bytes = b"") -> None:
+        super().__init__(message)
+        self.line = line[:200]
+
+
+class ApiError(InformerError):
+    """The API server answered with a failure.
+
+    ``status`` is the HTTP code (or the Status ``code`` of an ERROR watch event),
+    ``reason`` the Status reason (``"Expired"``, ``"Forbidden"``, ...), ``body`` the decoded
+    Status object when there was one.
+    """
+
+    status: int = 0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        body: Mapping[str, Any] | None = None,
+        verb: str | None = None,
+        resource: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+        self.message = message
+        self.reason = reason
+        self.body = body
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    """403. ``verb``, ``resource`` and ``namespace`` say which RBAC rule is missing."""
+
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class ResourceExpired(ApiError):
+    """410 Gone: the requested resourceVersion was compacted; the caller must relist."""
+
+    status = 410
+
+
+class TooManyRequests(ApiError):
+    """429. ``retry_after`` is the server's Retry-After in seconds, when it sent one."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServerError(ApiError):
+    status = 500
+
+
+class FIFOClosedError(InformerError):
+    """Raised by ``DeltaFIFO.pop`` once the FIFO is closed and empty."""
+
+
+class QueueShutDown(InformerError):
+    """Raised by ``WorkQueue.get`` once the queue is shut down and drained."""
+
+
+_BY_CODE: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    410: ResourceExpired,
+    429: TooManyRequests,
+}
+
+
+def api_error_from_status(
+    code: int,
+    status: Mapping[str, Any] | None = None,
+    *,
+    verb: str | None = None,
+    resource: str | None = None,
+    namespace: str | None = None,
+    retry_after: float | None = None,
+) -> ApiError:
+    """Build the :class:`ApiError` subclass for an HTTP code and an optional Status body.
+
+    Pure function: used by ``informer._kube`` for HTTP failures and by the Reflector for
+    ``ERROR`` watch events (whose object is a ``Status``). A Status ``reason`` of
+    ``"Expired"`` or ``"Gone"`` maps to :class:`ResourceExpired` whatever the code.
+    """
+    body = status if isinstance(status, Mapping) else None
+    reason = str(body.get("reason", "")) if body else ""
+    message = str(body.get("message", "")) if body else ""
+    if body and isinstance(body.get("code"), int) and body["code"]:
+        code = int(body["code"])
+    cls: type[ApiError]
+    if reason in ("Expired", "Gone"):
+        cls = ResourceExpired
+    elif code in _BY_CODE:
+        cls = _BY_CODE[code]
+    elif code >= 500:
+        cls = ServerError
+    else:
+        cls = ApiError
+    if not message:
+        message = f"API server answered {code}" + (f" ({reason})" if reason else "")
+    if cls is Forbidden and verb and resource:
+        where = f" in namespace {namespace!r}" if namespace else " at cluster scope"
+        message = f"forbidden: cannot {verb} {resource}{where}: {message}"
+    if cls is TooManyRequests:
+        return TooManyRequests(
+            message, retry_after=retry_after, status=code, reason=reason, body=body,
+            verb=verb, resource=resource, namespace=namespace,
+        )
+    return cls(
+        message, status=code, reason=reason, body=body,
+        verb=verb, resource=resource, namespace=namespace,
+    )
