@@ -1,0 +1,49 @@
+"""``Resource``: which kind of object an informer lists and watches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Resource"]
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A REST resource by group, version and plural (``group=""`` is the core group).
+
+    >>> Resource("apps", "v1", "deployments", kind="Deployment").api_prefix
+    '/apis/apps/v1'
+    """
+
+    group: str
+    version: str
+    plural: str
+    kind: str = ""
+    namespaced: bool = True
+
+    @property
+    def api_prefix(self) -> str:
+        """``/api/v1`` for the core group, ``/apis/<group>/<version>`` otherwise."""
+        if not self.group:
+            return f"/api/{self.version}"
+        return f"/apis/{self.group}/{self.version}"
+
+    @property
+    def api_version(self) -> str:
+        """The ``apiVersion`` of objects of this resource (``v1``, ``apps/v1``)."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_resource(self) -> str:
+        """``plural.group`` as RBAC and error messages spell it (``deployments.apps``)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        """The collection (or object) path, namespaced when ``namespace`` is given."""
+        p = self.api_prefix
+        if namespace is not None and self.namespaced:
+            p += f"/namespaces/{namespace}"
+        p += f"/{self.plural}"
+        if name is not None:
+            p += f"/{name}"
+        return p
