@@ -205,10 +205,21 @@ def api_error_from_status(
         message = f"forbidden: cannot {verb} {resource}{where}: {message}"
     if cls is TooManyRequests:
         return TooManyRequests(
-            message, retry_after=retry_after, status=code, reason=reason, body=body,
-            verb=verb, resource=resource, namespace=namespace,
+            message,
+            retry_after=retry_after,
+            status=code,
+            reason=reason,
+            body=body,
+            verb=verb,
+            resource=resource,
+            namespace=namespace,
         )
     return cls(
-        message, status=code, reason=reason, body=body,
-        verb=verb, resource=resource, namespace=namespace,
+        message,
+        status=code,
+        reason=reason,
+        body=body,
+        verb=verb,
+        resource=resource,
+        namespace=namespace,
     )

@@ -28,23 +28,13 @@ async def new_api_client(
     closes it (``async with`` or ``await client.close()``).
     """
     cfg = Configuration()
-    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or os.path.expanduser(
-        "~/.kube/config"
-    )
-    if in_cluster is None:
-        in_cluster = (
-            kubeconfig is None
-            and not os.path.exists(path)
-            and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-        )
-    if in_cluster:
+    path, use_in_cluster = _resolve_config(kubeconfig, in_cluster)
+    if use_in_cluster:
         try:
-            k8s_config.load_incluster_config(client_configuration=cfg)
+            k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         except k8s_config.ConfigException as exc:
             raise ConfigError(f"in-cluster config: {exc}") from exc
         return ApiClient(configuration=cfg)
-    if not os.path.exists(path):
-        raise ConfigError(f"kubeconfig {path!r} does not exist")
     try:
         await k8s_config.load_kube_config(
             config_file=path, context=context, client_configuration=cfg, persist_config=False
@@ -54,3 +44,17 @@ async def new_api_client(
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"kubeconfig {path!r} is invalid: {exc}") from exc
     return ApiClient(configuration=cfg)
+
+
+def _resolve_config(kubeconfig: str | None, in_cluster: bool | None) -> tuple[str, bool]:
+    """The kubeconfig path to load, and whether to use the in-cluster config instead."""
+    env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    path = kubeconfig or env or os.path.expanduser("~/.kube/config")
+    exists = os.path.exists(path)
+    if in_cluster is None:
+        in_cluster = (
+            kubeconfig is None and not exists and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        )
+    if not in_cluster and not exists:
+        raise ConfigError(f"kubeconfig {path!r} does not exist")
+    return path, in_cluster
