@@ -1,0 +1,47 @@
+# kube-informer: the two commands a user needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+RUN_DIR := .cache/run
+
+.PHONY: install control-plane test lint typecheck unit run bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+# Build (once, cached under .cache/) kube-apiserver and etcd; honours KUBEBUILDER_ASSETS.
+control-plane:
+	@hack/build-control-plane.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install
+	@assets="$$(hack/build-control-plane.sh)" && \
+	$(BIN)/ruff check . && \
+	$(BIN)/ruff format --check . && \
+	$(BIN)/mypy && \
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/pytest $(PYTEST_ARGS)
+
+run: install
+	@assets="$$(hack/build-control-plane.sh)" && \
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m informer.demo --dir $(RUN_DIR)
+
+bench: install
+	@assets="$$(hack/build-control-plane.sh)" && \
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(RUN_DIR) *.egg-info
+	@echo "kept .cache/control-plane (rm -rf .cache to rebuild the control plane)"
