@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Resource"]
+__all__ = [
+    "CONFIGMAPS",
+    "CRONJOBS",
+    "CUSTOM_RESOURCE_DEFINITIONS",
+    "DAEMONSETS",
+    "DEPLOYMENTS",
+    "EVENTS",
+    "JOBS",
+    "LEASES",
+    "NAMESPACES",
+    "NODES",
+    "PODS",
+    "REPLICASETS",
+    "SECRETS",
+    "SERVICES",
+    "SERVICE_ACCOUNTS",
+    "STATEFULSETS",
+    "Resource",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +65,28 @@ class Resource:
         if name is not None:
             p += f"/{name}"
         return p
+
+
+# Well-known resources (the informer factory and the samples use these).
+PODS = Resource("", "v1", "pods", kind="Pod")
+SERVICES = Resource("", "v1", "services", kind="Service")
+CONFIGMAPS = Resource("", "v1", "configmaps", kind="ConfigMap")
+SECRETS = Resource("", "v1", "secrets", kind="Secret")
+NAMESPACES = Resource("", "v1", "namespaces", kind="Namespace", namespaced=False)
+NODES = Resource("", "v1", "nodes", kind="Node", namespaced=False)
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", kind="ServiceAccount")
+EVENTS = Resource("events.k8s.io", "v1", "events", kind="Event")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", kind="Deployment")
+REPLICASETS = Resource("apps", "v1", "replicasets", kind="ReplicaSet")
+STATEFULSETS = Resource("apps", "v1", "statefulsets", kind="StatefulSet")
+DAEMONSETS = Resource("apps", "v1", "daemonsets", kind="DaemonSet")
+JOBS = Resource("batch", "v1", "jobs", kind="Job")
+CRONJOBS = Resource("batch", "v1", "cronjobs", kind="CronJob")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", kind="Lease")
+CUSTOM_RESOURCE_DEFINITIONS = Resource(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    kind="CustomResourceDefinition",
+    namespaced=False,
+)

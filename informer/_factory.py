@@ -1,0 +1,195 @@
+"""``SharedInformerFactory``: one informer per (resource, namespace, selectors), shared.
+
+Controllers ask the factory for informers; two requests with the same resource, scope
+and selectors get the same :class:`~informer.SharedIndexInformer`, so a cluster object
+is listed, watched and cached once however many controllers look at it.
+
+``async with factory:`` runs every informer requested so far in one task group, and any
+informer requested later is started at once. Leaving the block stops them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+import structlog
+
+from ._informer import SharedIndexInformer, Transform
+from ._listwatch import ApiListerWatcher, ListerWatcher
+from ._resource import Resource
+from ._store import IndexFunc
+
+__all__ = ["ListerWatcherFactory", "SharedInformerFactory"]
+
+log = structlog.get_logger(__name__)
+
+_DEFAULT: Any = object()
+
+
+class ListerWatcherFactory(Protocol):
+    """Builds the ListerWatcher of one informer (the test and benchmark seam)."""
+
+    def __call__(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+    ) -> ListerWatcher: ...
+
+
+InformerKey = tuple[Resource, str | None, str | None, str | None]
+
+
+class SharedInformerFactory:
+    """Creates and runs shared informers on one API client.
+
+    ``namespace`` is the default scope (None: all namespaces); ``resync_period`` and
+    ``transform`` apply to every informer it creates; ``reflector_options`` are passed
+    to each informer's Reflector. ``lister_watcher_factory`` replaces the real
+    :class:`~informer.ApiListerWatcher` (tests, benchmarks).
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        namespace: str | None = None,
+        resync_period: float = 0.0,
+        transform: Transform | None = None,
+        reflector_options: Mapping[str, Any] | None = None,
+        lister_watcher_factory: ListerWatcherFactory | None = None,
+    ) -> None:
+        self.api_client = api_client
+        self.namespace = namespace
+        self.resync_period = resync_period
+        self.transform = transform
+        self.reflector_options = dict(reflector_options or {})
+        self._lw_factory = lister_watcher_factory
+        self._informers: dict[InformerKey, SharedIndexInformer] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._running: set[InformerKey] = set()
+
+    def informer_for(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = _DEFAULT,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        indexers: Mapping[str, IndexFunc] | None = None,
+    ) -> SharedIndexInformer:
+        """The shared informer for this resource, scope and selectors (created if new).
+
+        ``namespace`` defaults to the factory's; it is ignored for cluster-scoped
+        resources. ``indexers`` are added to the informer's store (also when it exists
+        and holds data already).
+        """
+        ns = self.namespace if namespace is _DEFAULT else namespace
+        if not resource.namespaced:
+            ns = None
+        key: InformerKey = (resource, ns, label_selector or None, field_selector or None)
+        informer = self._informers.get(key)
+        if informer is None:
+            lw = self._make_lister_watcher(resource, ns, label_selector, field_selector)
+            informer = SharedIndexInformer(
+                lw,
+                resync_period=self.resync_period,
+                indexers=indexers,
+                transform=self.transform,
+                name=_informer_name(resource, ns, label_selector, field_selector),
+                reflector_options=self.reflector_options,
+            )
+            self._informers[key] = informer
+            if self._tg is not None:
+                self._start(key, informer)
+        elif indexers:
+            missing = {k: v for k, v in indexers.items() if k not in informer.indexer.indexers}
+            if missing:
+                informer.indexer.add_indexers(missing)
+        return informer
+
+    @property
+    def informers(self) -> list[SharedIndexInformer]:
+        return list(self._informers.values())
+
+    def _make_lister_watcher(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+    ) -> ListerWatcher:
+        if self._lw_factory is not None:
+            return self._lw_factory(
+                resource,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+            )
+        return ApiListerWatcher(
+            self.api_client,
+            resource,
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+        )
+
+    def _start(self, key: InformerKey, informer: SharedIndexInformer) -> None:
+        assert self._tg is not None
+        self._running.add(key)
+        self._tg.start_soon(informer.run, name=f"informer {informer.name}")
+
+    async def __aenter__(self) -> SharedInformerFactory:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        for key, informer in self._informers.items():
+            if key not in self._running:
+                self._start(key, informer)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        tg, self._tg = self._tg, None
+        assert tg is not None
+        tg.cancel_scope.cancel()
+        return await tg.__aexit__(exc_type, exc, tb)
+
+    async def wait_for_cache_sync(self, timeout: float | None = None) -> bool:
+        """Wait until every informer requested so far has synced.
+
+        Returns False when ``timeout`` (seconds) ran out first; :meth:`unsynced` then
+        names the informers still listing, and their reflectors' ``last_error`` says why.
+        """
+        with anyio.move_on_after(timeout):
+            for informer in list(self._informers.values()):
+                await informer.wait_for_sync()
+            return True
+        return False
+
+    def unsynced(self) -> list[SharedIndexInformer]:
+        return [i for i in self._informers.values() if not i.has_synced()]
+
+
+def _informer_name(
+    resource: Resource, namespace: str | None, label_selector: str | None, field_selector: str | None
+) -> str:
+    name = resource.group_resource
+    if namespace:
+        name += f"@{namespace}"
+    if label_selector:
+        name += f"[{label_selector}]"
+    if field_selector:
+        name += f"{{{field_selector}}}"
+    return name
+

@@ -1,0 +1,227 @@
+"""``SharedIndexInformer``: reflector -> DeltaFIFO -> indexed store -> handlers.
+
+One informer watches one resource (one scope, one set of selectors). Its pieces run as
+tasks of one task group inside :meth:`SharedIndexInformer.run`:
+
+- the :class:`~informer.Reflector` lists and watches into a :class:`~informer.DeltaFIFO`;
+- the processing loop pops deltas, applies them to :attr:`SharedIndexInformer.indexer`
+  and then notifies every listener (so a handler always finds the object in the store);
+- one task per handler (:class:`~informer._listener.ProcessorListener`) with its own
+  unbounded buffer;
+- the resync loop, which replays the store into the FIFO (``Sync`` deltas) for the
+  handlers whose resync period is due. It never relists.
+
+Contracts: the objects in the store and those handed to handlers are the same dicts;
+nobody may mutate them. The store only changes inside the processing loop, which never
+awaits while applying one key's deltas, so readers on the event loop see consistent
+state without locks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import structlog
+
+from ._delta_fifo import Delta, DeltaFIFO, DeltaType
+from ._exceptions import FIFOClosedError
+from ._lister import Lister
+from ._listener import ADD, DELETE, UPDATE, ProcessorListener
+from ._listwatch import ListerWatcher
+from ._processor import MIN_RESYNC_PERIOD, SharedProcessor
+from ._reflector import Reflector
+from ._store import IndexFunc, Indexer
+from ._types import Obj
+
+__all__ = ["SharedIndexInformer"]
+
+log = structlog.get_logger(__name__)
+
+Transform = Callable[[Obj], Obj]
+
+# Yield to the loop after this many FIFO pops in a row (pop does not yield when an item is
+# ready), so a large initial list cannot starve the listeners and the watch.
+_YIELD_EVERY = 128
+
+
+class SharedIndexInformer:
+    """Keeps an indexed cache of one resource and tells handlers about changes.
+
+    ``resync_period`` is the default resync period of handlers added without one
+    (0 disables resync). ``indexers`` are added to the store (the namespace index is
+    always there). ``transform`` runs once on every object received from the API server
+    before it is stored (see ``strip_managed_fields``); it must be idempotent and may
+    mutate the object it is given (nobody else holds it yet). ``reflector_options`` are
+    passed to :class:`~informer.Reflector` (``page_size``, ``use_watch_list``,
+    ``inactivity_timeout``, ...).
+    """
+
+    def __init__(
+        self,
+        lister_watcher: ListerWatcher,
+        *,
+        resync_period: float = 0.0,
+        indexers: Mapping[str, IndexFunc] | None = None,
+        transform: Transform | None = None,
+        name: str = "",
+        reflector_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name or type(lister_watcher).__name__
+        self.lister_watcher = lister_watcher
+        self.default_resync_period = max(0.0, float(resync_period))
+        from ._store import NAMESPACE_INDEX, namespace_index
+
+        all_indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: namespace_index}
+        all_indexers.update(indexers or {})
+        self.indexer = Indexer(indexers=all_indexers)
+        self._fifo = DeltaFIFO(
+            known_objects=self.indexer, emit_delta_type_replaced=True, transform=transform
+        )
+        self.reflector = Reflector(
+            lister_watcher, self._fifo, name=self.name, **dict(reflector_options or {})
+        )
+        self._processor = SharedProcessor()
+        self._synced = anyio.Event()
+        self._resync_changed = anyio.Event()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._started = False
+        self._stopped = False
+        self._log = log.bind(resource=self.name)
+
+    # -- handlers -----------------------------------------------------------------
+    def add_event_handler(
+        self, handler: Any, *, resync_period: float | None = None
+    ) -> ProcessorListener:
+        """Register ``handler`` (see ``informer._handlers`` for the accepted forms).
+
+        A handler added after the informer started first receives ``on_add`` for every
+        object in the store. ``resync_period`` defaults to the informer's; a value below
+        1 s (but above 0) is raised to 1 s. Returns the registration, whose
+        ``has_synced()`` says when this handler has seen the whole initial state.
+        """
+        if self._stopped:
+            raise RuntimeError(f"informer {self.name} has stopped; cannot add a handler")
+        period = self.default_resync_period if resync_period is None else resync_period
+        if 0 < period < MIN_RESYNC_PERIOD:
+            period = MIN_RESYNC_PERIOD
+        listener = ProcessorListener(handler, period, self.has_synced, resource=self.name)
+        self._processor.add_listener(listener)
+        if self._tg is not None:
+            for obj in self.indexer.list():
+                listener.add(ADD, None, obj, True)
+            self._tg.start_soon(listener.run, name=f"listener {listener.name}")
+        self._resync_changed.set()
+        return listener
+
+    def remove_event_handler(self, registration: ProcessorListener) -> None:
+        """Stop delivering to a handler; unknown registrations raise ``ValueError``."""
+        if not self._processor.remove_listener(registration):
+            raise ValueError(f"{registration!r} is not registered with informer {self.name}")
+        registration.stop()
+        self._resync_changed.set()
+
+    def lister(self) -> Lister:
+        """A read-only view of the store (no API calls; returned dicts are shared)."""
+        return Lister(self.indexer)
+
+    @property
+    def listeners(self) -> list[ProcessorListener]:
+        return list(self._processor.listeners)
+
+    # -- state --------------------------------------------------------------------
+    def has_synced(self) -> bool:
+        """True once the first full list has been applied to the store."""
+        return self._synced.is_set()
+
+    async def wait_for_sync(self) -> None:
+        await self._synced.wait()
+
+    @property
+    def last_sync_resource_version(self) -> str:
+        return self.reflector.last_sync_resource_version
+
+    # -- running ------------------------------------------------------------------
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; ``task_status.started()`` once the initial list is popped.
+
+        An informer runs once: it cannot be restarted after it stopped.
+        """
+        if self._started:
+            raise RuntimeError(f"informer {self.name} was already started")
+        self._started = True
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for listener in self._processor.listeners:
+                    tg.start_soon(listener.run, name=f"listener {listener.name}")
+                tg.start_soon(self._process_loop, name=f"processor {self.name}")
+                await tg.start(self.reflector.run)
+                await self._synced.wait()
+                tg.start_soon(self._resync_loop, name=f"resync {self.name}")
+                task_status.started()
+        finally:
+            self._tg = None
+            self._stopped = True
+            self._fifo.close()
+
+    async def _process_loop(self) -> None:
+        fifo = self._fifo
+        pop = fifo.pop
+        handle = self._handle_deltas
+        streak = 0
+        while True:
+            try:
+                await pop(handle)
+            except FIFOClosedError:
+                return
+            except Exception:
+                self._log.exception("process.failed")
+            if not self._synced.is_set() and fifo.has_synced():
+                self._synced.set()
+                self._log.info("informer.synced", objects=len(self.indexer))
+            streak += 1
+            if streak >= _YIELD_EVERY or not len(fifo):
+                streak = 0
+                await anyio.lowlevel.checkpoint()
+
+    def _handle_deltas(self, deltas: list[Delta], is_in_initial_list: bool) -> None:
+        """Apply one key's deltas to the store, then notify (never awaits)."""
+        indexer = self.indexer
+        distribute = self._processor.distribute
+        for delta in deltas:
+            obj = delta.object
+            if delta.type is DeltaType.DELETED:
+                indexer.delete(obj)
+                distribute(DELETE, None, obj, False, is_in_initial_list)
+                continue
+            old = indexer.get(obj)
+            if old is not None:
+                indexer.update(obj)
+                old_rv = old.get("metadata", {}).get("resourceVersion")
+                new_rv = obj.get("metadata", {}).get("resourceVersion")
+                distribute(UPDATE, old, obj, old_rv == new_rv, is_in_initial_list)
+            else:
+                indexer.add(obj)
+                distribute(ADD, None, obj, False, is_in_initial_list)
+
+    async def _resync_loop(self) -> None:
+        processor = self._processor
+        while True:
+            self._resync_changed = anyio.Event()
+            period = processor.resync_check_period()
+            if period <= 0:
+                await self._resync_changed.wait()
+                continue
+            with anyio.move_on_after(period):
+                await self._resync_changed.wait()
+            if processor.should_resync(time.monotonic()):
+                self._fifo.resync()
+
+    def __repr__(self) -> str:
+        return f"SharedIndexInformer({self.name}, objects={len(self.indexer)})"
+

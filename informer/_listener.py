@@ -1,0 +1,154 @@
+"""``ProcessorListener``: one handler, its own unbounded buffer and its own task.
+
+The processor appends notifications with :meth:`ProcessorListener.add` (a plain method,
+never awaits, O(1)); the listener's task drains the buffer in order and calls the
+handler. A slow handler only grows its own buffer; an exception in a handler is logged
+with the key and the handler's name, and the listener goes on with the next notification.
+
+Ordering: notifications reach one handler in the order the processor produced them.
+There is no ordering between different handlers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+import anyio
+import anyio.lowlevel
+import structlog
+
+from ._handlers import EventHandler, as_event_handler, handler_name
+from ._objects import meta_namespace_key
+
+__all__ = ["ADD", "DELETE", "UPDATE", "ProcessorListener"]
+
+log = structlog.get_logger(__name__)
+
+ADD: Final = 0
+UPDATE: Final = 1
+DELETE: Final = 2
+_EVENT_NAMES: Final = ("add", "update", "delete")
+
+# Yield to the event loop after this many handler calls in a row, so that a busy
+# listener with synchronous handlers cannot starve the watch and the other listeners.
+_YIELD_EVERY: Final = 256
+
+Notification = tuple[int, Any, Any, bool]  # (kind, old, new, counts_for_initial_sync)
+
+
+class ProcessorListener:
+    """Delivers notifications to one handler from its own task.
+
+    ``resync_period`` is this handler's requested resync period in seconds (0: none).
+    The registration returned by ``SharedIndexInformer.add_event_handler`` is this
+    object: ``has_synced()`` is true once the informer has synced and this handler has
+    finished every notification of the initial list (or of its late-join replay).
+    """
+
+    def __init__(
+        self,
+        handler: Any,
+        resync_period: float,
+        upstream_has_synced: Callable[[], bool],
+        *,
+        resource: str = "",
+    ) -> None:
+        self.handler: EventHandler = as_event_handler(handler)
+        self.name = handler_name(handler)
+        self.resync_period = max(0.0, float(resync_period))
+        self.next_resync = 0.0
+        self._upstream_has_synced = upstream_has_synced
+        self._buffer: deque[Notification] = deque()
+        self._pending_initial = 0
+        self._wakeup = anyio.Event()
+        self._waiting = False
+        self._scope: anyio.CancelScope | None = None
+        self._resource = resource
+        self.handled = 0
+        self.failures = 0
+
+    # -- producer side (processor) ------------------------------------------------
+    def add(self, kind: int, old: Any, new: Any, initial: bool = False) -> None:
+        """Append a notification (never blocks, never awaits)."""
+        self._buffer.append((kind, old, new, initial))
+        if initial:
+            self._pending_initial += 1
+        if self._waiting:
+            self._waiting = False
+            self._wakeup.set()
+
+    def has_synced(self) -> bool:
+        """True once upstream synced and this handler handled its initial notifications."""
+        return self._pending_initial == 0 and self._upstream_has_synced()
+
+    def buffer_depth(self) -> int:
+        """Notifications waiting for the handler (for metrics)."""
+        return len(self._buffer)
+
+    # -- resync bookkeeping -------------------------------------------------------
+    def should_resync(self, now: float) -> bool:
+        return self.resync_period > 0 and now >= self.next_resync
+
+    def determine_next_resync(self, now: float) -> None:
+        self.next_resync = now + self.resync_period
+
+    # -- consumer side (own task) -------------------------------------------------
+    def stop(self) -> None:
+        """Stop the listener's task; notifications still buffered are dropped."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def run(self) -> None:
+        """Drain the buffer forever, in order; returns when :meth:`stop` is called."""
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            buf = self._buffer
+            handler = self.handler
+            streak = 0
+            while True:
+                if not buf:
+                    streak = 0
+                    self._wakeup = anyio.Event()
+                    self._waiting = True
+                    await self._wakeup.wait()
+                    continue
+                kind, old, new, initial = buf.popleft()
+                try:
+                    if kind == UPDATE:
+                        result = handler.on_update(old, new)
+                    elif kind == ADD:
+                        result = handler.on_add(new)
+                    else:
+                        result = handler.on_delete(new)
+                    if result is not None:
+                        await result
+                except Exception:
+                    self.failures += 1
+                    self._log_failure(kind, new)
+                finally:
+                    self.handled += 1
+                    if initial:
+                        self._pending_initial -= 1
+                streak += 1
+                if streak >= _YIELD_EVERY:
+                    streak = 0
+                    await anyio.lowlevel.checkpoint()
+
+    def _log_failure(self, kind: int, obj: Any) -> None:
+        try:
+            key = meta_namespace_key(obj)
+        except Exception:
+            key = "<unknown>"
+        log.exception(
+            "handler.failed",
+            handler=self.name,
+            event=_EVENT_NAMES[kind],
+            key=key,
+            resource=self._resource,
+        )
+
+    def __repr__(self) -> str:
+        return f"ProcessorListener({self.name}, resync={self.resync_period})"
+

@@ -1,0 +1,63 @@
+"""``SharedProcessor``: fans notifications out to every listener of an informer.
+
+The informer calls :meth:`SharedProcessor.distribute` after it updated its store, so a
+listener never sees an object the store does not hold yet. ``distribute`` never awaits.
+
+Resync: a listener with a resync period gets the notifications flagged ``is_sync`` (an
+update whose old and new resourceVersion are equal: a Sync delta, or a Replaced delta of
+an unchanged object after a relist) only while it is in the syncing set chosen by the
+last :meth:`should_resync`; all other notifications go to every listener.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ._listener import ProcessorListener
+
+__all__ = ["MIN_RESYNC_PERIOD", "SharedProcessor"]
+
+MIN_RESYNC_PERIOD = 1.0
+
+
+class SharedProcessor:
+    """The set of listeners of one informer, and which of them are due a resync."""
+
+    __slots__ = ("listeners", "syncing")
+
+    def __init__(self) -> None:
+        self.listeners: list[ProcessorListener] = []
+        self.syncing: list[ProcessorListener] = []
+
+    def add_listener(self, listener: ProcessorListener) -> None:
+        self.listeners.append(listener)
+        if listener.resync_period > 0:
+            listener.determine_next_resync(time.monotonic())
+
+    def remove_listener(self, listener: ProcessorListener) -> bool:
+        """Remove ``listener``; False if it was not registered."""
+        if listener not in self.listeners:
+            return False
+        self.listeners.remove(listener)
+        if listener in self.syncing:
+            self.syncing.remove(listener)
+        return True
+
+    def distribute(self, kind: int, old: Any, new: Any, is_sync: bool, initial: bool) -> None:
+        for listener in self.syncing if is_sync else self.listeners:
+            listener.add(kind, old, new, initial)
+
+    def resync_check_period(self) -> float:
+        """Smallest listener resync period (at least 1 s); 0 when no listener wants one."""
+        periods = [lst.resync_period for lst in self.listeners if lst.resync_period > 0]
+        return max(MIN_RESYNC_PERIOD, min(periods)) if periods else 0.0
+
+    def should_resync(self, now: float | None = None) -> bool:
+        """Pick the listeners whose resync is due; True if there is any."""
+        now = time.monotonic() if now is None else now
+        due = [lst for lst in self.listeners if lst.should_resync(now)]
+        for lst in due:
+            lst.determine_next_resync(now)
+        self.syncing = due
+        return bool(due)
