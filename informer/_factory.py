@@ -182,7 +182,10 @@ class SharedInformerFactory:
 
 
 def _informer_name(
-    resource: Resource, namespace: str | None, label_selector: str | None, field_selector: str | None
+    resource: Resource,
+    namespace: str | None,
+    label_selector: str | None,
+    field_selector: str | None,
 ) -> str:
     name = resource.group_resource
     if namespace:
@@ -192,4 +195,3 @@ def _informer_name(
     if field_selector:
         name += f"{{{field_selector}}}"
     return name
-

@@ -31,6 +31,7 @@ import structlog
 from ._delta_fifo import Delta, DeltaFIFO, DeltaType
 from ._exceptions import FIFOClosedError
 from ._lister import Lister
+from ._objects import DeletedFinalStateUnknown, meta_namespace_key
 from ._listener import ADD, DELETE, UPDATE, ProcessorListener
 from ._listwatch import ListerWatcher
 from ._processor import MIN_RESYNC_PERIOD, SharedProcessor
@@ -47,6 +48,7 @@ Transform = Callable[[Obj], Obj]
 # Yield to the loop after this many FIFO pops in a row (pop does not yield when an item is
 # ready), so a large initial list cannot starve the listeners and the watch.
 _YIELD_EVERY = 128
+_DELETED = DeltaType.DELETED
 
 
 class SharedIndexInformer:
@@ -143,10 +145,12 @@ class SharedIndexInformer:
 
     @property
     def last_sync_resource_version(self) -> str:
-        return self.reflector.last_sync_resource_version
+        return str(self.reflector.last_sync_resource_version)
 
     # -- running ------------------------------------------------------------------
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run until cancelled; ``task_status.started()`` once the initial list is popped.
 
         An informer runs once: it cannot be restarted after it stopped.
@@ -193,21 +197,22 @@ class SharedIndexInformer:
         """Apply one key's deltas to the store, then notify (never awaits)."""
         indexer = self.indexer
         distribute = self._processor.distribute
+        key = meta_namespace_key(deltas[0].object)
         for delta in deltas:
             obj = delta.object
-            if delta.type is DeltaType.DELETED:
-                indexer.delete(obj)
+            if delta.type is _DELETED:
+                indexer._delete_key(key)
                 distribute(DELETE, None, obj, False, is_in_initial_list)
                 continue
-            old = indexer.get(obj)
-            if old is not None:
-                indexer.update(obj)
-                old_rv = old.get("metadata", {}).get("resourceVersion")
-                new_rv = obj.get("metadata", {}).get("resourceVersion")
-                distribute(UPDATE, old, obj, old_rv == new_rv, is_in_initial_list)
-            else:
-                indexer.add(obj)
+            assert not isinstance(obj, DeletedFinalStateUnknown)
+            old = indexer._add_with_key(key, obj)
+            if old is None:
                 distribute(ADD, None, obj, False, is_in_initial_list)
+            else:
+                is_sync = old["metadata"].get("resourceVersion") == obj["metadata"].get(
+                    "resourceVersion"
+                )
+                distribute(UPDATE, old, obj, is_sync, is_in_initial_list)
 
     async def _resync_loop(self) -> None:
         processor = self._processor
@@ -224,4 +229,3 @@ class SharedIndexInformer:
 
     def __repr__(self) -> str:
         return f"SharedIndexInformer({self.name}, objects={len(self.indexer)})"
-

@@ -151,4 +151,3 @@ class ProcessorListener:
 
     def __repr__(self) -> str:
         return f"ProcessorListener({self.name}, resync={self.resync_period})"
-
