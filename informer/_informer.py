@@ -165,6 +165,7 @@ class SharedIndexInformer:
                     tg.start_soon(listener.run, name=f"listener {listener.name}")
                 tg.start_soon(self._process_loop, name=f"processor {self.name}")
                 await tg.start(self.reflector.run)
+                self._check_synced()  # an empty first list leaves nothing to pop
                 await self._synced.wait()
                 tg.start_soon(self._resync_loop, name=f"resync {self.name}")
                 task_status.started()
@@ -185,13 +186,17 @@ class SharedIndexInformer:
                 return
             except Exception:
                 self._log.exception("process.failed")
-            if not self._synced.is_set() and fifo.has_synced():
-                self._synced.set()
-                self._log.info("informer.synced", objects=len(self.indexer))
+            if not self._synced.is_set():
+                self._check_synced()
             streak += 1
             if streak >= _YIELD_EVERY or not len(fifo):
                 streak = 0
                 await anyio.lowlevel.checkpoint()
+
+    def _check_synced(self) -> None:
+        if not self._synced.is_set() and self._fifo.has_synced():
+            self._synced.set()
+            self._log.info("informer.synced", objects=len(self.indexer))
 
     def _handle_deltas(self, deltas: list[Delta], is_in_initial_list: bool) -> None:
         """Apply one key's deltas to the store, then notify (never awaits)."""

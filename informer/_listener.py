@@ -144,7 +144,7 @@ class ProcessorListener:
         log.exception(
             "handler.failed",
             handler=self.name,
-            event=_EVENT_NAMES[kind],
+            notification=_EVENT_NAMES[kind],
             key=key,
             resource=self._resource,
         )
