@@ -1,1 +1,165 @@
-"""kube-informer."""
+"""kube-informer: asyncio informers, work queues and controllers for Kubernetes.
+
+The public API is re-exported here from private, one-concept modules; everything not
+listed in ``__all__`` is internal and may change without notice.
+"""
+
+from ._delta_fifo import Delta as Delta
+from ._delta_fifo import DeltaFIFO as DeltaFIFO
+from ._delta_fifo import DeltaType as DeltaType
+from ._exceptions import ApiError as ApiError
+from ._exceptions import BadRequest as BadRequest
+from ._exceptions import ConfigError as ConfigError
+from ._exceptions import Conflict as Conflict
+from ._exceptions import ConnectionFailed as ConnectionFailed
+from ._exceptions import FIFOClosedError as FIFOClosedError
+from ._exceptions import Forbidden as Forbidden
+from ._exceptions import InformerError as InformerError
+from ._exceptions import NotFound as NotFound
+from ._exceptions import QueueShutDown as QueueShutDown
+from ._exceptions import ResourceExpired as ResourceExpired
+from ._exceptions import ServerError as ServerError
+from ._exceptions import TooManyRequests as TooManyRequests
+from ._exceptions import Unauthorized as Unauthorized
+from ._exceptions import WatchDecodeError as WatchDecodeError
+from ._factory import SharedInformerFactory as SharedInformerFactory
+from ._handlers import EventHandler as EventHandler
+from ._handlers import FilteringHandler as FilteringHandler
+from ._handlers import HandlerFuncs as HandlerFuncs
+from ._informer import SharedIndexInformer as SharedIndexInformer
+from ._kube import new_api_client as new_api_client
+from ._kube import request_json as request_json
+from ._labels import parse_label_selector as parse_label_selector
+from ._lister import Lister as Lister
+from ._listwatch import ApiListerWatcher as ApiListerWatcher
+from ._listwatch import ListerWatcher as ListerWatcher
+from ._objects import DeletedFinalStateUnknown as DeletedFinalStateUnknown
+from ._objects import ObjectKeyError as ObjectKeyError
+from ._objects import annotations_of as annotations_of
+from ._objects import controller_of as controller_of
+from ._objects import labels_of as labels_of
+from ._objects import meta_namespace_key as meta_namespace_key
+from ._objects import name_of as name_of
+from ._objects import namespace_of as namespace_of
+from ._objects import owner_references as owner_references
+from ._objects import resource_version as resource_version
+from ._objects import split_meta_namespace_key as split_meta_namespace_key
+from ._objects import uid_of as uid_of
+from ._objects import unwrap_tombstone as unwrap_tombstone
+from ._ratelimit import BucketRateLimiter as BucketRateLimiter
+from ._ratelimit import ExponentialFailureRateLimiter as ExponentialFailureRateLimiter
+from ._ratelimit import ItemFastSlowRateLimiter as ItemFastSlowRateLimiter
+from ._ratelimit import MaxOfRateLimiter as MaxOfRateLimiter
+from ._ratelimit import RateLimiter as RateLimiter
+from ._ratelimit import default_controller_rate_limiter as default_controller_rate_limiter
+from ._reflector import Reflector as Reflector
+from ._reflector import ReflectorStats as ReflectorStats
+from ._resource import CONFIGMAPS as CONFIGMAPS
+from ._resource import CRONJOBS as CRONJOBS
+from ._resource import CUSTOM_RESOURCE_DEFINITIONS as CUSTOM_RESOURCE_DEFINITIONS
+from ._resource import DAEMONSETS as DAEMONSETS
+from ._resource import DEPLOYMENTS as DEPLOYMENTS
+from ._resource import EVENTS as EVENTS
+from ._resource import JOBS as JOBS
+from ._resource import LEASES as LEASES
+from ._resource import NAMESPACES as NAMESPACES
+from ._resource import NODES as NODES
+from ._resource import PODS as PODS
+from ._resource import REPLICASETS as REPLICASETS
+from ._resource import SECRETS as SECRETS
+from ._resource import SERVICE_ACCOUNTS as SERVICE_ACCOUNTS
+from ._resource import SERVICES as SERVICES
+from ._resource import STATEFULSETS as STATEFULSETS
+from ._resource import Resource as Resource
+from ._store import NAMESPACE_INDEX as NAMESPACE_INDEX
+from ._store import Indexer as Indexer
+from ._store import IndexFunc as IndexFunc
+from ._store import namespace_index as namespace_index
+from ._transforms import strip_managed_fields as strip_managed_fields
+from ._types import Obj as Obj
+from ._types import WatchEvent as WatchEvent
+from ._workqueue import DelayingQueue as DelayingQueue
+from ._workqueue import QueueMetrics as QueueMetrics
+from ._workqueue import RateLimitingQueue as RateLimitingQueue
+from ._workqueue import WorkQueue as WorkQueue
+
+__all__ = [
+    "CONFIGMAPS",
+    "CRONJOBS",
+    "CUSTOM_RESOURCE_DEFINITIONS",
+    "DAEMONSETS",
+    "DEPLOYMENTS",
+    "EVENTS",
+    "JOBS",
+    "LEASES",
+    "NAMESPACES",
+    "NAMESPACE_INDEX",
+    "NODES",
+    "PODS",
+    "REPLICASETS",
+    "SECRETS",
+    "SERVICES",
+    "SERVICE_ACCOUNTS",
+    "STATEFULSETS",
+    "ApiError",
+    "ApiListerWatcher",
+    "BadRequest",
+    "BucketRateLimiter",
+    "ConfigError",
+    "Conflict",
+    "ConnectionFailed",
+    "DelayingQueue",
+    "DeletedFinalStateUnknown",
+    "Delta",
+    "DeltaFIFO",
+    "DeltaType",
+    "EventHandler",
+    "ExponentialFailureRateLimiter",
+    "FIFOClosedError",
+    "FilteringHandler",
+    "Forbidden",
+    "HandlerFuncs",
+    "IndexFunc",
+    "Indexer",
+    "InformerError",
+    "ItemFastSlowRateLimiter",
+    "Lister",
+    "ListerWatcher",
+    "MaxOfRateLimiter",
+    "NotFound",
+    "Obj",
+    "ObjectKeyError",
+    "QueueMetrics",
+    "QueueShutDown",
+    "RateLimiter",
+    "RateLimitingQueue",
+    "Reflector",
+    "ReflectorStats",
+    "Resource",
+    "ResourceExpired",
+    "ServerError",
+    "SharedIndexInformer",
+    "SharedInformerFactory",
+    "TooManyRequests",
+    "Unauthorized",
+    "WatchDecodeError",
+    "WatchEvent",
+    "WorkQueue",
+    "annotations_of",
+    "controller_of",
+    "default_controller_rate_limiter",
+    "labels_of",
+    "meta_namespace_key",
+    "name_of",
+    "namespace_index",
+    "namespace_of",
+    "new_api_client",
+    "owner_references",
+    "parse_label_selector",
+    "request_json",
+    "resource_version",
+    "split_meta_namespace_key",
+    "strip_managed_fields",
+    "uid_of",
+    "unwrap_tombstone",
+]

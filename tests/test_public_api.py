@@ -1,0 +1,42 @@
+"""The exported surface is pinned: a change here must be deliberate (and in the README)."""
+
+from __future__ import annotations
+
+import informer
+
+EXPECTED = {
+    # objects and keys
+    "meta_namespace_key", "split_meta_namespace_key", "DeletedFinalStateUnknown",
+    "unwrap_tombstone", "ObjectKeyError", "name_of", "namespace_of", "resource_version",
+    "uid_of", "labels_of", "annotations_of", "owner_references", "controller_of",
+    "Obj", "WatchEvent",
+    # store, FIFO
+    "Indexer", "IndexFunc", "namespace_index", "NAMESPACE_INDEX", "Lister",
+    "parse_label_selector", "DeltaType", "Delta", "DeltaFIFO",
+    # list/watch, reflector, informers
+    "ListerWatcher", "ApiListerWatcher", "Reflector", "ReflectorStats",
+    "SharedIndexInformer", "SharedInformerFactory", "EventHandler", "HandlerFuncs",
+    "FilteringHandler", "strip_managed_fields", "new_api_client", "request_json",
+    # resources
+    "Resource", "CONFIGMAPS", "CRONJOBS", "CUSTOM_RESOURCE_DEFINITIONS", "DAEMONSETS",
+    "DEPLOYMENTS", "EVENTS", "JOBS", "LEASES", "NAMESPACES", "NODES", "PODS",
+    "REPLICASETS", "SECRETS", "SERVICES", "SERVICE_ACCOUNTS", "STATEFULSETS",
+    # work queues
+    "WorkQueue", "DelayingQueue", "RateLimitingQueue", "QueueMetrics", "RateLimiter",
+    "ExponentialFailureRateLimiter", "BucketRateLimiter", "ItemFastSlowRateLimiter",
+    "MaxOfRateLimiter", "default_controller_rate_limiter",
+    # errors
+    "InformerError", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
+    "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",
+    "ConnectionFailed", "WatchDecodeError", "FIFOClosedError", "QueueShutDown",
+}  # fmt: skip
+
+
+def test_all_is_pinned() -> None:
+    assert set(informer.__all__) == EXPECTED
+    assert len(informer.__all__) == len(set(informer.__all__))
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in informer.__all__:
+        assert getattr(informer, name) is not None, name
