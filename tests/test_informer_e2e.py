@@ -1,0 +1,310 @@
+"""Informers against the real control plane (kube-apiserver 1.36 + etcd).
+
+The convergence tests put a TcpProxy between the informer and the API server so that the
+informer can be disconnected while the test changes the cluster through a direct
+client, then reconnected: the cache must equal a fresh list (keys and resourceVersions)
+and objects deleted meanwhile must reach ``on_delete`` as ``DeletedFinalStateUnknown``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from informer import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    DeletedFinalStateUnknown,
+    HandlerFuncs,
+    Resource,
+    SharedIndexInformer,
+    SharedInformerFactory,
+    meta_namespace_key,
+    new_api_client,
+    request_json,
+    strip_managed_fields,
+)
+from informer.testing._proxy import TcpProxy
+from informer.testing.control_plane import ControlPlane
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
+
+FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
+
+
+# -- helpers ---------------------------------------------------------------------------
+async def create_cm(api: Any, ns: str, name: str, labels: dict[str, str] | None = None) -> Any:
+    body = {"metadata": {"name": name, "labels": labels or {}}, "data": {"k": "v"}}
+    return await request_json(api, "POST", CONFIGMAPS.path(ns), body=body)
+
+
+async def update_cm(api: Any, ns: str, name: str, value: str) -> Any:
+    return await request_json(
+        api,
+        "PATCH",
+        CONFIGMAPS.path(ns, name),
+        body={"data": {"k": value}},
+        content_type="application/merge-patch+json",
+    )
+
+
+async def delete_obj(api: Any, resource: Resource, ns: str, name: str) -> None:
+    await request_json(api, "DELETE", resource.path(ns, name))
+
+
+def deployment(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    sel = {"app": name}
+    return {
+        "metadata": {"name": name, "labels": {**sel, **(labels or {})}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": sel},
+            "template": {
+                "metadata": {"labels": sel},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]},
+            },
+        },
+    }
+
+
+async def fresh_list(api: Any, resource: Resource, ns: str) -> dict[str, str]:
+    body = await request_json(api, "GET", resource.path(ns))
+    return {meta_namespace_key(o): o["metadata"]["resourceVersion"] for o in body["items"]}
+
+
+def cache_state(informer: SharedIndexInformer) -> dict[str, str]:
+    return {
+        meta_namespace_key(o): o["metadata"]["resourceVersion"] for o in informer.indexer.list()
+    }
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 30.0) -> None:
+    """Poll a condition on state changed by other tasks (cheap, bounded)."""
+    with anyio.fail_after(within):
+        while not predicate():  # noqa: ASYNC110 - state lives in the informer's store
+            await anyio.sleep(0.02)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str]] = []
+        self.deleted: list[Any] = []
+
+    def handler(self) -> HandlerFuncs:
+        def on_add(obj: Any) -> None:
+            self.log.append(("add", meta_namespace_key(obj)))
+
+        def on_update(old: Any, new: Any) -> None:
+            if old["metadata"]["resourceVersion"] != new["metadata"]["resourceVersion"]:
+                self.log.append(("update", meta_namespace_key(new)))
+
+        def on_delete(obj: Any) -> None:
+            self.log.append(("delete", meta_namespace_key(obj)))
+            self.deleted.append(obj)
+
+        return HandlerFuncs(on_add, on_update, on_delete)
+
+
+# -- watching what happens -------------------------------------------------------------
+async def test_informer_sees_configmaps_and_deployments_with_selectors(
+    api_client: Any, namespace: str
+) -> None:
+    factory = SharedInformerFactory(
+        api_client, namespace=namespace, transform=strip_managed_fields, reflector_options=FAST
+    )
+    cms = factory.informer_for(CONFIGMAPS, label_selector="team=a")
+    deps = factory.informer_for(DEPLOYMENTS)
+    cm_events, dep_events = Events(), Events()
+    cms.add_event_handler(cm_events.handler())
+    deps.add_event_handler(dep_events.handler())
+    await create_cm(api_client, namespace, "pre", {"team": "a"})
+    async with factory:
+        assert await factory.wait_for_cache_sync(timeout=30)
+        assert cm_events.log == [("add", f"{namespace}/pre")]
+        await create_cm(api_client, namespace, "mine", {"team": "a"})
+        await create_cm(api_client, namespace, "other-team", {"team": "b"})
+        await update_cm(api_client, namespace, "mine", "2")
+        await delete_obj(api_client, CONFIGMAPS, namespace, "pre")
+        await request_json(api_client, "POST", DEPLOYMENTS.path(namespace), body=deployment("web"))
+        await request_json(
+            api_client,
+            "PATCH",
+            DEPLOYMENTS.path(namespace, "web"),
+            body={"spec": {"replicas": 3}},
+            content_type="application/merge-patch+json",
+        )
+        await delete_obj(api_client, DEPLOYMENTS, namespace, "web")
+        await eventually(lambda: len(cm_events.log) == 4 and len(dep_events.log) == 3)
+        assert cm_events.log == [
+            ("add", f"{namespace}/pre"),
+            ("add", f"{namespace}/mine"),
+            ("update", f"{namespace}/mine"),
+            ("delete", f"{namespace}/pre"),
+        ]
+        assert dep_events.log == [
+            ("add", f"{namespace}/web"),
+            ("update", f"{namespace}/web"),
+            ("delete", f"{namespace}/web"),
+        ]
+        assert list(cms.indexer.list_keys()) == [f"{namespace}/mine"]
+        stored = cms.lister().get("mine", namespace)
+        assert stored is not None and "managedFields" not in stored["metadata"]
+        assert stored["data"] == {"k": "2"}
+
+
+async def test_namespace_scoping(api_client: Any, namespace: str) -> None:
+    other = f"{namespace[:50]}-x"
+    await request_json(api_client, "POST", "/api/v1/namespaces", body={"metadata": {"name": other}})
+    factory = SharedInformerFactory(api_client, namespace=namespace, reflector_options=FAST)
+    scoped = factory.informer_for(CONFIGMAPS)
+    everywhere = factory.informer_for(CONFIGMAPS, namespace=None)
+    async with factory:
+        assert await factory.wait_for_cache_sync(timeout=30)
+        await create_cm(api_client, other, "there")
+        await create_cm(api_client, namespace, "here")
+        await eventually(
+            lambda: (
+                f"{namespace}/here" in everywhere.indexer
+                and f"{other}/there" in everywhere.indexer
+                and f"{namespace}/here" in scoped.indexer
+            )
+        )
+        assert f"{other}/there" not in scoped.indexer
+        assert all(k.startswith(f"{namespace}/") for k in scoped.indexer.list_keys())
+    await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
+
+
+async def test_slow_and_raising_handlers_both_receive_every_event(
+    api_client: Any, namespace: str
+) -> None:
+    factory = SharedInformerFactory(api_client, namespace=namespace, reflector_options=FAST)
+    informer = factory.informer_for(CONFIGMAPS)
+    slow_seen: list[str] = []
+    raising_seen: list[str] = []
+
+    async def slow(event: str, obj: Any) -> None:
+        await anyio.sleep(0.05)
+        slow_seen.append(f"{event}:{meta_namespace_key(obj)}")
+
+    def raising(event: str, obj: Any) -> None:
+        raising_seen.append(f"{event}:{meta_namespace_key(obj)}")
+        raise RuntimeError("handler bug")
+
+    informer.add_event_handler(slow)
+    informer.add_event_handler(raising)
+    async with factory:
+        assert await factory.wait_for_cache_sync(timeout=30)
+        for i in range(10):
+            await create_cm(api_client, namespace, f"cm{i}")
+        for i in range(10):
+            await delete_obj(api_client, CONFIGMAPS, namespace, f"cm{i}")
+        await eventually(lambda: len(slow_seen) == 20 and len(raising_seen) == 20)
+    expected = [f"add:{namespace}/cm{i}" for i in range(10)]
+    expected += [f"delete:{namespace}/cm{i}" for i in range(10)]
+    assert slow_seen == expected
+    assert raising_seen == expected
+
+
+@pytest.mark.parametrize("watch_list", [False, True], ids=["list-watch", "watch-list"])
+async def test_initial_sync_modes(api_client: Any, namespace: str, watch_list: bool) -> None:
+    for i in range(7):
+        await create_cm(api_client, namespace, f"cm{i}")
+    factory = SharedInformerFactory(
+        api_client,
+        namespace=namespace,
+        reflector_options={**FAST, "use_watch_list": watch_list, "page_size": 3},
+    )
+    informer = factory.informer_for(CONFIGMAPS)
+    async with factory:
+        assert await factory.wait_for_cache_sync(timeout=30)
+        assert cache_state(informer) == await fresh_list(api_client, CONFIGMAPS, namespace)
+        calls = informer.reflector.stats
+        if watch_list:
+            assert calls.lists == 0, "watch-list mode must sync without a List call"
+        else:
+            assert calls.lists >= 1
+        await create_cm(api_client, namespace, "late")
+        await eventually(lambda: f"{namespace}/late" in informer.indexer)
+
+
+# -- convergence after failures ----------------------------------------------------------
+@pytest.fixture(scope="module")
+async def nocache_cp() -> AsyncIterator[ControlPlane]:
+    """A control plane without the watch cache: old resourceVersions answer 410."""
+    async with ControlPlane(apiserver_args=["--watch-cache=false"]) as cp:
+        yield cp
+
+
+async def _admin(cp: ControlPlane) -> Any:
+    return await new_api_client(kubeconfig=str(cp.kubeconfig_path))
+
+
+async def test_converges_after_churn_and_apiserver_restart(nocache_cp: ControlPlane) -> None:
+    ns = f"restart-{secrets.token_hex(3)}"
+    async with await _admin(nocache_cp) as api:
+        await request_json(api, "POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
+        for i in range(20):
+            await create_cm(api, ns, f"cm{i}")
+        factory = SharedInformerFactory(api, namespace=ns, reflector_options=FAST)
+        informer = factory.informer_for(CONFIGMAPS)
+        events = Events()
+        informer.add_event_handler(events.handler())
+        async with factory:
+            assert await factory.wait_for_cache_sync(timeout=30)
+            # Churn while watching.
+            for i in range(20):
+                if i % 3 == 0:
+                    await delete_obj(api, CONFIGMAPS, ns, f"cm{i}")
+                else:
+                    await update_cm(api, ns, f"cm{i}", f"v{i}")
+            await nocache_cp.restart_apiserver()
+            # More churn after the restart, through the new server process.
+            for i in range(20, 25):
+                await create_cm(api, ns, f"cm{i}")
+            truth = await fresh_list(api, CONFIGMAPS, ns)
+            await eventually(lambda: cache_state(informer) == truth)
+            assert informer.reflector.stats.watches >= 2
+
+
+async def test_deletes_while_disconnected_after_compaction_become_tombstones(
+    nocache_cp: ControlPlane,
+) -> None:
+    ns = f"compact-{secrets.token_hex(3)}"
+    async with await _admin(nocache_cp) as api, TcpProxy("127.0.0.1", _port(nocache_cp)) as proxy:
+        await request_json(api, "POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
+        for i in range(6):
+            await create_cm(api, ns, f"cm{i}")
+        async with await _admin(nocache_cp) as via_proxy:
+            via_proxy.configuration.host = proxy.url
+            factory = SharedInformerFactory(via_proxy, namespace=ns, reflector_options=FAST)
+            informer = factory.informer_for(CONFIGMAPS)
+            events = Events()
+            informer.add_event_handler(events.handler())
+            async with factory:
+                assert await factory.wait_for_cache_sync(timeout=30)
+                expired_before = informer.reflector.stats.expired
+                proxy.cut()  # the informer's watch drops; reconnects are refused
+                await delete_obj(api, CONFIGMAPS, ns, "cm0")
+                await delete_obj(api, CONFIGMAPS, ns, "cm1")
+                await update_cm(api, ns, "cm2", "changed")
+                await create_cm(api, ns, "new")
+                await nocache_cp.compact_etcd()
+                proxy.restore()
+                truth = await fresh_list(api, CONFIGMAPS, ns)
+                await eventually(lambda: cache_state(informer) == truth)
+                await eventually(lambda: len(events.deleted) == 2)
+                assert informer.reflector.stats.expired > expired_before
+                assert sorted(meta_namespace_key(d) for d in events.deleted) == [
+                    f"{ns}/cm0",
+                    f"{ns}/cm1",
+                ]
+                assert all(isinstance(d, DeletedFinalStateUnknown) for d in events.deleted)
+                assert all(d.obj is not None for d in events.deleted)
+
+
+def _port(cp: ControlPlane) -> int:
+    return int(cp.host.rsplit(":", 1)[1])
