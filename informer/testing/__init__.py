@@ -1,1 +1,42 @@
-"""Testing helpers."""
+"""Testing tools for kube-informer and for controllers built on it.
+
+- :class:`ControlPlane`: a real kube-apiserver + etcd on loopback (envtest for Python),
+  with restart, etcd compaction and non-admin identities; ``python -m
+  informer.testing.control_plane`` runs one in the foreground.
+- :class:`FakeListerWatcher`: an in-memory ListerWatcher with fault injection, for the
+  edge cases a real server will not produce on demand.
+- :class:`TcpProxy`: a loopback proxy to cut or stall a client's connections.
+- The pytest plugin (``informer.testing.pytest_plugin``, registered as an entry point)
+  provides the ``control_plane``, ``api_client`` and ``namespace`` fixtures.
+
+Names are imported lazily, so that loading the pytest plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._fake import FakeListerWatcher as FakeListerWatcher
+    from ._proxy import TcpProxy as TcpProxy
+    from .control_plane import ControlPlane as ControlPlane
+    from .control_plane import ControlPlaneError as ControlPlaneError
+    from .control_plane import User as User
+
+__all__ = ["ControlPlane", "ControlPlaneError", "FakeListerWatcher", "TcpProxy", "User"]
+
+_WHERE = {
+    "ControlPlane": ".control_plane",
+    "ControlPlaneError": ".control_plane",
+    "User": ".control_plane",
+    "FakeListerWatcher": "._fake",
+    "TcpProxy": "._proxy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
