@@ -165,7 +165,7 @@ class SharedInformerFactory:
         tg.cancel_scope.cancel()
         return await tg.__aexit__(exc_type, exc, tb)
 
-    async def wait_for_cache_sync(self, timeout: float | None = None) -> bool:
+    async def wait_for_cache_sync(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until every informer requested so far has synced.
 
         Returns False when ``timeout`` (seconds) ran out first; :meth:`unsynced` then

@@ -30,13 +30,13 @@ import structlog
 
 from ._delta_fifo import Delta, DeltaFIFO, DeltaType
 from ._exceptions import FIFOClosedError
-from ._lister import Lister
-from ._objects import DeletedFinalStateUnknown, meta_namespace_key
 from ._listener import ADD, DELETE, UPDATE, ProcessorListener
+from ._lister import Lister
 from ._listwatch import ListerWatcher
+from ._objects import DeletedFinalStateUnknown, meta_namespace_key
 from ._processor import MIN_RESYNC_PERIOD, SharedProcessor
 from ._reflector import Reflector
-from ._store import IndexFunc, Indexer
+from ._store import Indexer, IndexFunc
 from ._types import Obj
 
 __all__ = ["SharedIndexInformer"]
@@ -93,7 +93,7 @@ class SharedIndexInformer:
         self._tg: anyio.abc.TaskGroup | None = None
         self._started = False
         self._stopped = False
-        self._log = log.bind(resource=self.name)
+        self._log = structlog.get_logger(__name__, resource=self.name)
 
     # -- handlers -----------------------------------------------------------------
     def add_event_handler(
