@@ -4,6 +4,12 @@ The public API is re-exported here from private, one-concept modules; everything
 listed in ``__all__`` is internal and may change without notice.
 """
 
+from ._controller import Controller as Controller
+from ._controller import KeyMapper as KeyMapper
+from ._controller import ReconcileStats as ReconcileStats
+from ._controller import Result as Result
+from ._controller import own_key as own_key
+from ._controller import owner_key as owner_key
 from ._delta_fifo import Delta as Delta
 from ._delta_fifo import DeltaFIFO as DeltaFIFO
 from ._delta_fifo import DeltaType as DeltaType
@@ -108,6 +114,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
+    "Controller",
     "DelayingQueue",
     "DeletedFinalStateUnknown",
     "Delta",
@@ -123,6 +130,7 @@ __all__ = [
     "Indexer",
     "InformerError",
     "ItemFastSlowRateLimiter",
+    "KeyMapper",
     "Lister",
     "ListerWatcher",
     "MaxOfRateLimiter",
@@ -133,10 +141,12 @@ __all__ = [
     "QueueShutDown",
     "RateLimiter",
     "RateLimitingQueue",
+    "ReconcileStats",
     "Reflector",
     "ReflectorStats",
     "Resource",
     "ResourceExpired",
+    "Result",
     "ServerError",
     "SharedIndexInformer",
     "SharedInformerFactory",
@@ -154,6 +164,8 @@ __all__ = [
     "namespace_index",
     "namespace_of",
     "new_api_client",
+    "own_key",
+    "owner_key",
     "owner_references",
     "parse_label_selector",
     "request_json",

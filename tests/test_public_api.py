@@ -25,6 +25,8 @@ EXPECTED = {
     "WorkQueue", "DelayingQueue", "RateLimitingQueue", "QueueMetrics", "RateLimiter",
     "ExponentialFailureRateLimiter", "BucketRateLimiter", "ItemFastSlowRateLimiter",
     "MaxOfRateLimiter", "default_controller_rate_limiter",
+    # controllers
+    "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
     # errors
     "InformerError", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
     "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",
