@@ -22,12 +22,17 @@ Contract shared by every implementation:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
-from typing import Protocol, runtime_checkable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 
+import orjson
+
+from ._exceptions import WatchDecodeError
+from ._kube import DEFAULT_READ_TIMEOUT, ApiClient, ResponseStream, request_json, stream_request
+from ._resource import Resource
 from ._types import Obj, WatchEvent
 
-__all__ = ["ListerWatcher"]
+__all__ = ["ApiListerWatcher", "ListerWatcher"]
 
 
 @runtime_checkable
@@ -56,3 +61,252 @@ class ListerWatcher(Protocol):
     ) -> AbstractAsyncContextManager[AsyncIterator[WatchEvent]]:
         """Open a watch; the context yields the event iterator."""
         ...
+
+
+_Query: TypeAlias = list[tuple[str, str | int | bool]]
+
+WATCH_READ_SLACK: Final = 30.0
+"""Seconds added to ``timeoutSeconds`` before a silent watch connection counts as dead."""
+
+
+class ApiListerWatcher:
+    """The :class:`ListerWatcher` of one resource on a real API server.
+
+    Requests go through ``informer._kube`` on the given kubernetes_asyncio ``ApiClient``
+    (its connection pool, TLS material and token refresh); bodies are decoded with orjson
+    into plain dicts, never into kubernetes_asyncio models.
+
+    ``namespace=None`` lists and watches a namespaced resource across all namespaces; a
+    cluster-scoped resource ignores ``namespace``. ``label_selector`` and
+    ``field_selector`` apply to both list and watch. ``request_timeout`` bounds the
+    silence between two reads of a list page (a watch is bounded by its own
+    ``timeoutSeconds`` plus :data:`WATCH_READ_SLACK`, or not at all without one).
+
+    Besides the shared contract (module docstring): ``watch`` raises, on entering the
+    context, the :class:`~informer.ApiError` of an HTTP failure (410 ->
+    ``ResourceExpired``) or :class:`~informer.ConnectionFailed`. While iterating, a
+    connection lost mid-stream raises ``ConnectionFailed`` and a line that is not JSON,
+    or lacks ``type`` or ``object``, raises :class:`~informer.WatchDecodeError`; both only
+    after every complete event received before the failure was yielded, and the iterator
+    is finished afterwards. The API server's normal end of a watch ends the iterator.
+    Each open watch holds one connection of the client's pool.
+    """
+
+    __slots__ = (
+        "_api_client",
+        "_path",
+        "_request_timeout",
+        "_selectors",
+        "field_selector",
+        "label_selector",
+        "namespace",
+        "resource",
+    )
+
+    def __init__(
+        self,
+        api_client: ApiClient,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        request_timeout: float | None = DEFAULT_READ_TIMEOUT,
+    ) -> None:
+        self._api_client = api_client
+        self.resource = resource
+        self.namespace = namespace if resource.namespaced else None
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self._request_timeout = request_timeout
+        self._path = resource.path(self.namespace)
+        selectors: list[tuple[str, str]] = []
+        if label_selector:
+            selectors.append(("labelSelector", label_selector))
+        if field_selector:
+            selectors.append(("fieldSelector", field_selector))
+        self._selectors = tuple(selectors)
+
+    def __repr__(self) -> str:
+        where = f" in {self.namespace!r}" if self.namespace else ""
+        sel = "".join(f" {k}={v!r}" for k, v in self._selectors)
+        return f"<ApiListerWatcher {self.resource.group_resource}{where}{sel}>"
+
+    async def list(
+        self,
+        *,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> Obj:
+        """One page of the List, decoded as the server sent it; the caller owns it.
+
+        Empty or ``None`` arguments are not sent (``resource_version=""`` is the same as
+        none: the most recent state, read from etcd).
+        """
+        query: _Query = [*self._selectors]
+        if limit:
+            query.append(("limit", limit))
+        if continue_token:
+            query.append(("continue", continue_token))
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        if resource_version_match:
+            query.append(("resourceVersionMatch", resource_version_match))
+        return await request_json(
+            self._api_client,
+            "GET",
+            self._path,
+            query=query,
+            verb="list",
+            resource=self.resource.group_resource,
+            namespace=self.namespace,
+            read_timeout=self._request_timeout,
+        )
+
+    def watch(
+        self,
+        *,
+        resource_version: str | None = None,
+        timeout_seconds: int | None = None,
+        allow_watch_bookmarks: bool = True,
+        send_initial_events: bool = False,
+        resource_version_match: str | None = None,
+    ) -> AbstractAsyncContextManager[AsyncIterator[WatchEvent]]:
+        """Open a watch; the context yields the event iterator (see the class docstring).
+
+        ``allowWatchBookmarks`` and ``sendInitialEvents`` are sent only when true (the
+        server rejects ``sendInitialEvents`` without ``resourceVersionMatch=NotOlderThan``).
+        """
+        query: _Query = [*self._selectors, ("watch", True)]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        if resource_version_match:
+            query.append(("resourceVersionMatch", resource_version_match))
+        if allow_watch_bookmarks:
+            query.append(("allowWatchBookmarks", True))
+        if send_initial_events:
+            query.append(("sendInitialEvents", True))
+        read_timeout: float | None = None
+        if timeout_seconds:
+            query.append(("timeoutSeconds", timeout_seconds))
+            read_timeout = timeout_seconds + WATCH_READ_SLACK
+        return self._watch(query, read_timeout)
+
+    @asynccontextmanager
+    async def _watch(
+        self, query: _Query, read_timeout: float | None
+    ) -> AsyncIterator[AsyncIterator[WatchEvent]]:
+        async with stream_request(
+            self._api_client,
+            self._path,
+            query=query,
+            verb="watch",
+            resource=self.resource.group_resource,
+            namespace=self.namespace,
+            read_timeout=read_timeout,
+        ) as stream:
+            yield _WatchEventStream(stream)
+
+
+class _WatchEventStream:
+    """Async iterator of the decoded events of one watch response.
+
+    The hot path, per event: one ``bytes.find`` of the next ``\\n`` in the current chunk
+    and one ``orjson.loads`` of a zero-copy ``memoryview`` slice of it. Lines are decoded
+    lazily, one per ``__anext__``: a chunk (up to megabytes of events) is never decoded
+    ahead, so only the events the consumer keeps stay alive (holding a chunk's worth of
+    decoded dicts would make the cyclic GC walk them over and over). Only a line spanning
+    chunks is assembled, in a ``bytearray``; lines have no length limit. Events are
+    yielded as decoded, never copied or wrapped.
+
+    After an error (``WatchDecodeError`` or ``ConnectionFailed``) the iterator is
+    finished: further ``__anext__`` calls raise ``StopAsyncIteration``.
+    """
+
+    __slots__ = ("_buf", "_chunk", "_finished", "_pos", "_stream", "_view")
+
+    def __init__(self, stream: ResponseStream) -> None:
+        self._stream = stream
+        self._chunk = b""
+        self._view = memoryview(b"")
+        self._pos = 0
+        self._buf = bytearray()
+        self._finished = False
+
+    def __aiter__(self) -> _WatchEventStream:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        while True:
+            pos = self._pos
+            nl = self._chunk.find(b"\n", pos)
+            if nl >= 0:
+                self._pos = nl + 1
+                if self._buf:
+                    self._buf += self._view[pos:nl]
+                    if (buffered := self._decode_buffered()) is not None:
+                        return buffered
+                    continue
+                if nl == pos:
+                    continue  # a blank line
+                line = self._view[pos:nl]
+                try:
+                    event: Any = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    if bytes(line).isspace():
+                        continue
+                    raise self._fail(f"watch line is not JSON: {exc}", line) from exc
+                if type(event) is dict and "type" in event and "object" in event:
+                    return event  # type: ignore[return-value]
+                raise self._fail("watch line is not a watch event (no 'type' or 'object')", line)
+            await self._next_chunk()
+
+    async def _next_chunk(self) -> None:
+        """Keep the unfinished line; read the next chunk, or end at the end of the body."""
+        if self._pos < len(self._chunk):
+            self._buf += self._view[self._pos :]
+        self._chunk, self._view, self._pos = b"", memoryview(b""), 0
+        if self._finished:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._stream.read_chunk()
+        except Exception:
+            self._finished = True
+            self._buf.clear()
+            raise
+        if chunk:
+            self._chunk, self._view = chunk, memoryview(chunk)
+            return
+        self._finished = True
+        # The server ended the body: a last line may lack its newline. (Not so when our
+        # side closed the stream: then a partial line is only what we cut off.)
+        if self._buf and self._stream.eof:
+            self._chunk, self._view = b"\n", memoryview(b"\n")  # terminate the last line
+            return
+        self._buf.clear()
+        raise StopAsyncIteration
+
+    def _decode_buffered(self) -> WatchEvent | None:
+        """Decode, then forget, the line assembled across chunks; None if it is blank."""
+        buf = self._buf
+        if buf.isspace():
+            buf.clear()
+            return None
+        try:
+            event: Any = orjson.loads(buf)
+        except orjson.JSONDecodeError as exc:
+            raise self._fail(f"watch line is not JSON: {exc}", buf) from exc
+        if type(event) is not dict or "type" not in event or "object" not in event:
+            raise self._fail("watch line is not a watch event (no 'type' or 'object')", buf)
+        buf.clear()
+        return event  # type: ignore[return-value]
+
+    def _fail(self, message: str, line: bytes | bytearray | memoryview) -> WatchDecodeError:
+        """Finish the stream; the error to raise for ``line``."""
+        error = WatchDecodeError(message, line=bytes(line[:200]))
+        self._finished = True
+        self._buf.clear()
+        self._chunk, self._view, self._pos = b"", memoryview(b""), 0
+        return error
