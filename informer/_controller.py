@@ -1,0 +1,574 @@
+"""``Controller``: informer events -> keys -> a rate-limited work queue -> ``reconcile(key)``.
+
+A controller declares in :meth:`Controller.setup` the informers it watches
+(:meth:`Controller.watch`) and how their events become keys (a :data:`KeyMapper`: the
+object's own key by default, :func:`owner_key` for the owners named in
+``metadata.ownerReferences``, or any function of yours). Each key lands on the
+controller's :class:`~informer.RateLimitingQueue`; :meth:`Controller.run` waits until
+every watched informer has synced *and* the controller's handlers have seen the whole
+initial list, then runs ``workers`` worker tasks that call :meth:`Controller.reconcile`.
+
+The worker loop is client-go's ``examples/workqueue`` (``process_next_item``): take a key,
+reconcile it inside a structlog context bound with ``controller`` and ``key``, then one
+place decides what happens to the key; ``done`` is always called. Retries are not the
+reconciler's business: ``reconcile`` returns a :class:`Result` (or ``None``) or raises.
+
+=============================== =====================================================
+``reconcile`` outcome           what the controller does
+=============================== =====================================================
+returns ``None`` / ``Result()`` ``forget(key)`` (its failure count resets)
+``Result(requeue_after=s)``     ``forget(key)``, then ``add_after(key, s)`` (``s > 0``)
+``Result(requeue=True)``        ``add_rate_limited(key)`` (the limiter's backoff)
+raises ``Exception``            below ``max_retries`` failures in a row:
+                                ``add_rate_limited(key)`` and log ``reconcile.failed``
+                                (warning, with the traceback); otherwise ``forget(key)``
+                                and log ``reconcile.dropped`` (error). A key is thus
+                                reconciled at most ``1 + max_retries`` times in a row
+                                while it keeps failing; any new event for it starts over.
+=============================== =====================================================
+
+``requeue_after`` wins over ``requeue`` when both are set (as in controller-runtime).
+
+Guarantees (from the work queue): a key is never reconciled by two workers at once; a key
+that receives events while it is being reconciled is reconciled once more afterwards;
+events for a queued key collapse into one reconcile. Reconcilers are level-triggered:
+they read the current state from listers and act on it, whatever the events were.
+
+Events -> keys: every add, update and delete is mapped and enqueued, **including the
+periodic resync updates** (old and new resourceVersion equal), as controller-runtime
+does: resync is how a level-triggered controller re-checks the world. On an update the
+mapper runs on both the old and the new object (so that, e.g., an owner that lost a child
+is reconciled too); on a delete a :class:`~informer.DeletedFinalStateUnknown` tombstone
+is unwrapped before mapping (:func:`own_key` uses the tombstone's key directly, so even
+a tombstone without its last state enqueues the right key). A ``predicate`` filters by
+object (see :class:`~informer.FilteringHandler`): an object that stops matching enqueues
+once more, as a delete, so the reconciler can clean up. Mappers and predicates run on the
+informer's listener task for every event: they must be cheap, must not block and must
+not mutate the objects.
+
+Shutdown: :meth:`Controller.run` runs until cancelled. On cancellation it shuts the queue
+down and waits, shielded and for at most :attr:`Controller.shutdown_grace` seconds, for
+the reconciles in flight to finish (they are shielded from the cancellation; once the
+grace is over they are cancelled); keys still queued are not processed.
+
+Statistics: :attr:`Controller.stats` (a :class:`ReconcileStats`) counts reconciles by
+result (``success``, ``error``, ``requeue``, ``requeue_after``), drops, and durations, and
+calls registered observers, so a metrics exporter can publish controller-runtime's
+``controller_runtime_reconcile_total``, ``..._reconcile_errors_total``,
+``..._reconcile_time_seconds`` and ``..._active_workers``.
+
+The factory passed in may be started (``async with factory``) before or after
+:meth:`Controller.run`: the controller only waits for its informers' sync.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, Literal
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import structlog
+import structlog.contextvars
+
+from ._exceptions import QueueShutDown
+from ._factory import SharedInformerFactory
+from ._handlers import FilteringHandler, handler_name
+from ._informer import SharedIndexInformer
+from ._listener import ProcessorListener
+from ._objects import (
+    DeletedFinalStateUnknown,
+    ObjectOrTombstone,
+    meta_namespace_key,
+    namespace_of,
+    owner_references,
+    unwrap_tombstone,
+)
+from ._ratelimit import RateLimiter
+from ._resource import Resource
+from ._store import IndexFunc
+from ._types import Obj
+from ._workqueue import RateLimitingQueue
+
+__all__ = [
+    "Controller",
+    "KeyMapper",
+    "ReconcileOutcome",
+    "ReconcileStats",
+    "Result",
+    "own_key",
+    "owner_key",
+]
+
+log = structlog.get_logger(__name__)
+
+KeyMapper = Callable[[Obj], Iterable[str]]
+"""Object -> the keys to reconcile for it (``"ns/name"`` or ``"name"``)."""
+
+ReconcileOutcome = Literal["success", "error", "requeue", "requeue_after"]
+"""The ``result`` label of ``controller_runtime_reconcile_total``."""
+
+DEFAULT_SHUTDOWN_GRACE: Final = 5.0
+_SYNC_POLL_INTERVAL: Final = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What :meth:`Controller.reconcile` asks for once it succeeded.
+
+    ``requeue_after``: reconcile the key again after this many seconds (it is forgotten
+    by the rate limiter first: this is a schedule, not a failure); ``0`` or ``None``
+    means no timed requeue. ``requeue``: reconcile again after the rate limiter's
+    backoff (counts as a failure for the backoff, not for ``max_retries`` logging).
+    ``requeue_after`` wins when both are set.
+    """
+
+    requeue: bool = False
+    requeue_after: float | None = None
+
+    def __post_init__(self) -> None:
+        after = self.requeue_after
+        if after is not None and not (after >= 0 and math.isfinite(after)):
+            raise ValueError(f"requeue_after must be a finite number >= 0, got {after!r}")
+
+
+def own_key(obj: ObjectOrTombstone) -> list[str]:
+    """The object's own key, ``[meta_namespace_key(obj)]`` (a tombstone gives its key)."""
+    return [meta_namespace_key(obj)]
+
+
+def owner_key(
+    kind: str,
+    *,
+    api_version: str | None = None,
+    controller_only: bool = True,
+    namespaced: bool = True,
+) -> KeyMapper:
+    """A mapper to the keys of the object's owners of ``kind`` (``metadata.ownerReferences``).
+
+    ``api_version`` (``"apps/v1"``) restricts owners to that API *group* (the version is
+    not compared, as controller-runtime's ``EnqueueRequestForOwner`` does, since one
+    object may be served at several versions). ``controller_only`` keeps only the
+    reference with ``controller: true``. An owner of a namespaced object lives in the
+    object's namespace, so its key is ``"<object namespace>/<owner name>"``; pass
+    ``namespaced=False`` when the owner kind is cluster-scoped (key ``"<owner name>"``).
+    """
+    group = _group_of(api_version) if api_version is not None else None
+
+    def map_owners(obj: Obj) -> list[str]:
+        ns = namespace_of(obj) if namespaced else None
+        keys: list[str] = []
+        for ref in owner_references(obj):
+            if controller_only and ref.get("controller") is not True:
+                continue
+            if ref.get("kind") != kind:
+                continue
+            if group is not None and _group_of(str(ref.get("apiVersion", ""))) != group:
+                continue
+            name = ref.get("name")
+            if name:
+                keys.append(f"{ns}/{name}" if ns else str(name))
+        return keys
+
+    map_owners.__qualname__ = f"owner_key({kind!r})"
+    return map_owners
+
+
+def _group_of(api_version: str) -> str:
+    group, sep, _ = api_version.rpartition("/")
+    return group if sep else ""
+
+
+def _kebab(name: str) -> str:
+    """``ConfigMapReloader`` -> ``config-map-reloader``; ``HTTPProxy`` -> ``http-proxy``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class ReconcileStats:
+    """Counters of one controller's reconciles (read by a metrics exporter).
+
+    ``total`` counts finished reconciles by outcome; ``errors`` equals
+    ``total["error"]``; ``dropped`` counts keys given up after ``max_retries``;
+    ``duration_seconds_sum`` / ``duration_seconds_count`` describe how long reconciles
+    took (each observer also receives every single duration, for histograms);
+    ``active_workers`` is the number of reconciles in flight; ``workers`` the configured
+    maximum (``controller_runtime_max_concurrent_reconciles``).
+    """
+
+    workers: int = 1
+    total: dict[ReconcileOutcome, int] = field(
+        default_factory=lambda: {"success": 0, "error": 0, "requeue": 0, "requeue_after": 0}
+    )
+    dropped: int = 0
+    active_workers: int = 0
+    duration_seconds_sum: float = 0.0
+    duration_seconds_count: int = 0
+    observers: list[Callable[[ReconcileOutcome, float], None]] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return self.total["error"]
+
+    def observe(self, outcome: ReconcileOutcome, seconds: float) -> None:
+        """Record one finished reconcile; observers are called synchronously."""
+        self.total[outcome] += 1
+        self.duration_seconds_sum += seconds
+        self.duration_seconds_count += 1
+        for observer in self.observers:
+            observer(outcome, seconds)
+
+
+# ------------------------------------------------------------------------- event handler
+
+
+class _Enqueue:
+    """The handler a controller registers on an informer: every event -> mapped keys."""
+
+    __slots__ = ("_add", "_controller", "_mapper", "_own")
+
+    def __init__(self, controller: Controller, mapper: KeyMapper) -> None:
+        self._controller = controller
+        self._mapper = mapper
+        self._own = mapper is own_key
+        self._add = controller.queue.add
+
+    def on_add(self, obj: Obj) -> None:
+        add = self._add
+        for key in self._mapper(obj):
+            add(key)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        add = self._add
+        if self._own:
+            add(meta_namespace_key(new))
+            return
+        for key in self._mapper(new):
+            add(key)
+        for key in self._mapper(old):
+            add(key)
+
+    def on_delete(self, obj: ObjectOrTombstone) -> None:
+        add = self._add
+        if self._own:
+            add(meta_namespace_key(obj))
+            return
+        target = unwrap_tombstone(obj)
+        if target is None:
+            key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else "?"
+            log.debug(
+                "watch.tombstone_unmapped",
+                controller=self._controller.name,
+                object_key=key,
+                mapper=handler_name(self._mapper),
+            )
+            return
+        for key in self._mapper(target):
+            add(key)
+
+    def __repr__(self) -> str:
+        return f"Enqueue({self._controller.name}, {handler_name(self._mapper)})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    informer: SharedIndexInformer
+    registration: ProcessorListener
+
+
+# ---------------------------------------------------------------------------- controller
+
+
+class Controller:
+    """Base class of a controller; subclasses implement :meth:`setup` and :meth:`reconcile`.
+
+    ::
+
+        class DeploymentInventory(Controller):
+            def setup(self) -> None:
+                self.deployments = self.watch(DEPLOYMENTS, mapper=namespace_inventory_key)
+                self.watch(CONFIGMAPS, mapper=owner_key("Deployment", api_version="apps/v1"))
+
+            async def reconcile(self, key: str) -> Result | None:
+                ...  # read self.deployments.lister(), write through self.api_client
+
+    ``name`` (class attribute; default: the class name in kebab-case) names the
+    controller in logs, its queue and its statistics; the ``name=`` argument overrides it
+    for one instance (e.g. one instance per namespace). ``workers`` reconciles run
+    concurrently at most (never two for the same key). ``rate_limiter`` paces retries
+    (default: :func:`~informer.default_controller_rate_limiter`); ``max_retries`` bounds
+    consecutive failed attempts before a key is dropped (module docstring).
+
+    The constructor stores :attr:`factory`, :attr:`api_client` and :attr:`queue`, then
+    calls :meth:`setup`. A controller runs once (:meth:`run`).
+    """
+
+    name: ClassVar[str] = ""
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    """Seconds :meth:`run` waits, on cancellation, for in-flight reconciles to finish."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("name"):
+            cls.name = _kebab(cls.__name__)
+
+    def __init__(
+        self,
+        factory: SharedInformerFactory,
+        api_client: Any,
+        *,
+        workers: int = 1,
+        rate_limiter: RateLimiter | None = None,
+        max_retries: int = 15,
+        name: str | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
+        if name:
+            # Per-instance override of the class attribute (it shadows it on reads).
+            self.__dict__["name"] = name
+        elif not self.name:
+            self.__dict__["name"] = _kebab(type(self).__name__)
+        self.factory = factory
+        self.api_client = api_client
+        self.workers = workers
+        self.max_retries = max_retries
+        self.queue: RateLimitingQueue[str] = RateLimitingQueue(rate_limiter, name=self.name)
+        self.stats = ReconcileStats(workers=workers)
+        self._watches: list[_Watch] = []
+        self._started = False
+        self._stopping = False
+        self._in_flight: set[anyio.CancelScope] = set()
+        self._log = log.bind(controller=self.name)
+        self.setup()
+
+    # -- declaring ------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Declare watches with :meth:`watch` (called by the constructor). Default: none."""
+
+    def watch(
+        self,
+        resource: Resource | SharedIndexInformer,
+        *,
+        mapper: KeyMapper | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        predicate: Callable[[Obj], bool] | None = None,
+        indexers: Mapping[str, IndexFunc] | None = None,
+    ) -> SharedIndexInformer:
+        """Enqueue keys for every event of ``resource``; return its (shared) informer.
+
+        ``resource`` is a :class:`~informer.Resource`, whose informer comes from
+        :attr:`factory` (in the factory's namespace, with the selectors), or an informer
+        you built (selectors must then be ``None``). ``mapper`` turns an object into keys
+        (default :func:`own_key`); ``predicate`` filters objects; ``indexers`` are added
+        to the informer's store. Keep the returned informer to read its ``lister()`` in
+        :meth:`reconcile`. Must be called before :meth:`run`.
+        """
+        if self._started:
+            raise RuntimeError(f"controller {self.name}: watch() after run() started")
+        if isinstance(resource, SharedIndexInformer):
+            if label_selector or field_selector:
+                raise ValueError(
+                    "label_selector/field_selector apply to a Resource, not to an informer"
+                )
+            informer = resource
+            if indexers:
+                missing = {k: v for k, v in indexers.items() if k not in informer.indexer.indexers}
+                if missing:
+                    informer.indexer.add_indexers(missing)
+        else:
+            informer = self.factory.informer_for(
+                resource,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                indexers=indexers,
+            )
+        handler: Any = _Enqueue(self, mapper if mapper is not None else own_key)
+        if predicate is not None:
+            handler = FilteringHandler(predicate, handler)
+        registration = informer.add_event_handler(handler)
+        self._watches.append(_Watch(informer, registration))
+        return informer
+
+    @property
+    def informers(self) -> list[SharedIndexInformer]:
+        """The informers this controller watches, in the order of the ``watch`` calls."""
+        seen: dict[int, SharedIndexInformer] = {}
+        for w in self._watches:
+            seen.setdefault(id(w.informer), w.informer)
+        return list(seen.values())
+
+    def has_synced(self) -> bool:
+        """True once every watched informer synced and our handlers saw its initial list."""
+        return all(w.registration.has_synced() for w in self._watches)
+
+    # -- reconciling ----------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> Result | None:
+        """Make the world match the desired state for ``key``; subclasses implement it.
+
+        Return ``None`` (or ``Result()``) on success, a :class:`Result` to be called
+        again, or raise for a rate-limited retry. Runs inside a structlog context bound
+        with ``controller`` and ``key``. Read state from listers (they are up to date
+        with at least the events that enqueued ``key``); never mutate their objects.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} must implement reconcile()")
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Wait for sync, then run the workers until cancelled; drain on the way out.
+
+        ``task_status.started()`` is called once every watched informer synced and the
+        controller's handlers have enqueued the initial state (before the first
+        reconcile). Cancellation while waiting for sync returns at once.
+        """
+        if self._started:
+            raise RuntimeError(f"controller {self.name} was already started")
+        self._started = True
+        try:
+            await self._wait_for_sync()
+        except BaseException:
+            self.queue.shut_down()
+            raise
+        self._log.info("controller.started", workers=self.workers, queued=self.queue.depth())
+        task_status.started()
+        try:
+            async with anyio.create_task_group() as tg:
+                for i in range(self.workers):
+                    tg.start_soon(self._worker, name=f"{self.name} worker {i}")
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    await self._drain()
+        finally:
+            self.queue.shut_down()
+            self._log.info("controller.stopped")
+
+    async def _wait_for_sync(self) -> None:
+        for w in self._watches:
+            await w.informer.wait_for_sync()
+        # The informer synced; our listeners may still be handing out the initial list.
+        # A registration offers no event to await, so poll (client-go polls too).
+        while not self.has_synced():  # noqa: ASYNC110
+            await anyio.sleep(_SYNC_POLL_INTERVAL)
+
+    async def _drain(self) -> None:
+        """Shut the queue down; let in-flight reconciles finish within the grace."""
+        self._stopping = True
+        with anyio.CancelScope(shield=True):
+            in_flight = len(self._in_flight)
+            if in_flight:
+                self._log.info(
+                    "controller.draining", in_flight=in_flight, grace=self.shutdown_grace
+                )
+            with anyio.move_on_after(self.shutdown_grace) as grace:
+                await self.queue.shut_down_with_drain()
+            if grace.cancelled_caught:
+                self._log.warning(
+                    "controller.drain_timeout",
+                    in_flight=len(self._in_flight),
+                    grace=self.shutdown_grace,
+                )
+                for scope in list(self._in_flight):
+                    scope.cancel()
+            self.queue.shut_down()
+
+    async def _worker(self) -> None:
+        while await self.process_next_item():
+            pass
+
+    async def process_next_item(self) -> bool:
+        """Take one key, reconcile it and handle the outcome; False once shut down."""
+        # A cancellation point, and a yield: ``get`` does not yield when a key is ready.
+        await anyio.lowlevel.checkpoint()
+        try:
+            key = await self.queue.get()
+        except QueueShutDown:
+            return False
+        if self._stopping:
+            self.queue.done(key)
+            return False
+        try:
+            # Shielded: on shutdown an in-flight reconcile finishes (or the grace ends it).
+            with anyio.CancelScope(shield=True) as scope:
+                self._in_flight.add(scope)
+                try:
+                    await self._reconcile_handler(key)
+                finally:
+                    self._in_flight.discard(scope)
+        finally:
+            self.queue.done(key)
+        return True
+
+    async def _reconcile_handler(self, key: str) -> None:
+        stats = self.stats
+        stats.active_workers += 1
+        start = time.perf_counter()
+        outcome: ReconcileOutcome
+        try:
+            with structlog.contextvars.bound_contextvars(controller=self.name, key=key):
+                try:
+                    result = await self.reconcile(key)
+                    if result is not None and not isinstance(result, Result):
+                        raise TypeError(f"reconcile() must return a Result or None, got {result!r}")
+                except Exception as exc:
+                    outcome = "error"
+                    self._handle_error(key, exc)
+                else:
+                    outcome = self._handle_result(key, result)
+        finally:
+            stats.active_workers -= 1
+        stats.observe(outcome, time.perf_counter() - start)
+
+    def _handle_result(self, key: str, result: Result | None) -> ReconcileOutcome:
+        queue = self.queue
+        if result is not None:
+            if result.requeue_after:
+                queue.forget(key)
+                queue.add_after(key, result.requeue_after)
+                return "requeue_after"
+            if result.requeue:
+                queue.add_rate_limited(key)
+                return "requeue"
+        queue.forget(key)
+        return "success"
+
+    def _handle_error(self, key: str, exc: Exception) -> None:
+        queue = self.queue
+        failures = queue.num_requeues(key)
+        error = f"{type(exc).__name__}: {exc}"
+        if failures < self.max_retries:
+            queue.add_rate_limited(key)
+            log.warning(
+                "reconcile.failed",
+                error=error,
+                retry=failures + 1,
+                max_retries=self.max_retries,
+                exc_info=exc,
+            )
+        else:
+            queue.forget(key)
+            self.stats.dropped += 1
+            log.error(
+                "reconcile.dropped",
+                error=error,
+                retries=failures,
+                max_retries=self.max_retries,
+                exc_info=exc,
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} workers={self.workers}>"

@@ -1,0 +1,104 @@
+"""pytest plugin (entry point ``kube_informer``): a real control plane as fixtures.
+
+Fixtures (async ones run on anyio's test runner, so tests use ``@pytest.mark.anyio``):
+
+``anyio_backend`` (session)
+    ``"asyncio"``. Session-scoped because ``control_plane`` and ``api_client`` are
+    session-scoped async fixtures: anyio requires the backend fixture to be at least as
+    wide, and then every test and fixture of the session shares one event loop.
+``control_plane`` (session)
+    One :class:`~informer.testing.control_plane.ControlPlane` with default flags for the
+    whole session, started on first use. Tests needing other flags start their own.
+    Binaries come from ``$KUBEBUILDER_ASSETS``; without them the fixture errors with
+    instructions.
+``api_client`` (session)
+    A cluster-admin kubernetes_asyncio ``ApiClient`` on ``control_plane``.
+``namespace`` (function)
+    A fresh namespace (name derived from the test name plus a random suffix), deleted
+    after the test. There is no namespace controller, so deleted namespaces stay
+    ``Terminating``; names never repeat.
+
+Tests using ``control_plane`` (directly or through these fixtures) get the
+``control_plane`` marker, so ``-m "not control_plane"`` deselects them.
+
+This module is imported by every pytest run in an environment where kube-informer is
+installed: it imports nothing heavy (no cryptography, no kubernetes_asyncio) at import time.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .control_plane import ControlPlane
+
+__all__ = ["anyio_backend", "api_client", "control_plane", "namespace"]
+
+_MARKER = "control_plane"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{_MARKER}: needs the local kube-apiserver + etcd (kube-informer)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _MARKER in getattr(item, "fixturenames", ()):
+            item.add_marker(_MARKER)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """The anyio backend for the whole session: asyncio, one event loop."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+async def control_plane() -> AsyncIterator[ControlPlane]:
+    """A running etcd + kube-apiserver shared by the whole session (default flags)."""
+    from .control_plane import ControlPlane
+
+    async with ControlPlane() as cp:
+        yield cp
+
+
+@pytest.fixture(scope="session")
+async def api_client(control_plane: ControlPlane) -> AsyncIterator[Any]:
+    """A cluster-admin kubernetes_asyncio ``ApiClient`` on the session control plane."""
+    async with control_plane.api_client() as client:
+        yield client
+
+
+@pytest.fixture
+async def namespace(api_client: Any, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The name of a namespace created for this test and deleted after it."""
+    from kubernetes_asyncio.client import CoreV1Api, V1Namespace, V1ObjectMeta
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    name = namespace_name(request.node.name)
+    core = CoreV1Api(api_client)
+    annotations = {"kube-informer.test/nodeid": request.node.nodeid[-250:]}
+    await core.create_namespace(
+        V1Namespace(metadata=V1ObjectMeta(name=name, annotations=annotations))
+    )
+    try:
+        yield name
+    finally:
+        try:
+            await core.delete_namespace(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def namespace_name(test_name: str) -> str:
+    """A valid, unique namespace name (DNS-1123 label) derived from a test's name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:48].rstrip("-")
+    return f"{slug or 'test'}-{secrets.token_hex(4)}"
