@@ -36,7 +36,7 @@ test: install
 
 run: install
 	@assets="$$(hack/build-control-plane.sh)" && \
-	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m informer.testing.control_plane --dir $(RUN_DIR)
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m controllers.demo --dir $(RUN_DIR)
 
 bench: install
 	@assets="$$(hack/build-control-plane.sh)" && \

@@ -1,0 +1,548 @@
+"""``make run``: a local cluster, the sample controllers, and a scripted change to watch.
+
+::
+
+    python -m controllers.demo [--dir .cache/run] [--exit-after-demo]
+    python -m controllers.demo status                     # read the demo's state (API)
+    python -m controllers.demo set-config KEY=VALUE ...   # edit demo/app-config's data
+    python -m controllers.demo scale DEPLOYMENT REPLICAS  # scale a demo Deployment
+
+What the demo does, in order (lines starting with ``[demo]`` on stdout):
+
+1. starts a :class:`~informer.testing.control_plane.ControlPlane` (kube-apiserver +
+   etcd; binaries from ``$KUBEBUILDER_ASSETS``, which ``make run`` sets) whose state lives
+   in ``--dir``: its admin kubeconfig is ``<dir>/kubeconfig`` (etcd's data is wiped at
+   every start);
+2. applies ``examples/*.yaml`` in name order with server-side apply (namespace ``demo``,
+   ConfigMaps, Deployments that opt in to the reloader and one that does not);
+3. runs the sample controllers with ``python -m informer.run --kubeconfig <dir>/kubeconfig``
+   as a child process: exactly the runner a user runs, on the same code path (its log
+   lines go to the same stdout);
+4. waits until the controllers acted (config hashes stamped, inventory written), then
+   makes scripted changes and prints what the controllers did: edits ``app-config``'s
+   data (``web`` and ``worker`` roll once, ``legacy`` does not), scales ``web`` (the
+   inventory follows), deletes the inventory by hand (it is recreated);
+5. prints ``export KUBECONFIG=...`` and commands to try, then runs until Ctrl-C, SIGTERM
+   or SIGHUP (or exits at once with ``--exit-after-demo``).
+
+Process contract: nothing outlives the demo. On a signal (or any error) it sends SIGINT
+to the runner (in its own session, so a terminal's Ctrl-C reaches only the demo), waits
+for it (SIGKILL after :data:`RUNNER_STOP_GRACE` seconds), then stops the control plane.
+The children also carry ``PR_SET_PDEATHSIG`` (SIGTERM for the runner, SIGKILL for
+kube-apiserver and etcd), so they end even if the demo is SIGKILLed. Exit code 0 after a
+signal or ``--exit-after-demo``; 1 with one ``error:`` line on stderr when something
+fails (the runner exits early, a step times out, the control plane dies).
+
+This module is an application: unlike the controllers it configures structlog (its own
+log lines, from the control plane, go to stderr at level info).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import anyio
+import structlog
+import yaml
+
+from informer import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    NAMESPACES,
+    SECRETS,
+    SERVICES,
+    InformerError,
+    NotFound,
+    Obj,
+    Resource,
+    new_api_client,
+    request_json,
+)
+from informer.testing import ControlPlane
+
+from .configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
+from .deployment_inventory import INVENTORY_NAME
+
+__all__ = ["DEMO_NAMESPACE", "DemoError", "main"]
+
+log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
+
+DEMO_NAMESPACE: Final = "demo"
+FIELD_MANAGER: Final = "kube-informer-demo"
+EXAMPLES_DIR: Final = Path(__file__).resolve().parent.parent / "examples"
+STEP_TIMEOUT: Final = 60.0
+"""Seconds each awaited step may take (the controllers act within a few)."""
+RUNNER_STOP_GRACE: Final = 8.0
+"""Seconds the runner gets to stop after SIGINT (it needs < 5) before SIGKILL."""
+
+_APPLIABLE: Final = (NAMESPACES, CONFIGMAPS, SECRETS, SERVICES, DEPLOYMENTS)
+_PR_SET_PDEATHSIG: Final = 1
+_libc = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not load it
+
+
+class DemoError(Exception):
+    """A step of the demo failed; printed as one ``error:`` line, exit code 1."""
+
+
+def say(message: str) -> None:
+    """One narrative line on stdout."""
+    print(f"[demo] {message}", flush=True)
+
+
+# ----------------------------------------------------------------------------- API helpers
+
+
+def _resource_for(obj: Obj) -> Resource:
+    for resource in _APPLIABLE:
+        if obj.get("apiVersion") == resource.api_version and obj.get("kind") == resource.kind:
+            return resource
+    raise DemoError(f"cannot apply {obj.get('apiVersion')}/{obj.get('kind')}: unknown kind")
+
+
+async def apply(api: Any, obj: Obj) -> str:
+    """Server-side apply ``obj`` (as ``kubectl apply --server-side``); return its name."""
+    resource = _resource_for(obj)
+    meta = obj.get("metadata") or {}
+    namespace = (meta.get("namespace") or "default") if resource.namespaced else None
+    name = meta["name"]
+    await request_json(
+        api,
+        "PATCH",
+        resource.path(namespace, name),
+        query={"fieldManager": FIELD_MANAGER, "force": True},
+        body=yaml.safe_dump(obj).encode(),
+        content_type="application/apply-patch+yaml",
+        resource=resource.group_resource,
+        namespace=namespace,
+    )
+    where = f"{namespace}/{name}" if namespace else name
+    return f"{resource.kind.lower()}/{where}"
+
+
+async def get_or_none(api: Any, resource: Resource, name: str) -> Obj | None:
+    try:
+        return await request_json(api, "GET", resource.path(DEMO_NAMESPACE, name))
+    except NotFound:
+        return None
+
+
+async def merge_patch(api: Any, path: str, body: Obj) -> Obj:
+    return await request_json(
+        api, "PATCH", path, body=body, content_type="application/merge-patch+json"
+    )
+
+
+def config_hash_of(deployment: Obj | None) -> str | None:
+    if deployment is None:
+        return None
+    template_meta = deployment["spec"]["template"].get("metadata") or {}
+    value = (template_meta.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
+    return value if isinstance(value, str) else None
+
+
+def short(value: str | None) -> str:
+    return "(none)" if value is None else value[:12] + "..."
+
+
+# ------------------------------------------------------------------------ the runner child
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn``: PDEATHSIG=SIGTERM, so the runner stops cleanly if we die."""
+
+    def preexec() -> None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+@asynccontextmanager
+async def running_controllers(kubeconfig: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``python -m informer.run --kubeconfig ...`` as a child; SIGINT and reaped on exit."""
+    argv = [
+        sys.executable,
+        "-m",
+        "informer.run",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--startup-timeout",
+        str(int(STEP_TIMEOUT)),
+    ]
+    say(f"starting the sample controllers: {_display_command(argv)}")
+    runner = _spawn(argv)
+    try:
+        yield runner
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _stop(runner)
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start the child from the event-loop thread (PDEATHSIG follows the forking thread)."""
+    sys.stdout.flush()
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C reaches only us; we forward it
+        preexec_fn=_die_with_parent(os.getpid()),
+    )
+
+
+async def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+        with anyio.move_on_after(RUNNER_STOP_GRACE):
+            while True:  # a child's exit has no event to await here: poll it
+                if process.poll() is not None:
+                    break
+                await anyio.sleep(0.05)
+        if process.poll() is None:
+            log.warning("demo.runner_killed", pid=process.pid, grace=RUNNER_STOP_GRACE)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await anyio.to_thread.run_sync(process.wait)
+    say(f"the controllers stopped (exit code {process.returncode})")
+
+
+def _check_alive(runner: subprocess.Popen[bytes], cp: ControlPlane) -> None:
+    code = runner.poll()
+    if code is not None:
+        raise DemoError(f"python -m informer.run exited early with code {code} (see above)")
+    for name, pid in (("etcd", cp.etcd_pid), ("kube-apiserver", cp.apiserver_pid)):
+        if pid is None:
+            tail = cp.log_tail(name)
+            raise DemoError(f"{name} exited unexpectedly; last lines of its log:\n{tail}")
+
+
+async def until(
+    what: str,
+    probe: Callable[[], Awaitable[_T | None]],
+    alive: Callable[[], None],
+    within: float = STEP_TIMEOUT,
+) -> _T:
+    """Poll ``probe`` until it returns something other than None (bounded by ``within``)."""
+    try:
+        with anyio.fail_after(within):
+            while True:
+                alive()
+                value = await probe()
+                if value is not None:
+                    return value
+                await anyio.sleep(0.1)
+    except TimeoutError:
+        raise DemoError(f"timed out after {within:g}s waiting for {what}") from None
+
+
+# ----------------------------------------------------------------------------- the script
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    state_dir: Path = args.state_dir
+    say(f"starting a local kube-apiserver + etcd (state in {state_dir}) ...")
+    async with ControlPlane(state_dir=state_dir, start_timeout=STEP_TIMEOUT) as cp:
+        kubeconfig = cp.kubeconfig_path
+        say(f"control plane ready at {cp.host}; kubeconfig {kubeconfig}")
+        async with cp.api_client() as api:
+            await _apply_examples(api, args.manifests)
+            async with running_controllers(kubeconfig) as runner:
+                await _script(api, lambda: _check_alive(runner, cp))
+                _print_try_it(kubeconfig)
+                if args.exit_after_demo:
+                    say("done (--exit-after-demo): stopping everything")
+                    return
+                say("running: press Ctrl-C to stop the controllers and the control plane")
+                while True:  # until a signal cancels us, or a child dies
+                    _check_alive(runner, cp)
+                    await anyio.sleep(0.5)
+
+
+def _load_manifests(folder: Path) -> list[tuple[str, list[Obj]]]:
+    """``(file name, objects)`` for each ``*.yaml`` of ``folder``, in name order."""
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise DemoError(f"no *.yaml to apply in {folder}")
+    try:
+        return [(p.name, [d for d in yaml.safe_load_all(p.read_text()) if d]) for p in files]
+    except (OSError, yaml.YAMLError) as exc:
+        raise DemoError(f"cannot read the examples: {exc}") from exc
+
+
+async def _apply_examples(api: Any, manifests: list[tuple[str, list[Obj]]]) -> None:
+    for file_name, objects in manifests:
+        applied = [await apply(api, obj) for obj in objects]
+        say(f"applied {file_name}: {', '.join(applied)}")
+
+
+async def _script(api: Any, alive: Callable[[], None]) -> None:
+    deployments = DEPLOYMENTS.path(DEMO_NAMESPACE)
+
+    async def opted_in_hashes() -> dict[str, Obj] | None:
+        listing = await request_json(api, "GET", deployments)
+        items = {d["metadata"]["name"]: d for d in listing.get("items", [])}
+        opted = {
+            n: d
+            for n, d in items.items()
+            if (d["metadata"].get("annotations") or {}).get(RELOAD_ANNOTATION) == "true"
+        }
+        if opted and all(config_hash_of(d) for d in opted.values()):
+            return items
+        return None
+
+    async def inventory_with(names: set[str]) -> Obj | None:
+        inv = await get_or_none(api, CONFIGMAPS, INVENTORY_NAME)
+        return inv if inv is not None and set(inv.get("data") or {}) == names else None
+
+    # 1. The controllers' first actions.
+    items = await until("the reloader to stamp the opted-in Deployments", opted_in_hashes, alive)
+    for name, d in sorted(items.items()):
+        if config_hash_of(d):
+            say(
+                f"configmap-reloader stamped {DEMO_NAMESPACE}/{name}: "
+                f"{CONFIG_HASH_ANNOTATION}={short(config_hash_of(d))} "
+                f"(generation {d['metadata']['generation']})"
+            )
+        else:
+            say(f"configmap-reloader left {DEMO_NAMESPACE}/{name} alone (it does not opt in)")
+    inv = await until("the inventory", lambda: inventory_with(set(items)), alive)
+    say(
+        f"deployment-inventory wrote {DEMO_NAMESPACE}/{INVENTORY_NAME} listing "
+        f"{', '.join(sorted(inv['data']))} (owners: "
+        f"{', '.join(r['name'] for r in inv['metadata'].get('ownerReferences', []))})"
+    )
+
+    # 2. Edit a consumed ConfigMap's data: each opted-in consumer rolls once.
+    say("scripted change 1: set LOG_LEVEL=debug in ConfigMap demo/app-config")
+    before = items
+    await merge_patch(
+        api, CONFIGMAPS.path(DEMO_NAMESPACE, "app-config"), {"data": {"LOG_LEVEL": "debug"}}
+    )
+
+    async def rolled() -> dict[str, Obj] | None:
+        now = await opted_in_hashes()
+        if now is None:
+            return None
+        changed = [
+            n
+            for n, d in now.items()
+            if config_hash_of(d) and config_hash_of(d) != config_hash_of(before[n])
+        ]
+        opted = [n for n, d in now.items() if config_hash_of(d)]
+        return now if sorted(changed) == sorted(opted) else None
+
+    after = await until("the reloader to roll web and worker", rolled, alive)
+    for name in sorted(after):
+        old, new = before[name], after[name]
+        if config_hash_of(new):
+            say(
+                f"configmap-reloader rolled {DEMO_NAMESPACE}/{name}: {CONFIG_HASH_ANNOTATION} "
+                f"{short(config_hash_of(old))} -> {short(config_hash_of(new))} (generation "
+                f"{old['metadata']['generation']} -> {new['metadata']['generation']})"
+            )
+        else:
+            say(
+                f"{DEMO_NAMESPACE}/{name} consumes app-config but does not opt in: untouched "
+                f"(generation {new['metadata']['generation']})"
+            )
+
+    # 3. Scale a Deployment (the scale subresource): the inventory follows.
+    say("scripted change 2: scale Deployment demo/web to 4 replicas")
+    await merge_patch(
+        api, f"{DEPLOYMENTS.path(DEMO_NAMESPACE, 'web')}/scale", {"spec": {"replicas": 4}}
+    )
+
+    async def scaled() -> Obj | None:
+        inv = await get_or_none(api, CONFIGMAPS, INVENTORY_NAME)
+        entry = yaml.safe_load(((inv or {}).get("data") or {}).get("web", "")) or {}
+        return inv if entry.get("replicas") == 4 else None
+
+    inv = await until("the inventory to show 4 replicas of web", scaled, alive)
+    say(f"deployment-inventory updated {DEMO_NAMESPACE}/{INVENTORY_NAME}, key web:")
+    for line in inv["data"]["web"].splitlines():
+        print(f"         {line}", flush=True)
+
+    # 4. Delete the inventory by hand: it is recreated.
+    say(f"scripted change 3: delete ConfigMap {DEMO_NAMESPACE}/{INVENTORY_NAME} by hand")
+    old_uid = inv["metadata"]["uid"]
+    await request_json(api, "DELETE", CONFIGMAPS.path(DEMO_NAMESPACE, INVENTORY_NAME))
+
+    async def recreated() -> Obj | None:
+        inv = await get_or_none(api, CONFIGMAPS, INVENTORY_NAME)
+        return inv if inv is not None and inv["metadata"]["uid"] != old_uid else None
+
+    inv = await until("the inventory to be recreated", recreated, alive)
+    say(
+        f"deployment-inventory recreated {DEMO_NAMESPACE}/{INVENTORY_NAME} "
+        f"(uid {old_uid[:8]}... -> {inv['metadata']['uid'][:8]}...)"
+    )
+
+
+def _display_command(argv: Sequence[str]) -> str:
+    """``argv`` for humans: the interpreter relative to the current folder when inside it."""
+    exe = argv[0]
+    with contextlib.suppress(ValueError):
+        relative = os.path.relpath(exe)
+        if not relative.startswith(".."):
+            exe = relative
+    return shlex.join([exe, *argv[1:]])
+
+
+def _print_try_it(kubeconfig: Path) -> None:
+    python = _display_command([sys.executable])
+    say("try it yourself, in another terminal (no kubectl needed):")
+    lines = [
+        f"export KUBECONFIG={shlex.quote(str(kubeconfig))}",
+        f"{python} -m controllers.demo status                  # hashes, generations, inventory",
+        f"{python} -m controllers.demo set-config LOG_LEVEL=warn  # web and worker roll once",
+        f"{python} -m controllers.demo scale worker 3            # the inventory follows",
+        f"{python} examples/client_operations.py --namespace default"
+        "  # + default/deployment-inventory",
+    ]
+    for line in lines:
+        print(f"    {line}", flush=True)
+
+
+# ------------------------------------------------------------------- status / set / scale
+
+
+async def _status(kubeconfig: str | None) -> None:
+    async with await new_api_client(kubeconfig=kubeconfig) as api:
+        listing = await request_json(api, "GET", DEPLOYMENTS.path(DEMO_NAMESPACE))
+        print(f"Deployments in {DEMO_NAMESPACE}:")
+        for d in sorted(listing.get("items", []), key=lambda d: d["metadata"]["name"]):
+            opted = (d["metadata"].get("annotations") or {}).get(RELOAD_ANNOTATION) == "true"
+            print(
+                f"  {d['metadata']['name']:<10} replicas={d['spec'].get('replicas')} "
+                f"generation={d['metadata'].get('generation')} "
+                f"reload={'yes' if opted else 'no '} "
+                f"{CONFIG_HASH_ANNOTATION}={short(config_hash_of(d))}"
+            )
+        inv = await get_or_none(api, CONFIGMAPS, INVENTORY_NAME)
+        if inv is None:
+            print(f"ConfigMap {DEMO_NAMESPACE}/{INVENTORY_NAME}: absent")
+            return
+        print(f"ConfigMap {DEMO_NAMESPACE}/{INVENTORY_NAME}:")
+        for key, text in sorted((inv.get("data") or {}).items()):
+            print(f"  {key}:")
+            for line in text.splitlines():
+                print(f"    {line}")
+
+
+async def _set_config(kubeconfig: str | None, pairs: list[str]) -> None:
+    data: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise DemoError(f"expected KEY=VALUE, got {pair!r}")
+        data[key] = value
+    async with await new_api_client(kubeconfig=kubeconfig) as api:
+        await merge_patch(api, CONFIGMAPS.path(DEMO_NAMESPACE, "app-config"), {"data": data})
+    print(f"ConfigMap {DEMO_NAMESPACE}/app-config: set {', '.join(sorted(data))}")
+
+
+async def _scale(kubeconfig: str | None, name: str, replicas: int) -> None:
+    async with await new_api_client(kubeconfig=kubeconfig) as api:
+        path = f"{DEPLOYMENTS.path(DEMO_NAMESPACE, name)}/scale"
+        await merge_patch(api, path, {"spec": {"replicas": replicas}})
+    print(f"Deployment {DEMO_NAMESPACE}/{name}: replicas={replicas}")
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m controllers.demo",
+        description="Start a local control plane, apply examples/*.yaml, run the sample "
+        "controllers and show them act; or inspect/poke a running demo.",
+    )
+    parser.add_argument("--dir", default=".cache/run", help="control-plane state folder")
+    parser.add_argument("--examples", default=str(EXAMPLES_DIR), help="folder of *.yaml to apply")
+    parser.add_argument(
+        "--exit-after-demo",
+        action="store_true",
+        help="stop everything once the scripted changes were shown (for tests)",
+    )
+    parser.add_argument(
+        "--kubeconfig", help="for the sub-commands (default: $KUBECONFIG, ~/.kube/config)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("status", help="print the demo Deployments' config hashes and the inventory")
+    set_config = sub.add_parser("set-config", help="set keys of demo/app-config's data")
+    set_config.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
+    scale = sub.add_parser("scale", help="scale a Deployment of the demo namespace")
+    scale.add_argument("name")
+    scale.add_argument("replicas", type=int)
+    return parser
+
+
+async def _run_demo(args: argparse.Namespace) -> int:
+    """The demo under signal handling: SIGINT/SIGTERM/SIGHUP end it cleanly (exit 0)."""
+    received: list[str] = []
+    error: Exception | None = None
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    if not received:
+                        received.append(signal.Signals(signum).name)
+                        say(f"{received[0]}: stopping the controllers and the control plane")
+                        tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_on_signal)
+            try:
+                await _demo(args)
+            except (DemoError, InformerError) as exc:  # raised below, outside the group
+                error = exc
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    if received:
+        say("stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    try:
+        if args.command == "status":
+            anyio.run(_status, args.kubeconfig)
+        elif args.command == "set-config":
+            anyio.run(_set_config, args.kubeconfig, args.pairs)
+        elif args.command == "scale":
+            anyio.run(_scale, args.kubeconfig, args.name, args.replicas)
+        else:
+            args.state_dir = Path(args.dir).absolute()
+            args.manifests = _load_manifests(Path(args.examples))
+            return anyio.run(_run_demo, args)
+    except (DemoError, InformerError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:  # a signal outside the demo's own handling
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
