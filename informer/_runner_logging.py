@@ -1,0 +1,94 @@
+"""structlog configuration for ``python -m informer.run`` (the only place that configures it).
+
+Library modules only call ``structlog.get_logger(__name__)`` and bind context; the runner
+calls :func:`configure_logging` once, before anything logs. Everything, structlog events
+and stdlib ``logging`` records alike (aiohttp, asyncio, user code), goes through one stdlib
+handler on one stream, rendered by one structlog renderer:
+
+- ``console``: :class:`structlog.dev.ConsoleRenderer`, with colours when the stream is a
+  terminal (tracebacks pretty-printed);
+- ``json``: one JSON object per line (``timestamp``, ``level``, ``logger``, ``event`` and
+  the bound context: ``controller``, ``key``, ...), tracebacks as a string field.
+
+``--log-level`` filters both structlog and stdlib records (structlog events are filtered
+before any processor runs). Context bound with ``structlog.contextvars`` (the controller
+binds ``controller`` and ``key`` around each reconcile) is merged into both kinds.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Final, Literal, TextIO
+
+import structlog
+from structlog.typing import Processor
+
+__all__ = ["LOG_FORMATS", "LOG_LEVELS", "LogFormat", "configure_logging", "default_log_format"]
+
+LogFormat = Literal["console", "json"]
+LOG_FORMATS: Final = ("console", "json")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+
+
+def default_log_format(stream: TextIO) -> LogFormat:
+    """``console`` when ``stream`` is a terminal, ``json`` otherwise."""
+    try:
+        return "console" if stream.isatty() else "json"
+    except (AttributeError, ValueError):
+        return "json"
+
+
+def configure_logging(
+    log_format: LogFormat, level: str = "info", *, stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the stdlib root logger (replacing its handlers)."""
+    out = stream if stream is not None else sys.stdout
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        timestamper,
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: Processor
+    final: list[Processor]
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer()
+        final = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.UnicodeDecoder(),
+            renderer,
+        ]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=default_log_format(out) == "console")
+        final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=final,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    logging.captureWarnings(True)
+
+    structlog.reset_defaults()
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,660 @@
+"""``python -m informer.run`` as a subprocess: error paths, exit codes, clean shutdown.
+
+Every failure must be one ``error: ...`` line on stderr with no traceback and the
+documented exit code. The runs against the real control plane wait for log lines on the
+subprocess's stdout (JSON lines: stdout is not a terminal), never for fixed delays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+from anyio.streams.text import TextReceiveStream
+
+from informer._kube import request_json
+from informer.run import ExitCode, build_parser
+
+pytestmark = pytest.mark.anyio
+
+RUN = [sys.executable, "-m", "informer.run"]
+TIMEOUT = 30.0
+
+USER_CONTROLLERS = '''
+"""A user controller file, loaded by path."""
+import anyio
+import structlog
+
+from informer import CONFIGMAPS, Controller, Result
+
+log = structlog.get_logger("user")
+
+
+class ConfigMapLogger(Controller):
+    name = "cm-logger"
+
+    def setup(self) -> None:
+        self.configmaps = self.watch(CONFIGMAPS)
+
+    async def reconcile(self, key: str) -> Result | None:
+        if key.endswith("/stuck"):
+            log.info("stuck.started")
+            await anyio.sleep(60)
+        if key.endswith("/slow"):
+            log.info("slow.started")
+            await anyio.sleep(1.0)
+            log.info("slow.finished")
+        log.info("reconciled", exists=self.configmaps.lister().get(key.split("/")[1],
+                 key.split("/")[0]) is not None)
+        return None
+
+
+class _Helper:  # not a controller: ignored
+    pass
+'''
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """The environment without any kubeconfig hint, with an empty HOME."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+    }
+    env["HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_cli(
+    args: Sequence[str], tmp_path: Path, timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*RUN, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        check=False,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: ExitCode) -> str:
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), lines
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    return lines[0]
+
+
+def write_kubeconfig(path: Path, server: str, *, ca: str | None = None, token: str = "t") -> Path:
+    cluster: dict[str, Any] = {"server": server}
+    if ca:
+        cluster["certificate-authority"] = ca
+    else:
+        cluster["insecure-skip-tls-verify"] = True
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "ctx",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------------ command line
+
+
+def test_help(tmp_path: Path) -> None:
+    proc = run_cli(["--help"], tmp_path)
+    assert proc.returncode == 0
+    for flag in (
+        "--kubeconfig",
+        "--context",
+        "--namespace",
+        "--controllers",
+        "--workers",
+        "--log-format",
+        "--log-level",
+        "--startup-timeout",
+        "--gc-freeze",
+        "--leader-elect",
+        "--metrics-bind-address",
+        "--health-probe-bind-address",
+    ):
+        assert flag in proc.stdout
+    assert "exit codes" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--leader-elect"], "error: --leader-elect is not implemented yet"),
+        (["--metrics-bind-address", ":8080"], "error: --metrics-bind-address is not implemented"),
+        (
+            ["--health-probe-bind-address", "127.0.0.1:8081"],
+            "error: --health-probe-bind-address is not implemented",
+        ),
+    ],
+    ids=["leader-elect", "metrics", "health"],
+)
+def test_flags_not_implemented_yet(tmp_path: Path, args: list[str], message: str) -> None:
+    line = assert_one_line_error(run_cli(args, tmp_path), ExitCode.USAGE)
+    assert line.startswith(message)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--metrics-bind-address", "localhost"],
+        ["--metrics-bind-address", ":99999"],
+        ["--health-probe-bind-address", "::1:80"],
+        ["--leader-election-id", "Not_Valid"],
+        ["--leader-election-namespace", "UPPER"],
+        ["--namespace", "bad_name"],
+        ["--workers", "0"],
+        ["--startup-timeout", "-1"],
+        ["--log-format", "xml"],
+    ],
+    ids=lambda a: a[0].lstrip("-") if isinstance(a, list) else str(a),
+)
+def test_invalid_flag_values_are_usage_errors(tmp_path: Path, args: list[str]) -> None:
+    proc = run_cli(args, tmp_path)
+    assert proc.returncode == ExitCode.USAGE
+    assert "Traceback" not in proc.stderr
+    assert "error: argument" in proc.stderr
+
+
+def test_valid_operability_flags_parse() -> None:
+    ns = build_parser().parse_args(
+        [
+            "--leader-election-id",
+            "my-operator.example.com",
+            "--leader-election-namespace",
+            "kube-system",
+            "--metrics-bind-address",
+            "0",
+            "--health-probe-bind-address",
+            "[::1]:8081",
+            "-n",
+            "a,b",
+            "--namespace",
+            "c",
+            "--log-level",
+            "DEBUG",
+        ]
+    )
+    assert ns.leader_election_id == "my-operator.example.com"
+    assert ns.health_probe_bind_address == "[::1]:8081"
+    assert ns.namespace == [["a", "b"], ["c"]]
+    assert ns.log_level == "debug"
+    assert ns.startup_timeout == 30.0
+
+
+# --------------------------------------------------------------------- controller targets
+
+
+def test_unknown_controller_name(tmp_path: Path) -> None:
+    line = assert_one_line_error(run_cli(["--controllers", "nope"], tmp_path), ExitCode.TARGET)
+    assert "'nope'" in line
+
+
+def test_unknown_module(tmp_path: Path) -> None:
+    line = assert_one_line_error(run_cli(["no_such_module_xyz"], tmp_path), ExitCode.TARGET)
+    assert "'no_such_module_xyz'" in line
+
+
+def test_unknown_attribute(tmp_path: Path) -> None:
+    (tmp_path / "userctl.py").write_text(USER_CONTROLLERS)
+    line = assert_one_line_error(run_cli(["userctl:Missing"], tmp_path), ExitCode.TARGET)
+    assert "'userctl'" in line and "'Missing'" in line
+    line = assert_one_line_error(run_cli(["userctl:_Helper"], tmp_path), ExitCode.TARGET)
+    assert "not a Controller" in line
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    line = assert_one_line_error(run_cli(["missing/ctl.py"], tmp_path), ExitCode.TARGET)
+    assert "'missing/ctl.py'" in line
+
+
+def test_file_without_controllers(tmp_path: Path) -> None:
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    line = assert_one_line_error(run_cli(["empty.py"], tmp_path), ExitCode.TARGET)
+    assert "'empty.py'" in line
+
+
+def test_targets_load_modules_attributes_and_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controllers import SAMPLE_CONTROLLERS
+    from informer._runner_targets import load_target
+    from informer.run import _controller_classes
+
+    (tmp_path / "userctl_mod.py").write_text(USER_CONTROLLERS)
+    (tmp_path / "other.py").write_text(
+        "from userctl_mod import ConfigMapLogger  # imported, not defined here: skipped\n"
+        "from informer import Controller\n"
+        "class Abstract(Controller):  # no reconcile: skipped\n"
+        "    pass\n"
+        "class Mine(Abstract):\n"
+        "    async def reconcile(self, key):\n"
+        "        return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    [by_module] = load_target("userctl_mod")
+    assert by_module.name == "cm-logger"
+    assert load_target("userctl_mod:ConfigMapLogger") == [by_module]
+    [by_file] = load_target(str(tmp_path / "userctl_mod.py"))
+    assert by_file.name == "cm-logger" and by_file is not by_module  # a fresh module
+    assert [c.__name__ for c in load_target("other")] == ["Mine"]
+    assert [c.__name__ for c in load_target("other.py")] == ["Mine"]
+
+    def chosen(*argv: str) -> list[str]:
+        return [c.name for c in _controller_classes(build_parser().parse_args(argv))]
+
+    assert chosen() == list(SAMPLE_CONTROLLERS)
+    assert chosen("userctl_mod") == ["cm-logger"]
+    first = next(iter(SAMPLE_CONTROLLERS))
+    assert chosen("userctl_mod", "--controllers", first) == ["cm-logger", first]
+    assert chosen("--controllers", f"{first},{first}") == [first]
+
+
+def test_file_that_does_not_import(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("def oops(:\n")
+    line = assert_one_line_error(run_cli(["broken.py"], tmp_path), ExitCode.TARGET)
+    assert "'broken.py'" in line and "SyntaxError" in line
+
+
+# ----------------------------------------------------------------------- configuration
+
+
+def test_missing_kubeconfig(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "config"
+    line = assert_one_line_error(run_cli(["--kubeconfig", str(missing)], tmp_path), ExitCode.CONFIG)
+    assert str(missing) in line and "does not exist" in line
+
+
+def test_no_kubeconfig_anywhere(tmp_path: Path) -> None:
+    line = assert_one_line_error(run_cli([], tmp_path), ExitCode.CONFIG)
+    assert str(tmp_path / ".kube" / "config") in line
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not: yaml: [", "apiVersion: v1\nkind: Config\n", "just a string\n"],
+    ids=["garbage", "no-context", "scalar"],
+)
+def test_invalid_kubeconfig(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(content)
+    line = assert_one_line_error(run_cli(["--kubeconfig", str(path)], tmp_path), ExitCode.CONFIG)
+    assert str(path) in line
+
+
+def test_unknown_context(tmp_path: Path) -> None:
+    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1")
+    line = assert_one_line_error(
+        run_cli(["--kubeconfig", str(path), "--context", "nope"], tmp_path), ExitCode.CONFIG
+    )
+    assert "nope" in line
+
+
+@pytest.mark.parametrize("server", ["refused", "silent"])
+def test_unreachable_server_names_the_address(tmp_path: Path, server: str) -> None:
+    with socket.socket() as listener:
+        if server == "silent":  # accepts the TCP connection, never answers
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(8)
+            port = int(listener.getsockname()[1])
+        else:
+            port = closed_port()
+        path = write_kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{port}")
+        start = time.monotonic()
+        proc = run_cli(["--kubeconfig", str(path), "--startup-timeout", "2"], tmp_path)
+        elapsed = time.monotonic() - start
+    line = assert_one_line_error(proc, ExitCode.UNREACHABLE)
+    assert f"https://127.0.0.1:{port}" in line
+    assert "--startup-timeout 2s" in line
+    assert elapsed < 15
+
+
+# --------------------------------------------------------------- against a real server
+
+
+class Runner:
+    """A ``python -m informer.run`` child: its JSON log lines, awaitable."""
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        self.process = process
+        self.events: list[dict[str, Any]] = []
+        self.stderr = ""
+        self._changed = anyio.Event()
+
+    async def pump_stdout(self) -> None:
+        assert self.process.stdout is not None
+        buffer = ""
+        async for chunk in TextReceiveStream(self.process.stdout):
+            buffer += chunk
+            *lines, buffer = buffer.split("\n")
+            for line in lines:
+                if line.strip():
+                    try:
+                        self.events.append(json.loads(line))
+                    except ValueError:
+                        self.events.append({"event": "<raw>", "line": line})
+            self._changed.set()
+            self._changed = anyio.Event()
+        self._changed.set()
+
+    async def pump_stderr(self) -> None:
+        assert self.process.stderr is not None
+        async for chunk in TextReceiveStream(self.process.stderr):
+            self.stderr += chunk
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], within: float = TIMEOUT
+    ) -> dict[str, Any]:
+        with anyio.fail_after(within):
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                if self.process.returncode is not None:
+                    raise AssertionError(
+                        f"runner exited ({self.process.returncode}) before the expected log "
+                        f"line; stderr: {self.stderr}; logs: {self.events[-10:]}"
+                    )
+                await self._changed.wait()
+
+    def event(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == name]
+
+
+@asynccontextmanager
+async def start_runner(args: Sequence[str], cwd: Path) -> AsyncIterator[Runner]:
+    process = await anyio.open_process(
+        [*RUN, *args],
+        cwd=cwd,
+        env=clean_env(cwd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    runner = Runner(process)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runner.pump_stdout)
+            tg.start_soon(runner.pump_stderr)
+            yield runner
+            with anyio.fail_after(10):
+                await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            with anyio.CancelScope(shield=True):
+                await process.wait()
+
+
+async def run_to_exit(args: Sequence[str], cwd: Path, within: float = TIMEOUT) -> Runner:
+    async with start_runner(args, cwd) as runner:
+        with anyio.fail_after(within):
+            await runner.process.wait()
+    return runner
+
+
+def assert_runner_error(runner: Runner, code: ExitCode) -> str:
+    assert "Traceback" not in runner.stderr, runner.stderr
+    lines = runner.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), runner.stderr
+    assert runner.process.returncode == code, (runner.process.returncode, runner.stderr)
+    return lines[0]
+
+
+async def create_configmap(api_client: Any, namespace: str, name: str) -> None:
+    await request_json(
+        api_client,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        body={"metadata": {"name": name}, "data": {"k": "v"}},
+    )
+
+
+def reconciled(key: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches the user controller's ``reconciled`` log line for ``key``."""
+    return lambda e: e.get("event") == "reconciled" and e.get("key") == key
+
+
+def user_file(tmp_path: Path) -> Path:
+    path = tmp_path / "user_controllers.py"
+    path.write_text(textwrap.dedent(USER_CONTROLLERS))
+    return path
+
+
+def admin_cluster(kubeconfig: Path) -> dict[str, Any]:
+    """The cluster entry (server, CA file) of the control plane's admin kubeconfig."""
+    cluster: dict[str, Any] = json.loads(kubeconfig.read_text())["clusters"][0]["cluster"]
+    return cluster
+
+
+async def test_unauthorized(control_plane: Any, namespace: str, tmp_path: Path) -> None:
+    cluster = admin_cluster(Path(control_plane.kubeconfig_path))
+    path = write_kubeconfig(
+        tmp_path / "bad-token", cluster["server"], ca=cluster["certificate-authority"], token="nope"
+    )
+    runner = await run_to_exit(
+        [str(user_file(tmp_path)), "--kubeconfig", str(path), "-n", namespace], tmp_path
+    )
+    line = assert_runner_error(runner, ExitCode.UNAUTHORIZED)
+    assert "401" in line and cluster["server"] in line
+
+
+async def test_forbidden_names_verb_resource_and_namespace(
+    control_plane: Any, namespace: str, tmp_path: Path
+) -> None:
+    nobody = control_plane.user("nobody")
+    runner = await run_to_exit(
+        [str(user_file(tmp_path)), "--kubeconfig", str(nobody.kubeconfig_path), "-n", namespace],
+        tmp_path,
+    )
+    line = assert_runner_error(runner, ExitCode.FORBIDDEN)
+    assert f"cannot list configmaps in namespace '{namespace}'" in line
+
+
+async def test_forbidden_all_namespaces(control_plane: Any, tmp_path: Path) -> None:
+    nobody = control_plane.user("nobody")
+    runner = await run_to_exit(
+        [str(user_file(tmp_path)), "--kubeconfig", str(nobody.kubeconfig_path)], tmp_path
+    )
+    line = assert_runner_error(runner, ExitCode.FORBIDDEN)
+    assert "cannot list configmaps at cluster scope" in line
+
+
+async def test_watch_forbidden_while_list_allowed(
+    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
+) -> None:
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    await request_json(
+        api_client,
+        "POST",
+        f"{rbac}/roles",
+        body={
+            "metadata": {"name": "list-only"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}],
+        },
+    )
+    await request_json(
+        api_client,
+        "POST",
+        f"{rbac}/rolebindings",
+        body={
+            "metadata": {"name": "list-only"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "list-only",
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "lister"}
+            ],
+        },
+    )
+    lister = control_plane.user("lister")
+    runner = await run_to_exit(
+        [str(user_file(tmp_path)), "--kubeconfig", str(lister.kubeconfig_path), "-n", namespace],
+        tmp_path,
+    )
+    line = assert_runner_error(runner, ExitCode.FORBIDDEN)
+    assert f"cannot watch configmaps in namespace '{namespace}'" in line
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+async def test_user_controller_runs_and_stops_on_signal(
+    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path, signum: signal.Signals
+) -> None:
+    args = [
+        str(user_file(tmp_path)),
+        "--kubeconfig",
+        str(control_plane.kubeconfig_path),
+        "--namespace",
+        namespace,
+    ]
+    async with start_runner(args, tmp_path) as runner:
+        started = await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        assert started["controllers"] == ["cm-logger"]
+        await create_configmap(api_client, namespace, "hello")
+        event = await runner.wait_for(reconciled(f"{namespace}/hello"))
+        assert event["controller"] == "cm-logger" and event["exists"] is True
+        assert event["level"] == "info" and event["logger"] == "user"
+        t0 = anyio.current_time()
+        runner.process.send_signal(signum)
+        with anyio.fail_after(5):
+            await runner.process.wait()
+        elapsed = anyio.current_time() - t0
+    assert runner.process.returncode == 0, runner.stderr
+    assert elapsed < 5
+    assert "Traceback" not in runner.stderr and runner.stderr.strip() == ""
+    assert runner.event("runner.stopped")[0]["signal"] == signal.Signals(signum).name
+
+
+async def test_signal_waits_for_the_in_flight_reconcile(
+    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
+) -> None:
+    args = [
+        str(user_file(tmp_path)),
+        "--kubeconfig",
+        str(control_plane.kubeconfig_path),
+        "-n",
+        namespace,
+    ]
+    async with start_runner(args, tmp_path) as runner:
+        await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        await create_configmap(api_client, namespace, "slow")
+        await runner.wait_for(lambda e: e.get("event") == "slow.started")
+        t0 = anyio.current_time()
+        runner.process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(5):
+            await runner.process.wait()
+        elapsed = anyio.current_time() - t0
+    assert runner.process.returncode == 0, runner.stderr
+    assert elapsed < 5
+    names = [e.get("event") for e in runner.events]
+    assert names.index("slow.finished") < names.index("runner.stopped")
+
+
+async def test_one_controller_per_namespace(
+    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
+) -> None:
+    other = f"{namespace[:50]}-b"
+    await request_json(api_client, "POST", "/api/v1/namespaces", body={"metadata": {"name": other}})
+    try:
+        args = [
+            str(user_file(tmp_path)),
+            "--kubeconfig",
+            str(control_plane.kubeconfig_path),
+            "--namespace",
+            namespace,
+            "--namespace",
+            other,
+            "--workers",
+            "2",
+        ]
+        async with start_runner(args, tmp_path) as runner:
+            started = await runner.wait_for(lambda e: e.get("event") == "runner.started")
+            assert started["controllers"] == [f"cm-logger@{namespace}", f"cm-logger@{other}"]
+            for ns in (namespace, other):
+                await create_configmap(api_client, ns, "x")
+            for ns in (namespace, other):
+                event = await runner.wait_for(reconciled(f"{ns}/x"))
+                assert event["controller"] == f"cm-logger@{ns}"
+            workers = {e["controller"]: e["workers"] for e in runner.event("controller.started")}
+            assert workers == {f"cm-logger@{namespace}": 2, f"cm-logger@{other}": 2}
+            runner.process.send_signal(signal.SIGTERM)
+        assert runner.process.returncode == 0, runner.stderr
+    finally:
+        await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
+
+
+async def test_sample_controllers_start_and_stop(
+    control_plane: Any, namespace: str, tmp_path: Path
+) -> None:
+    args = ["--kubeconfig", str(control_plane.kubeconfig_path), "-n", namespace, "--gc-freeze"]
+    async with start_runner(args, tmp_path) as runner:
+        started = await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        assert len(started["controllers"]) >= 2
+        assert runner.event("runner.gc_frozen")
+        runner.process.send_signal(signal.SIGINT)
+    assert runner.process.returncode == 0, runner.stderr
+
+
+async def test_drain_is_bounded_and_a_second_signal_exits_at_once(
+    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
+) -> None:
+    args = [str(user_file(tmp_path)), "--kubeconfig", str(control_plane.kubeconfig_path)]
+    async with start_runner([*args, "-n", namespace], tmp_path) as runner:
+        await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        await create_configmap(api_client, namespace, "stuck")
+        await runner.wait_for(lambda e: e.get("event") == "stuck.started")
+        t0 = anyio.current_time()
+        runner.process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(5):
+            await runner.process.wait()
+        elapsed = anyio.current_time() - t0
+    # The stuck reconcile is cancelled once the runner's grace is over.
+    assert runner.process.returncode == 0, runner.stderr
+    assert elapsed < 5
+    assert runner.event("controller.drain_timeout")
+
+    async with start_runner([*args, "-n", namespace], tmp_path) as runner:
+        await runner.wait_for(lambda e: e.get("event") == "stuck.started")
+        runner.process.send_signal(signal.SIGTERM)
+        await runner.wait_for(lambda e: e.get("event") == "controller.draining")
+        runner.process.send_signal(signal.SIGINT)
+        with anyio.fail_after(2):
+            await runner.process.wait()
+    assert runner.process.returncode == ExitCode.FORCED
+    assert runner.stderr.strip().startswith("error: second signal (SIGINT)")
+    assert "Traceback" not in runner.stderr
