@@ -114,7 +114,6 @@ ReconcileOutcome = Literal["success", "error", "requeue", "requeue_after"]
 """The ``result`` label of ``controller_runtime_reconcile_total``."""
 
 DEFAULT_SHUTDOWN_GRACE: Final = 5.0
-_SYNC_POLL_INTERVAL: Final = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,11 +458,7 @@ class Controller:
 
     async def _wait_for_sync(self) -> None:
         for w in self._watches:
-            await w.informer.wait_for_sync()
-        # The informer synced; our listeners may still be handing out the initial list.
-        # A registration offers no event to await, so poll (client-go polls too).
-        while not self.has_synced():  # noqa: ASYNC110
-            await anyio.sleep(_SYNC_POLL_INTERVAL)
+            await w.informer.wait_for_sync(w.registration)
 
     async def _drain(self) -> None:
         """Shut the queue down; let in-flight reconciles finish within the grace."""

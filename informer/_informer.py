@@ -140,8 +140,13 @@ class SharedIndexInformer:
         """True once the first full list has been applied to the store."""
         return self._synced.is_set()
 
-    async def wait_for_sync(self) -> None:
-        await self._synced.wait()
+    async def wait_for_sync(self, registration: ProcessorListener | None = None) -> None:
+        """Wait until the informer synced (and ``registration``'s handler has seen the
+        whole initial state, when given)."""
+        if registration is None:
+            await self._synced.wait()
+        else:
+            await registration.wait_for_sync(self._synced.wait)
 
     @property
     def last_sync_resource_version(self) -> str:

@@ -41,6 +41,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import orjson
+import yaml
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
@@ -114,8 +115,10 @@ async def new_api_client(
         )
     except k8s_config.ConfigException as exc:
         raise ConfigError(f"kubeconfig {path!r}: {exc}") from exc
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"kubeconfig {path!r} is invalid: {exc}") from exc
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+        # AttributeError: a YAML document that is a scalar or a list, not a mapping.
+        detail = " ".join(str(exc).split())  # YAML errors span lines; keep one
+        raise ConfigError(f"kubeconfig {path!r} is invalid: {detail}") from exc
     _refresh_exec_tokens(loader, cfg)
     return ApiClient(configuration=cfg)
 

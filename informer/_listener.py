@@ -12,7 +12,7 @@ There is no ordering between different handlers.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import anyio
@@ -62,6 +62,8 @@ class ProcessorListener:
         self._upstream_has_synced = upstream_has_synced
         self._buffer: deque[Notification] = deque()
         self._pending_initial = 0
+        self._initial_done = anyio.Event()
+        self._initial_done.set()
         self._wakeup = anyio.Event()
         self._waiting = False
         self._scope: anyio.CancelScope | None = None
@@ -74,6 +76,8 @@ class ProcessorListener:
         """Append a notification (never blocks, never awaits)."""
         self._buffer.append((kind, old, new, initial))
         if initial:
+            if not self._pending_initial:
+                self._initial_done = anyio.Event()
             self._pending_initial += 1
         if self._waiting:
             self._waiting = False
@@ -82,6 +86,12 @@ class ProcessorListener:
     def has_synced(self) -> bool:
         """True once upstream synced and this handler handled its initial notifications."""
         return self._pending_initial == 0 and self._upstream_has_synced()
+
+    async def wait_for_sync(self, upstream: Callable[[], Awaitable[None]]) -> None:
+        """Return once ``upstream()`` returned and :meth:`has_synced` is true."""
+        await upstream()
+        while self._pending_initial:
+            await self._initial_done.wait()
 
     def buffer_depth(self) -> int:
         """Notifications waiting for the handler (for metrics)."""
@@ -131,6 +141,8 @@ class ProcessorListener:
                     self.handled += 1
                     if initial:
                         self._pending_initial -= 1
+                        if not self._pending_initial:
+                            self._initial_done.set()
                 streak += 1
                 if streak >= _YIELD_EVERY:
                     streak = 0
