@@ -20,6 +20,7 @@ from informer import (
     DEPLOYMENTS,
     DeletedFinalStateUnknown,
     HandlerFuncs,
+    NotFound,
     Resource,
     SharedIndexInformer,
     SharedInformerFactory,
@@ -308,3 +309,65 @@ async def test_deletes_while_disconnected_after_compaction_become_tombstones(
 
 def _port(cp: ControlPlane) -> int:
     return int(cp.host.rsplit(":", 1)[1])
+
+
+async def test_custom_resource_by_group_version_plural(api_client: Any, namespace: str) -> None:
+    group = f"t{secrets.token_hex(4)}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    await request_json(api_client, "POST", crds, body=crd)
+    widgets = Resource(group, "v1", "widgets", kind="Widget")
+    try:
+        with anyio.fail_after(30):
+            while True:  # established: the new REST path answers
+                try:
+                    await request_json(api_client, "GET", widgets.path(namespace), verb="list")
+                    break
+                except NotFound:
+                    await anyio.sleep(0.1)
+        body = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}}
+        await request_json(api_client, "POST", widgets.path(namespace), body={**body, "size": 1})
+        factory = SharedInformerFactory(api_client, namespace=namespace, reflector_options=FAST)
+        informer = factory.informer_for(widgets)
+        events = Events()
+        informer.add_event_handler(events.handler())
+        async with factory:
+            assert await factory.wait_for_cache_sync(timeout=30)
+            await request_json(
+                api_client,
+                "PATCH",
+                widgets.path(namespace, "w1"),
+                body={"size": 2},
+                content_type="application/merge-patch+json",
+            )
+            await delete_obj(api_client, widgets, namespace, "w1")
+            await eventually(lambda: len(events.log) == 3)
+        assert events.log == [
+            ("add", f"{namespace}/w1"),
+            ("update", f"{namespace}/w1"),
+            ("delete", f"{namespace}/w1"),
+        ]
+    finally:
+        await request_json(api_client, "DELETE", f"{crds}/widgets.{group}")
