@@ -24,6 +24,7 @@ from informer import (
     Resource,
     SharedIndexInformer,
     SharedInformerFactory,
+    TooManyRequests,
     meta_namespace_key,
     new_api_client,
     request_json,
@@ -345,7 +346,7 @@ async def test_custom_resource_by_group_version_plural(api_client: Any, namespac
                 try:
                     await request_json(api_client, "GET", widgets.path(namespace), verb="list")
                     break
-                except NotFound:
+                except (NotFound, TooManyRequests):  # not served yet / storage initialising
                     await anyio.sleep(0.1)
         body = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}}
         await request_json(api_client, "POST", widgets.path(namespace), body={**body, "size": 1})
