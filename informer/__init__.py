@@ -36,6 +36,7 @@ from ._informer import SharedIndexInformer as SharedIndexInformer
 from ._kube import new_api_client as new_api_client
 from ._kube import request_json as request_json
 from ._labels import parse_label_selector as parse_label_selector
+from ._leaderelection import LeaderElector as LeaderElector
 from ._lister import Lister as Lister
 from ._listwatch import ApiListerWatcher as ApiListerWatcher
 from ._listwatch import ListerWatcher as ListerWatcher
@@ -131,6 +132,7 @@ __all__ = [
     "InformerError",
     "ItemFastSlowRateLimiter",
     "KeyMapper",
+    "LeaderElector",
     "Lister",
     "ListerWatcher",
     "MaxOfRateLimiter",

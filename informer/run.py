@@ -44,13 +44,31 @@ code meaning
 7    403 Forbidden: names the verb, the resource and the namespace
 8    caches did not sync within ``--startup-timeout`` (names the informers)
 9    another API error at startup (e.g. 404: a resource the server does not serve)
+10   leader election lost (``--leader-elect``): the Lease was not renewed within the
+     renew deadline or another replica took it; the controllers were stopped
 130  a second signal arrived during shutdown
 ==== =====================================================================================
 
-Accepted and validated, wired by the operability work: ``--leader-elect``,
-``--leader-election-id``, ``--leader-election-namespace``, ``--metrics-bind-address``,
-``--health-probe-bind-address`` (``0`` disables the last two, the default). Until then a
-non-default value ends with ``error: --leader-elect is not implemented yet`` (code 2).
+Accepted and validated, wired by the operability work: ``--metrics-bind-address``,
+``--health-probe-bind-address`` (``0`` disables them, the default). Until then a
+non-default value ends with ``error: --metrics-bind-address is not implemented yet``
+(code 2).
+
+Leader election (``--leader-elect``, off by default): every replica starts its informers
+(followers keep warm caches) but runs the controllers' workers only while it holds the
+Lease ``--leader-election-id`` (default ``kube-informer``) in
+``--leader-election-namespace`` (default: the Pod's namespace, read from
+:data:`SERVICE_ACCOUNT_NAMESPACE_FILE`, else ``default``), as identity
+``<hostname>_<uuid4>``; see :class:`~informer.LeaderElector`. At startup the Lease is read
+once, so a missing ``get leases`` permission exits 7 at once (as does a 403 on
+``create``/``update`` later). A replica that **loses** the lease (not renewed within the
+renew deadline, or taken by another) cancels its controllers and exits 10, as
+controller-runtime does: its Deployment restarts it as a follower. On SIGINT/SIGTERM the
+leader stops its controllers, then releases the Lease (within
+:data:`LEASE_RELEASE_TIMEOUT`), so a follower takes over at once; the exit is 0 within
+5 s. Advanced timing flags (seconds; ``lease > renew deadline > retry period * 1.2``):
+``--leader-election-lease-duration`` (15), ``--leader-election-renew-deadline`` (10),
+``--leader-election-retry-period`` (2).
 
 ``--gc-freeze`` (off by default; see the performance notes): the cyclic GC is disabled
 during the initial sync, then ``gc.collect()``, ``gc.freeze()`` (the cache moves to the
@@ -66,8 +84,10 @@ import gc
 import os
 import re
 import signal
+import socket
 import sys
 import traceback
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -90,12 +110,17 @@ from ._exceptions import (
 from ._factory import SharedInformerFactory
 from ._informer import SharedIndexInformer
 from ._kube import ApiClient, new_api_client, request_json
+from ._leaderelection import LeaderElector, validate_timings
+from ._resource import LEASES
 from ._runner_logging import LOG_FORMATS, LOG_LEVELS, configure_logging, default_log_format
 from ._runner_targets import TargetError, load_samples, load_target, select_controllers
 from ._transforms import strip_managed_fields
 
 __all__ = [
+    "DEFAULT_LEADER_ELECTION_ID",
     "GC_THRESHOLDS",
+    "LEASE_RELEASE_TIMEOUT",
+    "SERVICE_ACCOUNT_NAMESPACE_FILE",
     "SHUTDOWN_GRACE",
     "ExitCode",
     "StartupError",
@@ -110,6 +135,15 @@ SHUTDOWN_GRACE: Final = 3.0
 
 GC_THRESHOLDS: Final = (50_000, 50, 100)
 """``gc.set_threshold`` after the initial sync with ``--gc-freeze``."""
+
+DEFAULT_LEADER_ELECTION_ID: Final = "kube-informer"
+"""The Lease name with ``--leader-elect`` when ``--leader-election-id`` is not given."""
+
+SERVICE_ACCOUNT_NAMESPACE_FILE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+"""The Pod's namespace: the default ``--leader-election-namespace`` inside a cluster."""
+
+LEASE_RELEASE_TIMEOUT: Final = 1.0
+"""Seconds the Lease release gets on SIGINT/SIGTERM (after the controllers' drain)."""
 
 _POLL: Final = 0.05
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -129,11 +163,12 @@ class ExitCode(IntEnum):
     FORBIDDEN = 7
     SYNC_TIMEOUT = 8
     API_ERROR = 9
+    LEADERSHIP_LOST = 10
     FORCED = 130
 
 
 class StartupError(Exception):
-    """A fatal startup condition: printed as one line, exits with ``code``."""
+    """A fatal condition (at startup, or the lost lease): printed as one line, exits ``code``."""
 
     def __init__(self, code: ExitCode, message: str) -> None:
         super().__init__(message)
@@ -217,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
             "exit codes: 0 stopped by a signal, 1 internal error, 2 bad command line, "
             "3 unknown controller/module/file, 4 bad kubeconfig, 5 server unreachable, "
             "6 unauthorized (401), 7 forbidden (403), 8 caches not synced in time, "
-            "9 other API error at startup, 130 second signal"
+            "9 other API error at startup, 10 leader election lost, 130 second signal"
         ),
     )
     parser.add_argument(
@@ -280,10 +315,39 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         help="default: info",
     )
+    election = parser.add_argument_group("leader election")
+    election.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run the controllers only while holding the Lease (informers run on every "
+        "replica); exits 10 when the lease is lost",
+    )
+    election.add_argument(
+        "--leader-election-id",
+        type=_dns_subdomain,
+        default=DEFAULT_LEADER_ELECTION_ID,
+        metavar="NAME",
+        help=f"the Lease name (default: {DEFAULT_LEADER_ELECTION_ID})",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        type=_dns_label,
+        metavar="NS",
+        help="the Lease namespace (default: the Pod's namespace in a cluster, else default)",
+    )
+    for flag, default, what in (
+        ("lease-duration", 15.0, "followers wait this long after the last renewal"),
+        ("renew-deadline", 10.0, "the leader gives up if it cannot renew within this"),
+        ("retry-period", 2.0, "pause between attempts"),
+    ):
+        election.add_argument(
+            f"--leader-election-{flag}",
+            type=_positive_float,
+            default=default,
+            metavar="SECONDS",
+            help=f"advanced: {what} (default: {default:g})",
+        )
     ops = parser.add_argument_group("operability (validated; not implemented yet)")
-    ops.add_argument("--leader-elect", action="store_true", help="run only while leading")
-    ops.add_argument("--leader-election-id", type=_dns_subdomain, metavar="NAME")
-    ops.add_argument("--leader-election-namespace", type=_dns_label, metavar="NS")
     ops.add_argument(
         "--metrics-bind-address",
         type=_bind_address,
@@ -302,8 +366,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _not_implemented(args: argparse.Namespace) -> str | None:
-    if args.leader_elect:
-        return "--leader-elect is not implemented yet"
     if args.metrics_bind_address != "0":
         return "--metrics-bind-address is not implemented yet (0 disables it)"
     if args.health_probe_bind_address != "0":
@@ -331,6 +393,18 @@ def _controller_classes(args: argparse.Namespace) -> list[type[Controller]]:
 # ------------------------------------------------------------------------------ running
 
 
+@dataclass(frozen=True)
+class _Election:
+    """``--leader-elect`` settings (see the module docstring)."""
+
+    name: str
+    namespace: str
+    identity: str
+    lease_duration: float
+    renew_deadline: float
+    retry_period: float
+
+
 @dataclass
 class _Options:
     classes: list[type[Controller]]
@@ -340,6 +414,7 @@ class _Options:
     gc_freeze: bool
     kubeconfig: str | None
     context: str | None
+    election: _Election | None = None
 
 
 class _Signals:
@@ -419,7 +494,14 @@ async def _serve(opts: _Options) -> None:
                     kwargs["name"] = f"{cls.name}@{ns}"
                 controller = cls(factory, api, **kwargs)
                 controller.shutdown_grace = min(controller.shutdown_grace, SHUTDOWN_GRACE)
+                if opts.election is not None:
+                    # A lost lease must stop the writes before a follower's lease expires.
+                    controller.shutdown_grace = min(
+                        controller.shutdown_grace,
+                        opts.election.lease_duration - opts.election.renew_deadline,
+                    )
                 controllers.append(controller)
+        elector = _new_elector(api, opts.election, controllers) if opts.election else None
         informers = [i for f in factories for i in f.informers]
         log.info(
             "runner.starting",
@@ -428,14 +510,17 @@ async def _serve(opts: _Options) -> None:
             informers=[i.name for i in informers],
         )
         await _preflight(informers, deadline, address)
+        if elector is not None:
+            await _preflight_lease(api, elector, deadline, address)
         if opts.gc_freeze:
             gc.disable()
         async with contextlib.AsyncExitStack() as stack:
             for factory in factories:
                 await stack.enter_async_context(factory)
             async with anyio.create_task_group() as tg:
-                for controller in controllers:
-                    tg.start_soon(controller.run, name=f"controller {controller.name}")
+                if elector is None:  # else they run only while leading
+                    for controller in controllers:
+                        tg.start_soon(controller.run, name=f"controller {controller.name}")
                 await _wait_synced(
                     controllers, informers, errors, deadline, opts.startup_timeout, address
                 )
@@ -446,12 +531,121 @@ async def _serve(opts: _Options) -> None:
                     controllers=[c.name for c in controllers],
                     objects=sum(len(i.indexer) for i in informers),
                 )
-                await anyio.sleep_forever()
+                if elector is None:
+                    await anyio.sleep_forever()
+                else:
+                    await _run_elected(elector, address)
     finally:
         if opts.gc_freeze and not gc.isenabled():
             gc.enable()
         with anyio.CancelScope(shield=True):
             await api.close()
+
+
+# ----------------------------------------------------------------------- leader election
+
+
+def _election_options(args: argparse.Namespace) -> _Election | None:
+    """The ``--leader-elect`` settings, or None; a bad timing combination is a usage error."""
+    try:
+        validate_timings(
+            args.leader_election_lease_duration,
+            args.leader_election_renew_deadline,
+            args.leader_election_retry_period,
+        )
+    except ValueError as exc:
+        message = (
+            str(exc)
+            .replace("lease_duration", "--leader-election-lease-duration")
+            .replace("renew_deadline", "--leader-election-renew-deadline")
+            .replace("retry_period", "--leader-election-retry-period")
+        )
+        raise StartupError(ExitCode.USAGE, message) from exc
+    if not args.leader_elect:
+        return None
+    return _Election(
+        name=args.leader_election_id,
+        namespace=args.leader_election_namespace or _default_election_namespace(),
+        identity=f"{socket.gethostname()}_{uuid.uuid4()}",
+        lease_duration=args.leader_election_lease_duration,
+        renew_deadline=args.leader_election_renew_deadline,
+        retry_period=args.leader_election_retry_period,
+    )
+
+
+def _default_election_namespace() -> str:
+    """The Pod's namespace (service account mount), else ``default``."""
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE_FILE) as f:
+            namespace = f.read().strip()
+    except OSError:
+        return "default"
+    return namespace or "default"
+
+
+def _new_elector(
+    api: ApiClient, election: _Election, controllers: Sequence[Controller]
+) -> LeaderElector:
+    """The runner's elector: its leading work runs every controller until cancelled."""
+
+    async def lead() -> None:
+        async with anyio.create_task_group() as tg:
+            for controller in controllers:
+                tg.start_soon(controller.run, name=f"controller {controller.name}")
+
+    return LeaderElector(
+        api,
+        name=election.name,
+        namespace=election.namespace,
+        identity=election.identity,
+        lease_duration=election.lease_duration,
+        renew_deadline=election.renew_deadline,
+        retry_period=election.retry_period,
+        on_started_leading=lead,
+        release_timeout=LEASE_RELEASE_TIMEOUT,
+    )
+
+
+async def _preflight_lease(
+    api: ApiClient, elector: LeaderElector, deadline: float, address: str
+) -> None:
+    """Read the Lease once: a missing ``get leases`` permission fails at startup.
+
+    A missing Lease is fine (the elector creates it); connection failures are left to the
+    elector's retries.
+    """
+    try:
+        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+            await request_json(
+                api,
+                "GET",
+                LEASES.path(elector.namespace, elector.name),
+                resource=LEASES.group_resource,
+                namespace=elector.namespace,
+            )
+    except NotFound:
+        pass
+    except (Unauthorized, Forbidden) as exc:
+        raise _api_error(exc, None, address) from exc
+    except InformerError as exc:
+        log.debug("runner.preflight_failed", lease=elector.name, error=str(exc))
+
+
+async def _run_elected(elector: LeaderElector, address: str) -> None:
+    """Campaign for the Lease; the controllers run while leading. Never returns normally.
+
+    Raises :class:`StartupError` (code 10) when leadership is lost, 6/7 on a 401/403 from
+    the Lease requests. Cancellation (a signal) stops the controllers, then releases.
+    """
+    try:
+        await elector.run()
+    except (Unauthorized, Forbidden) as exc:
+        raise _api_error(exc, None, address) from exc
+    raise StartupError(
+        ExitCode.LEADERSHIP_LOST,
+        f"leader election lost: lease {elector.namespace}/{elector.name} "
+        f"(identity {elector.identity}): {elector.lost_reason}; controllers stopped",
+    )
 
 
 async def _check_server(
@@ -636,7 +830,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         namespaces: list[str | None] = list(
             dict.fromkeys(ns for group in args.namespace for ns in group)
         ) or [None]
+        election = _election_options(args)
         opts = _Options(
+            election=election,
             classes=classes,
             namespaces=namespaces,
             workers=args.workers,

@@ -27,6 +27,7 @@ EXPECTED = {
     "MaxOfRateLimiter", "default_controller_rate_limiter",
     # controllers
     "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
+    "LeaderElector",
     # errors
     "InformerError", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
     "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",

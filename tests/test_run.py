@@ -153,14 +153,13 @@ def test_help(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--leader-elect"], "error: --leader-elect is not implemented yet"),
         (["--metrics-bind-address", ":8080"], "error: --metrics-bind-address is not implemented"),
         (
             ["--health-probe-bind-address", "127.0.0.1:8081"],
             "error: --health-probe-bind-address is not implemented",
         ),
     ],
-    ids=["leader-elect", "metrics", "health"],
+    ids=["metrics", "health"],
 )
 def test_flags_not_implemented_yet(tmp_path: Path, args: list[str], message: str) -> None:
     line = assert_one_line_error(run_cli(args, tmp_path), ExitCode.USAGE)

@@ -1,0 +1,620 @@
+"""``deploy/``: the manifests, checked statically and on the real control plane.
+
+- Static: the Deployment's hardening, probes and command line; the RBAC rules pinned
+  (least privilege); the Dockerfile's user.
+- Real server: the manifests apply with server-side apply (the Deployment is stored;
+  nothing runs it: there is no kubelet); the sample controllers work when the runner
+  authenticates as the ServiceAccount with a token from the TokenRequest API (what a Pod
+  mounts), exercising every verb granted; removing one rule makes the runner fail with a
+  403 naming the verb and the resource.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+import yaml
+from anyio.streams.text import TextReceiveStream
+
+from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
+from controllers.deployment_inventory import INVENTORY_NAME
+from informer import NotFound
+from informer._kube import request_json
+from informer.run import DEFAULT_LEADER_ELECTION_ID, ExitCode, build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+NAMESPACE = "kube-informer"
+SERVICE_ACCOUNT = "kube-informer"
+SA_USER = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+SA_GROUPS = [
+    "system:serviceaccounts",
+    f"system:serviceaccounts:{NAMESPACE}",
+    "system:authenticated",
+]
+FIELD_MANAGER = "kube-informer-deploy-test"
+RUN = [sys.executable, "-m", "informer.run"]
+
+# kind -> (plural, namespaced)
+KINDS = {
+    "Namespace": ("namespaces", False),
+    "ServiceAccount": ("serviceaccounts", True),
+    "ClusterRole": ("clusterroles", False),
+    "ClusterRoleBinding": ("clusterrolebindings", False),
+    "Role": ("roles", True),
+    "RoleBinding": ("rolebindings", True),
+    "Deployment": ("deployments", True),
+    "Service": ("services", True),
+    "PodDisruptionBudget": ("poddisruptionbudgets", True),
+}
+
+
+# ------------------------------------------------------------------------------ manifests
+
+
+def kustomization() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    return data
+
+
+def manifests() -> list[dict[str, Any]]:
+    """Every document of the files kustomization.yaml lists, in its order."""
+    docs: list[dict[str, Any]] = []
+    for name in kustomization()["resources"]:
+        docs.extend(d for d in yaml.safe_load_all((DEPLOY / name).read_text()) if d)
+    return docs
+
+
+def find(kind: str, name: str | None = None) -> dict[str, Any]:
+    matches = [
+        d
+        for d in manifests()
+        if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(matches) == 1, (kind, name, len(matches))
+    return matches[0]
+
+
+def path_of(doc: dict[str, Any]) -> str:
+    plural, namespaced = KINDS[doc["kind"]]
+    api_version = doc["apiVersion"]
+    prefix = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+    ns = f"/namespaces/{doc['metadata']['namespace']}" if namespaced else ""
+    return f"{prefix}{ns}/{plural}/{doc['metadata']['name']}"
+
+
+def container() -> dict[str, Any]:
+    containers = find("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+def rules(kind: str, name: str) -> set[tuple[str, str, str, str]]:
+    """The role's rules flattened to (group, resource, verb, resourceName or '')."""
+    flat: set[tuple[str, str, str, str]] = set()
+    for rule in find(kind, name)["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    for rname in rule.get("resourceNames") or [""]:
+                        flat.add((group, resource, verb, rname))
+    return flat
+
+
+# -------------------------------------------------------------------------------- static
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = kustomization()["resources"]
+    on_disk = sorted(p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(listed) == on_disk
+    for doc in manifests():
+        assert doc["kind"] in KINDS, doc["kind"]
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "kube-informer"
+        if KINDS[doc["kind"]][1]:
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["metadata"]
+
+
+def test_deployment_runs_the_runner_with_leader_election_and_probes() -> None:
+    deployment = find("Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == SERVICE_ACCOUNT
+    assert pod.get("automountServiceAccountToken", True) is True
+    c = container()
+    assert c["command"] == ["python", "-m", "informer.run"]
+    assert c["args"] == [
+        "--leader-elect",
+        "--metrics-bind-address=:8080",
+        "--health-probe-bind-address=:8081",
+    ]
+    args = build_parser().parse_args(c["args"])  # every flag exists and is valid
+    assert args.leader_elect and args.leader_election_id == DEFAULT_LEADER_ELECTION_ID
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"metrics": 8080, "health": 8081}
+    for probe, path in (
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        get = c[probe]["httpGet"]
+        assert (get["path"], ports[get["port"]]) == (path, 8081), probe
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
+    assert c["resources"]["limits"]["memory"]
+    # The runner exits within 5 s of SIGTERM; the kubelet must wait longer than that.
+    assert pod["terminationGracePeriodSeconds"] > 5
+    service = find("Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_deployment_security_context() -> None:
+    pod = find("Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container()["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert "privileged" not in sc and "hostNetwork" not in pod
+
+
+def test_dockerfile_runs_as_the_deployments_non_root_user() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    froms = re.findall(r"^FROM (\S+)", text, re.M)
+    assert froms and all(f == "python:3.11-slim" for f in froms)
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert len(users) == 1
+    uid, _, gid = users[0].partition(":")
+    pod = find("Deployment")["spec"]["template"]["spec"]["securityContext"]
+    assert (int(uid), int(gid)) == (pod["runAsUser"], pod["runAsGroup"])
+    assert re.search(r"pip install \.", text)
+    assert 'ENTRYPOINT ["python", "-m", "informer.run"]' in text
+
+
+def test_rbac_grants_only_what_the_samples_and_the_runner_use() -> None:
+    """Pinned: a change here must be deliberate (and proven by the tests below)."""
+    assert rules("ClusterRole", "kube-informer") == {
+        ("apps", "deployments", "list", ""),  # informers (and the startup list check)
+        ("apps", "deployments", "watch", ""),
+        ("", "configmaps", "list", ""),
+        ("", "configmaps", "watch", ""),
+        ("apps", "deployments", "patch", ""),  # configmap-reloader
+        ("", "configmaps", "create", ""),  # deployment-inventory
+        ("", "configmaps", "get", INVENTORY_NAME),
+        ("", "configmaps", "update", INVENTORY_NAME),
+        ("", "configmaps", "delete", INVENTORY_NAME),
+    }
+    assert rules("Role", "kube-informer-leader-election") == {
+        ("coordination.k8s.io", "leases", "create", ""),
+        ("coordination.k8s.io", "leases", "get", DEFAULT_LEADER_ELECTION_ID),
+        ("coordination.k8s.io", "leases", "update", DEFAULT_LEADER_ELECTION_ID),
+    }
+    for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        binding = find(kind)
+        assert binding["roleRef"]["kind"] == role_kind
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+        ]
+    assert find("Role")["metadata"]["namespace"] == NAMESPACE
+
+
+# ----------------------------------------------------------------------- on the server
+
+
+async def apply(api: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply of one manifest (its JSON is YAML)."""
+    return await request_json(
+        api,
+        "PATCH",
+        path_of(doc),
+        query={"fieldManager": FIELD_MANAGER},
+        body=doc,
+        content_type="application/apply-patch+yaml",
+    )
+
+
+async def apply_all(api: Any) -> list[dict[str, Any]]:
+    return [await apply(api, doc) for doc in manifests()]
+
+
+async def allowed(api: Any, verb: str, group: str, resource: str, namespace: str) -> bool:
+    """Whether the ServiceAccount may do it (a SubjectAccessReview, as the admin)."""
+    review = await request_json(
+        api,
+        "POST",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        body={
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": SA_USER,
+                "groups": SA_GROUPS,
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "verb": verb,
+                    "group": group,
+                    "resource": resource,
+                    "name": DEFAULT_LEADER_ELECTION_ID if resource == "leases" else "",
+                },
+            },
+        },
+    )
+    return bool(review["status"].get("allowed"))
+
+
+async def wait_allowed(api: Any, want: bool, *access: str) -> None:
+    """RBAC changes reach the authorizer through its informers: wait for them."""
+    with anyio.fail_after(10):
+        while await allowed(api, *access) != want:  # noqa: ASYNC110 - polls the API
+            await anyio.sleep(0.05)
+
+
+async def token_kubeconfig(api: Any, admin_kubeconfig: Path, path: Path) -> Path:
+    """A kubeconfig authenticating as the ServiceAccount with a TokenRequest token."""
+    answer = await request_json(
+        api,
+        "POST",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SERVICE_ACCOUNT}/token",
+        body={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
+    )
+    admin = json.loads(await anyio.Path(admin_kubeconfig).read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": SA_USER, "user": {"token": answer["status"]["token"]}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": SA_USER}}],
+        "current-context": "sa",
+    }
+    await anyio.Path(path).write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+async def sa_kubeconfig(
+    control_plane: Any, api_client: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The manifests applied; a kubeconfig for their ServiceAccount."""
+    await apply_all(api_client)
+    return await token_kubeconfig(
+        api_client,
+        Path(control_plane.kubeconfig_path),
+        tmp_path_factory.mktemp("sa") / "kubeconfig",
+    )
+
+
+class Runner:
+    """A ``python -m informer.run`` child and its JSON log lines."""
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        self.process = process
+        self.events: list[dict[str, Any]] = []
+        self.stderr = ""
+        self._changed = anyio.Event()
+
+    async def pump(self) -> None:
+        assert self.process.stdout is not None and self.process.stderr is not None
+        buffer = ""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._pump_stderr)
+            async for chunk in TextReceiveStream(self.process.stdout):
+                buffer += chunk
+                *lines, buffer = buffer.split("\n")
+                for line in lines:
+                    if line.strip():
+                        try:
+                            self.events.append(json.loads(line))
+                        except ValueError:
+                            self.events.append({"event": "<raw>", "line": line})
+                self._changed.set()
+                self._changed = anyio.Event()
+            self._changed.set()
+
+    async def _pump_stderr(self) -> None:
+        assert self.process.stderr is not None
+        async for chunk in TextReceiveStream(self.process.stderr):
+            self.stderr += chunk
+
+    def has(self, name: str) -> bool:
+        return any(e.get("event") == name for e in self.events)
+
+    def event(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == name]
+
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 20.0) -> None:
+        with anyio.fail_after(within):
+            while not predicate():
+                if self.process.returncode is not None:
+                    raise AssertionError(
+                        f"runner exited ({self.process.returncode}); stderr: {self.stderr}; "
+                        f"logs: {self.events[-8:]}"
+                    )
+                await self._changed.wait()
+
+
+@asynccontextmanager
+async def runner(args: Sequence[str], cwd: Path) -> AsyncIterator[Runner]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "KUBERNETES_"))}
+    env.update(HOME=str(cwd), PYTHONUNBUFFERED="1")
+    process = await anyio.open_process(
+        [*RUN, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    r = Runner(process)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(r.pump)
+            yield r
+            with anyio.fail_after(10):
+                await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with anyio.CancelScope(shield=True):
+            await process.wait()
+
+
+def runner_args(kubeconfig: Path, namespace: str) -> list[str]:
+    """The Deployment's command line (without the metrics and probe servers), scoped to
+    the test's namespace, electing in the operator's namespace as in a Pod."""
+    return [
+        "--kubeconfig",
+        str(kubeconfig),
+        "--namespace",
+        namespace,
+        "--leader-elect",
+        "--leader-election-namespace",
+        NAMESPACE,
+    ]
+
+
+async def reset_lease(api: Any) -> None:
+    """No stale holder from an earlier run (the default lease is 15 s)."""
+    path = (
+        f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{DEFAULT_LEADER_ELECTION_ID}"
+    )
+    with suppress(NotFound):
+        await request_json(api, "DELETE", path)
+
+
+async def poll(api: Any, path: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """GET ``path`` until ``check(object)``; a missing object is ``{}``."""
+    with anyio.fail_after(20):
+        while True:
+            try:
+                obj = await request_json(api, "GET", path)
+            except NotFound:
+                obj = {}
+            if check(obj):
+                return obj
+            await anyio.sleep(0.05)
+
+
+def config_hash(deployment: dict[str, Any]) -> str | None:
+    annotations = deployment.get("spec", {}).get("template", {}).get("metadata", {})
+    return (annotations.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
+
+
+async def create_workload(api: Any, namespace: str) -> None:
+    """ConfigMap ``app-config`` and Deployment ``web`` (opted in, consuming it)."""
+    await request_json(
+        api,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        body={"metadata": {"name": "app-config"}, "data": {"LOG_LEVEL": "info"}},
+    )
+    await request_json(
+        api,
+        "POST",
+        f"/apis/apps/v1/namespaces/{namespace}/deployments",
+        body={
+            "metadata": {"name": "web", "annotations": {RELOAD_ANNOTATION: "true"}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": "nginx:1.27",
+                                "envFrom": [{"configMapRef": {"name": "app-config"}}],
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+    )
+
+
+@pytest.mark.anyio
+async def test_manifests_apply_server_side(api_client: Any) -> None:
+    first = await apply_all(api_client)
+    kinds = [obj["kind"] for obj in first]
+    assert kinds == [d["kind"] for d in manifests()]
+    deployment = next(o for o in first if o["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
+    managers = {m["manager"] for m in deployment["metadata"]["managedFields"]}
+    assert FIELD_MANAGER in managers
+    # Applying again changes nothing: same resourceVersions, no conflicts.
+    again = await apply_all(api_client)
+    assert [o["metadata"]["resourceVersion"] for o in again] == [
+        o["metadata"]["resourceVersion"] for o in first
+    ]
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_sample_controllers_work_as_the_service_account(
+    api_client: Any, sa_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    """Every granted verb is used: list/watch (informers), leases get/create/update,
+    deployments patch, inventory create/update/delete."""
+    for group, resource in (("apps", "deployments"), ("", "configmaps")):
+        for verb in ("list", "watch"):  # what the Deployment (all namespaces) needs
+            assert await allowed(api_client, verb, group, resource, "")
+    for verb, group, resource in (
+        ("list", "", "secrets"),
+        ("delete", "apps", "deployments"),
+        ("update", "apps", "deployments"),
+        ("delete", "", "configmaps"),  # only the inventory, by name
+        ("create", "apps", "deployments"),
+    ):
+        assert not await allowed(api_client, verb, group, resource, namespace), (verb, resource)
+    await reset_lease(api_client)
+    await create_workload(api_client, namespace)
+    deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
+    inventory_path = f"/api/v1/namespaces/{namespace}/configmaps/{INVENTORY_NAME}"
+    async with runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
+        await r.wait_for(lambda: r.has("leader.acquired"))
+        stamped = await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
+        inventory = await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
+        assert "replicas: 1" in inventory["data"]["web"]
+
+        await request_json(
+            api_client,
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/configmaps/app-config",
+            body={"data": {"LOG_LEVEL": "debug"}},
+            content_type="application/merge-patch+json",
+        )
+        rolled = await poll(
+            api_client,
+            deployment_path,
+            lambda d: config_hash(d) not in (None, config_hash(stamped)),
+        )
+        assert rolled["metadata"]["generation"] > stamped["metadata"]["generation"]
+
+        await request_json(
+            api_client,
+            "PATCH",
+            deployment_path,
+            body={"spec": {"replicas": 3}},
+            content_type="application/merge-patch+json",
+        )
+        await poll(api_client, inventory_path, lambda c: "replicas: 3" in c["data"].get("web", ""))
+
+        await request_json(api_client, "DELETE", deployment_path)
+        await poll(api_client, inventory_path, lambda c: c == {})
+
+        r.process.send_signal(signal.SIGTERM)
+    assert r.process.returncode == 0, r.stderr
+    assert r.has("leader.released") and r.stderr.strip() == ""
+    failures = [e for e in r.events if e.get("level") in ("warning", "error")]
+    assert not failures, failures
+    lease = await request_json(
+        api_client,
+        "GET",
+        f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{DEFAULT_LEADER_ELECTION_ID}",
+    )
+    assert lease["spec"]["holderIdentity"] == ""  # released on SIGTERM
+
+
+@dataclass(frozen=True)
+class MissingRule:
+    """Remove ``verbs`` on ``group``/``resource`` from a role; expect a named 403."""
+
+    kind: str
+    role: str
+    group: str
+    resource: str
+    verbs: tuple[str, ...]
+    fatal: bool = True  # a startup check catches it (exit 7); else a reconcile fails
+
+    def drop(self, doc: dict[str, Any]) -> dict[str, Any]:
+        doc = copy.deepcopy(doc)
+        before = sum(len(rule["verbs"]) for rule in doc["rules"])
+        for rule in doc["rules"]:
+            if (
+                self.group in rule["apiGroups"]
+                and self.resource in rule["resources"]
+                and set(self.verbs) <= set(rule["verbs"])
+            ):
+                rule["verbs"] = [v for v in rule["verbs"] if v not in self.verbs]
+        doc["rules"] = [rule for rule in doc["rules"] if rule["verbs"]]
+        assert sum(len(rule["verbs"]) for rule in doc["rules"]) == before - len(self.verbs)
+        return doc
+
+    def where(self, namespace: str) -> str:
+        return NAMESPACE if self.kind == "Role" else namespace
+
+    def message(self, namespace: str) -> str:
+        resource = f"{self.resource}.{self.group}" if self.group else self.resource
+        return (
+            f"forbidden: cannot {self.verbs[0]} {resource} in namespace '{self.where(namespace)}'"
+        )
+
+
+MISSING = [
+    MissingRule("ClusterRole", "kube-informer", "", "configmaps", ("watch",)),
+    MissingRule("ClusterRole", "kube-informer", "apps", "deployments", ("list", "watch")),
+    MissingRule(
+        "Role", "kube-informer-leader-election", "coordination.k8s.io", "leases", ("get", "update")
+    ),
+    MissingRule("ClusterRole", "kube-informer", "apps", "deployments", ("patch",), fatal=False),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "missing",
+    MISSING,
+    ids=["configmaps-watch", "deployments-list-watch", "leases-get-update", "deployments-patch"],
+)
+async def test_a_missing_rule_fails_with_a_403_naming_verb_and_resource(
+    api_client: Any, sa_kubeconfig: Path, namespace: str, tmp_path: Path, missing: MissingRule
+) -> None:
+    original = find(missing.kind, missing.role)
+    access = (missing.verbs[0], missing.group, missing.resource, missing.where(namespace))
+    message = missing.message(namespace)
+    await reset_lease(api_client)
+    await create_workload(api_client, namespace)
+    await apply(api_client, missing.drop(original))
+    try:
+        await wait_allowed(api_client, False, *access)
+        async with runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
+            if missing.fatal:
+                with anyio.fail_after(30):
+                    await r.process.wait()
+            else:
+                await r.wait_for(
+                    lambda: any(message in e.get("error", "") for e in r.event("reconcile.failed"))
+                )
+                r.process.send_signal(signal.SIGTERM)
+    finally:
+        await apply(api_client, original)
+        await wait_allowed(api_client, True, *access)
+    assert "Traceback" not in r.stderr, r.stderr
+    if missing.fatal:
+        lines = r.stderr.strip().splitlines()
+        assert r.process.returncode == ExitCode.FORBIDDEN, (r.process.returncode, r.stderr)
+        assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), r.stderr
+        print(lines[0])
+    else:
+        assert r.process.returncode == 0, r.stderr
