@@ -1,0 +1,217 @@
+"""Metrics and health probes of one runner, wired in one place.
+
+:class:`Observability` registers everything at construction (so that queue hooks are in
+place before the informers start) and serves both endpoints from :meth:`Observability.serve`
+(an async context manager) or :meth:`Observability.run` (a task). :func:`run_observability`
+is the one-call form. The runner (``informer.run``) uses it for
+``--metrics-bind-address`` and ``--health-probe-bind-address``::
+
+    obs = Observability(factories=factories, controllers=controllers)
+    async with obs.serve(metrics_address=":8080", health_address=":8081") as endpoints:
+        ...  # start the factories, then the controllers
+    obs.add_elector(elector)  # whenever the elector exists (metrics + lease check)
+
+What is registered:
+
+- metrics (:class:`~informer._metrics.Metrics`, its own registry): every informer of the
+  factories (also those created later), every controller (queue hooks and reconcile
+  observer), the elector (``leader_election_master_status``), process metrics;
+- liveness: ``event-loop`` (a heartbeat task, run while serving), ``watches`` (the
+  factories' informers), ``leader-election`` (once an elector is given);
+- readiness: ``informers`` (every informer of the factories synced).
+
+An address of ``None`` or ``"0"`` disables that endpoint (the runner's default). A bind
+failure raises :class:`~informer._metrics.BindError` before anything is served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+import structlog
+from prometheus_client import CollectorRegistry
+
+from ._controller import Controller
+from ._factory import SharedInformerFactory
+from ._health import (
+    DEFAULT_LOOP_INTERVAL,
+    DEFAULT_MAX_LOOP_LAG,
+    DEFAULT_STALL_SLACK,
+    DEFAULT_STALL_STRIKES,
+    EventLoopMonitor,
+    HealthChecks,
+    LeaseHolder,
+    WatchStallCheck,
+    health_routes,
+    informers_synced_check,
+    lease_check,
+)
+from ._informer import SharedIndexInformer
+from ._metrics import HttpServer, LeaderStatus, Metrics, metrics_routes
+
+__all__ = ["Endpoints", "Observability", "run_observability"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """The ports actually bound (``None``: that endpoint is disabled)."""
+
+    metrics_port: int | None
+    health_port: int | None
+
+
+def _enabled(address: str | None) -> bool:
+    return bool(address) and address != "0"
+
+
+class Observability:
+    """Metrics and health checks over ``factories``, ``controllers`` and ``elector``.
+
+    Construct it after the controllers (they create the informers they watch) and before
+    the factories start. ``registry`` defaults to a new ``CollectorRegistry``; ``clock``
+    must be the reflectors' clock. The other arguments tune the checks (see
+    :mod:`informer._health`). Everything runs on the event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        factories: Iterable[SharedInformerFactory] = (),
+        controllers: Iterable[Controller] = (),
+        elector: LeaderStatus | None = None,
+        registry: CollectorRegistry | None = None,
+        process_metrics: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        loop_interval: float = DEFAULT_LOOP_INTERVAL,
+        max_loop_lag: float = DEFAULT_MAX_LOOP_LAG,
+        stall_slack: float = DEFAULT_STALL_SLACK,
+        stall_strikes: int = DEFAULT_STALL_STRIKES,
+    ) -> None:
+        self.factories = list(factories)
+        self.metrics = Metrics(registry, process_metrics=process_metrics, clock=clock)
+        for factory in self.factories:
+            self.metrics.add_factory(factory)
+        for controller in controllers:
+            self.metrics.add_controller(controller)
+        self.loop_monitor = EventLoopMonitor(
+            interval=loop_interval, max_lag=max_loop_lag, clock=clock
+        )
+        self.checks = HealthChecks()
+        self.checks.add_liveness("event-loop", self.loop_monitor.check)
+        self.checks.add_liveness(
+            "watches",
+            WatchStallCheck(
+                self.informers, slack=stall_slack, stall_strikes=stall_strikes, clock=clock
+            ),
+        )
+        self.checks.add_readiness("informers", informers_synced_check(self.informers))
+        self._electors: list[LeaderStatus] = []
+        if elector is not None:
+            self.add_elector(elector)
+
+    def informers(self) -> list[SharedIndexInformer]:
+        """Every informer of the factories (read live: later ones are included)."""
+        return [i for f in self.factories for i in f.informers]
+
+    def add_elector(self, elector: LeaderStatus) -> None:
+        """Export the elector's status, and check its lease if it is a
+        :class:`~informer._health.LeaseHolder` (``LeaderElector`` is). Idempotent."""
+        if any(e is elector for e in self._electors):
+            return
+        self._electors.append(elector)
+        self.metrics.add_elector(elector)
+        if isinstance(elector, LeaseHolder):
+            name = (
+                "leader-election"
+                if len(self._electors) == 1
+                else f"leader-election-{len(self._electors)}"
+            )
+            self.checks.add_liveness(name, lease_check(elector))
+
+    @contextlib.asynccontextmanager
+    async def serve(
+        self, *, metrics_address: str | None, health_address: str | None
+    ) -> AsyncIterator[Endpoints]:
+        """Bind both endpoints (``BindError`` at once if one cannot), serve them inside
+        the block, stop on exit. Yields the bound ports."""
+        servers: list[HttpServer] = []
+        try:
+            if _enabled(metrics_address):
+                assert metrics_address is not None
+                servers.append(
+                    await HttpServer.bind(
+                        metrics_address, metrics_routes(self.metrics), name="metrics"
+                    )
+                )
+            if _enabled(health_address):
+                assert health_address is not None
+                servers.append(
+                    await HttpServer.bind(health_address, health_routes(self.checks), name="health")
+                )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for server in servers:
+                    await server.aclose()
+            raise
+        by_name = {s.name: s.port for s in servers}
+        endpoints = Endpoints(by_name.get("metrics"), by_name.get("health"))
+        async with anyio.create_task_group() as tg:
+            if endpoints.health_port is not None:
+                await tg.start(self.loop_monitor.run)
+            for server in servers:
+                tg.start_soon(server.serve, name=f"{server.name} endpoint")
+            log.info(
+                "observability.serving",
+                metrics_address=metrics_address if endpoints.metrics_port is not None else None,
+                metrics_port=endpoints.metrics_port,
+                health_address=health_address if endpoints.health_port is not None else None,
+                health_port=endpoints.health_port,
+            )
+            try:
+                yield endpoints
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def run(
+        self,
+        *,
+        metrics_address: str | None,
+        health_address: str | None,
+        task_status: anyio.abc.TaskStatus[Endpoints] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until cancelled; ``task_status.started(Endpoints)`` once listening."""
+        async with self.serve(
+            metrics_address=metrics_address, health_address=health_address
+        ) as endpoints:
+            task_status.started(endpoints)
+            await anyio.sleep_forever()
+
+
+async def run_observability(
+    *,
+    metrics_address: str | None,
+    health_address: str | None,
+    factories: Iterable[SharedInformerFactory],
+    controllers: Iterable[Controller],
+    elector: LeaderStatus | None = None,
+    task_status: anyio.abc.TaskStatus[Endpoints] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Register everything and serve both endpoints until cancelled (one call).
+
+    Registration happens synchronously when the task starts, before its first await, so
+    ``await tg.start(run_observability, ...)`` before the factories start counts every
+    queue add. ``task_status.started(Endpoints)`` once both are listening;
+    :class:`~informer._metrics.BindError` is raised before that when an address cannot be
+    used.
+    """
+    obs = Observability(factories=factories, controllers=controllers, elector=elector)
+    await obs.run(
+        metrics_address=metrics_address, health_address=health_address, task_status=task_status
+    )

@@ -1,0 +1,403 @@
+"""Health probes: /readyz follows the informers' sync, /healthz turns red on a blocked
+event loop, a stalled watch the guard cannot heal, or an overdue lease.
+
+Informers run on ``FakeListerWatcher``; clocks are injected where time matters. Every
+test is bounded by ``anyio.fail_after`` and waits for conditions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from informer._controller import Controller, Result
+from informer._factory import SharedInformerFactory
+from informer._health import (
+    EventLoopMonitor,
+    HealthChecks,
+    LeaseHolder,
+    WatchStallCheck,
+    informers_synced_check,
+    lease_check,
+    serve_health,
+)
+from informer._leaderelection import LeaderElector
+from informer._metrics import BindError
+from informer._observability import Endpoints, Observability, run_observability
+from informer._resource import CONFIGMAPS, Resource
+from informer._types import Obj
+from informer.testing._fake import FakeListerWatcher
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT = 10.0
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    """GET ``path`` on 127.0.0.1:``port`` over a raw socket; (status, body)."""
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await stream.send_eof()
+        data = b""
+        try:
+            while True:
+                data += await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            pass
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body.decode()
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def cm(name: str, ns: str = "ns") -> Obj:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}}
+
+
+def fake_factory(fake: FakeListerWatcher, **reflector_options: Any) -> SharedInformerFactory:
+    def lister_watcher(resource: Resource, **_: Any) -> FakeListerWatcher:
+        return fake
+
+    options = {"backoff_initial": 0.01, "backoff_cap": 0.05, **reflector_options}
+    return SharedInformerFactory(
+        None, lister_watcher_factory=lister_watcher, reflector_options=options
+    )
+
+
+@asynccontextmanager
+async def health_server(checks: HealthChecks) -> AsyncIterator[int]:
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve_health, "127.0.0.1:0", checks)
+        yield port
+        tg.cancel_scope.cancel()
+
+
+# ----------------------------------------------------------------------------- readiness
+
+
+async def test_readyz_is_red_until_every_informer_synced() -> None:
+    fake = FakeListerWatcher()
+    fake.create(cm("a"))
+    factory = fake_factory(fake)
+    informer = factory.informer_for(CONFIGMAPS)
+    checks = HealthChecks()
+    checks.add_readiness("informers", informers_synced_check(lambda: factory.informers))
+    with anyio.fail_after(TIMEOUT):
+        async with health_server(checks) as port:
+            status, body = await http_get(port, "/readyz")
+            assert status == 500
+            assert body == (
+                "[-]informers failed: not synced yet: configmaps\nreadyz check failed\n"
+            )
+            assert await http_get(port, "/readyz/informers") == (
+                500,
+                "[-]informers failed: not synced yet: configmaps\n",
+            )
+            async with factory:
+                await informer.wait_for_sync()
+                assert await http_get(port, "/readyz") == (200, "ok")
+                assert await http_get(port, "/readyz?verbose") == (
+                    200,
+                    "[+]informers ok\nreadyz check passed\n",
+                )
+                assert await http_get(port, "/readyz/informers") == (200, "ok\n")
+                assert (await http_get(port, "/readyz/nope"))[0] == 404
+
+
+async def test_probe_output_exclude_and_a_raising_check() -> None:
+    checks = HealthChecks()
+    checks.add_liveness("fine", lambda: None)
+    checks.add_liveness("sick", lambda: "feeling bad")
+
+    def broken() -> str | None:
+        raise RuntimeError("oops")
+
+    checks.add_liveness("broken", broken)
+    with pytest.raises(ValueError):
+        checks.add_liveness("fine", lambda: None)
+    with pytest.raises(ValueError):
+        checks.add_liveness("a/b", lambda: None)
+    with anyio.fail_after(TIMEOUT):
+        async with health_server(checks) as port:
+            assert await http_get(port, "/healthz") == (
+                500,
+                "[+]fine ok\n"
+                "[-]sick failed: feeling bad\n"
+                "[-]broken failed: check raised RuntimeError: oops\n"
+                "healthz check failed\n",
+            )
+            assert await http_get(port, "/healthz?exclude=sick&exclude=broken") == (200, "ok")
+            assert await http_get(port, "/healthz?exclude=sick,broken&verbose") == (
+                200,
+                "[+]fine ok\n[+]sick excluded: ok\n[+]broken excluded: ok\nhealthz check passed\n",
+            )
+            assert await http_get(port, "/healthz/fine") == (200, "ok\n")
+            assert (await http_get(port, "/metrics"))[0] == 404
+            assert await http_get(port, "/readyz") == (200, "ok")  # no readiness checks
+
+
+# ---------------------------------------------------------------------------- event loop
+
+
+def test_event_loop_check_with_an_injected_clock() -> None:
+    clock = FakeClock()
+    monitor = EventLoopMonitor(interval=1.0, max_lag=5.0, clock=clock)
+    assert monitor.check() is None  # not running: nothing measured
+    monitor.beat()
+    clock.now += 5.9
+    assert monitor.check() is None
+    clock.now += 0.2  # 6.1 s without a beat: blocked now
+    assert "no heartbeat for 6.1s" in (monitor.check() or "")
+    monitor.beat(lag=5.5)  # woke up 5.5 s late: was blocked
+    assert "5.5s late" in (monitor.check() or "")
+    monitor.beat(lag=0.01)
+    assert monitor.check() is None
+    assert monitor.max_observed_lag == 5.5
+    with pytest.raises(ValueError):
+        EventLoopMonitor(interval=0)
+
+
+async def test_blocking_the_loop_turns_the_event_loop_check_red() -> None:
+    monitor = EventLoopMonitor(interval=0.02, max_lag=0.1)
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            await tg.start(monitor.run)
+            assert monitor.check() is None
+            time.sleep(0.2)  # noqa: ASYNC251 - blocking the event loop is the point
+            assert "the event loop is blocked" in (monitor.check() or "")
+            # The heartbeat resumes; it reports the lateness, then recovers.
+            while monitor.check() is not None:  # noqa: ASYNC110 - the heartbeat is time itself
+                await anyio.sleep(monitor.interval)
+            assert monitor.max_observed_lag >= 0.1
+            tg.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------------------- watches
+
+
+async def test_a_watch_the_guard_cannot_reopen_turns_healthz_red() -> None:
+    """The guard works on the event loop's clock; the reflector's (injected) clock jumps
+    past the limit while the guard sees nothing: as if the guard itself had failed."""
+    clock = FakeClock()
+    fake = FakeListerWatcher()
+    factory = fake_factory(fake, clock=clock, inactivity_timeout=60.0)
+    informer = factory.informer_for(CONFIGMAPS)
+    check = WatchStallCheck(lambda: factory.informers, slack=10.0, clock=clock)
+    checks = HealthChecks()
+    checks.add_liveness("watches", check)
+    with anyio.fail_after(TIMEOUT):
+        async with health_server(checks) as port, factory:
+            await informer.wait_for_sync()
+            await fake.wait_for_watchers(1)
+            await fake.wait_until(lambda: informer.reflector.is_watching)
+            assert await http_get(port, "/healthz") == (200, "ok")
+            clock.now += 99.0  # limit: 60 * 1.5 + 10 = 100
+            assert await http_get(port, "/healthz") == (200, "ok")
+            clock.now += 2.0
+            status, body = await http_get(port, "/healthz")
+            assert status == 500
+            assert body.startswith("[-]watches failed: configmaps: watching, but nothing received")
+            assert "did not re-open the watch (limit 100s)" in body
+            # Any event is progress again.
+            fake.create(cm("late"))
+            await fake.wait_until(lambda: informer.reflector.stats.added == 1)
+            assert await http_get(port, "/healthz") == (200, "ok")
+
+
+async def test_watches_that_keep_stalling_turn_healthz_red() -> None:
+    """Every re-opened watch stalls too: the guard fires again and again, in vain."""
+    fake = FakeListerWatcher()
+    factory = fake_factory(fake, inactivity_timeout=0.1)
+    informer = factory.informer_for(CONFIGMAPS)
+    reflector = informer.reflector
+    check = WatchStallCheck(lambda: factory.informers, stall_strikes=3)
+    checks = HealthChecks()
+    checks.add_liveness("watches", check)
+    stalling = True
+
+    async def stall_every_watch() -> None:
+        opened = fake.watch_opens
+        while stalling:
+            await fake.wait_until(lambda n=opened: fake.watch_opens > n or not stalling)
+            opened = fake.watch_opens
+            if stalling:
+                fake.stall_watches()
+
+    with anyio.fail_after(TIMEOUT):
+        async with health_server(checks) as port, factory, anyio.create_task_group() as tg:
+            await informer.wait_for_sync()
+            await fake.wait_for_watchers(1)
+            fake.push_bookmark()  # this server sends bookmarks: a watch is never silent
+            await fake.wait_until(lambda: reflector.stats.bookmarks == 1)
+            assert check() is None  # notes: the last event was just now
+            base = reflector.stats.stalls
+            fake.stall_watches()
+            tg.start_soon(stall_every_watch)
+            await fake.wait_until(lambda: reflector.stats.stalls >= base + 2)
+            assert check() is None  # 2 strikes of 3 (checked before the loop can stall again)
+            await fake.wait_until(lambda: reflector.stats.stalls >= base + 3)
+            status, body = await http_get(port, "/healthz")
+            assert status == 500
+            assert "configmaps: 3 watches in a row stalled" in body or "configmaps: 4 " in body
+            # The network heals: the next watch delivers again.
+            stalling = False
+            opens = fake.watch_opens
+            fake.advance_resource_version()  # wakes the stalling task, which ends
+            await fake.wait_until(lambda: fake.watch_opens > opens and fake.open_watchers == 1)
+            fake.push_bookmark()
+            await fake.wait_until(lambda: reflector.stats.bookmarks == 2)
+            assert check() is None
+            tg.cancel_scope.cancel()
+
+
+async def test_stalls_without_bookmarks_or_guard_are_not_failures() -> None:
+    """A quiet resource on a server without bookmarks is silent by nature."""
+    fake = FakeListerWatcher()
+    factory = fake_factory(fake, inactivity_timeout=0.05)
+    unguarded = FakeListerWatcher()
+    other = fake_factory(unguarded, inactivity_timeout=None)
+    informer = factory.informer_for(CONFIGMAPS)
+    other.informer_for(CONFIGMAPS)
+    check = WatchStallCheck(lambda: [*factory.informers, *other.informers], stall_strikes=2)
+    with anyio.fail_after(TIMEOUT):
+        async with factory, other:
+            await informer.wait_for_sync()
+            assert check() is None
+            await fake.wait_until(lambda: informer.reflector.stats.stalls >= 3)
+            assert check() is None
+
+
+# --------------------------------------------------------------------------------- lease
+
+
+class FakeElector:
+    """Implements the LeaseHolder protocol like LeaderElector.check does."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.name = "lease"
+        self.lease_duration = 15.0
+        self.renew_deadline = 10.0
+        self.retry_period = 2.0
+        self.leading = False
+        self.renewed_at = clock.now
+        self._clock = clock
+
+    def is_leader(self) -> bool:
+        return self.leading
+
+    def check(self, max_tolerable_expired_lease: float = 20.0) -> str | None:
+        overdue = self._clock() - self.renewed_at
+        if self.leading and overdue > self.lease_duration + max_tolerable_expired_lease:
+            return f"not renewed for {overdue:.1f}s"
+        return None
+
+
+def test_lease_check() -> None:
+    clock = FakeClock()
+    elector = FakeElector(clock)
+    assert isinstance(elector, LeaseHolder)
+    check = lease_check(elector, slack=1.0)  # limit: 10 + 2 + 1 = 13 s
+    clock.now += 100
+    assert check() is None  # a follower has no lease to keep
+    elector.leading = True
+    elector.renewed_at = clock.now
+    clock.now += 13.0
+    assert check() is None
+    clock.now += 0.5
+    assert check() == "not renewed for 13.5s"
+    elector.renewed_at = clock.now
+    assert check() is None
+
+
+def test_the_real_elector_is_a_lease_holder() -> None:
+    elector = LeaderElector(None, name="lease", namespace="ns", identity="me")
+    assert isinstance(elector, LeaseHolder)
+    assert lease_check(elector)() is None  # not leading
+
+
+# ------------------------------------------------------------------------- observability
+
+
+async def test_observability_serves_metrics_and_probes() -> None:
+    fake = FakeListerWatcher()
+    fake.create(cm("a"))
+    factory = fake_factory(fake)
+
+    class Noop(Controller):
+        def setup(self) -> None:
+            self.watch(CONFIGMAPS)
+
+        async def reconcile(self, key: str) -> Result | None:
+            return None
+
+    controller = Noop(factory, None)
+    clock = FakeClock()
+    elector = FakeElector(clock)
+    obs = Observability(factories=[factory], controllers=[controller], process_metrics=False)
+    obs.add_elector(elector)
+    obs.add_elector(elector)  # idempotent
+    assert [c.name for c in obs.checks.liveness] == ["event-loop", "watches", "leader-election"]
+    assert [c.name for c in obs.checks.readiness] == ["informers"]
+
+    def names(text: str) -> set[str]:
+        return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+    with anyio.fail_after(TIMEOUT):
+        async with obs.serve(metrics_address="127.0.0.1:0", health_address="127.0.0.1:0") as ep:
+            assert ep.metrics_port is not None and ep.health_port is not None
+            assert (await http_get(ep.health_port, "/readyz"))[0] == 500
+            assert await http_get(ep.health_port, "/healthz") == (200, "ok")
+            async with anyio.create_task_group() as tg, factory:
+                tg.start_soon(controller.run)
+                assert await factory.wait_for_cache_sync()
+                assert await http_get(ep.health_port, "/readyz") == (200, "ok")
+                status, text = await http_get(ep.metrics_port, "/metrics")
+                assert status == 200
+                assert {
+                    "workqueue_adds_total",
+                    "controller_runtime_reconcile_total",
+                    "informer_store_objects",
+                    "leader_election_master_status",
+                } <= names(text)
+                elector.leading = True
+                clock.now += 60
+                status, body = await http_get(ep.health_port, "/healthz")
+                assert status == 500 and "[-]leader-election failed: not renewed" in body
+                tg.cancel_scope.cancel()
+
+
+async def test_run_observability_disabled_endpoints_and_bind_errors() -> None:
+    factory = fake_factory(FakeListerWatcher())
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            endpoints: Endpoints = await tg.start(
+                lambda task_status: run_observability(
+                    metrics_address="127.0.0.1:0",
+                    health_address="0",
+                    factories=[factory],
+                    controllers=[],
+                    task_status=task_status,
+                )
+            )
+            assert endpoints.health_port is None and endpoints.metrics_port is not None
+            taken = f"127.0.0.1:{endpoints.metrics_port}"
+            obs = Observability(factories=[factory])
+            with pytest.raises(BindError, match=r"cannot listen on 127\.0\.0\.1:"):
+                async with obs.serve(metrics_address=None, health_address=taken):
+                    pass
+            tg.cancel_scope.cancel()
