@@ -32,6 +32,8 @@ from ._factory import SharedInformerFactory as SharedInformerFactory
 from ._handlers import EventHandler as EventHandler
 from ._handlers import FilteringHandler as FilteringHandler
 from ._handlers import HandlerFuncs as HandlerFuncs
+from ._health import HealthChecks as HealthChecks
+from ._health import serve_health as serve_health
 from ._informer import SharedIndexInformer as SharedIndexInformer
 from ._kube import new_api_client as new_api_client
 from ._kube import request_json as request_json
@@ -40,6 +42,9 @@ from ._leaderelection import LeaderElector as LeaderElector
 from ._lister import Lister as Lister
 from ._listwatch import ApiListerWatcher as ApiListerWatcher
 from ._listwatch import ListerWatcher as ListerWatcher
+from ._metrics import BindError as BindError
+from ._metrics import Metrics as Metrics
+from ._metrics import serve_metrics as serve_metrics
 from ._objects import DeletedFinalStateUnknown as DeletedFinalStateUnknown
 from ._objects import ObjectKeyError as ObjectKeyError
 from ._objects import annotations_of as annotations_of
@@ -53,6 +58,9 @@ from ._objects import resource_version as resource_version
 from ._objects import split_meta_namespace_key as split_meta_namespace_key
 from ._objects import uid_of as uid_of
 from ._objects import unwrap_tombstone as unwrap_tombstone
+from ._observability import Endpoints as Endpoints
+from ._observability import Observability as Observability
+from ._observability import run_observability as run_observability
 from ._ratelimit import BucketRateLimiter as BucketRateLimiter
 from ._ratelimit import ExponentialFailureRateLimiter as ExponentialFailureRateLimiter
 from ._ratelimit import ItemFastSlowRateLimiter as ItemFastSlowRateLimiter
@@ -111,6 +119,7 @@ __all__ = [
     "ApiError",
     "ApiListerWatcher",
     "BadRequest",
+    "BindError",
     "BucketRateLimiter",
     "ConfigError",
     "Conflict",
@@ -121,12 +130,14 @@ __all__ = [
     "Delta",
     "DeltaFIFO",
     "DeltaType",
+    "Endpoints",
     "EventHandler",
     "ExponentialFailureRateLimiter",
     "FIFOClosedError",
     "FilteringHandler",
     "Forbidden",
     "HandlerFuncs",
+    "HealthChecks",
     "IndexFunc",
     "Indexer",
     "InformerError",
@@ -136,9 +147,11 @@ __all__ = [
     "Lister",
     "ListerWatcher",
     "MaxOfRateLimiter",
+    "Metrics",
     "NotFound",
     "Obj",
     "ObjectKeyError",
+    "Observability",
     "QueueMetrics",
     "QueueShutDown",
     "RateLimiter",
@@ -172,6 +185,9 @@ __all__ = [
     "parse_label_selector",
     "request_json",
     "resource_version",
+    "run_observability",
+    "serve_health",
+    "serve_metrics",
     "split_meta_namespace_key",
     "strip_managed_fields",
     "uid_of",

@@ -36,7 +36,7 @@ code meaning
 0    stopped by SIGINT/SIGTERM
 1    unexpected error: a bug in a controller (e.g. in ``setup``) or in the runner; the
      only case that prints a traceback
-2    bad command line (including a flag that is not implemented yet)
+2    bad command line, or a metrics/health address that cannot be bound
 3    unknown controller name, module, attribute or file (named), or none to run
 4    client configuration missing or invalid (kubeconfig, context, in-cluster files)
 5    API server unreachable within ``--startup-timeout`` (names the address)
@@ -49,10 +49,10 @@ code meaning
 130  a second signal arrived during shutdown
 ==== =====================================================================================
 
-Accepted and validated, wired by the operability work: ``--metrics-bind-address``,
-``--health-probe-bind-address`` (``0`` disables them, the default). Until then a
-non-default value ends with ``error: --metrics-bind-address is not implemented yet``
-(code 2).
+Observability: ``--metrics-bind-address HOST:PORT`` serves Prometheus metrics on
+``/metrics`` and ``--health-probe-bind-address HOST:PORT`` serves ``/healthz`` (liveness)
+and ``/readyz`` (readiness); ``0`` disables them (the default), ``:8080`` listens on every
+interface. Both are bound before anything else starts.
 
 Leader election (``--leader-elect``, off by default): every replica starts its informers
 (followers keep warm caches) but runs the controllers' workers only while it holds the
@@ -111,6 +111,8 @@ from ._factory import SharedInformerFactory
 from ._informer import SharedIndexInformer
 from ._kube import ApiClient, new_api_client, request_json
 from ._leaderelection import LeaderElector, validate_timings
+from ._metrics import BindError
+from ._observability import Observability
 from ._resource import LEASES
 from ._runner_logging import LOG_FORMATS, LOG_LEVELS, configure_logging, default_log_format
 from ._runner_targets import TargetError, load_samples, load_target, select_controllers
@@ -347,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="SECONDS",
             help=f"advanced: {what} (default: {default:g})",
         )
-    ops = parser.add_argument_group("operability (validated; not implemented yet)")
+    ops = parser.add_argument_group("operability")
     ops.add_argument(
         "--metrics-bind-address",
         type=_bind_address,
@@ -363,14 +365,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="HOST:PORT for /healthz and /readyz; 0 disables (default)",
     )
     return parser
-
-
-def _not_implemented(args: argparse.Namespace) -> str | None:
-    if args.metrics_bind_address != "0":
-        return "--metrics-bind-address is not implemented yet (0 disables it)"
-    if args.health_probe_bind_address != "0":
-        return "--health-probe-bind-address is not implemented yet (0 disables it)"
-    return None
 
 
 def _controller_classes(args: argparse.Namespace) -> list[type[Controller]]:
@@ -415,6 +409,8 @@ class _Options:
     kubeconfig: str | None
     context: str | None
     election: _Election | None = None
+    metrics_address: str = "0"
+    health_address: str = "0"
 
 
 class _Signals:
@@ -503,6 +499,7 @@ async def _serve(opts: _Options) -> None:
                 controllers.append(controller)
         elector = _new_elector(api, opts.election, controllers) if opts.election else None
         informers = [i for f in factories for i in f.informers]
+        obs = Observability(factories=factories, controllers=controllers, elector=elector)
         log.info(
             "runner.starting",
             controllers=[c.name for c in controllers],
@@ -515,6 +512,14 @@ async def _serve(opts: _Options) -> None:
         if opts.gc_freeze:
             gc.disable()
         async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(
+                    obs.serve(
+                        metrics_address=opts.metrics_address, health_address=opts.health_address
+                    )
+                )
+            except BindError as exc:
+                raise StartupError(ExitCode.USAGE, str(exc)) from exc
             for factory in factories:
                 await stack.enter_async_context(factory)
             async with anyio.create_task_group() as tg:
@@ -820,9 +825,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.log_format or default_log_format(sys.stdout), args.log_level)
     try:
-        problem = _not_implemented(args)
-        if problem:
-            raise StartupError(ExitCode.USAGE, problem)
         try:
             classes = _controller_classes(args)
         except TargetError as exc:
@@ -840,6 +842,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             gc_freeze=args.gc_freeze,
             kubeconfig=args.kubeconfig,
             context=args.context,
+            metrics_address=args.metrics_bind_address,
+            health_address=args.health_probe_bind_address,
         )
         return int(anyio.run(_main_async, opts))
     except KeyboardInterrupt:

@@ -28,6 +28,9 @@ EXPECTED = {
     # controllers
     "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
     "LeaderElector",
+    # observability
+    "Observability", "Endpoints", "run_observability", "Metrics", "serve_metrics",
+    "BindError", "HealthChecks", "serve_health",
     # errors
     "InformerError", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
     "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",

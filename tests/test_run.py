@@ -15,6 +15,8 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,8 +24,10 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import pytest
 from anyio.streams.text import TextReceiveStream
+from prometheus_client.parser import text_string_to_metric_families
 
 from informer._kube import request_json
 from informer.run import ExitCode, build_parser
@@ -148,22 +152,6 @@ def test_help(tmp_path: Path) -> None:
     ):
         assert flag in proc.stdout
     assert "exit codes" in proc.stdout
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--metrics-bind-address", ":8080"], "error: --metrics-bind-address is not implemented"),
-        (
-            ["--health-probe-bind-address", "127.0.0.1:8081"],
-            "error: --health-probe-bind-address is not implemented",
-        ),
-    ],
-    ids=["metrics", "health"],
-)
-def test_flags_not_implemented_yet(tmp_path: Path, args: list[str], message: str) -> None:
-    line = assert_one_line_error(run_cli(args, tmp_path), ExitCode.USAGE)
-    assert line.startswith(message)
 
 
 @pytest.mark.parametrize(
@@ -657,3 +645,65 @@ async def test_drain_is_bounded_and_a_second_signal_exits_at_once(
     assert runner.process.returncode == ExitCode.FORCED
     assert runner.stderr.strip().startswith("error: second signal (SIGINT)")
     assert "Traceback" not in runner.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
+async def test_metrics_and_health_endpoints(
+    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
+) -> None:
+    metrics, health = free_port(), free_port()
+    args = [
+        str(user_file(tmp_path)),
+        "--kubeconfig",
+        str(control_plane.kubeconfig_path),
+        "--namespace",
+        namespace,
+        "--metrics-bind-address",
+        f"127.0.0.1:{metrics}",
+        "--health-probe-bind-address",
+        f"127.0.0.1:{health}",
+    ]
+    async with start_runner(args, tmp_path) as runner:
+        await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        await create_configmap(api_client, namespace, "scraped")
+        await runner.wait_for(reconciled(f"{namespace}/scraped"))
+        status, body = await anyio.to_thread.run_sync(http_get, health, "/readyz")
+        assert status == 200, body
+        status, body = await anyio.to_thread.run_sync(http_get, health, "/healthz?verbose")
+        assert status == 200, body
+        status, text = await anyio.to_thread.run_sync(http_get, metrics, "/metrics")
+        assert status == 200
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        reconciles = [
+            s.value
+            for s in families["controller_runtime_reconcile"].samples
+            if s.name.endswith("_total")
+            and s.labels == {"controller": "cm-logger", "result": "success"}
+        ]
+        assert reconciles and reconciles[0] >= 1
+        objects = [
+            s.value for s in families["informer_store_objects"].samples
+            if s.labels["resource"].startswith("configmaps")
+        ]  # fmt: skip
+        assert objects == [1.0]
+        # A second runner cannot bind the same address: a one-line usage error.
+        clash = await run_to_exit(args, tmp_path)
+        line = assert_runner_error(clash, ExitCode.USAGE)
+        assert f"127.0.0.1:{metrics}" in line
+        runner.process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(5):
+            await runner.process.wait()
+    assert runner.process.returncode == 0, runner.stderr
