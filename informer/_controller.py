@@ -123,7 +123,7 @@ class Result:
     ``requeue_after``: reconcile the key again after this many seconds (it is forgotten
     by the rate limiter first: this is a schedule, not a failure); ``0`` or ``None``
     means no timed requeue. ``requeue``: reconcile again after the rate limiter's
-    backoff (counts as a failure for the backoff, not for ``max_retries`` logging).
+    backoff (it grows the backoff like a failure, but does not spend ``max_retries``).
     ``requeue_after`` wins when both are set.
     """
 
@@ -348,7 +348,8 @@ class Controller:
         self._started = False
         self._stopping = False
         self._in_flight: set[anyio.CancelScope] = set()
-        self._log = log.bind(controller=self.name)
+        self._failures: dict[str, int] = {}  # consecutive reconcile errors per key
+        self._log = structlog.get_logger(__name__, controller=self.name)
         self.setup()
 
     # -- declaring ------------------------------------------------------------------------
@@ -530,6 +531,7 @@ class Controller:
 
     def _handle_result(self, key: str, result: Result | None) -> ReconcileOutcome:
         queue = self.queue
+        self._failures.pop(key, None)
         if result is not None:
             if result.requeue_after:
                 queue.forget(key)
@@ -542,10 +544,13 @@ class Controller:
         return "success"
 
     def _handle_error(self, key: str, exc: Exception) -> None:
+        # Consecutive errors of this key: ``Result(requeue=True)`` uses the rate limiter's
+        # backoff too, but does not spend the retry budget, so count errors here.
         queue = self.queue
-        failures = queue.num_requeues(key)
+        failures = self._failures.get(key, 0)
         error = f"{type(exc).__name__}: {exc}"
         if failures < self.max_retries:
+            self._failures[key] = failures + 1
             queue.add_rate_limited(key)
             log.warning(
                 "reconcile.failed",
@@ -555,6 +560,7 @@ class Controller:
                 exc_info=exc,
             )
         else:
+            self._failures.pop(key, None)
             queue.forget(key)
             self.stats.dropped += 1
             log.error(

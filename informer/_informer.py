@@ -225,15 +225,28 @@ class SharedIndexInformer:
                 distribute(UPDATE, old, obj, is_sync, is_in_initial_list)
 
     async def _resync_loop(self) -> None:
+        """Every check period, resync the store for the listeners that are due.
+
+        A handler added or removed only recomputes the period (the next check may come
+        sooner); it never triggers a check early, which would reset the syncing set
+        while Sync deltas for it are still queued.
+        """
         processor = self._processor
+        next_check: float | None = None
         while True:
             self._resync_changed = anyio.Event()
             period = processor.resync_check_period()
             if period <= 0:
+                next_check = None
                 await self._resync_changed.wait()
                 continue
-            with anyio.move_on_after(period):
+            now = anyio.current_time()
+            next_check = now + period if next_check is None else min(next_check, now + period)
+            with anyio.move_on_after(next_check - now):
                 await self._resync_changed.wait()
+            if anyio.current_time() < next_check:
+                continue  # woken by a handler change
+            next_check = None
             if processor.should_resync(time.monotonic()):
                 self._fifo.resync()
 

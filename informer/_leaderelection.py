@@ -179,7 +179,7 @@ class LeaderElector:
         self._last_error: str | None = None
         self.lost_reason: str | None = None
         """Why leadership was lost (set when :meth:`run` returns or raises 401/403)."""
-        self._log = log.bind(lease=f"{namespace}/{name}", identity=identity)
+        self._log = structlog.get_logger(__name__, lease=f"{namespace}/{name}", identity=identity)
 
     # -- state ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
+from inspect import isawaitable
 from typing import Any, Final
 
 import anyio
@@ -66,7 +67,7 @@ class ProcessorListener:
         self._initial_done.set()
         self._wakeup = anyio.Event()
         self._waiting = False
-        self._scope: anyio.CancelScope | None = None
+        self._stopped = False
         self._resource = resource
         self.handled = 0
         self.failures = 0
@@ -106,47 +107,53 @@ class ProcessorListener:
 
     # -- consumer side (own task) -------------------------------------------------
     def stop(self) -> None:
-        """Stop the listener's task; notifications still buffered are dropped."""
-        if self._scope is not None:
-            self._scope.cancel()
+        """Stop delivering: notifications still buffered are dropped, a handler call in
+        progress finishes, then :meth:`run` returns (at once if it has not started).
+
+        A stopped listener counts as synced, so nobody waits on it forever.
+        """
+        self._stopped = True
+        self._buffer.clear()
+        self._pending_initial = 0
+        self._initial_done.set()
+        self._waiting = False
+        self._wakeup.set()
 
     async def run(self) -> None:
-        """Drain the buffer forever, in order; returns when :meth:`stop` is called."""
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            buf = self._buffer
-            handler = self.handler
-            streak = 0
-            while True:
-                if not buf:
-                    streak = 0
-                    self._wakeup = anyio.Event()
-                    self._waiting = True
-                    await self._wakeup.wait()
-                    continue
-                kind, old, new, initial = buf.popleft()
-                try:
-                    if kind == UPDATE:
-                        result = handler.on_update(old, new)
-                    elif kind == ADD:
-                        result = handler.on_add(new)
-                    else:
-                        result = handler.on_delete(new)
-                    if result is not None:
-                        await result
-                except Exception:
-                    self.failures += 1
-                    self._log_failure(kind, new)
-                finally:
-                    self.handled += 1
-                    if initial:
-                        self._pending_initial -= 1
-                        if not self._pending_initial:
-                            self._initial_done.set()
-                streak += 1
-                if streak >= _YIELD_EVERY:
-                    streak = 0
-                    await anyio.lowlevel.checkpoint()
+        """Drain the buffer in order until :meth:`stop` (or cancellation)."""
+        buf = self._buffer
+        handler = self.handler
+        streak = 0
+        while not self._stopped:
+            if not buf:
+                streak = 0
+                self._wakeup = anyio.Event()
+                self._waiting = True
+                await self._wakeup.wait()
+                continue
+            kind, old, new, initial = buf.popleft()
+            try:
+                if kind == UPDATE:
+                    result = handler.on_update(old, new)
+                elif kind == ADD:
+                    result = handler.on_add(new)
+                else:
+                    result = handler.on_delete(new)
+                if result is not None and isawaitable(result):
+                    await result
+            except Exception:
+                self.failures += 1
+                self._log_failure(kind, new)
+            finally:
+                self.handled += 1
+                if initial and self._pending_initial:
+                    self._pending_initial -= 1
+                    if not self._pending_initial:
+                        self._initial_done.set()
+            streak += 1
+            if streak >= _YIELD_EVERY:
+                streak = 0
+                await anyio.lowlevel.checkpoint()
 
     def _log_failure(self, kind: int, obj: Any) -> None:
         try:

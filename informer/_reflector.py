@@ -470,6 +470,8 @@ class Reflector:
         self._in_initial_events = False
         self._consecutive_expired = 0
         self._retry_after: float | None = None
+        self.last_error: BaseException | None = None
+        """The last list/watch error (also passed to ``on_watch_error``); kept after recovery."""
         self._list_page = 0
 
     # ------------------------------------------------------------ properties
@@ -879,6 +881,9 @@ class Reflector:
 
     def _report(self, exc: BaseException) -> None:
         self.stats.errors += 1
+        self.last_error = exc
+        if isinstance(exc, TooManyRequests) and exc.retry_after is not None:
+            self._retry_after = exc.retry_after  # honoured by the next backoff (list or watch)
         if self._on_watch_error is None:
             return
         try:

@@ -696,3 +696,20 @@ async def test_reconciles_configmaps_on_the_real_control_plane(
             await controller.changes.wait_until(
                 lambda: (f"{namespace}/after", None) in controller.seen
             )
+
+
+async def test_requeue_does_not_spend_the_retry_budget() -> None:
+    fake = FakeListerWatcher([cm("a")])
+
+    async def reconciler(c: Recorder, key: str) -> Result | None:
+        if len(c.calls) <= 3:
+            return Result(requeue=True)  # "not ready yet, poll again"
+        if len(c.calls) == 4:
+            raise RuntimeError("transient")  # the first real failure
+        return None
+
+    controller = Recorder(fake_factory({CONFIGMAPS: fake}), reconciler=reconciler, max_retries=1)
+    with anyio.fail_after(10):
+        async with running(controller):
+            await controller.wait_calls(lambda calls: len(calls) == 5)
+    assert controller.stats.dropped == 0

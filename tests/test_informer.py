@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from structlog.testing import capture_logs
 
@@ -298,3 +299,88 @@ async def test_informer_runs_once_and_rejects_bad_handlers() -> None:
         tg.cancel_scope.cancel()
     with pytest.raises(RuntimeError, match="stopped"):
         inf.add_event_handler(Recorder())
+
+
+async def test_handler_removed_before_its_task_ran_gets_nothing() -> None:
+    fake = FakeListerWatcher([cm("c0"), cm("c1")])
+    inf = make(fake)
+    got: list[str] = []
+    async with anyio.create_task_group() as tg:
+        await tg.start(inf.run)
+        reg = inf.add_event_handler(
+            HandlerFuncs(on_add=lambda o: got.append(o["metadata"]["name"]))
+        )
+        inf.remove_event_handler(reg)  # before the listener task was ever scheduled
+        witness = Recorder()
+        inf.add_event_handler(witness)
+        fake.create(cm("c2"))
+        await witness.wait_for(lambda ev: len(ev) == 3)
+        with anyio.fail_after(1):
+            await inf.wait_for_sync(reg)  # a removed registration never blocks a waiter
+        tg.cancel_scope.cancel()
+    assert got == []
+
+
+async def test_removing_a_handler_lets_its_call_in_progress_finish() -> None:
+    fake = FakeListerWatcher([cm("a"), cm("b")])
+    inf = make(fake)
+    started, release = anyio.Event(), anyio.Event()
+    finished: list[str] = []
+
+    async def on_add(obj: Any) -> None:
+        started.set()
+        await release.wait()  # e.g. an API call in flight
+        finished.append(obj["metadata"]["name"])
+
+    reg = inf.add_event_handler(HandlerFuncs(on_add=on_add))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(inf.run)
+        with anyio.fail_after(5):
+            await started.wait()
+            inf.remove_event_handler(reg)
+            release.set()
+            await inf.wait_for_sync(reg)
+            while reg.handled < 1:
+                await anyio.lowlevel.checkpoint()
+        tg.cancel_scope.cancel()
+    assert finished == ["a"]  # the call in progress completed; "b" was dropped
+
+
+async def test_sync_handler_returning_a_value_is_not_a_failure() -> None:
+    fake = FakeListerWatcher([cm("a")])
+    inf = make(fake)
+    seen: dict[str, Any] = {}
+    reg = inf.add_event_handler(
+        HandlerFuncs(on_add=lambda o: seen.setdefault(o["metadata"]["name"], o))
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(inf.run)
+        with anyio.fail_after(5):
+            await inf.wait_for_sync(reg)
+        tg.cancel_scope.cancel()
+    assert "a" in seen and reg.failures == 0
+
+
+async def test_adding_a_handler_during_a_resync_does_not_cut_it_short() -> None:
+    n = 500
+    fake = FakeListerWatcher([cm(f"c{i}") for i in range(n)])
+    inf = make(fake)
+    resynced: list[str] = []
+    done = anyio.Event()
+
+    def on_update(old: Any, new: Any) -> None:
+        resynced.append(meta_namespace_key(new))
+        if len(resynced) == 1:
+            # Most Sync deltas are still queued: a second controller starts right now.
+            assert len(inf._fifo) > 0
+            inf.add_event_handler(HandlerFuncs())
+        if len(resynced) == n:
+            done.set()
+
+    inf.add_event_handler(HandlerFuncs(on_update=on_update), resync_period=1)
+    async with anyio.create_task_group() as tg:
+        await tg.start(inf.run)
+        with anyio.fail_after(10):
+            await done.wait()
+        tg.cancel_scope.cancel()
+    assert len(set(resynced)) == n

@@ -417,6 +417,14 @@ async def test_retry_after_stretches_the_backoff() -> None:
         assert env.time.sleeps == [7.0]
 
 
+async def test_retry_after_of_a_429_at_list_stretches_the_backoff() -> None:
+    env = make()
+    env.fake.fail_next_list(TooManyRequests("slow down", retry_after=20.0))
+    async with running(env):
+        assert env.time.sleeps[0] >= 20.0
+        assert isinstance(env.reflector.last_error, TooManyRequests)
+
+
 async def test_malformed_line_is_logged_without_its_bytes() -> None:
     env = make()
     async with running(env):
