@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_DIR := .cache/run
 
-.PHONY: install control-plane test lint typecheck unit run bench clean
+.PHONY: install control-plane test lint typecheck run bench clean
 
 install: $(STAMP)
 

@@ -35,7 +35,7 @@ fi
 if ! command -v go >/dev/null 2>&1; then
     cat >&2 <<MSG
 error: Go is not installed, and no control-plane binaries were found.
-  Either install Go 1.24+ (the build then takes ~15 min on 2 cores, once), or point
+  Either install Go 1.26+ (the build then takes ~4 min on 2 cores, once), or point
   KUBEBUILDER_ASSETS at a folder holding kube-apiserver ($K8S_VERSION) and etcd ($ETCD_VERSION),
   e.g. one from controller-runtime's setup-envtest.
 MSG
@@ -57,7 +57,7 @@ minor="${K8S_VERSION#v*.}"; minor="${minor%%.*}"
 vpkg="k8s.io/component-base/version"
 ldflags="-s -w -X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=$major -X $vpkg.gitMinor=$minor"
 ldflags+=" -X $vpkg.gitTreeState=clean -X $vpkg.buildDate=1970-01-01T00:00:00Z"
-echo "control plane: building kube-apiserver $K8S_VERSION (10-20 min on 2 cores the first time) ..." >&2
+echo "control plane: building kube-apiserver $K8S_VERSION (about 4 min on 2 cores the first time) ..." >&2
 (cd "$here/kube-apiserver" && go build -trimpath -ldflags "$ldflags" -o "$tmp/kube-apiserver" .)
 
 mv "$tmp/etcd" "$tmp/kube-apiserver" "$out/"

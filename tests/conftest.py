@@ -24,7 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if proc.returncode != 0:
         raise pytest.UsageError(
             "could not build the control plane (kube-apiserver + etcd): see the output above;"
-            " install Go 1.24+ or set KUBEBUILDER_ASSETS to a folder holding both binaries"
+            " install Go 1.26+ or set KUBEBUILDER_ASSETS to a folder holding both binaries"
         )
     os.environ["KUBEBUILDER_ASSETS"] = proc.stdout.strip().splitlines()[-1]
 

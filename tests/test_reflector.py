@@ -7,7 +7,6 @@ and every test is bounded by ``anyio.fail_after``.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -911,9 +910,6 @@ async def test_stats_and_state_for_health() -> None:
         assert stats.events == 1
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("informer._delta_fifo") is None, reason="DeltaFIFO not there yet"
-)
 async def test_with_the_delta_fifo() -> None:
     from informer._delta_fifo import DeltaFIFO, DeltaType
 

@@ -82,8 +82,8 @@ _T = TypeVar("_T")
 
 #: How to get the binaries; part of every "binaries not found" error.
 HOW_TO_GET_BINARIES = (
-    "run `make control-plane` (needs Go 1.24+) or set KUBEBUILDER_ASSETS to a folder "
-    "holding kube-apiserver and etcd"
+    "run `make control-plane` in a kube-informer checkout (needs Go 1.26+) or set "
+    "KUBEBUILDER_ASSETS to a folder holding kube-apiserver and etcd"
 )
 ADMIN_USER = "kube-informer-admin"
 ADMIN_GROUPS = ("system:masters",)

@@ -37,27 +37,27 @@ import pytest
 if TYPE_CHECKING:
     from .control_plane import ControlPlane
 
-__all__ = ["anyio_backend", "api_client", "control_plane", "namespace"]
+__all__ = ["api_client", "control_plane", "namespace"]
 
 _MARKER = "control_plane"
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{_MARKER}: needs the local kube-apiserver + etcd (kube-informer)"
     )
+    # Registered now, after anyio's plugin, so its session scope wins (see the module).
+    from . import _pytest_backend
+
+    if not config.pluginmanager.is_registered(_pytest_backend):
+        config.pluginmanager.register(_pytest_backend, "kube_informer_anyio_backend")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _MARKER in getattr(item, "fixturenames", ()):
             item.add_marker(_MARKER)
-
-
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    """The anyio backend for the whole session: asyncio, one event loop."""
-    return "asyncio"
 
 
 @pytest.fixture(scope="session")
