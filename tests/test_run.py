@@ -675,6 +675,9 @@ async def test_metrics_and_health_endpoints(
         f"127.0.0.1:{metrics}",
         "--health-probe-bind-address",
         f"127.0.0.1:{health}",
+        "--leader-elect",
+        "--leader-election-namespace",
+        namespace,
     ]
     async with start_runner(args, tmp_path) as runner:
         await runner.wait_for(lambda e: e.get("event") == "runner.started")
@@ -699,6 +702,11 @@ async def test_metrics_and_health_endpoints(
             if s.labels["resource"].startswith("configmaps")
         ]  # fmt: skip
         assert objects == [1.0]
+        leader = [
+            s.value for s in families["leader_election_master_status"].samples
+            if s.labels == {"name": "kube-informer"}
+        ]  # fmt: skip
+        assert leader == [1.0]
         # A second runner cannot bind the same address: a one-line usage error.
         clash = await run_to_exit(args, tmp_path)
         line = assert_runner_error(clash, ExitCode.USAGE)
