@@ -1,0 +1,13 @@
+"""kube-informer's benchmarks: ``python -m bench [names...] [--quick]`` (``make bench``).
+
+Each benchmark prints one table, peers measured in the same run on the same input:
+
+- ``throughput``: a replay server (its own process) serves a recorded list and a watch
+  stream of MODIFIED events at full speed; each client (its own process) is timed from
+  the server receiving its watch request to its handler seeing the last event.
+- ``sync``: initial sync from the local control plane (seconds to ``has_synced``, RSS).
+- ``memory``: memory per cached object, with and without dropping managedFields.
+- ``latency``: API write to ``reconcile(key)``, p50/p99, under a steady write load.
+
+See ``bench/RESULTS.md`` for figures and how to reproduce them.
+"""

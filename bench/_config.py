@@ -1,0 +1,41 @@
+"""Options shared by the benchmarks (filled from the command line)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Config:
+    quick: bool = False
+    repeat: int = 3
+    events: int = 20_000
+    objects: int = 1_000
+    peers: set[str] | None = None
+    """Only these peers (None: all)."""
+    build_go: bool = True
+    sync_sizes: dict[str, int] = field(
+        default_factory=lambda: {"cm10k": 10_000, "cm100k": 100_000, "deploy20k": 20_000}
+    )
+    kopf_max_objects: int = 20_000
+    latency_rate: float = 50.0
+    latency_seconds: float = 20.0
+    latency_peers_timeout: float = 120.0
+    timeout: float = 600.0
+    profile_dir: Path | None = None
+    output: Path | None = None
+
+    def wants(self, peer: str) -> bool:
+        return self.peers is None or peer in self.peers
+
+
+QUICK = {
+    "repeat": 1,
+    "events": 2_000,
+    "objects": 200,
+    "sync_sizes": {"cm10k": 200, "deploy20k": 100},
+    "latency_rate": 20.0,
+    "latency_seconds": 1.5,
+    "timeout": 60.0,
+}

@@ -1,0 +1,169 @@
+"""Running peers as child processes (one per measurement) and reading their JSON."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTGO_SRC = ROOT / "bench" / "clientgo"
+CLIENTGO_BIN = ROOT / ".cache" / "bench" / "clientgo"
+INSTALL_HINT = "pip install -e '.[bench]'"
+
+
+@dataclass
+class PeerRun:
+    """One measurement: the peer's JSON result, or why there is none."""
+
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    stderr: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+def python_peer(peer: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "bench._peer", peer, *args]
+
+
+def missing_python_peer(peer: str) -> str | None:
+    """Why a Python peer cannot run here (``None`` if it can)."""
+    import importlib.util
+
+    module = {"kopf": "kopf", "official": "kubernetes", "kubernetes_asyncio": "kubernetes_asyncio"}
+    name = module.get(peer)
+    if name and importlib.util.find_spec(name) is None:
+        return f"{name} is not installed ({INSTALL_HINT})"
+    if peer == "official" and importlib.util.find_spec("kubernetes.informer") is None:
+        return "this kubernetes release has no kubernetes.informer"
+    return None
+
+
+def _last_json(stdout: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+async def run_peer(
+    argv: list[str], *, time_limit: float, env: dict[str, str] | None = None
+) -> PeerRun:
+    """Run one peer process to its end; its last JSON line on stdout is the result."""
+    full_env = {**os.environ, **(env or {})}
+    try:
+        with anyio.fail_after(time_limit):
+            proc = await anyio.run_process(
+                argv, check=False, env=full_env, stdin=subprocess.DEVNULL
+            )
+    except TimeoutError:
+        return PeerRun(error=f"timeout after {time_limit:.0f}s")
+    stdout = proc.stdout.decode(errors="replace")
+    stderr = proc.stderr.decode(errors="replace")
+    result = _last_json(stdout) if proc.returncode == 0 else None
+    if result is None:
+        why = _tail(stderr, 3) or _tail(stdout, 3) or f"exit code {proc.returncode}"
+        if "skip:" in why:
+            why = why[why.index("skip:") + 5 :].strip()
+        return PeerRun(error=why, stderr=stderr)
+    return PeerRun(result=result, stderr=stderr)
+
+
+class InteractivePeer:
+    """A peer that prints ``{"ready": true}``, works until told ``stop``, then prints its
+    result (the latency benchmark)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.env = {**os.environ, **(env or {})}
+        self.proc: anyio.abc.Process | None = None
+        self._out = b""
+
+    async def start(self, time_limit: float) -> None:
+        self.proc = await anyio.open_process(self.argv, env=self.env, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        with anyio.fail_after(time_limit):
+            while b'"ready"' not in self._out:
+                chunk = await self.proc.stdout.receive()
+                self._out += chunk
+
+    async def stop(self, time_limit: float) -> dict[str, Any] | None:
+        assert (
+            self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        )
+        await self.proc.stdin.send(b"stop\n")
+        await self.proc.stdin.aclose()
+        try:
+            with anyio.fail_after(time_limit):
+                async for chunk in self.proc.stdout:
+                    self._out += chunk
+                await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+        finally:
+            await self.proc.aclose()
+        return _last_json(self._out.decode(errors="replace"))
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            with anyio.CancelScope(shield=True):
+                await self.proc.wait()
+
+
+def clientgo_binary(*, build: bool) -> tuple[Path | None, str]:
+    """The client-go peer's binary, built on demand into ``.cache/bench/`` (git-ignored).
+
+    Returns ``(path, "")`` or ``(None, why)``. With ``build=False`` only an existing
+    binary is used (the smoke test keeps ``make test`` bounded that way).
+    """
+    sources = [p for p in CLIENTGO_SRC.iterdir() if p.suffix in (".go", ".mod", ".sum")]
+    fresh = CLIENTGO_BIN.exists() and all(
+        CLIENTGO_BIN.stat().st_mtime >= p.stat().st_mtime for p in sources
+    )
+    if fresh:
+        return CLIENTGO_BIN, ""
+    if not build:
+        state = "is stale" if CLIENTGO_BIN.exists() else "is not built"
+        if CLIENTGO_BIN.exists():
+            return CLIENTGO_BIN, f"binary {state}; using it anyway"
+        return None, f"{CLIENTGO_BIN.relative_to(ROOT)} {state} (run `make bench` once to build it)"
+    go = shutil.which("go")
+    if go is None:
+        return None, "Go is not installed (needed to build the client-go peer)"
+    CLIENTGO_BIN.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building the client-go peer into {CLIENTGO_BIN.relative_to(ROOT)} ...", flush=True)
+    env = {**os.environ, "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "local")}
+    proc = subprocess.run(
+        [go, "build", "-trimpath", "-o", str(CLIENTGO_BIN), "."],
+        cwd=CLIENTGO_SRC,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return None, f"go build failed: {_tail(proc.stderr, 5)}"
+    return CLIENTGO_BIN, ""

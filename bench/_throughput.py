@@ -1,0 +1,283 @@
+"""Benchmark 1: pipeline throughput against the replay server.
+
+For each kind (Deployments 1.8 KB, ConfigMaps 0.3 KB) a replay server process serves a
+list of ``objects`` and a watch of ``events`` MODIFIED events. Each peer runs in its own
+process, one after the other (rounds interleave the peers); its rate is ``events`` over
+the time from the server receiving its watch request to its handler seeing the last
+event. Medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from bench._config import Config
+from bench._kubeconfig import write_http_kubeconfig
+from bench._proc import PeerRun, clientgo_binary, missing_python_peer, python_peer, run_peer
+from bench._report import fmt_rate, fmt_ratio, median, table
+
+KIND_LABEL = {"deployments": "Deployments", "configmaps": "ConfigMaps"}
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    peer: str
+    """The peer's name for ``--peers`` filtering and skip checks."""
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+
+CLIENTS = (
+    Client("decode floor (aiohttp + orjson + dict)", "floor"),
+    Client("kube-informer SharedIndexInformer", "ours"),
+    Client("kube-informer, --gc-freeze", "ours", ("--gc", "freeze")),
+    Client("decode floor, --gc-freeze", "floor", ("--gc", "freeze")),
+    Client("kube-informer + proposed yield-16k", "ours", ("--patch", "yield-16k")),
+    Client(
+        "kube-informer + yield-16k, --gc-freeze", "ours", ("--patch", "yield-16k", "--gc", "freeze")
+    ),
+    Client(
+        "client-go SharedIndexInformer",
+        "client-go",
+        env=(("KUBE_FEATURE_WatchListClient", "false"),),
+    ),
+    Client("kubernetes_asyncio watch.Watch (models)", "kubernetes_asyncio"),
+    Client("official kubernetes.informer (models)", "official"),
+    Client("kopf @on.event (no-op)", "kopf"),
+)
+
+
+class ReplayServer:
+    def __init__(self, kind: str, objects: int, events: int) -> None:
+        self.argv = [
+            sys.executable,
+            "-m",
+            "bench._replay",
+            "--kind",
+            kind,
+            "--objects",
+            str(objects),
+            "--events",
+            str(events),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.event_bytes = 0
+
+    def __enter__(self) -> ReplayServer:
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the replay server did not start")
+        info = orjson.loads(line)
+        self.port = info["port"]
+        self.event_bytes = info["event_bytes"]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()  # the server exits when its stdin closes
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def watches(self) -> list[dict[str, Any]]:
+        url = f"http://127.0.0.1:{self.port}/_bench/watches"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            data: list[dict[str, Any]] = orjson.loads(resp.read())
+        return data
+
+
+async def measure(
+    client: Client,
+    server: ReplayServer,
+    kubeconfig: Path,
+    kind: str,
+    cfg: Config,
+    profile: Path | None,
+) -> PeerRun:
+    common = ["--kubeconfig", str(kubeconfig), "--resource", kind]
+    if client.peer == "client-go":
+        binary, why = clientgo_binary(build=cfg.build_go)
+        if binary is None:
+            return PeerRun(error=why)
+        argv = [
+            str(binary),
+            "-mode",
+            "throughput",
+            "-kubeconfig",
+            str(kubeconfig),
+            "-resource",
+            kind,
+            "-events",
+            str(events_for(kind, cfg)),
+            "-timeout",
+            f"{cfg.timeout:.0f}s",
+        ]
+    else:
+        argv = python_peer(
+            client.peer,
+            "--mode",
+            "throughput",
+            *common,
+            "--events",
+            str(events_for(kind, cfg)),
+            "--objects",
+            str(cfg.objects),
+            "--timeout",
+            str(cfg.timeout),
+            *client.args,
+        )
+        if profile is not None:
+            argv += ["--profile", str(profile)]
+    launched = time.time()
+    run = await run_peer(argv, time_limit=cfg.timeout + 30, env=dict(client.env))
+    if not run.ok:
+        return run
+    assert run.result is not None
+    watches = await anyio.to_thread.run_sync(server.watches)
+    starts = [w["time"] for w in watches if w["streams"] and w["time"] >= launched]
+    if not starts:
+        return PeerRun(error="the server saw no streaming watch from this client")
+    elapsed = run.result["last_event_unix"] - starts[0]
+    run.extra["rate"] = events_for(kind, cfg) / elapsed if elapsed > 0 else None
+    return run
+
+
+def events_for(kind: str, cfg: Config) -> int:
+    """ConfigMap events are 5x cheaper: 5x more of them keep the timed interval long."""
+    return cfg.events * 5 if kind == "configmaps" else cfg.events
+
+
+async def run(cfg: Config) -> str:
+    kinds = ("deployments", "configmaps")
+    rates: dict[tuple[str, str], list[float]] = {}
+    errors: dict[tuple[str, str], str] = {}
+    event_bytes: dict[str, int] = {}
+    clients = [c for c in CLIENTS if cfg.wants(c.peer)]
+    for c in clients:
+        if c.peer not in ("client-go",) and (why := missing_python_peer(c.peer)):
+            for kind in kinds:
+                errors[(c.name, kind)] = f"skipped: {why}"
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        for kind in kinds:
+            with ReplayServer(kind, cfg.objects, events_for(kind, cfg)) as server:
+                event_bytes[kind] = server.event_bytes
+                kubeconfig = write_http_kubeconfig(Path(tmp) / f"{kind}.kubeconfig", server.port)
+                for round_ in range(cfg.repeat):
+                    for c in clients:
+                        key = (c.name, kind)
+                        if errors.get(key, "").startswith("skipped"):
+                            continue
+                        profile = None
+                        if (
+                            cfg.profile_dir is not None
+                            and c.peer == "ours"
+                            and round_ == 0
+                            and not c.args
+                        ):
+                            profile = cfg.profile_dir / f"throughput-ours-{kind}.txt"
+                        result = await measure(c, server, kubeconfig, kind, cfg, profile)
+                        rate = result.extra.get("rate")
+                        if rate:
+                            rates.setdefault(key, []).append(rate)
+                        elif result.error:
+                            errors[key] = result.error.splitlines()[-1][:120]
+                        print(
+                            f"  throughput {kind:11s} round {round_ + 1}: {c.name}: "
+                            f"{fmt_rate(rate) + ' ev/s' if rate else result.error}",
+                            flush=True,
+                        )
+    med = {k: median(v) for k, v in rates.items()}
+    floor = CLIENTS[0].name
+    clientgo = next(c.name for c in CLIENTS if c.peer == "client-go")
+    ours = CLIENTS[1].name
+    header = ["client"]
+    for kind in kinds:
+        label = KIND_LABEL[kind]
+        header += [f"{label} ev/s", "vs floor", "vs client-go", "ours is"]
+    rows = []
+    for c in clients:
+        row = [c.name]
+        for kind in kinds:
+            v = med.get((c.name, kind))
+            if v is None:
+                row += [errors.get((c.name, kind), "-"), "", "", ""]
+                continue
+            ours_v = med.get((ours, kind))
+            row += [
+                fmt_rate(v),
+                fmt_ratio(v, med.get((floor, kind))),
+                fmt_ratio(v, med.get((clientgo, kind))),
+                "" if c.peer == "ours" else fmt_ratio(ours_v, v),
+            ]
+        rows.append(row)
+    notes = [
+        f"{cfg.events} Deployment and {events_for('configmaps', cfg)} ConfigMap MODIFIED "
+        f"events over {cfg.objects} objects "
+        f"({event_bytes.get('deployments', 0)} B and {event_bytes.get('configmaps', 0)} B per "
+        f"event line); median of {cfg.repeat} round(s). Timed from the server receiving the "
+        "watch to the handler seeing the last event; every client in its own process. "
+        "'ours is' = kube-informer's rate / that client's. kopf: time until its handler saw "
+        "the final state of every object (it batches an object's events).",
+    ]
+    notes += _targets(med, ours, floor, clientgo, kinds)
+    return table("Pipeline throughput (replay server, events/s)", header, rows, notes)
+
+
+def _targets(
+    med: dict[tuple[str, str], float | None],
+    ours: str,
+    floor: str,
+    clientgo: str,
+    kinds: tuple[str, ...],
+) -> list[str]:
+    pairs = [
+        (ours, floor, "GC on"),
+        ("kube-informer, --gc-freeze", "decode floor, --gc-freeze", "--gc-freeze"),
+        ("kube-informer + proposed yield-16k", floor, "GC on, proposed change"),
+        (
+            "kube-informer + yield-16k, --gc-freeze",
+            "decode floor, --gc-freeze",
+            "--gc-freeze, proposed change",
+        ),
+    ]
+    out = []
+    for kind in kinds:
+        for mine, base, label in pairs:
+            o = med.get((mine, kind))
+            if o is None:
+                continue
+            checks = []
+            if (f := med.get((base, kind))) is not None:
+                checks.append(
+                    f"{o / f:.0%} of the floor (>= 50%: {'met' if o / f >= 0.5 else 'MISSED'})"
+                )
+            if (g := med.get((clientgo, kind))) is not None:
+                checks.append(
+                    f"{o / g:.2f}x client-go (>= 0.5x: {'met' if o / g >= 0.5 else 'MISSED'})"
+                )
+            for peer in ("kubernetes_asyncio watch.Watch (models)", "kopf @on.event (no-op)"):
+                if (p := med.get((peer, kind))) is not None:
+                    name = peer.split(" ")[0]
+                    checks.append(
+                        f"{o / p:.1f}x {name} (>= 10x: {'met' if o / p >= 10 else 'MISSED'})"
+                    )
+            out.append(f"- {KIND_LABEL[kind]}, {label}: " + "; ".join(checks))
+    return out

@@ -1,0 +1,368 @@
+// Command clientgo is the client-go peer of kube-informer's benchmarks (bench/).
+//
+// It runs a client-go SharedIndexInformer (no-op handler unless stated) and prints its
+// figures as one JSON line on stdout, the same fields as the Python peers:
+//
+//	-mode throughput  count MODIFIED events at the handler until -events are seen
+//	-mode sync        time from start to HasSynced, RSS before/after, peak RSS
+//	-mode latency     informer + workqueue; on dequeue, now minus the write time stored
+//	                  in the ConfigMap's data["t"] (unix ns); ends on "stop" on stdin
+//	-mode populate    create -count objects concurrently (fast setup for the benchmarks)
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+)
+
+type result map[string]any
+
+func emit(r result) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(b))
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "clientgo: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// peakRSSBytes is VmHWM (ru_maxrss survives exec: it would show the parent's peak).
+func peakRSSBytes() int64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "VmHWM:") {
+				if f := strings.Fields(line); len(f) >= 2 {
+					kb, _ := strconv.ParseInt(f[1], 10, 64)
+					return kb * 1024
+				}
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
+}
+
+// settle runs the GC and returns freed memory to the OS, so RSS shows live memory.
+func settle() (rss int64, heap uint64) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return rssBytes(), ms.HeapAlloc
+}
+
+func nowUnix() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+func stripManagedFields(obj any) (any, error) {
+	if a, err := meta.Accessor(obj); err == nil {
+		a.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+func main() {
+	mode := flag.String("mode", "sync", "throughput | sync | latency | populate")
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig path")
+	resource := flag.String("resource", "configmaps", "configmaps | deployments")
+	namespace := flag.String("namespace", "", "namespace ('' = all)")
+	events := flag.Int("events", 0, "throughput: MODIFIED events to wait for")
+	strip := flag.Bool("strip-managed-fields", false, "informer transform dropping managedFields")
+	count := flag.Int("count", 0, "populate: objects to create")
+	concurrency := flag.Int("concurrency", 64, "populate: requests in flight")
+	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	flag.Parse()
+	klog.InitFlags(nil)
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		fail("kubeconfig: %v", err)
+	}
+	// JSON, like the Python peers (controllers in-tree may pick protobuf); no client-side
+	// throttling (the Python peers have none either).
+	cfg.ContentType = "application/json"
+	cfg.AcceptContentTypes = "application/json"
+	cfg.QPS = -1
+	cfg.Burst = 0
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		fail("client: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+
+	switch *mode {
+	case "populate":
+		populate(ctx, client, *resource, *namespace, *count, *concurrency)
+	case "throughput", "sync":
+		runInformer(ctx, client, *mode, *resource, *namespace, *events, *strip)
+	case "latency":
+		runLatency(ctx, client, *namespace)
+	default:
+		fail("unknown -mode %q", *mode)
+	}
+}
+
+func newInformer(client kubernetes.Interface, resource, namespace string) cache.SharedIndexInformer {
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace))
+	switch resource {
+	case "configmaps":
+		return factory.Core().V1().ConfigMaps().Informer()
+	case "deployments":
+		return factory.Apps().V1().Deployments().Informer()
+	}
+	fail("unknown resource %q", resource)
+	return nil
+}
+
+func runInformer(ctx context.Context, client kubernetes.Interface, mode, resource, namespace string, events int, strip bool) {
+	rss0, heap0 := settle()
+	informer := newInformer(client, resource, namespace)
+	if strip {
+		if err := informer.SetTransform(stripManagedFields); err != nil {
+			fail("transform: %v", err)
+		}
+	}
+	var adds, updates atomic.Int64
+	var firstUpdate, lastUpdate atomic.Int64 // unix ns
+	done := make(chan struct{})
+	var once sync.Once
+	_, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { adds.Add(1) },
+		UpdateFunc: func(old, new any) {
+			n := updates.Add(1)
+			t := time.Now().UnixNano()
+			if n == 1 {
+				firstUpdate.Store(t)
+			}
+			if events > 0 && n >= int64(events) {
+				lastUpdate.Store(t)
+				once.Do(func() { close(done) })
+			}
+		},
+		DeleteFunc: func(obj any) {},
+	})
+	if err != nil {
+		fail("handler: %v", err)
+	}
+	start := time.Now()
+	stop := make(chan struct{})
+	go informer.Run(stop)
+	// Poll HasSynced tightly (WaitForCacheSync polls every 100 ms, too coarse to time).
+	for !informer.HasSynced() {
+		if ctx.Err() != nil {
+			fail("not synced before the timeout")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	syncSeconds := time.Since(start).Seconds()
+	objects := len(informer.GetStore().ListKeys())
+	r := result{
+		"peer": "client-go", "sync_seconds": syncSeconds, "objects": objects,
+		"rss_before": rss0, "heap_before": heap0,
+	}
+	if mode == "throughput" {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			fail("only %d of %d MODIFIED events before the timeout", updates.Load(), events)
+		}
+		r["events"] = updates.Load()
+		r["first_event_unix"] = float64(firstUpdate.Load()) / 1e9
+		r["last_event_unix"] = float64(lastUpdate.Load()) / 1e9
+	} else {
+		// The handler has seen every add once HasSynced is true for its registration;
+		// wait for it so that its notifications are not counted as cache memory.
+		for adds.Load() < int64(objects) && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	rss1, heap1 := settle()
+	r["rss_after"] = rss1
+	r["heap_after"] = heap1
+	r["peak_rss"] = peakRSSBytes()
+	close(stop)
+	emit(r)
+}
+
+func runLatency(ctx context.Context, client kubernetes.Interface, namespace string) {
+	informer := newInformer(client, "configmaps", namespace)
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	enqueue := func(obj any) {
+		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
+			queue.Add(key)
+		}
+	}
+	_, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(old, new any) { enqueue(new) },
+		DeleteFunc: func(obj any) {},
+	})
+	if err != nil {
+		fail("handler: %v", err)
+	}
+	stop := make(chan struct{})
+	go informer.Run(stop)
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		fail("not synced")
+	}
+	var mu sync.Mutex
+	var latencies []float64
+	since := time.Now().UnixNano()
+	lister := informer.GetIndexer()
+	go func() {
+		for {
+			key, shutdown := queue.Get()
+			if shutdown {
+				return
+			}
+			now := time.Now().UnixNano()
+			if obj, ok, _ := lister.GetByKey(key); ok {
+				if cm, ok := obj.(*corev1.ConfigMap); ok {
+					if t, err := strconv.ParseInt(cm.Data["t"], 10, 64); err == nil && t > since {
+						mu.Lock()
+						latencies = append(latencies, float64(now-t)/1e6)
+						mu.Unlock()
+					}
+				}
+			}
+			queue.Forget(key)
+			queue.Done(key)
+		}
+	}()
+	emit(result{"ready": true})
+	scanner := bufio.NewScanner(os.Stdin)
+	for scanner.Scan() {
+		if strings.TrimSpace(scanner.Text()) == "stop" {
+			break
+		}
+	}
+	queue.ShutDown()
+	close(stop)
+	mu.Lock()
+	defer mu.Unlock()
+	sort.Float64s(latencies)
+	emit(result{"peer": "client-go", "latencies_ms": latencies})
+}
+
+func populate(ctx context.Context, client kubernetes.Interface, resource, namespace string, count, concurrency int) {
+	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+	if err != nil && !strings.Contains(err.Error(), "already exists") {
+		fail("namespace: %v", err)
+	}
+	start := time.Now()
+	var next atomic.Int64
+	var failures atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= count || ctx.Err() != nil {
+					return
+				}
+				var err error
+				for attempt := 0; attempt < 5; attempt++ {
+					switch resource {
+					case "configmaps":
+						_, err = client.CoreV1().ConfigMaps(namespace).Create(ctx, configMap(i), metav1.CreateOptions{FieldManager: "bench"})
+					case "deployments":
+						_, err = client.AppsV1().Deployments(namespace).Create(ctx, deployment(i), metav1.CreateOptions{FieldManager: "bench"})
+					}
+					if err == nil || strings.Contains(err.Error(), "already exists") {
+						err = nil
+						break
+					}
+					time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+				}
+				if err != nil {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	emit(result{"created": count - int(failures.Load()), "failures": failures.Load(), "seconds": time.Since(start).Seconds()})
+}
+
+// configMap and deployment mirror bench/_objects.py (keep them in step).
+func configMap(i int) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   fmt.Sprintf("cm-%06d", i),
+			Labels: map[string]string{"app": "bench", "shard": strconv.Itoa(i % 16)},
+		},
+		Data: map[string]string{"key": "value", "other": strings.Repeat("x", 40)},
+	}
+}
+
+func deployment(i int) *appsv1.Deployment {
+	name := fmt.Sprintf("web-%06d", i)
+	labels := map[string]string{"app": name, "tier": "frontend", "team": "payments"}
+	replicas := int32(3)
+	grace := int64(30)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Labels: labels,
+			Annotations: map[string]string{"deployment.kubernetes.io/revision": "3"},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{
+						Name: "app", Image: "registry.example.com/payments/web:1.24.3",
+						Ports:           []corev1.ContainerPort{{ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+						ImagePullPolicy: corev1.PullIfNotPresent,
+					}},
+					RestartPolicy:                 corev1.RestartPolicyAlways,
+					TerminationGracePeriodSeconds: &grace,
+				},
+			},
+		},
+	}
+}
