@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, cast
 
 import anyio
+import anyio.lowlevel
 import orjson
 import pytest
 from aiohttp import web
@@ -186,6 +187,28 @@ def decoder(data: bytes, size: int) -> _WatchEventStream:
 
 async def drain(events: AsyncIterator[WatchEvent]) -> list[WatchEvent]:
     return [e async for e in events]
+
+
+async def test_decoder_lets_other_tasks_run_within_one_large_chunk() -> None:
+    """A 1 MiB chunk is not decoded in one go: others run every ~16 KiB of events."""
+    line = orjson.dumps({"type": "MODIFIED", "object": {"data": "x" * 1000}}) + b"\n"
+    data = line * 1024
+    ran = 0
+    events: list[WatchEvent] = []
+
+    async def other() -> None:
+        nonlocal ran
+        while True:
+            ran += 1
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other)
+            events = await drain(decoder(data, len(data)))
+            tg.cancel_scope.cancel()
+    assert len(events) == 1024
+    assert ran >= len(data) // 16384 - 1
 
 
 EVENTS = [
