@@ -85,7 +85,11 @@ class SharedIndexInformer:
             known_objects=self.indexer, emit_delta_type_replaced=True, transform=transform
         )
         self.reflector = Reflector(
-            lister_watcher, self._fifo, name=self.name, **dict(reflector_options or {})
+            lister_watcher,
+            self._fifo,
+            name=self.name,
+            transform=transform,
+            **dict(reflector_options or {}),
         )
         self._processor = SharedProcessor()
         self._synced = anyio.Event()

@@ -407,6 +407,9 @@ class Reflector:
     :param clock: monotonic seconds (backoff reset, short-watch detection, stats).
     :param random: uniform in [0, 1) (watch timeouts, backoff jitter).
     :param sleep: awaited for backoffs (tests inject a fake).
+    :param transform: the informer's transform (idempotent), applied to each watch-list
+        initial object as it is buffered, so what it drops never accumulates; the store
+        applies it again. ``None``: objects are buffered as received.
     """
 
     def __init__(
@@ -428,6 +431,7 @@ class Reflector:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+        transform: Callable[[Obj], Obj] | None = None,
     ) -> None:
         if min_watch_timeout <= 0:
             raise ValueError("min_watch_timeout must be positive")
@@ -444,6 +448,9 @@ class Reflector:
         self._clock = clock
         self._random = random
         self._sleep = sleep
+        # Applied to watch-list initial objects as they are buffered, so what the
+        # transform drops is freed at once (the store applies it again: idempotent).
+        self._transform = transform
         self._backoff = ExponentialBackoff(
             initial=backoff_initial,
             cap=backoff_cap,
@@ -793,7 +800,7 @@ class Reflector:
                     self._unskip("ADDED")
                     self._skip(type_, "no resourceVersion")
                     continue
-                buffered.append(obj)
+                buffered.append(obj if self._transform is None else self._transform(obj))
             elif type_ == "BOOKMARK":
                 stats.bookmarks += 1
                 rv = _rv_of(obj)

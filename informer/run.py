@@ -70,10 +70,13 @@ leader stops its controllers, then releases the Lease (within
 ``--leader-election-lease-duration`` (15), ``--leader-election-renew-deadline`` (10),
 ``--leader-election-retry-period`` (2).
 
-``--gc-freeze`` (off by default; see the performance notes): the cyclic GC is disabled
-during the initial sync, then ``gc.collect()``, ``gc.freeze()`` (the cache moves to the
-permanent generation, never scanned again) and higher thresholds
-(:data:`GC_THRESHOLDS`) keep the steady state fast with a large cache.
+``--gc-freeze`` (on by default; ``--no-gc-freeze`` turns it off): the cyclic GC is
+disabled during the initial sync, then ``gc.collect()``, ``gc.freeze()`` (the cache moves
+to the permanent generation, never scanned again) and higher thresholds
+(:data:`GC_THRESHOLDS`) keep the steady state fast with a large cache. Cached objects are
+acyclic JSON dicts, freed by reference counting when they leave the cache, so freezing
+them leaks nothing (bench/RESULTS.md: 100k ConfigMaps sync 2.8x faster, watch throughput
+3-4x with the GC on).
 """
 
 from __future__ import annotations
@@ -300,9 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ctl.add_argument(
         "--gc-freeze",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="disable the GC during the initial sync, then gc.freeze() the cache and raise "
-        "the GC thresholds (large caches)",
+        "the GC thresholds (default: on)",
     )
     logs = parser.add_argument_group("logging")
     logs.add_argument(

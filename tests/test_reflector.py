@@ -939,3 +939,21 @@ async def test_a_second_run_resumes_from_the_last_rv_and_signals_started_again()
         assert [c["resource_version"] for c in env.lists] == ["0", "5"]
         assert env.watches[-1]["resource_version"] == "5"
         assert env.store.kinds() == ["replace", "update", "replace"]
+
+
+async def test_watch_list_applies_the_transform_while_buffering() -> None:
+    seen: list[int] = []
+
+    def transform(obj: Obj) -> Obj:
+        seen.append(len(obj))
+        obj.setdefault("metadata", {})["annotations"] = {"transformed": "yes"}
+        return obj
+
+    env = make(objects=3, use_watch_list=True, transform=transform)
+    async with running(env):
+        assert env.store.ops[0][0] == "replace"
+        stored = env.store.objects.values()
+        assert len(stored) == 3
+        assert all(o["metadata"]["annotations"] == {"transformed": "yes"} for o in stored)
+        assert len(seen) == 3
+        assert env.reflector.stats.lists == 0  # it was a watch-list sync
