@@ -336,11 +336,6 @@ async def run_memory(cluster: Cluster, cfg: Config) -> str:
             SyncClient("ours", "ours", ("--watch-list",)),
             True,
         ),
-        (
-            "kube-informer, watch-list + proposed early-transform",
-            SyncClient("ours", "ours", ("--watch-list", "--patch", "early-transform")),
-            True,
-        ),
         ("client-go", SyncClient("client-go", "client-go"), False),
         ("client-go", SyncClient("client-go", "client-go"), True),
         ("decode floor (dicts)", SyncClient("floor", "floor"), False),

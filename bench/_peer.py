@@ -536,16 +536,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--watch-list", action="store_true", help="ours: sync by watch-list")
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--profile", default="", help="write a pyinstrument profile (text) here")
-    p.add_argument("--patch", default="", help="ours: apply a proposed change (bench._experiments)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     opts = parse(argv)
-    if opts.patch:
-        from bench._experiments import apply
-
-        apply(opts.patch)
     runner = RUNNERS[opts.peer]
     if not opts.profile:
         emit(anyio.run(runner, opts))

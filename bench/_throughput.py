@@ -44,10 +44,6 @@ CLIENTS = (
     Client("kube-informer SharedIndexInformer", "ours"),
     Client("kube-informer, --gc-freeze", "ours", ("--gc", "freeze")),
     Client("decode floor, --gc-freeze", "floor", ("--gc", "freeze")),
-    Client("kube-informer + proposed yield-16k", "ours", ("--patch", "yield-16k")),
-    Client(
-        "kube-informer + yield-16k, --gc-freeze", "ours", ("--patch", "yield-16k", "--gc", "freeze")
-    ),
     Client(
         "client-go SharedIndexInformer",
         "client-go",
@@ -251,12 +247,6 @@ def _targets(
     pairs = [
         (ours, floor, "GC on"),
         ("kube-informer, --gc-freeze", "decode floor, --gc-freeze", "--gc-freeze"),
-        ("kube-informer + proposed yield-16k", floor, "GC on, proposed change"),
-        (
-            "kube-informer + yield-16k, --gc-freeze",
-            "decode floor, --gc-freeze",
-            "--gc-freeze, proposed change",
-        ),
     ]
     out = []
     for kind in kinds:
