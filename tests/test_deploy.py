@@ -28,7 +28,7 @@ import anyio
 import anyio.abc
 import pytest
 import yaml
-from anyio.streams.text import TextReceiveStream
+from runner_logs import RunnerLogs
 
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from controllers.deployment_inventory import INVENTORY_NAME
@@ -306,53 +306,11 @@ async def sa_kubeconfig(
     )
 
 
-class Runner:
+class Runner(RunnerLogs):
     """A ``python -m informer.run`` child and its JSON log lines."""
 
-    def __init__(self, process: anyio.abc.Process) -> None:
-        self.process = process
-        self.events: list[dict[str, Any]] = []
-        self.stderr = ""
-        self._changed = anyio.Event()
-
-    async def pump(self) -> None:
-        assert self.process.stdout is not None and self.process.stderr is not None
-        buffer = ""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._pump_stderr)
-            async for chunk in TextReceiveStream(self.process.stdout):
-                buffer += chunk
-                *lines, buffer = buffer.split("\n")
-                for line in lines:
-                    if line.strip():
-                        try:
-                            self.events.append(json.loads(line))
-                        except ValueError:
-                            self.events.append({"event": "<raw>", "line": line})
-                self._changed.set()
-                self._changed = anyio.Event()
-            self._changed.set()
-
-    async def _pump_stderr(self) -> None:
-        assert self.process.stderr is not None
-        async for chunk in TextReceiveStream(self.process.stderr):
-            self.stderr += chunk
-
-    def has(self, name: str) -> bool:
-        return any(e.get("event") == name for e in self.events)
-
-    def event(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == name]
-
     async def wait_for(self, predicate: Callable[[], bool], within: float = 20.0) -> None:
-        with anyio.fail_after(within):
-            while not predicate():
-                if self.process.returncode is not None:
-                    raise AssertionError(
-                        f"runner exited ({self.process.returncode}); stderr: {self.stderr}; "
-                        f"logs: {self.events[-8:]}"
-                    )
-                await self._changed.wait()
+        await self.wait_until(predicate, within)
 
 
 @asynccontextmanager

@@ -7,7 +7,6 @@ flags). Who leads is read from the Lease and from each process's JSON log lines
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-from anyio.streams.text import TextReceiveStream
+from runner_logs import RunnerLogs
 
 from informer import run as run_module
 from informer._kube import request_json
@@ -56,42 +55,8 @@ class ConfigMapLogger(Controller):
 '''
 
 
-class Replica:
+class Replica(RunnerLogs):
     """One ``python -m informer.run --leader-elect`` child and its JSON log lines."""
-
-    def __init__(self, process: anyio.abc.Process, name: str) -> None:
-        self.process = process
-        self.name = name
-        self.events: list[dict[str, Any]] = []
-        self.stderr = ""
-        self._changed = anyio.Event()
-
-    async def pump_stdout(self) -> None:
-        assert self.process.stdout is not None
-        buffer = ""
-        async for chunk in TextReceiveStream(self.process.stdout):
-            buffer += chunk
-            *lines, buffer = buffer.split("\n")
-            for line in lines:
-                if line.strip():
-                    try:
-                        self.events.append(json.loads(line))
-                    except ValueError:
-                        self.events.append({"event": "<raw>", "line": line})
-            self._changed.set()
-            self._changed = anyio.Event()
-        self._changed.set()
-
-    async def pump_stderr(self) -> None:
-        assert self.process.stderr is not None
-        async for chunk in TextReceiveStream(self.process.stderr):
-            self.stderr += chunk
-
-    def event(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == name]
-
-    def has(self, name: str) -> bool:
-        return any(e.get("event") == name for e in self.events)
 
     @property
     def identity(self) -> str:
@@ -104,14 +69,7 @@ class Replica:
         return any(e.get("event") == "reconciled" and e.get("key") == key for e in self.events)
 
     async def wait_for(self, predicate: Callable[[], bool], within: float = 20.0) -> None:
-        with anyio.fail_after(within):
-            while not predicate():
-                if self.process.returncode is not None:
-                    raise AssertionError(
-                        f"{self.name} exited ({self.process.returncode}) too early; "
-                        f"stderr: {self.stderr}; logs: {self.events[-8:]}"
-                    )
-                await self._changed.wait()
+        await self.wait_until(predicate, within)
 
     async def wait_exit(self, within: float = 10.0) -> int:
         with anyio.fail_after(within):

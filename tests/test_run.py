@@ -26,8 +26,8 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 import pytest
-from anyio.streams.text import TextReceiveStream
 from prometheus_client.parser import text_string_to_metric_families
+from runner_logs import RunnerLogs
 
 from informer._kube import request_json
 from informer.run import ExitCode, build_parser
@@ -333,53 +333,13 @@ def test_unreachable_server_names_the_address(tmp_path: Path, server: str) -> No
 # --------------------------------------------------------------- against a real server
 
 
-class Runner:
+class Runner(RunnerLogs):
     """A ``python -m informer.run`` child: its JSON log lines, awaitable."""
-
-    def __init__(self, process: anyio.abc.Process) -> None:
-        self.process = process
-        self.events: list[dict[str, Any]] = []
-        self.stderr = ""
-        self._changed = anyio.Event()
-
-    async def pump_stdout(self) -> None:
-        assert self.process.stdout is not None
-        buffer = ""
-        async for chunk in TextReceiveStream(self.process.stdout):
-            buffer += chunk
-            *lines, buffer = buffer.split("\n")
-            for line in lines:
-                if line.strip():
-                    try:
-                        self.events.append(json.loads(line))
-                    except ValueError:
-                        self.events.append({"event": "<raw>", "line": line})
-            self._changed.set()
-            self._changed = anyio.Event()
-        self._changed.set()
-
-    async def pump_stderr(self) -> None:
-        assert self.process.stderr is not None
-        async for chunk in TextReceiveStream(self.process.stderr):
-            self.stderr += chunk
 
     async def wait_for(
         self, predicate: Callable[[dict[str, Any]], bool], within: float = TIMEOUT
     ) -> dict[str, Any]:
-        with anyio.fail_after(within):
-            while True:
-                for event in self.events:
-                    if predicate(event):
-                        return event
-                if self.process.returncode is not None:
-                    raise AssertionError(
-                        f"runner exited ({self.process.returncode}) before the expected log "
-                        f"line; stderr: {self.stderr}; logs: {self.events[-10:]}"
-                    )
-                await self._changed.wait()
-
-    def event(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == name]
+        return await self.wait_for_event(predicate, within)
 
 
 @asynccontextmanager
