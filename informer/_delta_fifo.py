@@ -323,6 +323,25 @@ class DeltaFIFO:
             self._initial_in_process -= 1
         return deltas
 
+    def pop_ready(self, process: Callable[[list[Delta], bool], object], limit: int) -> int:
+        """Pop and process up to ``limit`` queued keys without awaiting; return how many.
+
+        The batch form of :meth:`pop` for a synchronous ``process``, once synced (before
+        that, and when empty, it does nothing and returns 0: use :meth:`pop`). Same
+        contract per key: oldest first, the whole delta list, ``is_in_initial_list``
+        false; an error of ``process`` propagates after its key was removed (not
+        re-queued), the keys after it stay queued.
+        """
+        if not self._populated or self._initial_population_count or self._initial_in_process:
+            return 0
+        queue = self._queue
+        items = self._items
+        n = 0
+        while queue and n < limit:
+            n += 1
+            process(items.pop(queue.popleft()), False)
+        return n
+
     def has_synced(self) -> bool:
         """Whether the first ``replace`` batch was fully popped and processed, or an
         ``add``/``update``/``delete`` preceded the first ``replace``."""

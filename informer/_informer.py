@@ -93,6 +93,7 @@ class SharedIndexInformer:
         )
         self._processor = SharedProcessor()
         self._synced = anyio.Event()
+        self._synced_flag = False  # _synced.is_set(), without a call on the hot path
         self._resync_changed = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._started = False
@@ -184,26 +185,33 @@ class SharedIndexInformer:
             self._fifo.close()
 
     async def _process_loop(self) -> None:
+        """Pop deltas forever: one key at a time (awaiting) until synced and whenever the
+        FIFO is empty, then in batches of up to ``_YIELD_EVERY`` keys between yields."""
         fifo = self._fifo
-        pop = fifo.pop
+        pop, pop_ready = fifo.pop, fifo.pop_ready
         handle = self._handle_deltas
+        checkpoint = anyio.lowlevel.checkpoint
         streak = 0
         while True:
             try:
-                await pop(handle)
+                if self._synced_flag and pop_ready(handle, _YIELD_EVERY):
+                    await checkpoint()  # let the listeners and the watch run
+                    continue
+                await pop(handle)  # waits while the FIFO is empty
             except FIFOClosedError:
                 return
             except Exception:
                 self._log.exception("process.failed")
-            if not self._synced.is_set():
+            if not self._synced_flag:
                 self._check_synced()
             streak += 1
-            if streak >= _YIELD_EVERY or not len(fifo):
+            if streak >= _YIELD_EVERY:  # pop does not yield while items are queued
                 streak = 0
-                await anyio.lowlevel.checkpoint()
+                await checkpoint()
 
     def _check_synced(self) -> None:
-        if not self._synced.is_set() and self._fifo.has_synced():
+        if not self._synced_flag and self._fifo.has_synced():
+            self._synced_flag = True
             self._synced.set()
             self._log.info("informer.synced", objects=len(self.indexer))
 

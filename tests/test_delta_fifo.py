@@ -726,3 +726,52 @@ def test_custom_key_func() -> None:
     fifo.delete(DeletedFinalStateUnknown("u-1", None))
     assert fifo.list_keys() == ["u-1"]
     assert kinds(fifo.get_by_key("u-1")) == [A, D]
+
+
+@pytest.mark.anyio
+async def test_pop_ready_batches_in_order_only_once_synced() -> None:
+    fifo = DeltaFIFO()
+    fifo.replace([obj("a"), obj("b")], "1")
+    seen: list[tuple[str, bool]] = []
+
+    def record(deltas: list[Delta], initial: bool) -> None:
+        seen.append((meta_namespace_key(deltas[0].object), initial))
+
+    assert fifo.pop_ready(record, 10) == 0  # the initial list goes through pop()
+    with anyio.fail_after(1):
+        await fifo.pop(record)
+        await fifo.pop(record)
+    assert fifo.has_synced()
+    for name in ("c", "d", "e"):
+        fifo.add(obj(name))
+    fifo.update(obj("c", rv="2"))
+    assert fifo.pop_ready(record, 2) == 2
+    assert fifo.pop_ready(record, 10) == 1
+    assert fifo.pop_ready(record, 10) == 0
+    assert seen == [
+        ("default/a", True),
+        ("default/b", True),
+        ("default/c", False),
+        ("default/d", False),
+        ("default/e", False),
+    ]
+
+
+def test_pop_ready_error_drops_only_the_failing_key() -> None:
+    fifo = DeltaFIFO()
+    fifo.replace([], "1")
+    for name in ("a", "b", "c"):
+        fifo.add(obj(name))
+    done: list[str] = []
+
+    def process(deltas: list[Delta], initial: bool) -> None:
+        name = meta_namespace_key(deltas[0].object)
+        if name == "default/b":
+            raise RuntimeError("boom")
+        done.append(name)
+
+    with pytest.raises(RuntimeError):
+        fifo.pop_ready(process, 10)
+    assert fifo.list_keys() == ["default/c"]
+    assert fifo.pop_ready(process, 10) == 1
+    assert done == ["default/a", "default/c"]
