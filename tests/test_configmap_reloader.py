@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import api_helpers
 import pytest
 import structlog
+from api_helpers import create, delete, get, merge_patch
 from structlog.testing import capture_logs
 
 from controllers import configmap_reloader
@@ -34,7 +36,6 @@ from informer import (
     DEPLOYMENTS,
     Resource,
     SharedInformerFactory,
-    request_json,
     strip_managed_fields,
 )
 
@@ -199,28 +200,6 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MutableMapping[str, A
         structlog.configure(**saved)
 
 
-async def create(api: Any, resource: Resource, namespace: str, body: Obj) -> Obj:
-    return await request_json(api, "POST", resource.path(namespace), body=body)
-
-
-async def get(api: Any, resource: Resource, namespace: str, name: str) -> Obj:
-    return await request_json(api, "GET", resource.path(namespace, name))
-
-
-async def merge_patch(api: Any, resource: Resource, namespace: str, name: str, body: Obj) -> Obj:
-    return await request_json(
-        api,
-        "PATCH",
-        resource.path(namespace, name),
-        body=body,
-        content_type="application/merge-patch+json",
-    )
-
-
-async def delete(api: Any, resource: Resource, namespace: str, name: str) -> None:
-    await request_json(api, "DELETE", resource.path(namespace, name))
-
-
 @asynccontextmanager
 async def running_reloader(api: Any, namespace: str) -> AsyncIterator[ConfigMapReloader]:
     factory = SharedInformerFactory(api, namespace=namespace, transform=strip_managed_fields)
@@ -235,15 +214,7 @@ async def running_reloader(api: Any, namespace: str) -> AsyncIterator[ConfigMapR
 
 
 async def until(condition: Callable[[], Any], what: str, within: float = WAIT) -> None:
-    """Poll a synchronous condition (reading caches) until true; fail after ``within``."""
-    try:
-        with anyio.fail_after(within):
-            while True:
-                if condition():
-                    return
-                await anyio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out after {within}s waiting for {what}")
+    await api_helpers.until(condition, what, within)
 
 
 async def settle(controller: ConfigMapReloader, quiet: float = 0.5) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 import yaml
+from api_helpers import create, delete, merge_patch, until
 
 from controllers.deployment_inventory import (
     INVENTORY_LABELS,
@@ -26,7 +27,6 @@ from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
     NotFound,
-    Resource,
     SharedInformerFactory,
     request_json,
     strip_managed_fields,
@@ -108,24 +108,6 @@ def test_template_values_cannot_inject_yaml() -> None:
 
 
 # ----------------------------------------------------------------------------- e2e helpers
-
-
-async def create(api: Any, resource: Resource, namespace: str, body: Obj) -> Obj:
-    return await request_json(api, "POST", resource.path(namespace), body=body)
-
-
-async def merge_patch(api: Any, resource: Resource, namespace: str, name: str, body: Obj) -> Obj:
-    return await request_json(
-        api,
-        "PATCH",
-        resource.path(namespace, name),
-        body=body,
-        content_type="application/merge-patch+json",
-    )
-
-
-async def delete(api: Any, resource: Resource, namespace: str, name: str) -> None:
-    await request_json(api, "DELETE", resource.path(namespace, name))
 
 
 async def inventory(api: Any, namespace: str) -> Obj | None:
@@ -332,11 +314,4 @@ async def test_unchanged_namespace_is_not_rewritten(api_client: Any, namespace: 
 
 
 async def _until(condition: Callable[[], bool], what: str) -> None:
-    try:
-        with anyio.fail_after(WITHIN):
-            while True:
-                if condition():
-                    return
-                await anyio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"not within {WITHIN}s: {what}")
+    await until(condition, what, WITHIN)

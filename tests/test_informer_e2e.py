@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from api_helpers import delete, merge_patch, until
 
 from informer import (
     CONFIGMAPS,
@@ -45,17 +46,7 @@ async def create_cm(api: Any, ns: str, name: str, labels: dict[str, str] | None 
 
 
 async def update_cm(api: Any, ns: str, name: str, value: str) -> Any:
-    return await request_json(
-        api,
-        "PATCH",
-        CONFIGMAPS.path(ns, name),
-        body={"data": {"k": value}},
-        content_type="application/merge-patch+json",
-    )
-
-
-async def delete_obj(api: Any, resource: Resource, ns: str, name: str) -> None:
-    await request_json(api, "DELETE", resource.path(ns, name))
+    return await merge_patch(api, CONFIGMAPS, ns, name, {"data": {"k": value}})
 
 
 def deployment(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -85,10 +76,7 @@ def cache_state(informer: SharedIndexInformer) -> dict[str, str]:
 
 
 async def eventually(predicate: Callable[[], bool], within: float = 30.0) -> None:
-    """Poll a condition on state changed by other tasks (cheap, bounded)."""
-    with anyio.fail_after(within):
-        while not predicate():  # noqa: ASYNC110 - state lives in the informer's store
-            await anyio.sleep(0.02)
+    await until(predicate, "the informer's cache to converge", within)
 
 
 class Events:
@@ -130,7 +118,7 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
         await create_cm(api_client, namespace, "mine", {"team": "a"})
         await create_cm(api_client, namespace, "other-team", {"team": "b"})
         await update_cm(api_client, namespace, "mine", "2")
-        await delete_obj(api_client, CONFIGMAPS, namespace, "pre")
+        await delete(api_client, CONFIGMAPS, namespace, "pre")
         await request_json(api_client, "POST", DEPLOYMENTS.path(namespace), body=deployment("web"))
         await request_json(
             api_client,
@@ -139,7 +127,7 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
             body={"spec": {"replicas": 3}},
             content_type="application/merge-patch+json",
         )
-        await delete_obj(api_client, DEPLOYMENTS, namespace, "web")
+        await delete(api_client, DEPLOYMENTS, namespace, "web")
         await eventually(lambda: len(cm_events.log) == 4 and len(dep_events.log) == 3)
         assert cm_events.log == [
             ("add", f"{namespace}/pre"),
@@ -203,7 +191,7 @@ async def test_slow_and_raising_handlers_both_receive_every_event(
         for i in range(10):
             await create_cm(api_client, namespace, f"cm{i}")
         for i in range(10):
-            await delete_obj(api_client, CONFIGMAPS, namespace, f"cm{i}")
+            await delete(api_client, CONFIGMAPS, namespace, f"cm{i}")
         await eventually(lambda: len(slow_seen) == 20 and len(raising_seen) == 20)
     expected = [f"add:{namespace}/cm{i}" for i in range(10)]
     expected += [f"delete:{namespace}/cm{i}" for i in range(10)]
@@ -260,7 +248,7 @@ async def test_converges_after_churn_and_apiserver_restart(nocache_cp: ControlPl
             # Churn while watching.
             for i in range(20):
                 if i % 3 == 0:
-                    await delete_obj(api, CONFIGMAPS, ns, f"cm{i}")
+                    await delete(api, CONFIGMAPS, ns, f"cm{i}")
                 else:
                     await update_cm(api, ns, f"cm{i}", f"v{i}")
             await nocache_cp.restart_apiserver()
@@ -290,8 +278,8 @@ async def test_deletes_while_disconnected_after_compaction_become_tombstones(
                 assert await factory.wait_for_cache_sync(timeout=30)
                 expired_before = informer.reflector.stats.expired
                 proxy.cut()  # the informer's watch drops; reconnects are refused
-                await delete_obj(api, CONFIGMAPS, ns, "cm0")
-                await delete_obj(api, CONFIGMAPS, ns, "cm1")
+                await delete(api, CONFIGMAPS, ns, "cm0")
+                await delete(api, CONFIGMAPS, ns, "cm1")
                 await update_cm(api, ns, "cm2", "changed")
                 await create_cm(api, ns, "new")
                 await nocache_cp.compact_etcd()
@@ -363,7 +351,7 @@ async def test_custom_resource_by_group_version_plural(api_client: Any, namespac
                 body={"size": 2},
                 content_type="application/merge-patch+json",
             )
-            await delete_obj(api_client, widgets, namespace, "w1")
+            await delete(api_client, widgets, namespace, "w1")
             await eventually(lambda: len(events.log) == 3)
         assert events.log == [
             ("add", f"{namespace}/w1"),
