@@ -385,9 +385,7 @@ class Controller:
                 )
             informer = resource
             if indexers:
-                missing = {k: v for k, v in indexers.items() if k not in informer.indexer.indexers}
-                if missing:
-                    informer.indexer.add_indexers(missing)
+                informer.add_indexers(indexers)
         else:
             informer = self.factory.informer_for(
                 resource,

@@ -109,9 +109,7 @@ class SharedInformerFactory:
             if self._tg is not None:
                 self._start(key, informer)
         elif indexers:
-            missing = {k: v for k, v in indexers.items() if k not in informer.indexer.indexers}
-            if missing:
-                informer.indexer.add_indexers(missing)
+            informer.add_indexers(indexers)
         return informer
 
     @property

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ._objects import unwrap_tombstone
+
 __all__ = [
     "EventHandler",
     "FilteringHandler",
@@ -98,8 +100,6 @@ class FilteringHandler:
         self.handler: EventHandler = as_event_handler(handler)
 
     def _passes(self, obj: Any) -> bool:
-        from ._objects import unwrap_tombstone
-
         target = unwrap_tombstone(obj)
         return target is not None and bool(self.predicate(target))
 

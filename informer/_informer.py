@@ -36,7 +36,7 @@ from ._listwatch import ListerWatcher
 from ._objects import DeletedFinalStateUnknown, meta_namespace_key
 from ._processor import MIN_RESYNC_PERIOD, SharedProcessor
 from ._reflector import Reflector
-from ._store import Indexer, IndexFunc
+from ._store import NAMESPACE_INDEX, Indexer, IndexFunc, namespace_index
 from ._types import Obj
 
 __all__ = ["SharedIndexInformer"]
@@ -76,8 +76,6 @@ class SharedIndexInformer:
         self.name = name or type(lister_watcher).__name__
         self.lister_watcher = lister_watcher
         self.default_resync_period = max(0.0, float(resync_period))
-        from ._store import NAMESPACE_INDEX, namespace_index
-
         all_indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: namespace_index}
         all_indexers.update(indexers or {})
         self.indexer = Indexer(indexers=all_indexers)
@@ -131,6 +129,13 @@ class SharedIndexInformer:
             raise ValueError(f"{registration!r} is not registered with informer {self.name}")
         registration.stop()
         self._resync_changed.set()
+
+    def add_indexers(self, indexers: Mapping[str, IndexFunc]) -> None:
+        """Add the indexes whose names the store does not have yet (existing ones are
+        kept); they index the objects already cached. Safe while running."""
+        missing = {k: v for k, v in indexers.items() if k not in self.indexer.indexers}
+        if missing:
+            self.indexer.add_indexers(missing)
 
     def lister(self) -> Lister:
         """A read-only view of the store (no API calls; returned dicts are shared)."""

@@ -838,8 +838,6 @@ class Reflector:
             self._log.info("watch.expired", rv=self._last_rv, **_describe(exc))
             return self._after_expired()
         if isinstance(exc, TooManyRequests | ConnectionFailed | WatchDecodeError):
-            if isinstance(exc, TooManyRequests):
-                self._retry_after = exc.retry_after
             self._log.warning("watch.error", rv=self._last_rv, action="rewatch", **_describe(exc))
             return _Next.WATCH_BACKOFF
         self._log.warning(
@@ -863,8 +861,6 @@ class Reflector:
             self._rv_unavailable = True
             self._log.info("watch.expired", rv=self._last_rv, watch_list=True, **_describe(exc))
             return self._after_expired()
-        if isinstance(exc, TooManyRequests):
-            self._retry_after = exc.retry_after
         self._log.warning(
             "watch.error",
             rv=self._last_rv,
@@ -889,7 +885,7 @@ class Reflector:
     def _report(self, exc: BaseException) -> None:
         self.stats.errors += 1
         self.last_error = exc
-        if isinstance(exc, TooManyRequests) and exc.retry_after is not None:
+        if isinstance(exc, TooManyRequests):
             self._retry_after = exc.retry_after  # honoured by the next backoff (list or watch)
         if self._on_watch_error is None:
             return
