@@ -148,7 +148,7 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
 
 async def ours_latency(opts: argparse.Namespace) -> dict[str, Any]:
     from informer import CONFIGMAPS, Controller, SharedInformerFactory, new_api_client
-    from informer._informer import SharedIndexInformer
+    from informer._cache.informer import SharedIndexInformer
 
     lat = Latencies()
 

@@ -182,7 +182,7 @@ class ConfigMapReloader(Controller):
 
     async def reconcile(self, key: str) -> Result | None:
         namespace, name = split_meta_namespace_key(key)
-        deployment = self.deployments.lister().get(name, namespace)
+        deployment = self.deployments.lister().get(name, namespace=namespace)
         if deployment is None or namespace is None or not is_opted_in(deployment):
             return None
         references = consumed_configmaps(deployment)
@@ -193,7 +193,7 @@ class ConfigMapReloader(Controller):
         missing: list[str] = []
         lister = self.configmaps.lister()
         for cm_name, optional in sorted(references.items()):
-            configmap = lister.get(cm_name, namespace)
+            configmap = lister.get(cm_name, namespace=namespace)
             if configmap is None and not optional:
                 missing.append(cm_name)
             configmaps[cm_name] = configmap
@@ -213,7 +213,7 @@ class ConfigMapReloader(Controller):
             await request_json(
                 self.api_client,
                 "PATCH",
-                DEPLOYMENTS.path(namespace, name),
+                DEPLOYMENTS.path(name, namespace=namespace),
                 body=patch,
                 content_type="application/strategic-merge-patch+json",
                 resource=DEPLOYMENTS.group_resource,

@@ -121,7 +121,7 @@ async def apply(api: Any, obj: Obj) -> str:
     await request_json(
         api,
         "PATCH",
-        resource.path(namespace, name),
+        resource.path(name, namespace=namespace),
         query={"fieldManager": FIELD_MANAGER, "force": True},
         body=yaml.safe_dump(obj).encode(),
         content_type="application/apply-patch+yaml",
@@ -134,7 +134,7 @@ async def apply(api: Any, obj: Obj) -> str:
 
 async def get_or_none(api: Any, resource: Resource, name: str) -> Obj | None:
     try:
-        return await request_json(api, "GET", resource.path(DEMO_NAMESPACE, name))
+        return await request_json(api, "GET", resource.path(name, namespace=DEMO_NAMESPACE))
     except NotFound:
         return None
 
@@ -290,7 +290,7 @@ async def _apply_examples(api: Any, manifests: list[tuple[str, list[Obj]]]) -> N
 
 
 async def _script(api: Any, alive: Callable[[], None]) -> None:
-    deployments = DEPLOYMENTS.path(DEMO_NAMESPACE)
+    deployments = DEPLOYMENTS.path(namespace=DEMO_NAMESPACE)
 
     async def opted_in_hashes() -> dict[str, Obj] | None:
         listing = await request_json(api, "GET", deployments)
@@ -330,7 +330,9 @@ async def _script(api: Any, alive: Callable[[], None]) -> None:
     say("scripted change 1: set LOG_LEVEL=debug in ConfigMap demo/app-config")
     before = items
     await merge_patch(
-        api, CONFIGMAPS.path(DEMO_NAMESPACE, "app-config"), {"data": {"LOG_LEVEL": "debug"}}
+        api,
+        CONFIGMAPS.path("app-config", namespace=DEMO_NAMESPACE),
+        {"data": {"LOG_LEVEL": "debug"}},
     )
 
     async def rolled() -> dict[str, Obj] | None:
@@ -363,7 +365,7 @@ async def _script(api: Any, alive: Callable[[], None]) -> None:
     # 3. Scale a Deployment (the scale subresource): the inventory follows.
     say("scripted change 2: scale Deployment demo/web to 4 replicas")
     await merge_patch(
-        api, f"{DEPLOYMENTS.path(DEMO_NAMESPACE, 'web')}/scale", {"spec": {"replicas": 4}}
+        api, f"{DEPLOYMENTS.path('web', namespace=DEMO_NAMESPACE)}/scale", {"spec": {"replicas": 4}}
     )
 
     async def scaled() -> Obj | None:
@@ -379,7 +381,7 @@ async def _script(api: Any, alive: Callable[[], None]) -> None:
     # 4. Delete the inventory by hand: it is recreated.
     say(f"scripted change 3: delete ConfigMap {DEMO_NAMESPACE}/{INVENTORY_NAME} by hand")
     old_uid = inv["metadata"]["uid"]
-    await request_json(api, "DELETE", CONFIGMAPS.path(DEMO_NAMESPACE, INVENTORY_NAME))
+    await request_json(api, "DELETE", CONFIGMAPS.path(INVENTORY_NAME, namespace=DEMO_NAMESPACE))
 
     async def recreated() -> Obj | None:
         inv = await get_or_none(api, CONFIGMAPS, INVENTORY_NAME)
@@ -422,7 +424,7 @@ def _print_try_it(kubeconfig: Path) -> None:
 
 async def _status(kubeconfig: str | None) -> None:
     async with await new_api_client(kubeconfig=kubeconfig) as api:
-        listing = await request_json(api, "GET", DEPLOYMENTS.path(DEMO_NAMESPACE))
+        listing = await request_json(api, "GET", DEPLOYMENTS.path(namespace=DEMO_NAMESPACE))
         print(f"Deployments in {DEMO_NAMESPACE}:")
         for d in sorted(listing.get("items", []), key=lambda d: d["metadata"]["name"]):
             opted = (d["metadata"].get("annotations") or {}).get(RELOAD_ANNOTATION) == "true"
@@ -451,13 +453,15 @@ async def _set_config(kubeconfig: str | None, pairs: list[str]) -> None:
             raise DemoError(f"expected KEY=VALUE, got {pair!r}")
         data[key] = value
     async with await new_api_client(kubeconfig=kubeconfig) as api:
-        await merge_patch(api, CONFIGMAPS.path(DEMO_NAMESPACE, "app-config"), {"data": data})
+        await merge_patch(
+            api, CONFIGMAPS.path("app-config", namespace=DEMO_NAMESPACE), {"data": data}
+        )
     print(f"ConfigMap {DEMO_NAMESPACE}/app-config: set {', '.join(sorted(data))}")
 
 
 async def _scale(kubeconfig: str | None, name: str, replicas: int) -> None:
     async with await new_api_client(kubeconfig=kubeconfig) as api:
-        path = f"{DEPLOYMENTS.path(DEMO_NAMESPACE, name)}/scale"
+        path = f"{DEPLOYMENTS.path(name, namespace=DEMO_NAMESPACE)}/scale"
         await merge_patch(api, path, {"spec": {"replicas": replicas}})
     print(f"Deployment {DEMO_NAMESPACE}/{name}: replicas={replicas}")
 

@@ -221,8 +221,8 @@ class DeploymentInventory(Controller):
 
     async def reconcile(self, key: str) -> Result | None:
         namespace = key
-        deployments = self.deployments.lister().list(namespace)
-        current = self.inventories.lister().get(INVENTORY_NAME, namespace)
+        deployments = self.deployments.lister().list(namespace=namespace)
+        current = self.inventories.lister().get(INVENTORY_NAME, namespace=namespace)
         try:
             if not deployments:
                 if current is not None:
@@ -234,14 +234,14 @@ class DeploymentInventory(Controller):
                 if created:
                     return None
                 current = await request_json(
-                    self.api_client, "GET", CONFIGMAPS.path(namespace, INVENTORY_NAME)
+                    self.api_client, "GET", CONFIGMAPS.path(INVENTORY_NAME, namespace=namespace)
                 )
             if _up_to_date(current, desired):
                 return None
             await request_json(
                 self.api_client,
                 "PUT",
-                CONFIGMAPS.path(namespace, INVENTORY_NAME),
+                CONFIGMAPS.path(INVENTORY_NAME, namespace=namespace),
                 body=_merged(current, desired),
                 resource=CONFIGMAPS.group_resource,
                 namespace=namespace,
@@ -264,7 +264,7 @@ class DeploymentInventory(Controller):
             await request_json(
                 self.api_client,
                 "POST",
-                CONFIGMAPS.path(namespace),
+                CONFIGMAPS.path(namespace=namespace),
                 body=desired,
                 resource=CONFIGMAPS.group_resource,
                 namespace=namespace,
@@ -281,7 +281,7 @@ class DeploymentInventory(Controller):
             await request_json(
                 self.api_client,
                 "DELETE",
-                CONFIGMAPS.path(namespace, INVENTORY_NAME),
+                CONFIGMAPS.path(INVENTORY_NAME, namespace=namespace),
                 body={"preconditions": {"uid": uid_of(current)}},
                 resource=CONFIGMAPS.group_resource,
                 namespace=namespace,

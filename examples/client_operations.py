@@ -125,18 +125,20 @@ async def run(kubeconfig: str | None, namespace: str) -> None:
 
         # 2. A Deployment built in code.
         created, new = await create_or_get(
-            api, DEPLOYMENTS.path(namespace), deployment_in_code(namespace)
+            api, DEPLOYMENTS.path(namespace=namespace), deployment_in_code(namespace)
         )
         print(f"2. {'created' if new else 'exists '} {describe(created)}")
 
         # 3. A Deployment from a YAML string (namespace set here, not in the YAML).
         from_yaml = yaml.safe_load(DEPLOYMENT_YAML)
         from_yaml["metadata"]["namespace"] = namespace
-        created, new = await create_or_get(api, DEPLOYMENTS.path(namespace), from_yaml)
+        created, new = await create_or_get(api, DEPLOYMENTS.path(namespace=namespace), from_yaml)
         print(f"3. {'created' if new else 'exists '} {describe(created)}")
 
         # 4. Get a Deployment through the API.
-        fetched = await request_json(api, "GET", DEPLOYMENTS.path(namespace, "hello-code"))
+        fetched = await request_json(
+            api, "GET", DEPLOYMENTS.path("hello-code", namespace=namespace)
+        )
         print(f"4. API GET:    {describe(fetched)}")
 
         # 5. Get it through an informer's lister: list+watch once, then read the cache.
@@ -145,7 +147,7 @@ async def run(kubeconfig: str | None, namespace: str) -> None:
         async with factory:
             if not await factory.wait_for_cache_sync(timeout=30):
                 raise InformerError("the Deployments informer did not sync within 30s")
-            cached = deployments.lister().get("hello-code", namespace)
+            cached = deployments.lister().get("hello-code", namespace=namespace)
             if cached is None:
                 raise InformerError(f"{namespace}/hello-code is not in the informer's cache")
             print(f"5. lister get: {describe(cached)}")
@@ -163,8 +165,8 @@ async def run(kubeconfig: str | None, namespace: str) -> None:
             "metadata": {"name": "hello-config", "namespace": namespace},
             "data": {"greeting": "hello", "color": "blue"},
         }
-        await create_or_get(api, CONFIGMAPS.path(namespace), config)
-        cm = await request_json(api, "GET", CONFIGMAPS.path(namespace, "hello-config"))
+        await create_or_get(api, CONFIGMAPS.path(namespace=namespace), config)
+        cm = await request_json(api, "GET", CONFIGMAPS.path("hello-config", namespace=namespace))
         print(f"6. ConfigMap {namespace}/hello-config data={cm.get('data', {})}")
 
 

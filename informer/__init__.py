@@ -4,49 +4,54 @@ The public API is re-exported here from private, one-concept modules; everything
 listed in ``__all__`` is internal and may change without notice.
 """
 
+from ._cache.delta_fifo import Delta as Delta
+from ._cache.delta_fifo import DeltaFIFO as DeltaFIFO
+from ._cache.delta_fifo import DeltaType as DeltaType
+from ._cache.factory import SharedInformerFactory as SharedInformerFactory
+from ._cache.handlers import EventHandler as EventHandler
+from ._cache.handlers import FilteringHandler as FilteringHandler
+from ._cache.handlers import HandlerFuncs as HandlerFuncs
+from ._cache.informer import SharedIndexInformer as SharedIndexInformer
+from ._cache.lister import Lister as Lister
+from ._cache.listwatch import ApiListerWatcher as ApiListerWatcher
+from ._cache.listwatch import ListerWatcher as ListerWatcher
+from ._cache.reflector import Reflector as Reflector
+from ._cache.reflector import ReflectorStats as ReflectorStats
+from ._cache.store import NAMESPACE_INDEX as NAMESPACE_INDEX
+from ._cache.store import Indexer as Indexer
+from ._cache.store import IndexFunc as IndexFunc
+from ._cache.store import namespace_index as namespace_index
 from ._controller import Controller as Controller
 from ._controller import KeyMapper as KeyMapper
 from ._controller import ReconcileStats as ReconcileStats
 from ._controller import Result as Result
 from ._controller import own_key as own_key
 from ._controller import owner_key as owner_key
-from ._delta_fifo import Delta as Delta
-from ._delta_fifo import DeltaFIFO as DeltaFIFO
-from ._delta_fifo import DeltaType as DeltaType
 from ._exceptions import ApiError as ApiError
 from ._exceptions import BadRequest as BadRequest
+from ._exceptions import BindError as BindError
+from ._exceptions import CacheSyncTimeout as CacheSyncTimeout
 from ._exceptions import ConfigError as ConfigError
 from ._exceptions import Conflict as Conflict
 from ._exceptions import ConnectionFailed as ConnectionFailed
 from ._exceptions import FIFOClosedError as FIFOClosedError
 from ._exceptions import Forbidden as Forbidden
 from ._exceptions import InformerError as InformerError
+from ._exceptions import LeaderElectionLost as LeaderElectionLost
 from ._exceptions import NotFound as NotFound
+from ._exceptions import ObjectKeyError as ObjectKeyError
 from ._exceptions import QueueShutDown as QueueShutDown
 from ._exceptions import ResourceExpired as ResourceExpired
 from ._exceptions import ServerError as ServerError
+from ._exceptions import TargetError as TargetError
 from ._exceptions import TooManyRequests as TooManyRequests
 from ._exceptions import Unauthorized as Unauthorized
 from ._exceptions import WatchDecodeError as WatchDecodeError
-from ._factory import SharedInformerFactory as SharedInformerFactory
-from ._handlers import EventHandler as EventHandler
-from ._handlers import FilteringHandler as FilteringHandler
-from ._handlers import HandlerFuncs as HandlerFuncs
-from ._health import HealthChecks as HealthChecks
-from ._health import serve_health as serve_health
-from ._informer import SharedIndexInformer as SharedIndexInformer
 from ._kube import new_api_client as new_api_client
 from ._kube import request_json as request_json
 from ._labels import parse_label_selector as parse_label_selector
 from ._leaderelection import LeaderElector as LeaderElector
-from ._lister import Lister as Lister
-from ._listwatch import ApiListerWatcher as ApiListerWatcher
-from ._listwatch import ListerWatcher as ListerWatcher
-from ._metrics import BindError as BindError
-from ._metrics import Metrics as Metrics
-from ._metrics import serve_metrics as serve_metrics
 from ._objects import DeletedFinalStateUnknown as DeletedFinalStateUnknown
-from ._objects import ObjectKeyError as ObjectKeyError
 from ._objects import annotations_of as annotations_of
 from ._objects import controller_of as controller_of
 from ._objects import labels_of as labels_of
@@ -58,17 +63,16 @@ from ._objects import resource_version as resource_version
 from ._objects import split_meta_namespace_key as split_meta_namespace_key
 from ._objects import uid_of as uid_of
 from ._objects import unwrap_tombstone as unwrap_tombstone
-from ._observability import Endpoints as Endpoints
-from ._observability import Observability as Observability
-from ._observability import run_observability as run_observability
-from ._ratelimit import BucketRateLimiter as BucketRateLimiter
-from ._ratelimit import ExponentialFailureRateLimiter as ExponentialFailureRateLimiter
-from ._ratelimit import ItemFastSlowRateLimiter as ItemFastSlowRateLimiter
-from ._ratelimit import MaxOfRateLimiter as MaxOfRateLimiter
-from ._ratelimit import RateLimiter as RateLimiter
-from ._ratelimit import default_controller_rate_limiter as default_controller_rate_limiter
-from ._reflector import Reflector as Reflector
-from ._reflector import ReflectorStats as ReflectorStats
+from ._queue.ratelimit import BucketRateLimiter as BucketRateLimiter
+from ._queue.ratelimit import ExponentialFailureRateLimiter as ExponentialFailureRateLimiter
+from ._queue.ratelimit import ItemFastSlowRateLimiter as ItemFastSlowRateLimiter
+from ._queue.ratelimit import MaxOfRateLimiter as MaxOfRateLimiter
+from ._queue.ratelimit import RateLimiter as RateLimiter
+from ._queue.ratelimit import default_controller_rate_limiter as default_controller_rate_limiter
+from ._queue.workqueue import DelayingQueue as DelayingQueue
+from ._queue.workqueue import QueueMetrics as QueueMetrics
+from ._queue.workqueue import RateLimitingQueue as RateLimitingQueue
+from ._queue.workqueue import WorkQueue as WorkQueue
 from ._resource import CONFIGMAPS as CONFIGMAPS
 from ._resource import CRONJOBS as CRONJOBS
 from ._resource import CUSTOM_RESOURCE_DEFINITIONS as CUSTOM_RESOURCE_DEFINITIONS
@@ -86,17 +90,16 @@ from ._resource import SERVICE_ACCOUNTS as SERVICE_ACCOUNTS
 from ._resource import SERVICES as SERVICES
 from ._resource import STATEFULSETS as STATEFULSETS
 from ._resource import Resource as Resource
-from ._store import NAMESPACE_INDEX as NAMESPACE_INDEX
-from ._store import Indexer as Indexer
-from ._store import IndexFunc as IndexFunc
-from ._store import namespace_index as namespace_index
+from ._runtime.health import HealthChecks as HealthChecks
+from ._runtime.health import serve_health as serve_health
+from ._runtime.metrics import Metrics as Metrics
+from ._runtime.metrics import serve_metrics as serve_metrics
+from ._runtime.observability import Endpoints as Endpoints
+from ._runtime.observability import Observability as Observability
+from ._runtime.observability import run_observability as run_observability
 from ._transforms import strip_managed_fields as strip_managed_fields
 from ._types import Obj as Obj
 from ._types import WatchEvent as WatchEvent
-from ._workqueue import DelayingQueue as DelayingQueue
-from ._workqueue import QueueMetrics as QueueMetrics
-from ._workqueue import RateLimitingQueue as RateLimitingQueue
-from ._workqueue import WorkQueue as WorkQueue
 
 __all__ = [
     "CONFIGMAPS",
@@ -121,6 +124,7 @@ __all__ = [
     "BadRequest",
     "BindError",
     "BucketRateLimiter",
+    "CacheSyncTimeout",
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
@@ -143,6 +147,7 @@ __all__ = [
     "InformerError",
     "ItemFastSlowRateLimiter",
     "KeyMapper",
+    "LeaderElectionLost",
     "LeaderElector",
     "Lister",
     "ListerWatcher",
@@ -165,6 +170,7 @@ __all__ = [
     "ServerError",
     "SharedIndexInformer",
     "SharedInformerFactory",
+    "TargetError",
     "TooManyRequests",
     "Unauthorized",
     "WatchDecodeError",

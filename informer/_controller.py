@@ -76,11 +76,12 @@ import anyio.lowlevel
 import structlog
 import structlog.contextvars
 
+from ._cache.factory import SharedInformerFactory
+from ._cache.handlers import FilteringHandler, handler_name
+from ._cache.informer import SharedIndexInformer
+from ._cache.listener import ProcessorListener
+from ._cache.store import IndexFunc
 from ._exceptions import QueueShutDown
-from ._factory import SharedInformerFactory
-from ._handlers import FilteringHandler, handler_name
-from ._informer import SharedIndexInformer
-from ._listener import ProcessorListener
 from ._objects import (
     DeletedFinalStateUnknown,
     ObjectOrTombstone,
@@ -89,11 +90,10 @@ from ._objects import (
     owner_references,
     unwrap_tombstone,
 )
-from ._ratelimit import RateLimiter
+from ._queue.ratelimit import RateLimiter
+from ._queue.workqueue import RateLimitingQueue
 from ._resource import Resource
-from ._store import IndexFunc
 from ._types import Obj
-from ._workqueue import RateLimitingQueue
 
 __all__ = [
     "Controller",

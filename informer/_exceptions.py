@@ -11,6 +11,7 @@ sees a transport exception.
     ├── ConfigError                 kubeconfig / in-cluster config missing or invalid
     ├── ConnectionFailed            API server unreachable (refused, DNS, TLS, timeout)
     ├── WatchDecodeError            a watch line that is not a JSON watch event
+    ├── ObjectKeyError              an object without a name, or a malformed key (ValueError)
     ├── ApiError                    the API server answered with a failure Status
     │   ├── BadRequest              400
     │   ├── Unauthorized            401
@@ -21,7 +22,11 @@ sees a transport exception.
     │   ├── TooManyRequests         429 (retry_after seconds when the server says)
     │   └── ServerError             5xx
     ├── FIFOClosedError             pop() on a closed, empty DeltaFIFO
-    └── QueueShutDown               get() on a shut-down, empty WorkQueue
+    ├── QueueShutDown               get() on a shut-down, empty WorkQueue
+    ├── TargetError                 a controller name, module, class or file cannot be loaded
+    ├── BindError                   a metrics/health endpoint cannot listen on its address
+    ├── CacheSyncTimeout            caches did not sync within the Manager's startup timeout
+    └── LeaderElectionLost          the Lease was lost: the Manager stopped the controllers
 """
 
 from __future__ import annotations
@@ -32,16 +37,21 @@ from typing import Any
 __all__ = [
     "ApiError",
     "BadRequest",
+    "BindError",
+    "CacheSyncTimeout",
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
     "FIFOClosedError",
     "Forbidden",
     "InformerError",
+    "LeaderElectionLost",
     "NotFound",
+    "ObjectKeyError",
     "QueueShutDown",
     "ResourceExpired",
     "ServerError",
+    "TargetError",
     "TooManyRequests",
     "Unauthorized",
     "WatchDecodeError",
@@ -74,6 +84,13 @@ class WatchDecodeError(InformerError):
     def __init__(self, message: str, *, line: bytes = b"") -> None:
         super().__init__(message)
         self.line = line[:200]
+
+
+class ObjectKeyError(InformerError, ValueError):
+    """An object has no usable key (no ``metadata.name``), or a key string is malformed.
+
+    Derives from ``ValueError`` as well as :class:`InformerError`.
+    """
 
 
 class ApiError(InformerError):
@@ -156,6 +173,43 @@ class FIFOClosedError(InformerError):
 
 class QueueShutDown(InformerError):
     """Raised by ``WorkQueue.get`` once the queue is shut down and drained."""
+
+
+class TargetError(InformerError):
+    """A controller name, module, attribute or file cannot be loaded (the message names
+    the target)."""
+
+
+class BindError(InformerError):
+    """An endpoint could not listen on its address (in use, not local, bad host...).
+
+    ``endpoint`` is the server's name (``"metrics"``, ``"health"``), ``address`` the
+    address it was given; the message names both and the system's reason.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, address: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.address = address
+
+
+class CacheSyncTimeout(InformerError):
+    """Caches did not sync within the startup timeout; ``pending`` names the informers
+    that had not synced (or not opened their first watch)."""
+
+    def __init__(self, message: str, *, pending: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.pending = pending
+
+
+class LeaderElectionLost(InformerError):
+    """The leader's Lease was not renewed in time or was taken by another replica; the
+    controllers were stopped. ``lease`` is ``namespace/name``, ``identity`` ours."""
+
+    def __init__(self, message: str, *, lease: str = "", identity: str = "") -> None:
+        super().__init__(message)
+        self.lease = lease
+        self.identity = identity
 
 
 _BY_CODE: dict[int, type[ApiError]] = {

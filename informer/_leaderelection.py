@@ -166,7 +166,7 @@ class LeaderElector:
         self._on_new_leader = on_new_leader
         self._clock = clock
         self._lease_seconds = max(1, math.ceil(self.lease_duration))
-        self._path = LEASES.path(namespace, name)
+        self._path = LEASES.path(name, namespace=namespace)
 
         self._lease: Obj | None = None  # the latest Lease object read or written (its RV)
         self._observed: Obj = {}  # the latest record (spec) seen
@@ -450,7 +450,7 @@ class LeaderElector:
         self._set_observed(updated)
 
     async def _request(self, method: str, body: Obj | None, read_timeout: float) -> Obj:
-        path = LEASES.path(self.namespace) if method == "POST" else self._path
+        path = LEASES.path(namespace=self.namespace) if method == "POST" else self._path
         return await request_json(
             self.api_client,
             method,

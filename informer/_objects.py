@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-from ._exceptions import InformerError
+from ._exceptions import ObjectKeyError
 from ._types import Obj
 
 __all__ = [
@@ -45,13 +45,6 @@ __all__ = [
     "uid_of",
     "unwrap_tombstone",
 ]
-
-
-class ObjectKeyError(InformerError, ValueError):
-    """An object has no usable key (no ``metadata.name``), or a key string is malformed.
-
-    Derives from ``ValueError`` as well as :class:`~informer.InformerError`.
-    """
 
 
 @dataclass(frozen=True, slots=True)

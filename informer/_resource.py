@@ -56,14 +56,30 @@ class Resource:
         """``plural.group`` as RBAC and error messages spell it (``deployments.apps``)."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
-    def path(self, namespace: str | None = None, name: str | None = None) -> str:
-        """The collection (or object) path, namespaced when ``namespace`` is given."""
+    def path(
+        self,
+        name: str | None = None,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> str:
+        """The collection path, or the object's when ``name`` is given, namespaced when
+        ``namespace`` is given (ignored for a cluster-scoped resource); ``subresource``
+        (``"status"``, ``"scale"``) needs a ``name``.
+
+        >>> DEPLOYMENTS.path("web", namespace="default", subresource="scale")
+        '/apis/apps/v1/namespaces/default/deployments/web/scale'
+        """
         p = self.api_prefix
         if namespace is not None and self.namespaced:
             p += f"/namespaces/{namespace}"
         p += f"/{self.plural}"
         if name is not None:
             p += f"/{name}"
+        if subresource is not None:
+            if name is None:
+                raise ValueError(f"subresource {subresource!r} needs an object name")
+            p += f"/{subresource}"
         return p
 
 

@@ -106,9 +106,12 @@ import anyio
 import anyio.abc
 import structlog
 
+from ._cache.factory import SharedInformerFactory
+from ._cache.informer import SharedIndexInformer
 from ._controller import Controller
 from ._exceptions import (
     ApiError,
+    BindError,
     ConfigError,
     ConnectionFailed,
     Forbidden,
@@ -116,15 +119,12 @@ from ._exceptions import (
     NotFound,
     Unauthorized,
 )
-from ._factory import SharedInformerFactory
-from ._informer import SharedIndexInformer
 from ._kube import ApiClient, new_api_client, request_json
 from ._leaderelection import LeaderElector, validate_timings
-from ._metrics import BindError
-from ._observability import Observability
 from ._resource import LEASES
-from ._runner_logging import LOG_FORMATS, LOG_LEVELS, configure_logging, default_log_format
-from ._runner_targets import TargetError, load_samples, load_target, select_controllers
+from ._runtime.logconfig import LOG_FORMATS, LOG_LEVELS, configure_logging, default_log_format
+from ._runtime.observability import Observability
+from ._runtime.targets import TargetError, load_samples, load_target, select_controllers
 from ._transforms import strip_managed_fields
 
 __all__ = [
@@ -643,7 +643,7 @@ async def _preflight_lease(
             await request_json(
                 api,
                 "GET",
-                LEASES.path(elector.namespace, elector.name),
+                LEASES.path(elector.name, namespace=elector.namespace),
                 resource=LEASES.group_resource,
                 namespace=elector.namespace,
             )

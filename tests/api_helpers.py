@@ -12,25 +12,25 @@ from informer import Obj, Resource, request_json
 
 
 async def create(api: Any, resource: Resource, namespace: str, body: Obj) -> Obj:
-    return await request_json(api, "POST", resource.path(namespace), body=body)
+    return await request_json(api, "POST", resource.path(namespace=namespace), body=body)
 
 
 async def get(api: Any, resource: Resource, namespace: str, name: str) -> Obj:
-    return await request_json(api, "GET", resource.path(namespace, name))
+    return await request_json(api, "GET", resource.path(name, namespace=namespace))
 
 
 async def merge_patch(api: Any, resource: Resource, namespace: str, name: str, body: Obj) -> Obj:
     return await request_json(
         api,
         "PATCH",
-        resource.path(namespace, name),
+        resource.path(name, namespace=namespace),
         body=body,
         content_type="application/merge-patch+json",
     )
 
 
 async def delete(api: Any, resource: Resource, namespace: str, name: str) -> None:
-    await request_json(api, "DELETE", resource.path(namespace, name))
+    await request_json(api, "DELETE", resource.path(name, namespace=namespace))
 
 
 async def until(condition: Callable[[], Any], what: str, within: float) -> None:

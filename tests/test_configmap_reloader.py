@@ -235,7 +235,7 @@ async def settle(controller: ConfigMapReloader, quiet: float = 0.5) -> None:
 
 def seen_rv(controller: ConfigMapReloader, resource: Resource, namespace: str, name: str) -> str:
     informer = controller.configmaps if resource is CONFIGMAPS else controller.deployments
-    obj = informer.lister().get(name, namespace)
+    obj = informer.lister().get(name, namespace=namespace)
     return "" if obj is None else str(obj["metadata"]["resourceVersion"])
 
 
@@ -250,13 +250,13 @@ async def cm_change_seen(controller: ConfigMapReloader, namespace: str, changed:
 
 
 def hash_of(controller: ConfigMapReloader, namespace: str, name: str) -> str | None:
-    d = controller.deployments.lister().get(name, namespace)
+    d = controller.deployments.lister().get(name, namespace=namespace)
     return None if d is None else template_hash(d)
 
 
 def expected_hash(controller: ConfigMapReloader, namespace: str, *names: str) -> str:
     lister = controller.configmaps.lister()
-    return config_hash({n: lister.get(n, namespace) for n in names})
+    return config_hash({n: lister.get(n, namespace=namespace) for n in names})
 
 
 async def generations(api: Any, namespace: str, names: list[str]) -> dict[str, int]:
@@ -387,7 +387,7 @@ async def test_deleted_configmap_is_logged_and_rolls_nothing_until_it_changes(
 
         await delete(api_client, CONFIGMAPS, namespace, "shared")
         await until(
-            lambda: controller.configmaps.lister().get("shared", namespace) is None,
+            lambda: controller.configmaps.lister().get("shared", namespace=namespace) is None,
             "the deletion to reach the cache",
         )
         await settle(controller)

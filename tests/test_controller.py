@@ -18,13 +18,13 @@ import anyio.lowlevel
 import pytest
 import structlog.testing
 
+from informer._cache.factory import SharedInformerFactory
+from informer._cache.informer import SharedIndexInformer
 from informer._controller import Controller, ReconcileStats, Result, own_key, owner_key
 from informer._exceptions import ResourceExpired
-from informer._factory import SharedInformerFactory
-from informer._informer import SharedIndexInformer
 from informer._kube import request_json
 from informer._objects import DeletedFinalStateUnknown
-from informer._ratelimit import ExponentialFailureRateLimiter
+from informer._queue.ratelimit import ExponentialFailureRateLimiter
 from informer._resource import CONFIGMAPS, PODS, Resource
 from informer._types import Obj
 from informer.testing._fake import FakeListerWatcher
@@ -660,7 +660,7 @@ async def test_reconciles_configmaps_on_the_real_control_plane(
 
         async def reconcile(self, key: str) -> Result | None:
             ns, _, name = key.partition("/")
-            obj = self.configmaps.lister().get(name, ns)
+            obj = self.configmaps.lister().get(name, namespace=ns)
             self.seen.append((key, None if obj is None else obj["data"]["v"]))
             self.changes.notify()
             return None

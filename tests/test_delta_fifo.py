@@ -1,4 +1,4 @@
-"""DeltaFIFO (informer._delta_fifo): one test per rule of design.md, plus the async parts."""
+"""DeltaFIFO (informer._cache.delta_fifo): one test per rule of design.md, plus the async parts."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import anyio
 import pytest
 
-from informer._delta_fifo import Delta, DeltaFIFO, DeltaType
+from informer._cache.delta_fifo import Delta, DeltaFIFO, DeltaType
+from informer._cache.store import Indexer
 from informer._exceptions import FIFOClosedError
 from informer._objects import DeletedFinalStateUnknown, meta_namespace_key
-from informer._store import Indexer
 from informer._types import Obj
 
 A = DeltaType.ADDED

@@ -154,7 +154,7 @@ async def test_demo_keeps_running_then_stops_on_sigint(tmp_path: Path) -> None:
             assert "ConfigMap demo/deployment-inventory:" in status
             assert "web" in status and "reload=yes" in status
             async with await new_api_client(kubeconfig=str(kubeconfig)) as api:
-                path = DEPLOYMENTS.path("demo", "web")
+                path = DEPLOYMENTS.path("web", namespace="demo")
                 before = web_hash(await request_json(api, "GET", path))
                 await run_cli("set-config", "LOG_LEVEL=warn", kubeconfig=kubeconfig)
                 with anyio.fail_after(10):

@@ -112,7 +112,7 @@ def test_template_values_cannot_inject_yaml() -> None:
 
 async def inventory(api: Any, namespace: str) -> Obj | None:
     try:
-        return await request_json(api, "GET", CONFIGMAPS.path(namespace, INVENTORY_NAME))
+        return await request_json(api, "GET", CONFIGMAPS.path(INVENTORY_NAME, namespace=namespace))
     except NotFound:
         return None
 
@@ -214,7 +214,7 @@ async def test_reflects_creates_updates_and_deletes(api_client: Any, namespace: 
         await request_json(
             api,
             "PATCH",
-            DEPLOYMENTS.path(namespace, "a"),
+            DEPLOYMENTS.path("a", namespace=namespace),
             body=patch,
             content_type="application/strategic-merge-patch+json",
         )

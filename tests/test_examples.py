@@ -43,14 +43,18 @@ async def test_client_operations_script(
     assert f"6. ConfigMap {namespace}/hello-config" in out
     assert result.stderr == b""  # informer logs below warning are not printed
 
-    code = await request_json(api_client, "GET", DEPLOYMENTS.path(namespace, "hello-code"))
+    code = await request_json(
+        api_client, "GET", DEPLOYMENTS.path("hello-code", namespace=namespace)
+    )
     assert code["metadata"]["labels"] == {"app": "hello-code", "created-by": "client-operations"}
     assert code["spec"]["selector"] == {"matchLabels": {"app": "hello-code"}}
     container = code["spec"]["template"]["spec"]["containers"][0]
     assert container["imagePullPolicy"] == "IfNotPresent"
-    from_yaml = await request_json(api_client, "GET", DEPLOYMENTS.path(namespace, "hello-yaml"))
+    from_yaml = await request_json(
+        api_client, "GET", DEPLOYMENTS.path("hello-yaml", namespace=namespace)
+    )
     assert from_yaml["metadata"]["namespace"] == namespace
-    cm = await request_json(api_client, "GET", CONFIGMAPS.path(namespace, "hello-config"))
+    cm = await request_json(api_client, "GET", CONFIGMAPS.path("hello-config", namespace=namespace))
     assert cm["data"] == {"greeting": "hello", "color": "blue"}
 
     # Idempotent: a second run reuses what exists.

@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
+from informer._cache.listwatch import ListerWatcher
 from informer._exceptions import (
     ApiError,
     BadRequest,
@@ -16,7 +17,6 @@ from informer._exceptions import (
     ServerError,
     WatchDecodeError,
 )
-from informer._listwatch import ListerWatcher
 from informer._types import Obj, WatchEvent
 from informer.testing._fake import FakeListerWatcher
 

@@ -16,9 +16,12 @@ import anyio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from informer import BindError
+from informer._cache.factory import SharedInformerFactory
 from informer._controller import Controller, Result
-from informer._factory import SharedInformerFactory
-from informer._health import (
+from informer._leaderelection import LeaderElector
+from informer._resource import CONFIGMAPS, Resource
+from informer._runtime.health import (
     EventLoopMonitor,
     HealthChecks,
     LeaseHolder,
@@ -27,10 +30,7 @@ from informer._health import (
     lease_check,
     serve_health,
 )
-from informer._leaderelection import LeaderElector
-from informer._metrics import BindError
-from informer._observability import Endpoints, Observability, run_observability
-from informer._resource import CONFIGMAPS, Resource
+from informer._runtime.observability import Endpoints, Observability, run_observability
 from informer._types import Obj
 from informer.testing._fake import FakeListerWatcher
 

@@ -10,9 +10,9 @@ import anyio.lowlevel
 import pytest
 from structlog.testing import capture_logs
 
+from informer._cache.handlers import FilteringHandler, HandlerFuncs
+from informer._cache.informer import SharedIndexInformer
 from informer._exceptions import ResourceExpired
-from informer._handlers import FilteringHandler, HandlerFuncs
-from informer._informer import SharedIndexInformer
 from informer._objects import DeletedFinalStateUnknown, meta_namespace_key
 from informer._transforms import strip_managed_fields
 from informer.testing._fake import FakeListerWatcher
@@ -89,7 +89,7 @@ async def test_sync_delivers_initial_objects_and_events_in_order() -> None:
             ("delete", "default/b", rec.events[4][2]),
         ]
         assert sorted(inf.indexer.list_keys()) == ["default/a", "default/c"]
-        assert inf.lister().get("a", "default") == updated
+        assert inf.lister().get("a", namespace="default") == updated
         assert inf.last_sync_resource_version == fake.resource_version
         tg.cancel_scope.cancel()
 
@@ -267,8 +267,8 @@ async def test_transform_and_custom_index() -> None:
         stored = inf.indexer.get_by_key("default/a")
         assert stored is not None and "managedFields" not in stored["metadata"]
         assert [o["metadata"]["name"] for o in inf.indexer.by_index("app", "b")] == ["b"]
-        assert len(inf.lister().list("default", label_selector="app in (a,b)")) == 2
-        assert inf.lister().list("other") == []
+        assert len(inf.lister().list(namespace="default", label_selector="app in (a,b)")) == 2
+        assert inf.lister().list(namespace="other") == []
         tg.cancel_scope.cancel()
 
 

@@ -42,7 +42,7 @@ FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
 # -- helpers ---------------------------------------------------------------------------
 async def create_cm(api: Any, ns: str, name: str, labels: dict[str, str] | None = None) -> Any:
     body = {"metadata": {"name": name, "labels": labels or {}}, "data": {"k": "v"}}
-    return await request_json(api, "POST", CONFIGMAPS.path(ns), body=body)
+    return await request_json(api, "POST", CONFIGMAPS.path(namespace=ns), body=body)
 
 
 async def update_cm(api: Any, ns: str, name: str, value: str) -> Any:
@@ -65,7 +65,7 @@ def deployment(name: str, labels: dict[str, str] | None = None) -> dict[str, Any
 
 
 async def fresh_list(api: Any, resource: Resource, ns: str) -> dict[str, str]:
-    body = await request_json(api, "GET", resource.path(ns))
+    body = await request_json(api, "GET", resource.path(namespace=ns))
     return {meta_namespace_key(o): o["metadata"]["resourceVersion"] for o in body["items"]}
 
 
@@ -119,11 +119,13 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
         await create_cm(api_client, namespace, "other-team", {"team": "b"})
         await update_cm(api_client, namespace, "mine", "2")
         await delete(api_client, CONFIGMAPS, namespace, "pre")
-        await request_json(api_client, "POST", DEPLOYMENTS.path(namespace), body=deployment("web"))
+        await request_json(
+            api_client, "POST", DEPLOYMENTS.path(namespace=namespace), body=deployment("web")
+        )
         await request_json(
             api_client,
             "PATCH",
-            DEPLOYMENTS.path(namespace, "web"),
+            DEPLOYMENTS.path("web", namespace=namespace),
             body={"spec": {"replicas": 3}},
             content_type="application/merge-patch+json",
         )
@@ -141,7 +143,7 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
             ("delete", f"{namespace}/web"),
         ]
         assert list(cms.indexer.list_keys()) == [f"{namespace}/mine"]
-        stored = cms.lister().get("mine", namespace)
+        stored = cms.lister().get("mine", namespace=namespace)
         assert stored is not None and "managedFields" not in stored["metadata"]
         assert stored["data"] == {"k": "2"}
 
@@ -332,12 +334,16 @@ async def test_custom_resource_by_group_version_plural(api_client: Any, namespac
         with anyio.fail_after(30):
             while True:  # established: the new REST path answers
                 try:
-                    await request_json(api_client, "GET", widgets.path(namespace), verb="list")
+                    await request_json(
+                        api_client, "GET", widgets.path(namespace=namespace), verb="list"
+                    )
                     break
                 except (NotFound, TooManyRequests):  # not served yet / storage initialising
                     await anyio.sleep(0.1)
         body = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}}
-        await request_json(api_client, "POST", widgets.path(namespace), body={**body, "size": 1})
+        await request_json(
+            api_client, "POST", widgets.path(namespace=namespace), body={**body, "size": 1}
+        )
         factory = SharedInformerFactory(api_client, namespace=namespace, reflector_options=FAST)
         informer = factory.informer_for(widgets)
         events = Events()
@@ -347,7 +353,7 @@ async def test_custom_resource_by_group_version_plural(api_client: Any, namespac
             await request_json(
                 api_client,
                 "PATCH",
-                widgets.path(namespace, "w1"),
+                widgets.path("w1", namespace=namespace),
                 body={"size": 2},
                 content_type="application/merge-patch+json",
             )

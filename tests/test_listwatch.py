@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import RawTestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from informer._cache.listwatch import ApiListerWatcher, ListerWatcher, _WatchEventStream
 from informer._exceptions import (
     ApiError,
     BadRequest,
@@ -33,7 +34,6 @@ from informer._exceptions import (
     WatchDecodeError,
 )
 from informer._kube import ResponseStream
-from informer._listwatch import ApiListerWatcher, ListerWatcher, _WatchEventStream
 from informer._resource import Resource
 from informer._types import WatchEvent
 

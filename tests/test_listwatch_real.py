@@ -11,9 +11,9 @@ from typing import Any
 import anyio
 import pytest
 
+from informer._cache.listwatch import ApiListerWatcher
 from informer._exceptions import Forbidden, ResourceExpired, api_error_from_status
 from informer._kube import ApiClient, request_json
-from informer._listwatch import ApiListerWatcher
 from informer._resource import Resource
 from informer._types import Obj, WatchEvent
 from informer.testing.control_plane import ControlPlane
@@ -37,7 +37,7 @@ async def create(
     return await request_json(
         api,
         "POST",
-        resource.path(namespace),
+        resource.path(namespace=namespace),
         body=body,
         resource=resource.group_resource,
         namespace=namespace,
@@ -48,7 +48,7 @@ async def patch(api: ApiClient, resource: Resource, namespace: str, name: str, b
     return await request_json(
         api,
         "PATCH",
-        resource.path(namespace, name),
+        resource.path(name, namespace=namespace),
         body=body,
         content_type="application/merge-patch+json",
         resource=resource.group_resource,
@@ -60,7 +60,7 @@ async def delete(api: ApiClient, resource: Resource, namespace: str, name: str) 
     return await request_json(
         api,
         "DELETE",
-        resource.path(namespace, name),
+        resource.path(name, namespace=namespace),
         resource=resource.group_resource,
         namespace=namespace,
     )

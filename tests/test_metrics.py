@@ -19,10 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from informer import _metrics
+from informer._cache.factory import SharedInformerFactory
 from informer._controller import Controller, Result
-from informer._factory import SharedInformerFactory
 from informer._kube import request_json
-from informer._metrics import (
+from informer._queue.ratelimit import ExponentialFailureRateLimiter
+from informer._queue.workqueue import RateLimitingQueue
+from informer._resource import CONFIGMAPS, Resource
+from informer._runtime.metrics import (
     RECONCILE_TIME_BUCKETS,
     WORKQUEUE_DURATION_BUCKETS,
     BindError,
@@ -33,10 +36,7 @@ from informer._metrics import (
     serve_http,
     serve_metrics,
 )
-from informer._ratelimit import ExponentialFailureRateLimiter
-from informer._resource import CONFIGMAPS, Resource
 from informer._types import Obj
-from informer._workqueue import RateLimitingQueue
 from informer.testing._fake import FakeListerWatcher
 
 pytestmark = pytest.mark.anyio

@@ -35,6 +35,7 @@ EXPECTED = {
     "InformerError", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
     "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",
     "ConnectionFailed", "WatchDecodeError", "FIFOClosedError", "QueueShutDown",
+    "TargetError", "CacheSyncTimeout", "LeaderElectionLost",
 }  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 
 import pytest
 
-from informer._ratelimit import (
+from informer._queue.ratelimit import (
     BucketRateLimiter,
     ExponentialFailureRateLimiter,
     ItemFastSlowRateLimiter,

@@ -16,6 +16,12 @@ import anyio
 import pytest
 import structlog
 
+from informer._cache.reflector import (
+    DEFAULT_INACTIVITY_TIMEOUT,
+    ExponentialBackoff,
+    Reflector,
+    ReflectorState,
+)
 from informer._exceptions import (
     ApiError,
     ConnectionFailed,
@@ -23,12 +29,6 @@ from informer._exceptions import (
     ServerError,
     TooManyRequests,
     WatchDecodeError,
-)
-from informer._reflector import (
-    DEFAULT_INACTIVITY_TIMEOUT,
-    ExponentialBackoff,
-    Reflector,
-    ReflectorState,
 )
 from informer._types import Obj
 from informer.testing._fake import FakeListerWatcher
@@ -911,7 +911,7 @@ async def test_stats_and_state_for_health() -> None:
 
 
 async def test_with_the_delta_fifo() -> None:
-    from informer._delta_fifo import DeltaFIFO, DeltaType
+    from informer._cache.delta_fifo import DeltaFIFO, DeltaType
 
     fake = FakeListerWatcher([cm("a"), cm("b")])
     fifo = DeltaFIFO()

@@ -61,8 +61,7 @@ class ConfigMapLogger(Controller):
             log.info("slow.started")
             await anyio.sleep(1.0)
             log.info("slow.finished")
-        log.info("reconciled", exists=self.configmaps.lister().get(key.split("/")[1],
-                 key.split("/")[0]) is not None)
+        log.info("reconciled", exists=self.configmaps.lister().get_by_key(key) is not None)
         return None
 
 
@@ -238,7 +237,7 @@ def test_targets_load_modules_attributes_and_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from controllers import SAMPLE_CONTROLLERS
-    from informer._runner_targets import load_target
+    from informer._runtime.targets import load_target
     from informer.run import _controller_classes
 
     (tmp_path / "userctl_mod.py").write_text(USER_CONTROLLERS)

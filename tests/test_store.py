@@ -1,4 +1,4 @@
-"""The indexed store (informer._store.Indexer)."""
+"""The indexed store (informer._cache.store.Indexer)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from informer._objects import DeletedFinalStateUnknown, ObjectKeyError
-from informer._store import NAMESPACE_INDEX, Indexer, namespace_index
+from informer import DeletedFinalStateUnknown, ObjectKeyError
+from informer._cache.store import NAMESPACE_INDEX, Indexer, namespace_index
 from informer._types import Obj
 
 

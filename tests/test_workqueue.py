@@ -1,4 +1,4 @@
-"""Work queues: one test per rule of client-go's util/workqueue (see informer._workqueue)."""
+"""Work queues: one test per rule of client-go's util/workqueue (see informer._queue.workqueue)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import anyio.lowlevel
 import pytest
 
 from informer._exceptions import QueueShutDown
-from informer._ratelimit import ExponentialFailureRateLimiter, MaxOfRateLimiter
-from informer._workqueue import DelayingQueue, RateLimitingQueue, WorkQueue
+from informer._queue.ratelimit import ExponentialFailureRateLimiter, MaxOfRateLimiter
+from informer._queue.workqueue import DelayingQueue, RateLimitingQueue, WorkQueue
 
 pytestmark = pytest.mark.anyio
 

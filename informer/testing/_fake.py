@@ -1,6 +1,6 @@
 """``FakeListerWatcher``: an in-memory API server for one resource, with fault injection.
 
-It implements the :class:`~informer._listwatch.ListerWatcher` protocol (and its contract:
+It implements the :class:`~informer._cache.listwatch.ListerWatcher` protocol (and its contract:
 pages are decoded List objects, watches are async context managers yielding decoded
 events, failures are raised as the ``informer._exceptions`` tree) so the Reflector can be
 driven through edge cases a real server will not produce on demand.

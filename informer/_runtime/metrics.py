@@ -21,7 +21,7 @@ The watch hot path therefore makes **no** metric call at all. Histograms cannot 
 rebuilt from counters, so the only per-event hooks are cheap Python arithmetic (a
 ``bisect`` into a bucket list and two additions; no locks, no prometheus-client objects):
 a :class:`QueueRecorder` attached to each work queue (the queue's
-:class:`~informer._workqueue.QueueMetrics` hooks: adds, retries, queue and work
+:class:`~informer._queue.workqueue.QueueMetrics` hooks: adds, retries, queue and work
 durations) and an observer appended to each controller's ``ReconcileStats.observers``
 (reconcile durations). Everything runs on the event loop's thread, so no locking is
 needed as long as collection happens on that thread too, which :func:`serve_metrics`
@@ -74,7 +74,7 @@ must be unique).
 HTTP exposition
 ---------------
 :func:`serve_metrics` serves ``GET /metrics`` with a deliberately tiny HTTP/1.1 server
-on anyio streams (:class:`HttpServer`; also used by :mod:`informer._health`): only
+on anyio streams (:class:`HttpServer`; also used by :mod:`informer._runtime.health`): only
 ``informer._kube`` may import aiohttp, and a scrape endpoint needs nothing more than
 GET, HEAD and ``Connection: close``. It answers 400 to a malformed request, 404 to an
 unknown path, 405 to other methods, 408 when the request head does not arrive within
@@ -108,19 +108,18 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ._controller import Controller, ReconcileOutcome, ReconcileStats
-from ._exceptions import InformerError
-from ._factory import SharedInformerFactory
-from ._informer import SharedIndexInformer
-from ._listener import ProcessorListener
-from ._workqueue import WorkQueue
+from .._cache.factory import SharedInformerFactory
+from .._cache.informer import SharedIndexInformer
+from .._cache.listener import ProcessorListener
+from .._controller import Controller, ReconcileOutcome, ReconcileStats
+from .._exceptions import BindError
+from .._queue.workqueue import WorkQueue
 
 __all__ = [
     "MAX_HEAD_BYTES",
     "READ_TIMEOUT",
     "RECONCILE_TIME_BUCKETS",
     "WORKQUEUE_DURATION_BUCKETS",
-    "BindError",
     "HttpHandler",
     "HttpRequest",
     "HttpResponse",
@@ -204,7 +203,7 @@ class _Histogram:
 
 
 class QueueRecorder:
-    """The :class:`~informer._workqueue.QueueMetrics` hooks of one queue, as plain counters.
+    """The :class:`~informer._queue.workqueue.QueueMetrics` hooks of one queue, as plain counters.
 
     Each hook is a few Python operations (no prometheus-client call, no lock). Depth and
     the time-dependent gauges are read from the queue at scrape time, so ``set_depth`` is
@@ -603,19 +602,6 @@ _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _PLAIN = "text/plain; charset=utf-8"
 _LINGER = 1.0
-
-
-class BindError(InformerError):
-    """An endpoint could not listen on its address (in use, not local, bad host...).
-
-    ``endpoint`` is the server's name (``"metrics"``, ``"health"``), ``address`` the
-    address it was given; the message names both and the system's reason.
-    """
-
-    def __init__(self, message: str, *, endpoint: str, address: str) -> None:
-        super().__init__(message)
-        self.endpoint = endpoint
-        self.address = address
 
 
 @dataclass(frozen=True, slots=True)

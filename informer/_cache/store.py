@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TypeAlias
 
-from ._objects import DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key
-from ._types import Obj
+from .._objects import DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key
+from .._types import Obj
 
 __all__ = [
     "NAMESPACE_INDEX",

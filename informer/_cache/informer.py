@@ -6,7 +6,7 @@ tasks of one task group inside :meth:`SharedIndexInformer.run`:
 - the :class:`~informer.Reflector` lists and watches into a :class:`~informer.DeltaFIFO`;
 - the processing loop pops deltas, applies them to :attr:`SharedIndexInformer.indexer`
   and then notifies every listener (so a handler always finds the object in the store);
-- one task per handler (:class:`~informer._listener.ProcessorListener`) with its own
+- one task per handler (:class:`~informer._cache.listener.ProcessorListener`) with its own
   unbounded buffer;
 - the resync loop, which replays the store into the FIFO (``Sync`` deltas) for the
   handlers whose resync period is due. It never relists.
@@ -28,16 +28,16 @@ import anyio.abc
 import anyio.lowlevel
 import structlog
 
-from ._delta_fifo import Delta, DeltaFIFO, DeltaType
-from ._exceptions import FIFOClosedError
-from ._listener import ADD, DELETE, UPDATE, ProcessorListener
-from ._lister import Lister
-from ._listwatch import ListerWatcher
-from ._objects import DeletedFinalStateUnknown, meta_namespace_key
-from ._processor import MIN_RESYNC_PERIOD, SharedProcessor
-from ._reflector import Reflector
-from ._store import NAMESPACE_INDEX, Indexer, IndexFunc, namespace_index
-from ._types import Obj
+from .._exceptions import FIFOClosedError
+from .._objects import DeletedFinalStateUnknown, meta_namespace_key
+from .._types import Obj
+from .delta_fifo import Delta, DeltaFIFO, DeltaType
+from .listener import ADD, DELETE, UPDATE, ProcessorListener
+from .lister import Lister
+from .listwatch import ListerWatcher
+from .processor import MIN_RESYNC_PERIOD, SharedProcessor
+from .reflector import Reflector
+from .store import NAMESPACE_INDEX, Indexer, IndexFunc, namespace_index
 
 __all__ = ["SharedIndexInformer"]
 
@@ -102,7 +102,7 @@ class SharedIndexInformer:
     def add_event_handler(
         self, handler: Any, *, resync_period: float | None = None
     ) -> ProcessorListener:
-        """Register ``handler`` (see ``informer._handlers`` for the accepted forms).
+        """Register ``handler`` (see ``informer._cache.handlers`` for the accepted forms).
 
         A handler added after the informer started first receives ``on_add`` for every
         object in the store. ``resync_period`` defaults to the informer's; a value below

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._listener import ProcessorListener
+from .listener import ProcessorListener
 
 __all__ = ["MIN_RESYNC_PERIOD", "SharedProcessor"]
 

@@ -28,17 +28,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 
-from ._controller import Controller
-from ._exceptions import InformerError
+from .._controller import Controller
+from .._exceptions import TargetError
 
 __all__ = ["TargetError", "load_samples", "load_target", "select_controllers"]
 
 SAMPLES_MODULE = "controllers"
 SAMPLES_ATTR = "SAMPLE_CONTROLLERS"
-
-
-class TargetError(InformerError):
-    """A controller name, module, attribute or file cannot be loaded."""
 
 
 def load_samples() -> dict[str, type[Controller]]:

@@ -18,10 +18,10 @@ import anyio
 import anyio.abc
 import structlog
 
-from ._informer import SharedIndexInformer, Transform
-from ._listwatch import ApiListerWatcher, ListerWatcher
-from ._resource import Resource
-from ._store import IndexFunc
+from .._resource import Resource
+from .informer import SharedIndexInformer, Transform
+from .listwatch import ApiListerWatcher, ListerWatcher
+from .store import IndexFunc
 
 __all__ = ["ListerWatcherFactory", "SharedInformerFactory"]
 

@@ -13,7 +13,7 @@ is the one-call form. The runner (``informer.run``) uses it for
 
 What is registered:
 
-- metrics (:class:`~informer._metrics.Metrics`, its own registry): every informer of the
+- metrics (:class:`~informer._runtime.metrics.Metrics`, its own registry): every informer of the
   factories (also those created later), every controller (queue hooks and reconcile
   observer), the elector (``leader_election_master_status``), process metrics;
 - liveness: ``event-loop`` (a heartbeat task, run while serving), ``watches`` (the
@@ -21,7 +21,7 @@ What is registered:
 - readiness: ``informers`` (every informer of the factories synced).
 
 An address of ``None`` or ``"0"`` disables that endpoint (the runner's default). A bind
-failure raises :class:`~informer._metrics.BindError` before anything is served.
+failure raises :class:`~informer._runtime.metrics.BindError` before anything is served.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ import anyio.abc
 import structlog
 from prometheus_client import CollectorRegistry
 
-from ._controller import Controller
-from ._factory import SharedInformerFactory
-from ._health import (
+from .._cache.factory import SharedInformerFactory
+from .._cache.informer import SharedIndexInformer
+from .._controller import Controller
+from .health import (
     DEFAULT_LOOP_INTERVAL,
     DEFAULT_MAX_LOOP_LAG,
     DEFAULT_STALL_SLACK,
@@ -51,8 +52,7 @@ from ._health import (
     informers_synced_check,
     lease_check,
 )
-from ._informer import SharedIndexInformer
-from ._metrics import HttpServer, LeaderStatus, Metrics, metrics_routes
+from .metrics import HttpServer, LeaderStatus, Metrics, metrics_routes
 
 __all__ = ["Endpoints", "Observability", "run_observability"]
 
@@ -77,7 +77,7 @@ class Observability:
     Construct it after the controllers (they create the informers they watch) and before
     the factories start. ``registry`` defaults to a new ``CollectorRegistry``; ``clock``
     must be the reflectors' clock. The other arguments tune the checks (see
-    :mod:`informer._health`). Everything runs on the event loop.
+    :mod:`informer._runtime.health`). Everything runs on the event loop.
     """
 
     def __init__(
@@ -122,7 +122,7 @@ class Observability:
 
     def add_elector(self, elector: LeaderStatus) -> None:
         """Export the elector's status, and check its lease if it is a
-        :class:`~informer._health.LeaseHolder` (``LeaderElector`` is). Idempotent."""
+        :class:`~informer._runtime.health.LeaseHolder` (``LeaderElector`` is). Idempotent."""
         if any(e is elector for e in self._electors):
             return
         self._electors.append(elector)
@@ -208,7 +208,7 @@ async def run_observability(
     Registration happens synchronously when the task starts, before its first await, so
     ``await tg.start(run_observability, ...)`` before the factories start counts every
     queue add. ``task_status.started(Endpoints)`` once both are listening;
-    :class:`~informer._metrics.BindError` is raised before that when an address cannot be
+    :class:`~informer._runtime.metrics.BindError` is raised before that when an address cannot be
     used.
     """
     obs = Observability(factories=factories, controllers=controllers, elector=elector)

@@ -20,8 +20,8 @@ import anyio
 import anyio.lowlevel
 import structlog
 
-from ._handlers import EventHandler, as_event_handler, handler_name
-from ._objects import meta_namespace_key
+from .._objects import meta_namespace_key
+from .handlers import EventHandler, as_event_handler, handler_name
 
 __all__ = ["ADD", "DELETE", "UPDATE", "ProcessorListener"]
 

@@ -29,8 +29,8 @@ loop. ``get`` is cancellable while it waits; a cancelled ``get`` never swallows 
 
 :class:`DelayingQueue` adds :meth:`DelayingQueue.add_after`; :class:`RateLimitingQueue`
 adds ``add_rate_limited`` / ``forget`` / ``num_requeues`` on top of a
-:class:`~informer._ratelimit.RateLimiter` (default:
-:func:`~informer._ratelimit.default_controller_rate_limiter`).
+:class:`~informer._queue.ratelimit.RateLimiter` (default:
+:func:`~informer._queue.ratelimit.default_controller_rate_limiter`).
 
 Delay design: client-go runs a goroutine that owns a heap of waiting items. A task would
 need an owner (a task group, so the queue would have to become an async context manager)
@@ -65,8 +65,8 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
-from ._exceptions import QueueShutDown
-from ._ratelimit import RateLimiter, default_controller_rate_limiter
+from .._exceptions import QueueShutDown
+from .ratelimit import RateLimiter, default_controller_rate_limiter
 
 __all__ = [
     "DelayingQueue",
@@ -391,7 +391,7 @@ class DelayingQueue(WorkQueue[T]):
 class RateLimitingQueue(DelayingQueue[T]):
     """A :class:`DelayingQueue` whose retries are paced by a rate limiter.
 
-    ``rate_limiter`` defaults to :func:`~informer._ratelimit.default_controller_rate_limiter`.
+    ``rate_limiter`` defaults to :func:`~informer._queue.ratelimit.default_controller_rate_limiter`.
     Typical worker: ``get``; reconcile; on success ``forget(item)``; on failure
     ``add_rate_limited(item)`` while ``num_requeues(item)`` is below a limit, else
     ``forget`` and report; always ``done(item)``.

@@ -47,7 +47,7 @@ Readiness:
 Checks run on the event loop when a probe arrives and must be cheap and never block.
 Some keep a little state between calls (``watches`` notices progress), which is why they
 are objects. Probes are served by the same tiny HTTP server as the metrics
-(:class:`~informer._metrics.HttpServer`).
+(:class:`~informer._runtime.metrics.HttpServer`).
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ import anyio
 import anyio.abc
 import structlog
 
-from ._informer import SharedIndexInformer
-from ._metrics import HttpHandler, HttpRequest, HttpResponse, LeaderStatus, serve_http
-from ._reflector import Reflector, ReflectorState
+from .._cache.informer import SharedIndexInformer
+from .._cache.reflector import Reflector, ReflectorState
+from .metrics import HttpHandler, HttpRequest, HttpResponse, LeaderStatus, serve_http
 
 __all__ = [
     "DEFAULT_LOOP_INTERVAL",
@@ -417,8 +417,8 @@ async def serve_health(
 ) -> None:
     """Serve ``/healthz`` and ``/readyz`` for ``checks`` on ``address`` until cancelled.
 
-    ``task_status.started(port)`` reports the bound port; :class:`~informer._metrics.BindError`
-    is raised before that when the address cannot be used. The checks' own tasks (the
+    ``task_status.started(port)`` reports the bound port; :class:`~informer.BindError` is
+    raised before that when the address cannot be used. The checks' own tasks (the
     :class:`EventLoopMonitor`) are the caller's to run.
     """
     await serve_http(address, health_routes(checks), name="health", task_status=task_status)

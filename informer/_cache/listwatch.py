@@ -28,10 +28,10 @@ from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 import anyio.lowlevel
 import orjson
 
-from ._exceptions import WatchDecodeError
-from ._kube import DEFAULT_READ_TIMEOUT, ApiClient, ResponseStream, request_json, stream_request
-from ._resource import Resource
-from ._types import Obj, WatchEvent
+from .._exceptions import WatchDecodeError
+from .._kube import DEFAULT_READ_TIMEOUT, ApiClient, ResponseStream, request_json, stream_request
+from .._resource import Resource
+from .._types import Obj, WatchEvent
 
 __all__ = ["ApiListerWatcher", "ListerWatcher"]
 
@@ -124,7 +124,7 @@ class ApiListerWatcher:
         self.label_selector = label_selector
         self.field_selector = field_selector
         self._request_timeout = request_timeout
-        self._path = resource.path(self.namespace)
+        self._path = resource.path(namespace=self.namespace)
         selectors: list[tuple[str, str]] = []
         if label_selector:
             selectors.append(("labelSelector", label_selector))

@@ -1,7 +1,7 @@
 """The Reflector: keeps a store in step with the API server by listing, then watching.
 
 It is client-go's ``tools/cache`` Reflector for one event loop. Its only collaborators are
-a :class:`~informer._listwatch.ListerWatcher` (the server) and a :class:`ReflectorStore`
+a :class:`~informer._cache.listwatch.ListerWatcher` (the server) and a :class:`ReflectorStore`
 (in practice the ``DeltaFIFO``); it never looks at object contents beyond
 ``metadata.resourceVersion`` and the watch-list end annotation, and never copies objects.
 
@@ -150,7 +150,7 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from ._exceptions import (
+from .._exceptions import (
     ApiError,
     ConnectionFailed,
     InformerError,
@@ -159,8 +159,8 @@ from ._exceptions import (
     WatchDecodeError,
     api_error_from_status,
 )
-from ._listwatch import ListerWatcher
-from ._types import Obj, WatchEvent
+from .._types import Obj, WatchEvent
+from .listwatch import ListerWatcher
 
 __all__ = [
     "DEFAULT_INACTIVITY_TIMEOUT",

@@ -50,15 +50,15 @@ from typing import Protocol, TypeAlias
 
 import anyio
 
-from ._exceptions import FIFOClosedError
-from ._objects import (
+from .._exceptions import FIFOClosedError
+from .._objects import (
     DeletedFinalStateUnknown,
     ObjectOrTombstone,
     meta_namespace_key,
     unwrap_tombstone,
 )
-from ._store import KeyFunc
-from ._types import Obj
+from .._types import Obj
+from .store import KeyFunc
 
 __all__ = [
     "Delta",
