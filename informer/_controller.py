@@ -90,6 +90,7 @@ from ._objects import (
     owner_references,
     unwrap_tombstone,
 )
+from ._queue.metrics import QueueMetrics
 from ._queue.ratelimit import RateLimiter
 from ._queue.workqueue import RateLimitingQueue
 from ._resource import Resource
@@ -114,6 +115,7 @@ ReconcileOutcome = Literal["success", "error", "requeue", "requeue_after"]
 """The ``result`` label of ``controller_runtime_reconcile_total``."""
 
 DEFAULT_SHUTDOWN_GRACE: Final = 5.0
+DEFAULT_MAX_RETRIES: Final = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,34 @@ def owner_key(
 def _group_of(api_version: str) -> str:
     group, sep, _ = api_version.rpartition("/")
     return group if sep else ""
+
+
+def _check_tuning(controller: Controller) -> None:
+    """Validate the effective tuning (class attributes or arguments); errors name the class."""
+    where = type(controller).__qualname__
+    workers = controller.workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"{where}: workers must be an int >= 1, got {workers!r}")
+    retries = controller.max_retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"{where}: max_retries must be an int >= 0, got {retries!r}")
+    grace = controller.shutdown_grace
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
+        raise ValueError(f"{where}: shutdown_grace must be seconds >= 0, got {grace!r}")
+
+
+def _limiter_from_class(cls: type[Controller]) -> RateLimiter | None:
+    """A new limiter from the class attribute ``rate_limiter`` (None: the queue's default)."""
+    factory = cls.rate_limiter
+    if factory is None:
+        return None
+    if not callable(factory):
+        raise TypeError(
+            f"{cls.__qualname__}.rate_limiter must be a factory (a callable returning a "
+            f"RateLimiter, e.g. lambda: ExponentialFailureRateLimiter(0.01, 60)), not a "
+            f"limiter: instances must not share one; got {factory!r}"
+        )
+    return factory()
 
 
 def _kebab(name: str) -> str:
@@ -301,18 +331,35 @@ class Controller:
 
     ``name`` (class attribute; default: the class name in kebab-case) names the
     controller in logs, its queue and its statistics; the ``name=`` argument overrides it
-    for one instance (e.g. one instance per namespace). ``workers`` reconciles run
-    concurrently at most (never two for the same key). ``rate_limiter`` paces retries
-    (default: :func:`~informer.default_controller_rate_limiter`); ``max_retries`` bounds
-    consecutive failed attempts before a key is dropped (module docstring).
+    for one instance (e.g. one instance per namespace).
+
+    Tuning, each a class attribute that the constructor argument of the same name
+    overrides for one instance (``None``, the default argument, keeps the class's):
+    ``workers`` reconciles run concurrently at most (never two for the same key);
+    ``max_retries`` bounds consecutive failed attempts before a key is dropped (module
+    docstring); ``shutdown_grace`` is how long :meth:`run` lets in-flight reconciles
+    finish on cancellation; ``rate_limiter`` paces retries. The class attribute
+    ``rate_limiter`` is a **factory** (e.g. ``default_controller_rate_limiter`` or
+    ``lambda: ExponentialFailureRateLimiter(0.01, 60)``) called once per instance, since
+    a limiter keeps per-key failure counts that instances must not share; the argument
+    is a limiter (default: :func:`~informer.default_controller_rate_limiter`).
+
+    ``queue_metrics`` are the hooks of the controller's queue (default: the current
+    queue-metrics provider's, see :func:`~informer.use_queue_metrics_provider`).
 
     The constructor stores :attr:`factory`, :attr:`api_client` and :attr:`queue`, then
     calls :meth:`setup`. A controller runs once (:meth:`run`).
     """
 
     name: ClassVar[str] = ""
+    workers: int = 1
+    """Reconciles that may run at once (never two for the same key)."""
+    max_retries: int = DEFAULT_MAX_RETRIES
+    """Consecutive failed reconciles of a key before it is dropped."""
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     """Seconds :meth:`run` waits, on cancellation, for in-flight reconciles to finish."""
+    rate_limiter: ClassVar[Callable[[], RateLimiter] | None] = None
+    """Factory of each instance's retry limiter (None: the default limiter)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -324,26 +371,34 @@ class Controller:
         factory: SharedInformerFactory,
         api_client: Any,
         *,
-        workers: int = 1,
+        workers: int | None = None,
         rate_limiter: RateLimiter | None = None,
-        max_retries: int = 15,
+        max_retries: int | None = None,
+        shutdown_grace: float | None = None,
         name: str | None = None,
+        queue_metrics: QueueMetrics | None = None,
     ) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers!r}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
         if name:
             # Per-instance override of the class attribute (it shadows it on reads).
             self.__dict__["name"] = name
         elif not self.name:
             self.__dict__["name"] = _kebab(type(self).__name__)
+        # Instance attributes shadow the class's only when an argument was given.
+        if workers is not None:
+            self.workers = workers
+        if max_retries is not None:
+            self.max_retries = max_retries
+        if shutdown_grace is not None:
+            self.shutdown_grace = shutdown_grace
+        _check_tuning(self)
+        if rate_limiter is None:
+            rate_limiter = _limiter_from_class(type(self))
         self.factory = factory
         self.api_client = api_client
-        self.workers = workers
-        self.max_retries = max_retries
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(rate_limiter, name=self.name)
-        self.stats = ReconcileStats(workers=workers)
+        self.queue: RateLimitingQueue[str] = RateLimitingQueue(
+            rate_limiter, name=self.name, metrics=queue_metrics
+        )
+        self.stats = ReconcileStats(workers=self.workers)
         self._watches: list[_Watch] = []
         self._started = False
         self._stopping = False

@@ -237,7 +237,7 @@ def test_targets_load_modules_attributes_and_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from controllers import SAMPLE_CONTROLLERS
-    from informer._runtime.targets import load_target
+    from informer._runtime.targets import load_registered, load_target
     from informer.run import _controller_classes
 
     (tmp_path / "userctl_mod.py").write_text(USER_CONTROLLERS)
@@ -263,6 +263,8 @@ def test_targets_load_modules_attributes_and_files(
     def chosen(*argv: str) -> list[str]:
         return [c.name for c in _controller_classes(build_parser().parse_args(argv))]
 
+    # The samples are found through their entry points (the package's own list agrees).
+    assert load_registered() == SAMPLE_CONTROLLERS
     assert chosen() == list(SAMPLE_CONTROLLERS)
     assert chosen("userctl_mod") == ["cm-logger"]
     first = next(iter(SAMPLE_CONTROLLERS))
@@ -571,7 +573,7 @@ async def test_sample_controllers_start_and_stop(
     async with start_runner(args, tmp_path) as runner:
         started = await runner.wait_for(lambda e: e.get("event") == "runner.started")
         assert len(started["controllers"]) >= 2
-        assert runner.event("runner.gc_frozen")
+        assert runner.event("manager.gc_frozen")
         runner.process.send_signal(signal.SIGINT)
     assert runner.process.returncode == 0, runner.stderr
 

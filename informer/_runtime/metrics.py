@@ -20,8 +20,8 @@ the global default: two runners, or two tests, in one process do not collide):
 The watch hot path therefore makes **no** metric call at all. Histograms cannot be
 rebuilt from counters, so the only per-event hooks are cheap Python arithmetic (a
 ``bisect`` into a bucket list and two additions; no locks, no prometheus-client objects):
-a :class:`QueueRecorder` attached to each work queue (the queue's
-:class:`~informer._queue.workqueue.QueueMetrics` hooks: adds, retries, queue and work
+a :class:`QueueRecorder` each work queue is built with (:meth:`Metrics.queue_metrics`;
+:class:`~informer._queue.metrics.QueueMetrics` hooks: adds, retries, queue and work
 durations) and an observer appended to each controller's ``ReconcileStats.observers``
 (reconcile durations). Everything runs on the event loop's thread, so no locking is
 needed as long as collection happens on that thread too, which :func:`serve_metrics`
@@ -203,7 +203,7 @@ class _Histogram:
 
 
 class QueueRecorder:
-    """The :class:`~informer._queue.workqueue.QueueMetrics` hooks of one queue, as plain counters.
+    """The :class:`~informer._queue.metrics.QueueMetrics` hooks of one queue, as plain counters.
 
     Each hook is a few Python operations (no prometheus-client call, no lock). Depth and
     the time-dependent gauges are read from the queue at scrape time, so ``set_depth`` is
@@ -259,19 +259,6 @@ class _ControllerEntry:
     recorder: _ReconcileRecorder
 
 
-def _attach_queue_metrics(queue: WorkQueue[Any], recorder: QueueRecorder) -> bool:
-    """Give ``queue`` the per-event hooks unless it already has some.
-
-    ``WorkQueue`` takes its ``metrics`` at construction and ``Controller`` builds its
-    queue itself, so the hooks are attached afterwards, before the queue is used (adds
-    made earlier are not counted, and their queue time reads as 0).
-    """
-    if queue._metrics is not None:
-        return False
-    queue._metrics = recorder
-    return True
-
-
 def _unique(name: str, seen: dict[str, int]) -> str:
     n = seen.get(name, 0) + 1
     seen[name] = n
@@ -299,11 +286,19 @@ class Metrics:
     reconcile statistics), :meth:`add_queue` and :meth:`add_elector`; then serve
     :attr:`registry` with :func:`serve_metrics` or render it with :meth:`render`.
 
-    Register a controller **before** its informers start (queue adds made earlier are not
-    counted). Registering the same object twice is a no-op. All methods, and collection,
-    must run on the event loop's thread. ``process_metrics`` adds the standard
-    ``process_*``/``python_*`` collectors. ``clock`` must be the reflectors' clock
-    (``time.monotonic`` unless injected) for ``informer_last_watch_event_age_seconds``.
+    A queue's per-event hooks are fixed when the queue is built, so build controllers
+    (and queues) with this object's provider in place, then register them::
+
+        with use_queue_metrics_provider(metrics.queue_metrics):
+            controller = MyController(factory, api)
+        metrics.add_controller(controller)
+
+    A queue built without a :class:`QueueRecorder` exports only its gauges (depth,
+    unfinished work, longest running processor). Registering the same object twice is a
+    no-op. All methods, and collection, must run on the event loop's thread.
+    ``process_metrics`` adds the standard ``process_*``/``python_*`` collectors.
+    ``clock`` must be the reflectors' clock (``time.monotonic`` unless injected) for
+    ``informer_last_watch_event_age_seconds``.
     """
 
     def __init__(
@@ -328,6 +323,13 @@ class Metrics:
 
     # -- registration ---------------------------------------------------------------------
 
+    def queue_metrics(self, name: str) -> QueueRecorder:
+        """The :data:`~informer._queue.metrics.QueueMetricsProvider`: fresh hooks for a
+        new queue called ``name`` (pass it to ``use_queue_metrics_provider``, or call it
+        for a queue's ``metrics=`` argument). Export the queue with :meth:`add_queue` or
+        :meth:`add_controller`."""
+        return QueueRecorder()
+
     def add_factory(self, factory: SharedInformerFactory) -> None:
         """Export every informer of ``factory``, now and later (read at scrape time)."""
         if all(f is not factory for f in self._factories):
@@ -339,19 +341,23 @@ class Metrics:
             self._informers.append(informer)
 
     def add_queue(self, queue: WorkQueue[Any]) -> QueueRecorder | None:
-        """Export ``queue`` (labelled by its ``name``); attach the per-event hooks.
+        """Export ``queue`` (labelled by its ``name``).
 
-        Returns the recorder, or ``None`` when the queue already had other hooks (then
-        only the gauges, read from the queue, are exported for it).
+        Returns the queue's hooks when it was built with a :class:`QueueRecorder` (see
+        :meth:`queue_metrics`): adds, retries and durations are exported from them.
+        Otherwise returns ``None`` and only the gauges, read from the queue, are exported.
         """
         for entry in self._queues:
             if entry.queue is queue:
                 return entry.recorder
-        recorder = QueueRecorder()
-        if not _attach_queue_metrics(queue, recorder):
-            log.warning("metrics.queue_hooks_taken", queue=queue.name)
-            self._queues.append(_QueueEntry(queue, None))
-            return None
+        hooks = queue.metrics
+        recorder = hooks if isinstance(hooks, QueueRecorder) else None
+        if hooks is None:
+            log.debug(
+                "metrics.queue_without_hooks",
+                queue=queue.name,
+                hint="build it inside use_queue_metrics_provider(metrics.queue_metrics)",
+            )
         self._queues.append(_QueueEntry(queue, recorder))
         return recorder
 

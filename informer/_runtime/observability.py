@@ -1,21 +1,30 @@
 """Metrics and health probes of one runner, wired in one place.
 
-:class:`Observability` registers everything at construction (so that queue hooks are in
-place before the informers start) and serves both endpoints from :meth:`Observability.serve`
-(an async context manager) or :meth:`Observability.run` (a task). :func:`run_observability`
-is the one-call form. The runner (``informer.run``) uses it for
-``--metrics-bind-address`` and ``--health-probe-bind-address``::
+:class:`Observability` owns the :class:`~informer._runtime.metrics.Metrics` and the health
+checks and serves both endpoints from :meth:`Observability.serve` (an async context
+manager) or :meth:`Observability.run` (a task). :func:`run_observability` is the one-call
+form. The :class:`~informer.Manager` uses it for its metrics and health bind addresses.
 
-    obs = Observability(factories=factories, controllers=controllers)
+Order matters once: a work queue takes its metrics hooks when it is **built**, so create
+the Observability first and build the controllers with its queue-metrics provider in
+place, then register them (or pass them to the constructor)::
+
+    obs = Observability(factories=[factory])
+    with use_queue_metrics_provider(obs.metrics.queue_metrics):
+        controller = MyController(factory, api)
+    obs.add_controller(controller)
     async with obs.serve(metrics_address=":8080", health_address=":8081") as endpoints:
         ...  # start the factories, then the controllers
     obs.add_elector(elector)  # whenever the elector exists (metrics + lease check)
 
+A controller built without the provider is still exported, but its queue only with the
+gauges (no adds, retries or durations).
+
 What is registered:
 
 - metrics (:class:`~informer._runtime.metrics.Metrics`, its own registry): every informer of the
-  factories (also those created later), every controller (queue hooks and reconcile
-  observer), the elector (``leader_election_master_status``), process metrics;
+  factories (also those created later), every controller (queue and reconcile
+  statistics), the elector (``leader_election_master_status``), process metrics;
 - liveness: ``event-loop`` (a heartbeat task, run while serving), ``watches`` (the
   factories' informers), ``leader-election`` (once an elector is given);
 - readiness: ``informers`` (every informer of the factories synced).
@@ -74,8 +83,10 @@ def _enabled(address: str | None) -> bool:
 class Observability:
     """Metrics and health checks over ``factories``, ``controllers`` and ``elector``.
 
-    Construct it after the controllers (they create the informers they watch) and before
-    the factories start. ``registry`` defaults to a new ``CollectorRegistry``; ``clock``
+    Construct it before the controllers (they take their queue hooks from
+    ``metrics.queue_metrics`` when built, see the module docstring); add factories,
+    controllers and electors with the ``add_*`` methods or at construction, before the
+    factories start. ``registry`` defaults to a new ``CollectorRegistry``; ``clock``
     must be the reflectors' clock. The other arguments tune the checks (see
     :mod:`informer._runtime.health`). Everything runs on the event loop.
     """
@@ -94,12 +105,12 @@ class Observability:
         stall_slack: float = DEFAULT_STALL_SLACK,
         stall_strikes: int = DEFAULT_STALL_STRIKES,
     ) -> None:
-        self.factories = list(factories)
+        self.factories: list[SharedInformerFactory] = []
         self.metrics = Metrics(registry, process_metrics=process_metrics, clock=clock)
-        for factory in self.factories:
-            self.metrics.add_factory(factory)
+        for factory in factories:
+            self.add_factory(factory)
         for controller in controllers:
-            self.metrics.add_controller(controller)
+            self.add_controller(controller)
         self.loop_monitor = EventLoopMonitor(
             interval=loop_interval, max_lag=max_loop_lag, clock=clock
         )
@@ -119,6 +130,16 @@ class Observability:
     def informers(self) -> list[SharedIndexInformer]:
         """Every informer of the factories (read live: later ones are included)."""
         return [i for f in self.factories for i in f.informers]
+
+    def add_factory(self, factory: SharedInformerFactory) -> None:
+        """Export and health-check every informer of ``factory`` (now and later). Idempotent."""
+        if all(f is not factory for f in self.factories):
+            self.factories.append(factory)
+            self.metrics.add_factory(factory)
+
+    def add_controller(self, controller: Controller) -> None:
+        """Export a controller's queue and reconcile statistics. Idempotent."""
+        self.metrics.add_controller(controller)
 
     def add_elector(self, elector: LeaderStatus) -> None:
         """Export the elector's status, and check its lease if it is a
@@ -205,9 +226,11 @@ async def run_observability(
 ) -> None:
     """Register everything and serve both endpoints until cancelled (one call).
 
-    Registration happens synchronously when the task starts, before its first await, so
-    ``await tg.start(run_observability, ...)`` before the factories start counts every
-    queue add. ``task_status.started(Endpoints)`` once both are listening;
+    The controllers' queues were built before this call, so their adds, retries and
+    durations are exported only if they were built with a queue-metrics provider in
+    place (any :class:`~informer._runtime.metrics.Metrics`'s ``queue_metrics``); else
+    their gauges only. Use :class:`Observability` to get everything.
+    ``task_status.started(Endpoints)`` once both are listening;
     :class:`~informer._runtime.metrics.BindError` is raised before that when an address cannot be
     used.
     """
