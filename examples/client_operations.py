@@ -151,7 +151,9 @@ async def run(kubeconfig: str | None, namespace: str) -> None:
             if cached is None:
                 raise InformerError(f"{namespace}/hello-code is not in the informer's cache")
             print(f"5. lister get: {describe(cached)}")
-            names = sorted(d["metadata"]["name"] for d in deployments.lister().list(namespace))
+            names = sorted(
+                d["metadata"]["name"] for d in deployments.lister().list(namespace=namespace)
+            )
             print(f"   lister list: {', '.join(names)}")
             labelled = deployments.lister().list(
                 namespace, label_selector="created-by=client-operations"

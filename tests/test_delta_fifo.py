@@ -1,4 +1,5 @@
-"""DeltaFIFO (informer._cache.delta_fifo): one test per rule of design.md, plus the async parts."""
+"""DeltaFIFO (informer._cache.delta_fifo): one test per rule of its module docstring
+(see docs/architecture.md), plus the async parts."""
 
 from __future__ import annotations
 

@@ -18,13 +18,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from informer import _metrics
 from informer._cache.factory import SharedInformerFactory
 from informer._controller import Controller, Result
 from informer._kube import request_json
 from informer._queue.ratelimit import ExponentialFailureRateLimiter
 from informer._queue.workqueue import RateLimitingQueue
 from informer._resource import CONFIGMAPS, Resource
+from informer._runtime import metrics as _metrics
 from informer._runtime.metrics import (
     RECONCILE_TIME_BUCKETS,
     WORKQUEUE_DURATION_BUCKETS,

@@ -5,7 +5,7 @@ A producer (the Reflector, and the informer's resync) calls the plain methods ``
 processor) awaits ``pop``. Everything runs on one event loop and no mutating method ever
 awaits, so the FIFO needs no locks.
 
-Guarantees (client-go's classic ``DeltaFIFO``; see ``design.md``):
+Guarantees (client-go's classic ``DeltaFIFO``; see ``docs/architecture.md``):
 
 - **One entry per key**, holding its deltas oldest to newest. A key keeps the queue
   position of its first enqueue since it was last popped; ``pop`` hands over the whole
