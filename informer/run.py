@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up if the server is unreachable or caches are not synced by then (default: 30)",
     )
-    ctl = parser.add_argument_group("controllers")
+    ctl = parser.add_argument_group("controllers to run")
     ctl.add_argument(
         "--controllers",
         metavar="A,B",

@@ -225,6 +225,64 @@ async def test_controller_name_defaults_to_kebab_case_and_can_be_overridden() ->
         HTTPRouteReconciler(factory, None, workers=0)
 
 
+def test_class_attributes_tune_every_instance_unless_overridden() -> None:
+    """``workers``, ``max_retries``, ``shutdown_grace`` and ``rate_limiter`` declared on the
+    class are honoured (they used to be overwritten by the constructor's defaults)."""
+    made: list[ExponentialFailureRateLimiter] = []
+
+    def limiter() -> ExponentialFailureRateLimiter:
+        made.append(ExponentialFailureRateLimiter(base=0.5, cap=2.0))
+        return made[-1]
+
+    class Tuned(Controller):
+        workers = 3
+        max_retries = 2
+        shutdown_grace = 0.5
+        rate_limiter = limiter
+
+        async def reconcile(self, key: str) -> Result | None:
+            return None
+
+    factory = fake_factory({})
+    a, b = Tuned(factory, None), Tuned(factory, None)
+    assert (a.workers, a.max_retries, a.shutdown_grace, a.stats.workers) == (3, 2, 0.5, 3)
+    assert made == [a.queue.rate_limiter, b.queue.rate_limiter]  # one limiter per instance
+    assert made[0] is not made[1]
+    own = fast_limiter()
+    c = Tuned(factory, None, workers=1, max_retries=0, shutdown_grace=2.0, rate_limiter=own)
+    assert (c.workers, c.max_retries, c.shutdown_grace, c.stats.workers) == (1, 0, 2.0, 1)
+    assert c.queue.rate_limiter is own and len(made) == 2
+    assert (Tuned.workers, Tuned.max_retries, Tuned.shutdown_grace) == (3, 2, 0.5)
+    plain = Recorder(factory, watches=())
+    assert (plain.workers, plain.max_retries, plain.shutdown_grace) == (1, 15, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "error"),
+    [
+        ("workers", 0, "workers must be an int >= 1"),
+        ("workers", 2.5, "workers must be an int >= 1"),
+        ("max_retries", -1, "max_retries must be an int >= 0"),
+        ("shutdown_grace", -1.0, "shutdown_grace must be seconds >= 0"),
+    ],
+    ids=["workers-zero", "workers-float", "retries-negative", "grace-negative"],
+)
+def test_bad_class_attributes_are_rejected_naming_the_class(
+    attribute: str, value: object, error: str
+) -> None:
+    cls = type("Bad", (Controller,), {attribute: value})
+    with pytest.raises(ValueError, match=f"Bad: {error}"):
+        cls(fake_factory({}), None)
+
+
+def test_a_shared_limiter_instance_as_class_attribute_is_refused() -> None:
+    class Shared(Controller):
+        rate_limiter = fast_limiter()  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match="must be a factory"):
+        Shared(fake_factory({}), None)
+
+
 async def test_watch_shares_informers_and_rejects_selectors_on_an_informer() -> None:
     fake = FakeListerWatcher()
     factory = fake_factory({CONFIGMAPS: fake})

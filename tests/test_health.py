@@ -20,6 +20,7 @@ from informer import BindError
 from informer._cache.factory import SharedInformerFactory
 from informer._controller import Controller, Result
 from informer._leaderelection import LeaderElector
+from informer._queue.metrics import use_queue_metrics_provider
 from informer._resource import CONFIGMAPS, Resource
 from informer._runtime.health import (
     EventLoopMonitor,
@@ -345,10 +346,12 @@ async def test_observability_serves_metrics_and_probes() -> None:
         async def reconcile(self, key: str) -> Result | None:
             return None
 
-    controller = Noop(factory, None)
+    obs = Observability(factories=[factory], process_metrics=False)
+    with use_queue_metrics_provider(obs.metrics.queue_metrics):
+        controller = Noop(factory, None)
+    obs.add_controller(controller)
     clock = FakeClock()
     elector = FakeElector(clock)
-    obs = Observability(factories=[factory], controllers=[controller], process_metrics=False)
     obs.add_elector(elector)
     obs.add_elector(elector)  # idempotent
     assert [c.name for c in obs.checks.liveness] == ["event-loop", "watches", "leader-election"]

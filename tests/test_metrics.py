@@ -21,6 +21,7 @@ from prometheus_client.samples import Sample
 from informer._cache.factory import SharedInformerFactory
 from informer._controller import Controller, Result
 from informer._kube import request_json
+from informer._queue.metrics import use_queue_metrics_provider
 from informer._queue.ratelimit import ExponentialFailureRateLimiter
 from informer._queue.workqueue import RateLimitingQueue
 from informer._resource import CONFIGMAPS, Resource
@@ -169,10 +170,13 @@ async def test_queue_metrics_from_hooks_and_live_gauges() -> None:
     clock = FakeClock()
     metrics = Metrics(process_metrics=False, clock=clock)
     queue: RateLimitingQueue[str] = RateLimitingQueue(
-        ExponentialFailureRateLimiter(base=0.001, cap=0.001), name="q", clock=clock
+        ExponentialFailureRateLimiter(base=0.001, cap=0.001),
+        name="q",
+        clock=clock,
+        metrics=metrics.queue_metrics("q"),
     )
     recorder = metrics.add_queue(queue)
-    assert isinstance(recorder, QueueRecorder)
+    assert isinstance(recorder, QueueRecorder) and recorder is queue.metrics
     assert metrics.add_queue(queue) is recorder  # idempotent
 
     queue.add("a")
@@ -201,14 +205,69 @@ async def test_queue_metrics_from_hooks_and_live_gauges() -> None:
     assert value(families, "workqueue_unfinished_work_seconds", **q) == 0
 
 
-def test_a_queue_with_foreign_hooks_exports_only_gauges() -> None:
+class CountingHooks:
+    """Someone else's QueueMetrics: the exporter cannot read these."""
+
+    def __init__(self) -> None:
+        self.adds = 0
+
+    def add(self) -> None:
+        self.adds += 1
+
+    def get(self, queue_seconds: float) -> None:
+        pass
+
+    def done(self, work_seconds: float) -> None:
+        pass
+
+    def retry(self) -> None:
+        pass
+
+    def set_depth(self, depth: int) -> None:
+        pass
+
+
+@pytest.mark.parametrize("hooks", ["foreign", "none"])
+def test_a_queue_without_our_hooks_exports_only_gauges(hooks: str) -> None:
     metrics = Metrics(process_metrics=False)
-    queue: RateLimitingQueue[str] = RateLimitingQueue(name="mine", metrics=QueueRecorder())
+    foreign = CountingHooks() if hooks == "foreign" else None
+    queue: RateLimitingQueue[str] = RateLimitingQueue(name="mine", metrics=foreign)
     assert metrics.add_queue(queue) is None
     queue.add("x")
     families = parse(metrics)
     assert value(families, "workqueue_depth", name="mine") == 1
     assert value(families, "workqueue_adds_total", name="mine") is None
+    if foreign is not None:
+        assert foreign.adds == 1  # the queue kept the hooks it was built with
+
+
+def test_queue_hooks_come_from_the_provider_at_construction() -> None:
+    metrics = Metrics(process_metrics=False)
+    asked: list[str] = []
+
+    def provider(name: str) -> QueueRecorder:
+        asked.append(name)
+        return metrics.queue_metrics(name)
+
+    class Noop(Controller):
+        async def reconcile(self, key: str) -> Result | None:
+            return None
+
+    factory = fake_factory(FakeListerWatcher())
+    outside = Noop(factory, None, name="outside")
+    with use_queue_metrics_provider(provider):
+        inside = Noop(factory, None, name="inside")
+        explicit = RateLimitingQueue[str](name="explicit", metrics=CountingHooks())
+        with use_queue_metrics_provider(None):  # switched off in a nested block
+            off = RateLimitingQueue[str](name="off")
+    after = RateLimitingQueue[str](name="after")
+    assert asked == ["inside"]  # once, at construction, with the queue's name
+    assert isinstance(inside.queue.metrics, QueueRecorder)
+    assert outside.queue.metrics is None and off.metrics is None and after.metrics is None
+    assert isinstance(explicit.metrics, CountingHooks)  # explicit hooks win
+    metrics.add_controller(inside)
+    inside.queue.add("ns/a")
+    assert value(parse(metrics), "workqueue_adds_total", name="inside") == 1
 
 
 def parse(metrics: Metrics) -> dict[str, list[Sample]]:
@@ -232,10 +291,11 @@ async def test_informer_and_controller_metrics_on_the_fake() -> None:
                 raise RuntimeError("boom")
             return Result(requeue_after=60.0) if key == "ns/c" else None
 
-    controller = Flaky(
-        factory, None, max_retries=0, rate_limiter=ExponentialFailureRateLimiter(0.001, 0.001)
-    )
     metrics = Metrics(process_metrics=False)
+    with use_queue_metrics_provider(metrics.queue_metrics):
+        controller = Flaky(
+            factory, None, max_retries=0, rate_limiter=ExponentialFailureRateLimiter(0.001, 0.001)
+        )
     metrics.add_factory(factory)
     metrics.add_controller(controller)
     metrics.add_controller(controller)  # idempotent
@@ -467,8 +527,9 @@ async def test_scrape_during_an_end_to_end_run(api_client: Any, namespace: str) 
             api_client, "POST", path, body={"metadata": {"name": f"cm-{i}"}, "data": {"v": "0"}}
         )
     factory = SharedInformerFactory(api_client, namespace=namespace)
-    controller = Counter(factory, api_client, workers=2)
     metrics = Metrics()
+    with use_queue_metrics_provider(metrics.queue_metrics):
+        controller = Counter(factory, api_client, workers=2)
     metrics.add_factory(factory)
     metrics.add_controller(controller)
     informer = controller.configmaps
