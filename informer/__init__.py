@@ -92,9 +92,9 @@ from ._resource import SERVICE_ACCOUNTS as SERVICE_ACCOUNTS
 from ._resource import SERVICES as SERVICES
 from ._resource import STATEFULSETS as STATEFULSETS
 from ._resource import Resource as Resource
+from ._runtime.election import LeaderElectionConfig as LeaderElectionConfig
 from ._runtime.health import HealthChecks as HealthChecks
 from ._runtime.health import serve_health as serve_health
-from ._runtime.manager import LeaderElectionConfig as LeaderElectionConfig
 from ._runtime.manager import Manager as Manager
 from ._runtime.metrics import Metrics as Metrics
 from ._runtime.metrics import serve_metrics as serve_metrics

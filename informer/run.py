@@ -117,8 +117,9 @@ from ._exceptions import (
     TargetError,
     Unauthorized,
 )
+from ._runtime.election import LeaderElectionConfig, default_identity
 from ._runtime.logconfig import LOG_FORMATS, LOG_LEVELS, configure_logging, default_log_format
-from ._runtime.manager import LeaderElectionConfig, Manager, default_identity
+from ._runtime.manager import Manager
 from ._runtime.startup import GC_THRESHOLDS
 from ._runtime.targets import ENTRY_POINT_GROUP, load_registered, load_target, select_controllers
 

@@ -2,7 +2,7 @@
 
 ::
 
-    manager = Manager(kubeconfig="~/.kube/config", namespaces=["demo"])
+    manager = Manager(namespaces=["demo"])  # $KUBECONFIG, ~/.kube/config or in-cluster
     manager.add(ConfigMapReloader)           # a class: one instance per namespace
     async with manager:                      # connected, checked, started and synced here
         ...                                  # the controllers run; leaving the block stops them
@@ -48,10 +48,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import socket
-import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Final, NoReturn
 
@@ -62,11 +59,12 @@ import structlog
 from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer, Transform
 from .._controller import Controller
-from .._exceptions import ConfigError, InformerError, LeaderElectionLost, Unauthorized
+from .._exceptions import ConfigError, InformerError
 from .._kube import ApiClient, new_api_client
-from .._leaderelection import LeaderElector, validate_timings
+from .._leaderelection import LeaderElector
 from .._queue.metrics import use_queue_metrics_provider
 from .._transforms import strip_managed_fields
+from .election import LeaderElectionConfig, new_elector, run_elected
 from .metrics import Metrics
 from .observability import Endpoints, Observability
 from .startup import (
@@ -77,44 +75,15 @@ from .startup import (
     leaf_errors,
     preflight,
     preflight_lease,
-    unauthorized,
     wait_synced,
 )
 
-__all__ = ["DEFAULT_SHUTDOWN_GRACE", "LeaderElectionConfig", "Manager", "default_identity"]
+__all__ = ["DEFAULT_SHUTDOWN_GRACE", "LeaderElectionConfig", "Manager"]
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_SHUTDOWN_GRACE: Final = 3.0
 """Cap on the controllers' ``shutdown_grace`` (seconds): a stop stays under 5 s."""
-
-
-def default_identity() -> str:
-    """``<hostname>_<uuid4>``: unique per process (the Pod name, in a cluster)."""
-    return f"{socket.gethostname()}_{uuid.uuid4()}"
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderElectionConfig:
-    """Leader election for a :class:`Manager`: the Lease ``namespace/name``, our
-    ``identity`` and the timings of :class:`~informer.LeaderElector` (seconds;
-    ``lease_duration > renew_deadline > retry_period * 1.2``, else ``ValueError``).
-    ``release_timeout`` bounds the Lease release on a graceful stop."""
-
-    name: str
-    namespace: str
-    identity: str = field(default_factory=default_identity)
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
-    release_timeout: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not self.name or not self.namespace or not self.identity:
-            raise ValueError("leader election needs a Lease name, a namespace and an identity")
-        validate_timings(self.lease_duration, self.renew_deadline, self.retry_period)
-        if not (self.release_timeout > 0 and math.isfinite(self.release_timeout)):
-            raise ValueError(f"release_timeout must be > 0, got {self.release_timeout!r}")
 
 
 async def _run_factory(
@@ -215,7 +184,9 @@ class Manager:
     def add(self, controller: type[Controller] | Controller) -> None:
         """Run ``controller``: a class (instantiated once per namespace when the Manager
         starts, inside the queue-metrics provider) or an instance built on
-        :attr:`factory` (or one of :attr:`factories`). Only before the Manager starts."""
+        :attr:`factory` (or one of :attr:`factories`); build an instance inside
+        ``use_queue_metrics_provider(manager.metrics.queue_metrics)`` for its queue's
+        adds, retries and durations to be exported. Only before the Manager starts."""
         if self._state != "new":
             raise RuntimeError("add() controllers before the Manager starts")
         if isinstance(controller, type) and issubclass(controller, Controller):
@@ -376,7 +347,7 @@ class Manager:
             self.observability.add_controller(controller)
         le = self.leader_election
         if le is not None:
-            self._elector = self._new_elector(api, le)
+            self._elector = new_elector(api, le, self._controllers)
             self.observability.add_elector(self._elector)
         informers = self.informers
         log.info(
@@ -418,7 +389,7 @@ class Manager:
         if gc_state is not None:
             gc_state.freeze()
         if self._elector is not None:
-            tg.start_soon(self._run_elected, self._elector, name="leader election")
+            tg.start_soon(run_elected, self._elector, self._address, name="leader election")
         log.info(
             "manager.started",
             controllers=[c.name for c in self._controllers],
@@ -485,41 +456,6 @@ class Manager:
                     "(names label logs and metrics)"
                 )
             names.add(controller.name)
-
-    def _new_elector(self, api: ApiClient, le: LeaderElectionConfig) -> LeaderElector:
-        controllers: Sequence[Controller] = self._controllers
-
-        async def lead() -> None:
-            async with anyio.create_task_group() as tg:
-                for controller in controllers:
-                    tg.start_soon(controller.run, name=f"controller {controller.name}")
-
-        return LeaderElector(
-            api,
-            name=le.name,
-            namespace=le.namespace,
-            identity=le.identity,
-            lease_duration=le.lease_duration,
-            renew_deadline=le.renew_deadline,
-            retry_period=le.retry_period,
-            on_started_leading=lead,
-            release_timeout=le.release_timeout,
-        )
-
-    async def _run_elected(self, elector: LeaderElector) -> None:
-        """Campaign; the controllers run while leading. Raises :class:`LeaderElectionLost`
-        when leadership is lost, 401/403 from the Lease requests."""
-        try:
-            await elector.run()
-        except Unauthorized as exc:
-            raise unauthorized(exc, self._address) from exc
-        lease = f"{elector.namespace}/{elector.name}"
-        raise LeaderElectionLost(
-            f"leader election lost: lease {lease} (identity {elector.identity}): "
-            f"{elector.lost_reason}; controllers stopped",
-            lease=lease,
-            identity=elector.identity,
-        )
 
     def __repr__(self) -> str:
         return (
