@@ -185,34 +185,6 @@ def _group_of(api_version: str) -> str:
     return group if sep else ""
 
 
-def _check_tuning(controller: Controller) -> None:
-    """Validate the effective tuning (class attributes or arguments); errors name the class."""
-    where = type(controller).__qualname__
-    workers = controller.workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"{where}: workers must be an int >= 1, got {workers!r}")
-    retries = controller.max_retries
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"{where}: max_retries must be an int >= 0, got {retries!r}")
-    grace = controller.shutdown_grace
-    if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
-        raise ValueError(f"{where}: shutdown_grace must be seconds >= 0, got {grace!r}")
-
-
-def _limiter_from_class(cls: type[Controller]) -> RateLimiter | None:
-    """A new limiter from the class attribute ``rate_limiter`` (None: the queue's default)."""
-    factory = cls.rate_limiter
-    if factory is None:
-        return None
-    if not callable(factory):
-        raise TypeError(
-            f"{cls.__qualname__}.rate_limiter must be a factory (a callable returning a "
-            f"RateLimiter, e.g. lambda: ExponentialFailureRateLimiter(0.01, 60)), not a "
-            f"limiter: instances must not share one; got {factory!r}"
-        )
-    return factory()
-
-
 def _kebab(name: str) -> str:
     """``ConfigMapReloader`` -> ``config-map-reloader``; ``HTTPProxy`` -> ``http-proxy``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
@@ -626,3 +598,31 @@ class Controller:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} workers={self.workers}>"
+
+
+def _check_tuning(controller: Controller) -> None:
+    """Validate the effective tuning (class attributes or arguments); errors name the class."""
+    where = type(controller).__qualname__
+    workers = controller.workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"{where}: workers must be an int >= 1, got {workers!r}")
+    retries = controller.max_retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"{where}: max_retries must be an int >= 0, got {retries!r}")
+    grace = controller.shutdown_grace
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
+        raise ValueError(f"{where}: shutdown_grace must be seconds >= 0, got {grace!r}")
+
+
+def _limiter_from_class(cls: type[Controller]) -> RateLimiter | None:
+    """A new limiter from the class attribute ``rate_limiter`` (None: the queue's default)."""
+    factory = cls.rate_limiter
+    if factory is None:
+        return None
+    if not callable(factory):
+        raise TypeError(
+            f"{cls.__qualname__}.rate_limiter must be a factory (a callable returning a "
+            f"RateLimiter, e.g. lambda: ExponentialFailureRateLimiter(0.01, 60)), not a "
+            f"limiter: instances must not share one; got {factory!r}"
+        )
+    return factory()

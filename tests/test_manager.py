@@ -156,9 +156,12 @@ async def test_a_controller_class_runs_in_process(api_client: Any, namespace: st
     manager = Manager(api_client, namespaces=[namespace], metrics_bind_address="127.0.0.1:0")
     manager.add(cls)
     assert manager.controllers == []  # classes are instantiated when the Manager starts
+    with pytest.raises(RuntimeError, match="started Manager"):
+        await manager.wait_for_cache_sync()
     with anyio.fail_after(TIMEOUT):
         async with manager:
             assert manager.has_synced()
+            await manager.wait_for_cache_sync(timeout=5)  # synced already: returns at once
             [controller] = manager.controllers
             assert controller.name == "cm-recorder" and controller.factory is manager.factory
             # Class attributes are honoured, the grace capped by the Manager's (3 s).

@@ -119,9 +119,10 @@ def unauthorized(exc: Unauthorized, address: str) -> Unauthorized:
 
 
 def startup_api_error(exc: ApiError, what: str | None, address: str) -> ApiError:
-    """The error to raise for a failed startup request about ``what`` (an informer)."""
-    if isinstance(exc, Forbidden):
-        return exc  # its message names the verb, the resource and the namespace
+    """The error to raise (a new one, chain it ``from exc``) for a failed startup request
+    about ``what`` (an informer)."""
+    if isinstance(exc, Forbidden):  # its message names the verb, the resource and the namespace
+        return restated(exc, str(exc))
     if isinstance(exc, Unauthorized):
         return unauthorized(exc, address)
     subject = what or "a watched resource"
