@@ -82,6 +82,7 @@ from ._cache.informer import SharedIndexInformer
 from ._cache.listener import ProcessorListener
 from ._cache.store import IndexFunc
 from ._exceptions import QueueShutDown
+from ._failures import report_failure
 from ._objects import (
     DeletedFinalStateUnknown,
     ObjectOrTombstone,
@@ -574,6 +575,7 @@ class Controller:
         queue = self.queue
         failures = self._failures.get(key, 0)
         error = f"{type(exc).__name__}: {exc}"
+        report_failure("reconcile", self.name, exc, key=key)
         if failures < self.max_retries:
             self._failures[key] = failures + 1
             queue.add_rate_limited(key)

@@ -55,6 +55,7 @@ import anyio.abc
 import structlog
 
 from ._exceptions import Conflict, Forbidden, InformerError, NotFound, Unauthorized
+from ._failures import report_failure
 from ._kube import ApiClient, request_json
 from ._resource import LEASES
 from ._types import Obj
@@ -491,6 +492,7 @@ class LeaderElector:
         try:
             callback(*args)
         except Exception as exc:
+            report_failure("callback", f"lease {self.namespace}/{self.name}", exc)
             self._log.error(
                 "leader.callback_failed",
                 callback=getattr(callback, "__qualname__", repr(callback)),

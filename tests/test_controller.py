@@ -399,6 +399,7 @@ async def test_resync_updates_are_enqueued() -> None:
 # ------------------------------------------------------------------- results and retries
 
 
+@pytest.mark.allow_handler_failures
 async def test_success_forgets_failures() -> None:
     async def fail_once(c: Recorder, key: str) -> Result | None:
         if len(c.calls) == 1:
@@ -416,6 +417,7 @@ async def test_success_forgets_failures() -> None:
     assert controller.stats.errors == 1
 
 
+@pytest.mark.allow_handler_failures
 async def test_errors_are_retried_rate_limited_then_dropped() -> None:
     async def always_fail(c: Recorder, key: str) -> Result | None:
         raise RuntimeError(f"boom {len(c.calls)}")
@@ -440,6 +442,7 @@ async def test_errors_are_retried_rate_limited_then_dropped() -> None:
     assert controller.stats.total["error"] == 8
 
 
+@pytest.mark.allow_handler_failures
 async def test_max_retries_zero_drops_at_once() -> None:
     async def always_fail(c: Recorder, key: str) -> Result | None:
         raise RuntimeError("boom")
@@ -515,6 +518,7 @@ async def test_requeue_true_runs_again_rate_limited() -> None:
     assert controller.stats.total["requeue"] == 2
 
 
+@pytest.mark.allow_handler_failures
 async def test_invalid_return_value_is_an_error() -> None:
     async def bad(c: Recorder, key: str) -> Any:
         return "done"
@@ -756,6 +760,7 @@ async def test_reconciles_configmaps_on_the_real_control_plane(
             )
 
 
+@pytest.mark.allow_handler_failures
 async def test_requeue_does_not_spend_the_retry_budget() -> None:
     fake = FakeListerWatcher([cm("a")])
 

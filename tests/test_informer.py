@@ -116,6 +116,7 @@ async def test_store_is_updated_before_handlers_are_told() -> None:
         tg.cancel_scope.cancel()
 
 
+@pytest.mark.allow_handler_failures
 async def test_slow_and_failing_handlers_do_not_block_others() -> None:
     fake = FakeListerWatcher([cm("a")])
     inf = make(fake)

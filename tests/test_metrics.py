@@ -276,6 +276,7 @@ def parse(metrics: Metrics) -> dict[str, list[Sample]]:
     return {f.name: f.samples for f in text_string_to_metric_families(body.decode())}
 
 
+@pytest.mark.allow_handler_failures
 async def test_informer_and_controller_metrics_on_the_fake() -> None:
     fake = FakeListerWatcher()
     for name in ("a", "b", "c"):

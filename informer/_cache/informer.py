@@ -29,6 +29,7 @@ import anyio.lowlevel
 import structlog
 
 from .._exceptions import FIFOClosedError
+from .._failures import report_failure
 from .._objects import DeletedFinalStateUnknown, meta_namespace_key
 from .._types import Obj
 from .delta_fifo import Delta, DeltaFIFO, DeltaType
@@ -205,7 +206,8 @@ class SharedIndexInformer:
                 await pop(handle)  # waits while the FIFO is empty
             except FIFOClosedError:
                 return
-            except Exception:
+            except Exception as exc:
+                report_failure("processing", self.name, exc)
                 self._log.exception("process.failed")
             if not self._synced_flag:
                 self._check_synced()

@@ -11,6 +11,7 @@ There is no ordering between different handlers.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from inspect import isawaitable
@@ -20,6 +21,7 @@ import anyio
 import anyio.lowlevel
 import structlog
 
+from .._failures import report_failure
 from .._objects import meta_namespace_key
 from .handlers import EventHandler, as_event_handler, handler_name
 
@@ -160,6 +162,9 @@ class ProcessorListener:
             key = meta_namespace_key(obj)
         except Exception:
             key = "<unknown>"
+        error = sys.exc_info()[1]
+        if error is not None:
+            report_failure("handler", f"{self._resource} {self.name}", error, key=key)
         log.exception(
             "handler.failed",
             handler=self.name,

@@ -159,6 +159,7 @@ from .._exceptions import (
     WatchDecodeError,
     api_error_from_status,
 )
+from .._failures import report_failure
 from .._types import Obj, WatchEvent
 from .listwatch import ListerWatcher
 
@@ -891,7 +892,8 @@ class Reflector:
             return
         try:
             self._on_watch_error(exc)
-        except Exception:
+        except Exception as exc:
+            report_failure("callback", f"{self.name} on_watch_error", exc)
             self._log.exception("on_watch_error.failed")
 
     async def _back_off(self) -> None:
@@ -922,6 +924,8 @@ class Reflector:
 
     def _store_failed(self, type_: str, obj: Obj, exc: Exception) -> None:
         meta = obj.get("metadata") or {}
+        ns, name = meta.get("namespace"), meta.get("name")
+        report_failure("store", self.name, exc, key=f"{ns}/{name}" if ns else str(name))
         self._log.error(
             "store.failed",
             type=type_,

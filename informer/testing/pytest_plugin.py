@@ -18,8 +18,20 @@ Fixtures (async ones run on anyio's test runner, so tests use ``@pytest.mark.any
     after the test. There is no namespace controller, so deleted namespaces stay
     ``Terminating``; names never repeat.
 
+``handler_failures`` (function)
+    The list of :class:`informer._failures.Failure` absorbed during the test (a raising
+    event handler, reconcile, transform or callback). Requesting it declares that the
+    test expects failures and checks them itself.
+
 Tests using ``control_plane`` (directly or through these fixtures) get the
 ``control_plane`` marker, so ``-m "not control_plane"`` deselects them.
+
+**Absorbed failures fail tests.** The library logs an exception raised by an event
+handler, a reconcile, a transform or a callback and carries on (as it must in
+production), which would hide a failed ``assert`` inside a handler. So every test is
+watched: if anything was absorbed during it, the test fails at teardown with the list,
+unless it requests ``handler_failures`` or is marked
+``@pytest.mark.allow_handler_failures`` (like pytest's unraisable-exception check).
 
 This module is imported by every pytest run in an environment where kube-informer is
 installed: it imports nothing heavy (no cryptography, no kubernetes_asyncio) at import time.
@@ -29,7 +41,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -37,15 +49,21 @@ import pytest
 if TYPE_CHECKING:
     from .control_plane import ControlPlane
 
-__all__ = ["api_client", "control_plane", "namespace"]
+__all__ = ["api_client", "control_plane", "handler_failures", "namespace"]
 
 _MARKER = "control_plane"
+_ALLOW = "allow_handler_failures"
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{_MARKER}: needs the local kube-apiserver + etcd (kube-informer)"
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{_ALLOW}: the test expects event handlers/reconciles to raise (kube-informer "
+        "otherwise fails a test in which the library absorbed an exception)",
     )
     # Registered now, after anyio's plugin, so its session scope wins (see the module).
     from . import _pytest_backend
@@ -58,6 +76,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _MARKER in getattr(item, "fixturenames", ()):
             item.add_marker(_MARKER)
+
+
+@pytest.fixture
+def handler_failures(_absorbed_failures: list[Any]) -> list[Any]:
+    """Failures absorbed during this test; requesting it allows them."""
+    return _absorbed_failures
+
+
+@pytest.fixture(autouse=True)
+def _absorbed_failures(request: pytest.FixtureRequest) -> Iterator[list[Any]]:
+    """Collect absorbed failures; fail the test at teardown unless it allows them."""
+    from .._failures import add_failure_hook
+
+    failures: list[Any] = []
+    remove = add_failure_hook(failures.append)
+    try:
+        yield failures
+    finally:
+        remove()
+    allowed = (
+        request.node.get_closest_marker(_ALLOW) is not None
+        or "handler_failures" in request.fixturenames
+    )
+    if failures and not allowed:
+        shown = "\n".join(f"  - {f}" for f in failures[:10])
+        more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
+        pytest.fail(
+            f"{len(failures)} exception(s) raised inside event handlers/reconciles were "
+            f"absorbed by kube-informer during this test:\n{shown}{more}\n"
+            f"(request the `handler_failures` fixture or mark the test "
+            f"@pytest.mark.{_ALLOW} if they are expected)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
