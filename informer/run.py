@@ -417,7 +417,7 @@ def _controller_classes(args: argparse.Namespace) -> list[type[Controller]]:
     if not chosen:
         raise TargetError(
             "no controller to run: give a TARGET (module:Class, module or file.py), or "
-            f"install a package that registers controllers under {ENTRY_POINT_GROUP!r}"
+            f"(re)install a package that registers controllers under {ENTRY_POINT_GROUP!r}"
         )
     return chosen
 

@@ -274,6 +274,64 @@ def test_targets_load_modules_attributes_and_files(
     assert chosen("--controllers", f"{first},{first}") == [first]
 
 
+def fake_distribution(root: Path, entries: dict[str, str]) -> Path:
+    """An installed distribution ``other-operator`` registering ``entries`` (and its
+    module ``other_operator_ctl``) under ``root``, a folder for ``sys.path``."""
+    (root / "other_operator_ctl.py").write_text(USER_CONTROLLERS)
+    info = root / "other_operator-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: other-operator\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entries.items())
+    (info / "entry_points.txt").write_text(f"[kube_informer.controllers]\n{lines}")
+    return root
+
+
+def test_controllers_of_other_packages_are_found_by_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from informer._runtime.targets import load_registered
+
+    site = tmp_path / "site"
+    site.mkdir()
+    fake_distribution(site, {"cm-logger": "other_operator_ctl:ConfigMapLogger"})
+    monkeypatch.syspath_prepend(str(site))
+    registered = load_registered()
+    assert registered["cm-logger"].__module__ == "other_operator_ctl"
+    assert {"configmap-reloader", "deployment-inventory"} <= set(registered)
+    # The runner selects among every package's entries by name.
+    env_path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [*RUN, "--controllers", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+        env={**clean_env(tmp_path), "PYTHONPATH": env_path},
+        check=False,
+    )
+    line = assert_one_line_error(proc, ExitCode.TARGET)
+    assert "cm-logger" in line and "configmap-reloader" in line
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({"broken": "no_such_module_abc:X"}, "cannot load controller 'broken'"),
+        ({"helper": "other_operator_ctl:_Helper"}, "is not a Controller subclass"),
+        ({"configmap-reloader": "other_operator_ctl:ConfigMapLogger"}, "registered twice"),
+    ],
+    ids=["unimportable", "not-a-controller", "name-clash"],
+)
+def test_bad_entry_points_are_target_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entries: dict[str, str], message: str
+) -> None:
+    from informer._runtime.targets import TargetError, load_registered
+
+    monkeypatch.syspath_prepend(str(fake_distribution(tmp_path, entries)))
+    with pytest.raises(TargetError, match=message):
+        load_registered()
+
+
 def test_file_that_does_not_import(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("def oops(:\n")
     line = assert_one_line_error(run_cli(["broken.py"], tmp_path), ExitCode.TARGET)
