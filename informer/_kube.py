@@ -51,6 +51,7 @@ from ._types import Obj
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
+    "PATCH_TYPES",
     "ApiClient",
     "QueryParams",
     "ResponseStream",
@@ -80,6 +81,14 @@ _VERB_BY_METHOD: Final = {
 }
 
 _TRANSPORT_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
+
+PATCH_TYPES: Final[Mapping[str, str]] = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+"""The patch types the API server accepts, by short name -> ``Content-Type``."""
 
 
 async def new_api_client(
@@ -166,7 +175,7 @@ async def request_json(
     *,
     query: QueryParams | None = None,
     body: Obj | list[Any] | bytes | None = None,
-    content_type: str = "application/json",
+    content_type: str | None = None,
     verb: str | None = None,
     resource: str | None = None,
     namespace: str | None = None,
@@ -175,9 +184,12 @@ async def request_json(
     """Send one request and return the decoded JSON object of the answer.
 
     ``path`` is the API path (``/api/v1/namespaces/ns/configmaps/name``); ``body`` a dict
-    or list encoded with orjson (``bytes`` are sent as they are), with ``content_type``
-    (``application/merge-patch+json``, ``application/json-patch+json``,
-    ``application/strategic-merge-patch+json``, ``application/apply-patch+yaml``...).
+    or list encoded with orjson (``bytes`` are sent as they are) as ``content_type``,
+    ``application/json`` by default. A PATCH is a JSON merge patch by default;
+    ``content_type`` chooses another of :data:`PATCH_TYPES`, by short name (``merge``,
+    ``strategic``, ``json``, ``apply``) or media type
+    (``application/strategic-merge-patch+json``...); anything else raises ``ValueError``
+    before sending (the server would answer a bare 415).
     ``verb`` (default from the method: get, create, update, patch, delete), ``resource``
     (``plural.group``) and ``namespace`` only name the request in errors. An empty answer
     (204) returns ``{}``.
@@ -190,6 +202,10 @@ async def request_json(
     method = method.upper()
     if verb is None:
         verb = _VERB_BY_METHOD.get(method, method.lower())
+    if method == "PATCH":
+        content_type = _patch_content_type(content_type, path)
+    elif content_type is None:
+        content_type = "application/json"
     data = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
     async with _open(
         api_client,
@@ -226,6 +242,21 @@ async def request_json(
             namespace=namespace,
         )
     return decoded
+
+
+def _patch_content_type(content_type: str | None, path: str) -> str:
+    """The ``Content-Type`` of a PATCH: merge by default, else one of ``PATCH_TYPES``."""
+    if content_type is None:
+        return PATCH_TYPES["merge"]
+    if content_type in PATCH_TYPES:
+        return PATCH_TYPES[content_type]
+    if content_type.partition(";")[0].strip().lower() in PATCH_TYPES.values():
+        return content_type
+    accepted = ", ".join(f"{name!r} ({media})" for name, media in PATCH_TYPES.items())
+    raise ValueError(
+        f"PATCH {path}: content_type={content_type!r} is not a patch type;"
+        f" pass one of {accepted}, or leave it unset for a merge patch"
+    )
 
 
 class ResponseStream:

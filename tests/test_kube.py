@@ -177,6 +177,42 @@ async def test_bodies_are_orjson_encoded(
     assert seen.query == {"fieldManager": "me", "dryRun": "All", "force": "true"}
 
 
+@pytest.mark.parametrize(
+    ("content_type", "sent"),
+    [
+        (None, "application/merge-patch+json"),
+        ("merge", "application/merge-patch+json"),
+        ("strategic", "application/strategic-merge-patch+json"),
+        ("json", "application/json-patch+json"),
+        ("apply", "application/apply-patch+yaml"),
+        ("application/merge-patch+json; charset=utf-8",
+         "application/merge-patch+json; charset=utf-8"),
+    ],
+    ids=["default-merge", "merge", "strategic", "json", "apply", "media-type-with-parameter"],
+)  # fmt: skip
+async def test_patch_content_type(
+    server: Server, api_client: ApiClient, content_type: str | None, sent: str
+) -> None:
+    await request_json(api_client, "PATCH", "/x", body={"a": 1}, content_type=content_type)
+    assert server.seen[-1].headers["Content-Type"] == sent
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "yaml", "Merge"])
+async def test_patch_with_unknown_type_is_not_sent(
+    server: Server, api_client: ApiClient, content_type: str
+) -> None:
+    with pytest.raises(ValueError, match=r"PATCH /x: content_type=.* is not a patch type") as info:
+        await request_json(api_client, "PATCH", "/x", body={"a": 1}, content_type=content_type)
+    for name in ("merge", "strategic", "json", "apply"):
+        assert repr(name) in str(info.value)
+    assert server.seen == []
+
+
+async def test_default_content_type_of_other_methods(server: Server, api_client: ApiClient) -> None:
+    await request_json(api_client, "POST", "/x", body={"a": 1})
+    assert server.seen[-1].headers["Content-Type"] == "application/json"
+
+
 async def test_empty_answer_is_empty_dict(server: Server, api_client: ApiClient) -> None:
     server.reply(b"", code=204)
     assert await request_json(api_client, "DELETE", "/x") == {}
