@@ -46,6 +46,7 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from ._exceptions import ApiError, ConfigError, ConnectionFailed, api_error_from_status
+from ._kubeconfig import check_kubeconfig
 from ._types import Obj
 
 __all__ = [
@@ -99,8 +100,8 @@ async def new_api_client(
     ``kubeconfig`` defaults to ``$KUBECONFIG`` then ``~/.kube/config``. With
     ``in_cluster=None`` the in-cluster config is used when no kubeconfig file exists and
     the process runs in a Pod (``KUBERNETES_SERVICE_HOST`` set). Raises
-    :class:`ConfigError` naming the file and the problem. The caller owns the client and
-    closes it (``async with`` or ``await client.close()``).
+    :class:`ConfigError` naming the file, the context and the problem (one line). The
+    caller owns the client and closes it (``async with`` or ``await client.close()``).
 
     Credentials stay fresh for the client's lifetime: the in-cluster token file is
     re-read as kubernetes_asyncio does, and an exec plugin whose token carries an
@@ -118,6 +119,7 @@ async def new_api_client(
         except k8s_config.ConfigException as exc:
             raise ConfigError(f"in-cluster config: {exc}") from exc
         return ApiClient(configuration=cfg)
+    check_kubeconfig(path, context)  # one line naming file, context and what is missing
     try:
         loader = await k8s_config.load_kube_config(
             config_file=path, context=context, client_configuration=cfg, persist_config=False

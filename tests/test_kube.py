@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -455,3 +456,72 @@ async def test_new_api_client_bad_context(server: Server, tmp_path: Path) -> Non
     write_kubeconfig(path, server.url, "t")
     with pytest.raises(ConfigError, match="kubeconfig"):
         await new_api_client(kubeconfig=str(path), context="nope")
+
+
+GOOD: dict[str, Any] = {
+    "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+    "users": [{"name": "u", "user": {"token": "t"}}],
+    "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+    "current-context": "ctx",
+}
+
+
+@pytest.mark.parametrize(
+    ("content", "context", "message"),
+    [
+        ("", None, r"is empty: a kubeconfig needs clusters, users, contexts"),
+        ("# only a comment\n", None, r"is empty"),
+        ({**GOOD, "users": [{"name": "other", "user": {}}]}, None,
+         r", context 'ctx': user 'u' is not defined \(users: 'other'\)$"),
+        ({**GOOD, "users": None}, None,
+         r", context 'ctx': user 'u' is not defined \(the file defines no users\)$"),
+        ({**GOOD, "users": [{"name": "u", "user": None}]}, None,
+         r", context 'ctx': user 'u' has no 'user' mapping"),
+        ({**GOOD, "contexts": [{"name": "ctx", "context": {"cluster": "c"}}]}, None,
+         r", context 'ctx': the context names no user"),
+        ({**GOOD, "clusters": [{"name": "other", "cluster": {"server": "https://x"}}]}, None,
+         r", context 'ctx': cluster 'c' is not defined \(clusters: 'other'\)$"),
+        ({**GOOD, "clusters": [{"name": "c", "cluster": {}}]}, None,
+         r", context 'ctx': cluster 'c' has no server"),
+        ({**GOOD, "contexts": [{"name": "ctx", "context": {"user": "u"}}]}, None,
+         r", context 'ctx': the context names no cluster"),
+        (GOOD, "nope", r": context 'nope' is not defined \(contexts: 'ctx'\)$"),
+        ({**GOOD, "current-context": "gone"}, None,
+         r": current-context 'gone' is not defined \(contexts: 'ctx'\)$"),
+        ({k: v for k, v in GOOD.items() if k != "current-context"}, None,
+         r" sets no current-context: pass a context \(contexts: 'ctx'\)"),
+        ({**GOOD, "current-context": ""}, None, r" sets no current-context"),
+        ([GOOD], None, r" is not a kubeconfig: its top level is a list"),
+        ({**GOOD, "users": {"u": {}}}, None, r": users is a mapping, not a list$"),
+        ("clusters: [\n", None, r" is not valid YAML: "),
+    ],
+    ids=["empty", "comment-only", "missing-user", "null-users", "null-user", "context-no-user",
+         "missing-cluster", "cluster-no-server", "context-no-cluster", "missing-context",
+         "missing-current-context", "current-context-unset", "current-context-empty",
+         "top-level-list", "users-not-a-list", "bad-yaml"],
+)  # fmt: skip
+async def test_broken_kubeconfig_is_one_line(
+    tmp_path: Path, content: str | Any, context: str | None, message: str
+) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_bytes(content.encode() if isinstance(content, str) else orjson.dumps(content))
+    with pytest.raises(ConfigError) as info:
+        await new_api_client(kubeconfig=str(path), context=context, in_cluster=False)
+    text = str(info.value)
+    assert text.startswith(f"kubeconfig {str(path)!r}")
+    assert "\n" not in text
+    assert re.search(message, text), text
+
+
+async def test_anonymous_user_and_unrelated_broken_entries_load(tmp_path: Path) -> None:
+    """Only the selected context, cluster and user are checked, as the loader reads them."""
+    config = {
+        **GOOD,
+        "users": [{"name": "u", "user": {}}, {"name": "broken", "user": None}],
+        "clusters": [*GOOD["clusters"], {"name": "no-server", "cluster": {}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_bytes(orjson.dumps(config))
+    async with await new_api_client(kubeconfig=str(path), in_cluster=False) as client:
+        assert client.configuration.host == "https://127.0.0.1:6443"
+        assert client.configuration.api_key == {}
