@@ -13,6 +13,7 @@ Pure: no transport import (``informer._kube`` calls it before loading).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,12 +21,13 @@ import yaml
 
 from ._exceptions import ConfigError
 
-__all__ = ["check_kubeconfig"]
+__all__ = ["check_kubeconfig", "resolve_config", "token_file"]
 
 
-def check_kubeconfig(path: str, context: str | None = None) -> None:
+def check_kubeconfig(path: str, context: str | None = None) -> Mapping[str, Any]:
     """Raise :class:`ConfigError` when the file cannot give a cluster and user for
-    ``context`` (default: its ``current-context``); return quietly otherwise.
+    ``context`` (default: its ``current-context``); otherwise return the selected
+    ``user`` mapping (empty for a context without a user), to be read, not mutated.
 
     ``OSError`` reading the file is a ``ConfigError`` too. Only ``path`` is read (the
     runner and :func:`~informer.new_api_client` load the first file of ``$KUBECONFIG``).
@@ -90,13 +92,42 @@ def check_kubeconfig(path: str, context: str | None = None) -> None:
                 f"{where}: the context names no user (add `user: NAME`; a user `{{}}`"
                 " connects anonymously)"
             )
-        return
+        return {}
     user_name = str(user_name)
     if user_name not in users:
         raise ConfigError(
             f"{where}: user {user_name!r} is not defined ({_defined('users', users)})"
         )
-    _body(users, "users", user_name, where)
+    return _body(users, "users", user_name, where)
+
+
+def token_file(path: str, user: Mapping[str, Any]) -> str | None:
+    """The ``tokenFile`` that kubernetes_asyncio reads for ``user`` (none when an
+    ``auth-provider``, an ``exec`` plugin or an inline ``token`` takes precedence), made
+    absolute relative to the kubeconfig's folder as the loader does."""
+    name = user.get("tokenFile")
+    if not name or not isinstance(name, str) or user.keys() & {"auth-provider", "exec", "token"}:
+        return None
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), name))
+
+
+def resolve_config(kubeconfig: str | None, in_cluster: bool | None) -> tuple[str, bool]:
+    """The kubeconfig path to load, and whether to use the in-cluster config instead.
+
+    ``kubeconfig`` defaults to the first file of ``$KUBECONFIG``, then
+    ``~/.kube/config``; ``in_cluster=None`` chooses in-cluster when that file does not
+    exist and ``KUBERNETES_SERVICE_HOST`` is set. Raises :class:`ConfigError` when the
+    file is needed and does not exist."""
+    env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    path = kubeconfig or env or os.path.expanduser("~/.kube/config")
+    exists = os.path.exists(path)
+    if in_cluster is None:
+        in_cluster = (
+            kubeconfig is None and not exists and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        )
+    if not in_cluster and not exists:
+        raise ConfigError(f"kubeconfig {path!r} does not exist")
+    return path, in_cluster
 
 
 def _named(config: Mapping[str, Any], section: str, where: str) -> dict[str, Any]:
