@@ -3,6 +3,7 @@ mapping, and client configuration loading. The server is a local aiohttp server.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import RawTestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from informer import _kube as kube
 from informer._exceptions import (
     ApiError,
     ConfigError,
@@ -525,3 +527,79 @@ async def test_anonymous_user_and_unrelated_broken_entries_load(tmp_path: Path) 
     async with await new_api_client(kubeconfig=str(path), in_cluster=False) as client:
         assert client.configuration.host == "https://127.0.0.1:6443"
         assert client.configuration.api_key == {}
+
+
+# ------------------------------------------------------------------ stream session
+
+
+async def test_open_streams_never_take_the_request_pool(server: Server) -> None:
+    """Watches hold their connection; with more of them than the ApiClient's pool has
+    connections, a request still goes through at once."""
+    release = anyio.Event()
+    opened = 0
+
+    async def endless(request: web.BaseRequest) -> web.StreamResponse:
+        nonlocal opened
+        if request.path != "/watch":
+            return await server.echo(request)
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b"{}\n")
+        opened += 1
+        await release.wait()
+        return resp
+
+    server.answer = endless
+    cfg = Configuration(host=server.url)
+    cfg.connection_pool_maxsize = 2
+    async with ApiClient(configuration=cfg) as client, contextlib.AsyncExitStack() as stack:
+        with anyio.fail_after(10):
+            for _ in range(5):
+                stream = await stack.enter_async_context(stream_request(client, "/watch"))
+                assert await stream.read_chunk() == b"{}\n"
+            assert opened == 5
+            got = await request_json(client, "POST", "/write", body={"a": 1})
+        assert got["path"] == "/write"
+        release.set()
+
+
+async def test_closing_the_client_closes_its_streams(server: Server) -> None:
+    gone = anyio.Event()
+
+    async def endless(request: web.BaseRequest) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b"x")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            gone.set()
+        return resp  # pragma: no cover
+
+    server.answer = endless
+    client = ApiClient(configuration=Configuration(host=server.url))
+    with anyio.fail_after(10):
+        async with stream_request(client, "/watch") as stream:
+            assert await stream.read_chunk() == b"x"
+            await client.close()
+            await gone.wait()
+        with pytest.raises(RuntimeError, match="closed"):  # as a closed ApiClient always did
+            async with stream_request(client, "/watch"):
+                pass
+
+
+async def test_stream_that_cannot_connect_in_time_is_connection_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that accepts TCP but never answers the TLS handshake."""
+    monkeypatch.setattr(kube, "CONNECT_TIMEOUT", 0.3)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # the kernel completes TCP handshakes; nobody reads
+        address = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        cfg = Configuration(host=address)
+        cfg.verify_ssl = False
+        async with ApiClient(configuration=cfg) as client:
+            with anyio.fail_after(10), pytest.raises(ConnectionFailed, match="timed out"):
+                async with stream_request(client, "/api/v1/configmaps", query={"watch": True}):
+                    pass

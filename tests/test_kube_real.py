@@ -297,3 +297,44 @@ async def test_rotated_client_certificate_is_loaded_after_a_401(
             assert status.certificate_reloads == 1
             await request_json(api, "GET", "/api/v1/namespaces")
             assert status.consecutive_failures == 0
+
+
+# ------------------------------------------------------------------ many watches
+
+
+@pytest.mark.timeout(300)
+async def test_300_informers_on_one_client_and_a_prompt_write(
+    control_plane: Any, namespace: str
+) -> None:
+    """Three times more open watches than the ApiClient's pool has connections: every
+    informer syncs and sees its events, and a write on the same client is not delayed."""
+    count = 300
+    async with control_plane.api_client() as api:
+        assert api.configuration.connection_pool_maxsize < count
+        factory = SharedInformerFactory(api, namespace=namespace, reflector_options=FAST)
+        informers = [
+            factory.informer_for(CONFIGMAPS, label_selector=f"n={i}") for i in range(count)
+        ]
+        with anyio.fail_after(240):
+            async with factory:
+                assert await factory.wait_for_cache_sync(timeout=200)
+                await until(
+                    lambda: all(i.reflector.is_watching for i in informers),
+                    "every informer to hold its watch open",
+                    60,
+                )
+                with anyio.fail_after(5):
+                    for i in (0, count // 2, count - 1):
+                        await create(
+                            api,
+                            CONFIGMAPS,
+                            namespace,
+                            {"metadata": {"name": f"cm-{i}", "labels": {"n": str(i)}}},
+                        )
+                for i in (0, count // 2, count - 1):
+                    key = f"{namespace}/cm-{i}"
+                    await until(
+                        lambda key=key, i=i: list(informers[i].indexer.list_keys()) == [key],
+                        f"informer {i} to see its ConfigMap",
+                        30,
+                    )
