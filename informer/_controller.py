@@ -147,20 +147,28 @@ def own_key(obj: ObjectOrTombstone) -> list[str]:
 def owner_key(
     kind: str,
     *,
+    group: str | None = None,
     api_version: str | None = None,
     controller_only: bool = True,
     namespaced: bool = True,
 ) -> KeyMapper:
     """A mapper to the keys of the object's owners of ``kind`` (``metadata.ownerReferences``).
 
-    ``api_version`` (``"apps/v1"``) restricts owners to that API *group* (the version is
-    not compared, as controller-runtime's ``EnqueueRequestForOwner`` does, since one
-    object may be served at several versions). ``controller_only`` keeps only the
-    reference with ``controller: true``. An owner of a namespaced object lives in the
-    object's namespace, so its key is ``"<object namespace>/<owner name>"``; pass
-    ``namespaced=False`` when the owner kind is cluster-scoped (key ``"<owner name>"``).
+    ``group`` (``"apps"``, ``"example.com"``, ``""`` for the core group) restricts owners
+    to that API group; ``api_version`` (``"apps/v1"``, ``"v1"``) does the same through an
+    apiVersion: only its group is compared (as controller-runtime's
+    ``EnqueueRequestForOwner`` does, since one object may be served at several
+    versions). Without either, owners of ``kind`` in any group match. Raises
+    ``ValueError`` when both are given, when ``group`` contains a ``/``, or when
+    ``api_version`` is neither ``group/version`` nor a core version (``"example.com"``
+    would silently match nothing: pass ``group="example.com"``).
+
+    ``controller_only`` keeps only the reference with ``controller: true``. An owner of a
+    namespaced object lives in the object's namespace, so its key is
+    ``"<object namespace>/<owner name>"``; pass ``namespaced=False`` when the owner kind
+    is cluster-scoped (key ``"<owner name>"``).
     """
-    group = _group_of(api_version) if api_version is not None else None
+    wanted = _owner_group(kind, group=group, api_version=api_version)
 
     def map_owners(obj: Obj) -> list[str]:
         ns = namespace_of(obj) if namespaced else None
@@ -170,7 +178,7 @@ def owner_key(
                 continue
             if ref.get("kind") != kind:
                 continue
-            if group is not None and _group_of(str(ref.get("apiVersion", ""))) != group:
+            if wanted is not None and _group_of(str(ref.get("apiVersion", ""))) != wanted:
                 continue
             name = ref.get("name")
             if name:
@@ -179,6 +187,45 @@ def owner_key(
 
     map_owners.__qualname__ = f"owner_key({kind!r})"
     return map_owners
+
+
+_VERSION = re.compile(r"v[1-9][0-9]*(?:(?:alpha|beta)[1-9][0-9]*)?")
+"""A Kubernetes API version (``v1``, ``v2beta1``): an apiVersion without ``/`` is one."""
+
+
+def _owner_group(kind: str, *, group: str | None, api_version: str | None) -> str | None:
+    """The API group :func:`owner_key` compares, validated; ``None``: any group."""
+    call = f"owner_key({kind!r})"
+    if group is not None and api_version is not None:
+        raise ValueError(
+            f"{call}: pass group= or api_version=, not both"
+            f" (group={group!r}, api_version={api_version!r})"
+        )
+    if group is not None:
+        if "/" in group:
+            suggestion = group.rpartition("/")[0]
+            raise ValueError(
+                f"{call}: group={group!r} is an apiVersion, not a group;"
+                f" pass group={suggestion!r} or api_version={group!r}"
+            )
+        return group
+    if api_version is None:
+        return None
+    prefix, sep, version = api_version.rpartition("/")
+    if sep and prefix and version and "/" not in prefix:
+        return prefix  # a CRD version may be any DNS label: only the group is checked
+    if not sep and _VERSION.fullmatch(api_version):
+        return ""  # the core group ("v1")
+    if not sep:
+        raise ValueError(
+            f"{call}: api_version={api_version!r} has no version, so it matches no owner;"
+            f" pass group={api_version!r} to match owners of that API group, or a full"
+            f" apiVersion such as api_version='{api_version}/v1'"
+        )
+    raise ValueError(
+        f"{call}: api_version={api_version!r} is not an apiVersion ('group/version' such as"
+        f" 'apps/v1', or 'v1' for the core group); pass group='<group>' to match any version"
+    )
 
 
 def _group_of(api_version: str) -> str:

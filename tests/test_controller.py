@@ -193,6 +193,50 @@ def test_owner_key_filters_kind_group_and_controller() -> None:
     assert owner_key("ReplicaSet")({"metadata": {"name": "no-owners", "namespace": "ns"}}) == []
 
 
+def test_owner_key_group() -> None:
+    p = pod(
+        "p",
+        [
+            ref("Website", "w1", api_version="example.com/v1"),
+            ref("Website", "w2", api_version="example.com/v2beta1", controller=False),
+            ref("Website", "other", api_version="other.example.com/v1", controller=False),
+            ref("Secret", "core", api_version="v1", controller=False),
+        ],
+    )
+    assert owner_key("Website", group="example.com")(p) == ["ns/w1"]
+    assert owner_key("Website", group="example.com", controller_only=False)(p) == ["ns/w1", "ns/w2"]
+    assert owner_key("Website", api_version="example.com/v1", controller_only=False)(p) == [
+        "ns/w1",
+        "ns/w2",
+    ]
+    # A CRD version may be any DNS label; only the group is compared.
+    assert owner_key("Website", api_version="example.com/version1")(p) == ["ns/w1"]
+    assert owner_key("Secret", group="", controller_only=False)(p) == ["ns/core"]
+    assert owner_key("Secret", api_version="v1", controller_only=False)(p) == ["ns/core"]
+    assert owner_key("Secret", group="apps", controller_only=False)(p) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"api_version": "example.com"},
+         r"api_version='example.com' has no version.*pass group='example.com'"),
+        ({"api_version": "apps"}, r"api_version='apps' has no version.*pass group='apps'"),
+        ({"api_version": "example.com/"}, r"not an apiVersion.*pass group="),
+        ({"api_version": "/v1"}, r"not an apiVersion"),
+        ({"api_version": "a/b/v1"}, r"not an apiVersion"),
+        ({"group": "apps/v1"}, r"group='apps/v1' is an apiVersion.*pass group='apps'"),
+        ({"group": "apps", "api_version": "apps/v1"}, r"pass group= or api_version=, not both"),
+    ],
+    ids=["dns-group-as-version", "bare-group", "empty-version", "empty-group", "two-slashes",
+         "version-in-group", "both"],
+)  # fmt: skip
+def test_owner_key_rejects_ambiguous_groups(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        owner_key("Website", **kwargs)  # type: ignore[arg-type]
+    assert str(info.value).startswith("owner_key('Website'): ")
+
+
 def test_result_validation() -> None:
     assert Result() == Result(requeue=False, requeue_after=None)
     for bad in (-1.0, math.inf, math.nan):
