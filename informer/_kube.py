@@ -54,6 +54,13 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import incluster_config
 
+from ._api_request import (
+    PATCH_TYPES,
+    QueryParams,
+    encode_query,
+    parse_retry_after,
+    patch_content_type,
+)
 from ._credentials import (
     AuthStatus,
     ClientCredentials,
@@ -62,7 +69,6 @@ from ._credentials import (
     refresh_exec_tokens,
 )
 from ._exceptions import ApiError, ConfigError, ConnectionFailed, api_error_from_status
-from ._http import PATCH_TYPES, QueryParams, encode_query, parse_retry_after, patch_content_type
 from ._kubeconfig import check_kubeconfig, resolve_config, token_file
 from ._types import Obj
 
