@@ -55,3 +55,51 @@ def test_controllers_use_only_the_public_api(path: Path) -> None:
 
     bad = [n for n in _imports(path) if private(n) or n.split(".")[0] == "aiohttp"]
     assert not bad, f"{path.name} imports private or transport modules: {bad}"
+
+
+# Serving HTTP: only informer/_runtime/http.py listens on a socket or wraps one in TLS.
+HTTP_SERVER = "informer/_runtime/http.py"
+_SERVING_MODULES = ("http.server", "socketserver", "wsgiref", "aiohttp.web")
+_SERVING_CALLS = {
+    "create_tcp_listener",
+    "create_unix_listener",
+    "start_server",
+    "start_unix_server",
+    "create_server",
+    "TLSListener",
+    "TLSStream",
+    "wrap_socket",
+}
+
+
+def _serving(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = [n for n in _imports(path) if n.startswith(_SERVING_MODULES)]
+    for node in ast.walk(tree):
+        name = (
+            node.attr
+            if isinstance(node, ast.Attribute)
+            else node.id
+            if isinstance(node, ast.Name)
+            else None
+        )
+        if name in _SERVING_CALLS:
+            found.append(name)
+    return found
+
+
+def _library_modules() -> list[Path]:
+    """The package without its test helpers (``informer.testing`` runs fake servers)."""
+    return sorted(
+        p for p in (ROOT / "informer").rglob("*.py") if "testing" not in p.relative_to(ROOT).parts
+    )
+
+
+@pytest.mark.parametrize("path", _library_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_http_module_serves(path: Path) -> None:
+    rel = str(path.relative_to(ROOT))
+    if rel == HTTP_SERVER:
+        assert _serving(path), "the rule below checks nothing: update _SERVING_CALLS"
+        return
+    bad = _serving(path)
+    assert not bad, f"{rel} uses {bad}; only {HTTP_SERVER} may serve (metrics, health use it)"

@@ -21,7 +21,7 @@ What is registered:
 - readiness: ``informers`` (every informer of the factories synced).
 
 An address of ``None`` or ``"0"`` disables that endpoint (the runner's default). A bind
-failure raises :class:`~informer._runtime.metrics.BindError` before anything is served.
+failure raises :class:`~informer.BindError` before anything is served.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry
 from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
 from .._controller import Controller
+from .._types import LeaderStatus
 from .health import (
     DEFAULT_LOOP_INTERVAL,
     DEFAULT_MAX_LOOP_LAG,
@@ -52,7 +53,8 @@ from .health import (
     informers_synced_check,
     lease_check,
 )
-from .metrics import HttpServer, LeaderStatus, Metrics, metrics_routes
+from .http import HttpServer
+from .metrics import Metrics, metrics_routes
 
 __all__ = ["Endpoints", "Observability", "run_observability"]
 
@@ -208,7 +210,7 @@ async def run_observability(
     Registration happens synchronously when the task starts, before its first await, so
     ``await tg.start(run_observability, ...)`` before the factories start counts every
     queue add. ``task_status.started(Endpoints)`` once both are listening;
-    :class:`~informer._runtime.metrics.BindError` is raised before that when an address cannot be
+    :class:`~informer.BindError` is raised before that when an address cannot be
     used.
     """
     obs = Observability(factories=factories, controllers=controllers, elector=elector)
