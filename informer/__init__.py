@@ -92,6 +92,7 @@ from ._resource import STATEFULSETS as STATEFULSETS
 from ._resource import Resource as Resource
 from ._runtime.health import HealthChecks as HealthChecks
 from ._runtime.health import serve_health as serve_health
+from ._runtime.http import HttpLimits as HttpLimits
 from ._runtime.metrics import Metrics as Metrics
 from ._runtime.metrics import serve_metrics as serve_metrics
 from ._runtime.observability import Endpoints as Endpoints
@@ -142,6 +143,7 @@ __all__ = [
     "Forbidden",
     "HandlerFuncs",
     "HealthChecks",
+    "HttpLimits",
     "IndexFunc",
     "Indexer",
     "InformerError",

@@ -47,11 +47,14 @@ async def connect(port: int, ssl_context: ssl.SSLContext | None = None) -> anyio
 
 
 async def request(port: int, raw: bytes, ssl_context: ssl.SSLContext | None = None) -> Response:
-    """Send ``raw``, end our side (plain TCP) and read the answer up to the server's close."""
+    """Send ``raw`` and read one answer. Plain TCP: end our side, read up to the
+    server's close (an incomplete head is answered, not waited for). TLS (no half-close):
+    read the answer by its ``Content-Length``."""
     async with await connect(port, ssl_context) as stream:
         await stream.send(raw)
-        if ssl_context is None:
-            await stream.send_eof()  # "that is all": an incomplete head is not waited for
+        if ssl_context is not None:
+            return await Connection(stream).response(head_request=raw.startswith(b"HEAD "))
+        await stream.send_eof()
         data = b""
         try:
             while True:
