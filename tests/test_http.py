@@ -313,6 +313,7 @@ async def test_only_when_every_connection_is_busy_a_newcomer_gets_503() -> None:
             await both_busy.wait()
             refused = await request(server.port, get("/ok"))
             assert (refused.status, refused.body) == (503, b"too many connections\n")
+            assert (server.refusals, server.evictions) == (1, 0)
             release.set()
     assert [r.status for r in results] == [200, 200]
 

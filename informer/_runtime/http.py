@@ -39,6 +39,7 @@ from __future__ import annotations
 import enum
 import http
 import ipaddress
+import math
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -163,7 +164,8 @@ class HttpServer:
     below it (``"/healthz/"`` serves ``/healthz/informers``). Create it with
     :meth:`bind` (which raises :class:`BindError` at once when the address is unusable),
     then run :meth:`serve` until cancelled. ``evictions`` counts connections closed to
-    make room (see ``max_connections``). Everything runs on the event loop.
+    make room (see ``max_connections``), ``refusals`` newcomers answered 503. Everything
+    runs on the event loop.
     """
 
     def __init__(
@@ -185,6 +187,8 @@ class HttpServer:
         self._filter = request_filter
         self._connections: dict[_Connection, None] = {}
         self.evictions = 0
+        self.refusals = 0
+        self._quiet_until = -math.inf
         self.port: int = listener.extra(anyio.abc.SocketAttribute.local_port)
 
     @classmethod
@@ -280,7 +284,16 @@ class HttpServer:
             return True
         candidates = [c for c in live if c.phase < _Phase.BUSY]
         if not candidates:
-            log.warning("http.all_connections_busy", server=self.name, open=len(live))
+            self.refusals += 1
+            now = anyio.current_time()
+            if now >= self._quiet_until:  # at most one warning per 10 s during a flood
+                self._quiet_until = now + 10.0
+                log.warning(
+                    "http.all_connections_busy",
+                    server=self.name,
+                    open=len(live),
+                    refused=self.refusals,
+                )
             return False
         victim = min(candidates, key=lambda c: (c.phase, c.since))
         victim.evicted = True

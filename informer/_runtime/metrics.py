@@ -74,7 +74,8 @@ must be unique).
 HTTP exposition
 ---------------
 :func:`serve_metrics` serves ``GET /metrics`` (:func:`metrics_routes`) with the package's
-HTTP server, :class:`~informer._runtime.http.HttpServer`.
+HTTP server, :class:`~informer._runtime.http.HttpServer`, in plain HTTP; HTTPS with
+token authentication and authorization is ``Observability.serve(metrics_secure=True)``.
 """
 
 from __future__ import annotations
