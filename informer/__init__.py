@@ -95,6 +95,7 @@ from ._resource import Resource as Resource
 from ._runtime.election import LeaderElectionConfig as LeaderElectionConfig
 from ._runtime.health import HealthChecks as HealthChecks
 from ._runtime.health import serve_health as serve_health
+from ._runtime.http import HttpLimits as HttpLimits
 from ._runtime.manager import Manager as Manager
 from ._runtime.metrics import Metrics as Metrics
 from ._runtime.metrics import serve_metrics as serve_metrics
@@ -146,6 +147,7 @@ __all__ = [
     "Forbidden",
     "HandlerFuncs",
     "HealthChecks",
+    "HttpLimits",
     "IndexFunc",
     "Indexer",
     "InformerError",

@@ -31,7 +31,7 @@ EXPECTED = {
     "LeaderElector", "Manager", "LeaderElectionConfig",
     # observability
     "Observability", "Endpoints", "run_observability", "Metrics", "serve_metrics",
-    "BindError", "HealthChecks", "serve_health",
+    "BindError", "HealthChecks", "serve_health", "HttpLimits",
     # errors
     "InformerError", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
     "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",

@@ -149,6 +149,8 @@ def test_help(tmp_path: Path) -> None:
         "--gc-freeze",
         "--leader-elect",
         "--metrics-bind-address",
+        "--metrics-secure",
+        "--metrics-cert-dir",
         "--health-probe-bind-address",
     ):
         assert flag in proc.stdout
@@ -736,6 +738,7 @@ async def test_metrics_and_health_endpoints(
         namespace,
         "--metrics-bind-address",
         f"127.0.0.1:{metrics}",
+        "--no-metrics-secure",  # plain HTTP here; tests/test_secure_metrics.py covers HTTPS
         "--health-probe-bind-address",
         f"127.0.0.1:{health}",
         "--leader-elect",

@@ -117,7 +117,11 @@ class Manager:
     ``watch_list`` apply to every informer (default: strip ``managedFields``, sync with
     a watch-list stream). ``metrics_bind_address`` / ``health_probe_bind_address``:
     ``HOST:PORT``, ``:PORT`` or ``"0"`` (disabled; port 0 binds any free port, see
-    :attr:`endpoints`). ``gc_freeze``: no cyclic GC during the initial sync, then freeze
+    :attr:`endpoints`). ``metrics_secure``: serve metrics over HTTPS (the certificate in
+    ``metrics_cert_dir``, else a self-signed one) to bearer tokens the API server
+    authenticates and authorizes for ``get`` on ``/metrics`` (controller-runtime's
+    secure serving); off by default in the library, on by default in the runner.
+    ``gc_freeze``: no cyclic GC during the initial sync, then freeze
     the cache (restored on exit). ``startup_timeout`` bounds the whole startup (seconds);
     ``workers`` overrides the controllers' own for the classes it instantiates;
     ``shutdown_grace`` caps every controller's.
@@ -135,6 +139,8 @@ class Manager:
         namespaces: Iterable[str] | None = None,
         leader_election: LeaderElectionConfig | None = None,
         metrics_bind_address: str = "0",
+        metrics_secure: bool = False,
+        metrics_cert_dir: str | None = None,
         health_probe_bind_address: str = "0",
         gc_freeze: bool = False,
         watch_list: bool = True,
@@ -159,6 +165,8 @@ class Manager:
         self.namespaces: list[str | None] = list(dict.fromkeys(namespaces or ())) or [None]
         self.leader_election = leader_election
         self.metrics_bind_address = metrics_bind_address
+        self.metrics_secure = metrics_secure
+        self.metrics_cert_dir = metrics_cert_dir
         self.health_probe_bind_address = health_probe_bind_address
         self.gc_freeze = gc_freeze
         self.watch_list = watch_list
@@ -369,6 +377,9 @@ class Manager:
             self.observability.serve(
                 metrics_address=self.metrics_bind_address,
                 health_address=self.health_probe_bind_address,
+                metrics_secure=self.metrics_secure,
+                metrics_cert_dir=self.metrics_cert_dir,
+                api_client=api,
             )
         )
         tg = await stack.enter_async_context(anyio.create_task_group())

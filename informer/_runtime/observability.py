@@ -30,12 +30,21 @@ What is registered:
 - readiness: ``informers`` (every informer of the factories synced).
 
 An address of ``None`` or ``"0"`` disables that endpoint (the runner's default). A bind
-failure raises :class:`~informer._runtime.metrics.BindError` before anything is served.
+failure raises :class:`~informer.BindError` before anything is served.
+
+Secure metrics (``metrics_secure=True``, the runner's ``--metrics-secure``), as
+controller-runtime's: HTTPS (:mod:`informer._runtime.tls`) and every scrape's bearer
+token authenticated and authorized by the API server
+(:class:`~informer._runtime.authn.DelegatingAuthorizer`): 401 without a valid token, 403
+without RBAC ``get`` on the non-resource URL ``/metrics``. The probes stay plain HTTP
+(the kubelet probes over HTTP and sends no token); both servers withstand idle and slow
+connections (:mod:`informer._runtime.http`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -48,6 +57,10 @@ from prometheus_client import CollectorRegistry
 from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
 from .._controller import Controller
+from .._exceptions import ConfigError
+from .._kube import ApiClient
+from .._types import LeaderStatus
+from .authn import DelegatingAuthorizer
 from .health import (
     DEFAULT_LOOP_INTERVAL,
     DEFAULT_MAX_LOOP_LAG,
@@ -61,7 +74,9 @@ from .health import (
     informers_synced_check,
     lease_check,
 )
-from .metrics import HttpServer, LeaderStatus, Metrics, metrics_routes
+from .http import DEFAULT_LIMITS, HttpLimits, HttpServer, RequestFilter
+from .metrics import Metrics, metrics_routes
+from .tls import server_tls
 
 __all__ = ["Endpoints", "Observability", "run_observability"]
 
@@ -158,23 +173,59 @@ class Observability:
 
     @contextlib.asynccontextmanager
     async def serve(
-        self, *, metrics_address: str | None, health_address: str | None
+        self,
+        *,
+        metrics_address: str | None,
+        health_address: str | None,
+        metrics_secure: bool = False,
+        metrics_cert_dir: str | None = None,
+        api_client: ApiClient | None = None,
+        http_limits: HttpLimits = DEFAULT_LIMITS,
     ) -> AsyncIterator[Endpoints]:
         """Bind both endpoints (``BindError`` at once if one cannot), serve them inside
-        the block, stop on exit. Yields the bound ports."""
+        the block, stop on exit. Yields the bound ports.
+
+        ``metrics_secure`` serves metrics over HTTPS (the pair in ``metrics_cert_dir``,
+        else a self-signed certificate) to clients whose bearer token ``api_client``'s
+        API server authenticates and authorizes for ``get`` on the path (module
+        docstring). Raises :class:`~informer.ConfigError` when ``metrics_secure`` lacks
+        ``api_client``, ``metrics_cert_dir`` is given without it, or the certificate
+        cannot be loaded. ``http_limits`` applies to both servers.
+        """
+        tls: Callable[[], ssl.SSLContext] | None = None
+        request_filter: RequestFilter | None = None
+        if metrics_cert_dir is not None and not metrics_secure:
+            raise ConfigError("a metrics certificate folder is only used with secure metrics")
+        if metrics_secure and _enabled(metrics_address):
+            if api_client is None:
+                raise ConfigError(
+                    "secure metrics check scrapers' tokens with the API server: pass the api_client"
+                )
+            tls = server_tls(metrics_cert_dir)
+            request_filter = DelegatingAuthorizer(api_client)
         servers: list[HttpServer] = []
         try:
             if _enabled(metrics_address):
                 assert metrics_address is not None
                 servers.append(
                     await HttpServer.bind(
-                        metrics_address, metrics_routes(self.metrics), name="metrics"
+                        metrics_address,
+                        metrics_routes(self.metrics),
+                        name="metrics",
+                        limits=http_limits,
+                        tls=tls,
+                        request_filter=request_filter,
                     )
                 )
             if _enabled(health_address):
                 assert health_address is not None
                 servers.append(
-                    await HttpServer.bind(health_address, health_routes(self.checks), name="health")
+                    await HttpServer.bind(
+                        health_address,
+                        health_routes(self.checks),
+                        name="health",
+                        limits=http_limits,
+                    )
                 )
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -192,6 +243,7 @@ class Observability:
                 "observability.serving",
                 metrics_address=metrics_address if endpoints.metrics_port is not None else None,
                 metrics_port=endpoints.metrics_port,
+                metrics_secure=tls is not None,
                 health_address=health_address if endpoints.health_port is not None else None,
                 health_port=endpoints.health_port,
             )
@@ -205,11 +257,21 @@ class Observability:
         *,
         metrics_address: str | None,
         health_address: str | None,
+        metrics_secure: bool = False,
+        metrics_cert_dir: str | None = None,
+        api_client: ApiClient | None = None,
+        http_limits: HttpLimits = DEFAULT_LIMITS,
         task_status: anyio.abc.TaskStatus[Endpoints] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until cancelled; ``task_status.started(Endpoints)`` once listening."""
+        """Serve until cancelled (options as :meth:`serve`);
+        ``task_status.started(Endpoints)`` once listening."""
         async with self.serve(
-            metrics_address=metrics_address, health_address=health_address
+            metrics_address=metrics_address,
+            health_address=health_address,
+            metrics_secure=metrics_secure,
+            metrics_cert_dir=metrics_cert_dir,
+            api_client=api_client,
+            http_limits=http_limits,
         ) as endpoints:
             task_status.started(endpoints)
             await anyio.sleep_forever()
@@ -222,19 +284,28 @@ async def run_observability(
     factories: Iterable[SharedInformerFactory],
     controllers: Iterable[Controller],
     elector: LeaderStatus | None = None,
+    metrics_secure: bool = False,
+    metrics_cert_dir: str | None = None,
+    api_client: ApiClient | None = None,
     task_status: anyio.abc.TaskStatus[Endpoints] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Register everything and serve both endpoints until cancelled (one call).
+    """Register everything and serve both endpoints until cancelled (one call; the
+    ``metrics_*`` and ``api_client`` options as :meth:`Observability.serve`).
 
     The controllers' queues were built before this call, so their adds, retries and
     durations are exported only if they were built with a queue-metrics provider in
     place (any :class:`~informer._runtime.metrics.Metrics`'s ``queue_metrics``); else
     their gauges only. Use :class:`Observability` to get everything.
     ``task_status.started(Endpoints)`` once both are listening;
-    :class:`~informer._runtime.metrics.BindError` is raised before that when an address cannot be
+    :class:`~informer.BindError` is raised before that when an address cannot be
     used.
     """
     obs = Observability(factories=factories, controllers=controllers, elector=elector)
     await obs.run(
-        metrics_address=metrics_address, health_address=health_address, task_status=task_status
+        metrics_address=metrics_address,
+        health_address=health_address,
+        metrics_secure=metrics_secure,
+        metrics_cert_dir=metrics_cert_dir,
+        api_client=api_client,
+        task_status=task_status,
     )
