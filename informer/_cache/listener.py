@@ -20,7 +20,7 @@ import anyio
 import anyio.lowlevel
 import structlog
 
-from .._objects import meta_namespace_key
+from .._objects import ObjectOrTombstone, meta_namespace_key
 from .handlers import EventHandler, as_event_handler, handler_name
 
 __all__ = ["ADD", "DELETE", "UPDATE", "ProcessorListener"]
@@ -46,6 +46,7 @@ class ProcessorListener:
     The registration returned by ``SharedIndexInformer.add_event_handler`` is this
     object: ``has_synced()`` is true once the informer has synced and this handler has
     finished every notification of the initial list (or of its late-join replay).
+    ``key_func`` (the informer's, tombstone-aware) names objects in handler error logs.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class ProcessorListener:
         upstream_has_synced: Callable[[], bool],
         *,
         resource: str = "",
+        key_func: Callable[[ObjectOrTombstone], str] = meta_namespace_key,
     ) -> None:
         self.handler: EventHandler = as_event_handler(handler)
         self.name = handler_name(handler)
@@ -69,6 +71,7 @@ class ProcessorListener:
         self._waiting = False
         self._stopped = False
         self._resource = resource
+        self._key_func = key_func
         self.handled = 0
         self.failures = 0
 
@@ -157,7 +160,7 @@ class ProcessorListener:
 
     def _log_failure(self, kind: int, obj: Any) -> None:
         try:
-            key = meta_namespace_key(obj)
+            key = self._key_func(obj)
         except Exception:
             key = "<unknown>"
         log.exception(

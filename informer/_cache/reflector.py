@@ -2,8 +2,12 @@
 
 It is client-go's ``tools/cache`` Reflector for one event loop. Its only collaborators are
 a :class:`~informer._cache.listwatch.ListerWatcher` (the server) and a :class:`ReflectorStore`
-(in practice the ``DeltaFIFO``); it never looks at object contents beyond
-``metadata.resourceVersion`` and the watch-list end annotation, and never copies objects.
+(in practice the ``DeltaFIFO``). It is where objects enter the cache, so it is the one
+place that prepares them: each object received (list item, watch event, watch-list
+initial event) goes through the informer's ``transform`` exactly once, and list items
+get the List's ``apiVersion`` and ``kind`` (see "Sync by list"). Beyond that it reads
+only ``metadata.resourceVersion`` and the watch-list end annotation, and never copies
+objects.
 
 State machine
 -------------
@@ -35,7 +39,11 @@ State machine
   than etcd compaction) the retry is one unpaginated read, as client-go's pager does.
   A relist at a specific RV is sent without ``limit`` so that the watch cache can serve
   it (client-go's guard against a thundering herd on etcd), unless the first ``"0"``
-  list came back paginated (no watch cache for this resource).
+  list came back paginated (no watch cache for this resource). The items of a List carry
+  no ``apiVersion``/``kind`` (watch objects do): as each page arrives, an item lacking
+  them gets the List's ``apiVersion`` and its ``kind`` minus ``List`` (``ConfigMapList``
+  -> ``ConfigMap``), in the same pass that applies the transform, so every cached object
+  has one shape whichever way it arrived.
 - **Watch** from the last synced RV with ``allow_watch_bookmarks=True`` and
   ``timeout_seconds`` uniform in ``[min_watch_timeout, 2*min_watch_timeout)``.
   ``ADDED``/``MODIFIED``/``DELETED`` go to ``store.add``/``update``/``delete``; each
@@ -159,6 +167,7 @@ from .._exceptions import (
     WatchDecodeError,
     api_error_from_status,
 )
+from .._transforms import TransformFunc
 from .._types import Obj, WatchEvent
 from .listwatch import ListerWatcher
 
@@ -348,6 +357,47 @@ def _rv_of(obj: Any) -> str | None:
     return rv if isinstance(rv, str) and rv else None
 
 
+def _received_items(page: Obj, transform: TransformFunc | None) -> list[Obj]:
+    """The items of one list page as they are cached, in one pass over them.
+
+    A List's items carry no ``apiVersion``/``kind`` (watch objects do): each item lacking
+    them gets the List's own ``apiVersion`` and its ``kind`` minus ``List``
+    (``ConfigMapList`` -> ``ConfigMap``), so the cache holds one shape of object however
+    it arrived. Then ``transform`` runs on each. A List of an unknown kind (not ending in
+    ``List``, or just ``List``) fills nothing.
+    """
+    items: list[Obj] = page.get("items") or []
+    list_kind = page.get("kind")
+    api_version = page.get("apiVersion")
+    if (
+        isinstance(list_kind, str)
+        and len(list_kind) > 4
+        and list_kind.endswith("List")
+        and isinstance(api_version, str)
+        and api_version
+    ):
+        kind = list_kind[:-4]
+        if transform is None:
+            for obj in items:
+                if "kind" not in obj:
+                    obj["kind"] = kind
+                if "apiVersion" not in obj:
+                    obj["apiVersion"] = api_version
+            return items
+        out: list[Obj] = []
+        append = out.append
+        for obj in items:
+            if "kind" not in obj:
+                obj["kind"] = kind
+            if "apiVersion" not in obj:
+                obj["apiVersion"] = api_version
+            append(transform(obj))
+        return out
+    if transform is None:
+        return items
+    return [transform(obj) for obj in items]
+
+
 def _is_rv_unavailable(exc: BaseException) -> bool:
     """410 Expired/Gone, or client-go's "too large resource version" (504 + cause)."""
     if isinstance(exc, ResourceExpired):
@@ -407,9 +457,11 @@ class Reflector:
     :param clock: monotonic seconds (backoff reset, short-watch detection, stats).
     :param random: uniform in [0, 1) (watch timeouts, backoff jitter).
     :param sleep: awaited for backoffs (tests inject a fake).
-    :param transform: the informer's transform (idempotent), applied to each watch-list
-        initial object as it is buffered, so what it drops never accumulates; the store
-        applies it again. ``None``: objects are buffered as received.
+    :param transform: the informer's :data:`~informer._transforms.TransformFunc`, the one
+        place it runs: once on every object received (each list item as its page
+        arrives, each watch event, each watch-list initial object as it is buffered, so
+        what it drops never accumulates), before the store sees it. ``None``: objects
+        are stored as received.
     """
 
     def __init__(
@@ -431,7 +483,7 @@ class Reflector:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
-        transform: Callable[[Obj], Obj] | None = None,
+        transform: TransformFunc | None = None,
     ) -> None:
         if min_watch_timeout <= 0:
             raise ValueError("min_watch_timeout must be positive")
@@ -448,8 +500,6 @@ class Reflector:
         self._clock = clock
         self._random = random
         self._sleep = sleep
-        # Applied to watch-list initial objects as they are buffered, so what the
-        # transform drops is freed at once (the store applies it again: idempotent).
         self._transform = transform
         self._backoff = ExponentialBackoff(
             initial=backoff_initial,
@@ -604,7 +654,7 @@ class Reflector:
                 continue_token=token,
             )
             meta = result.get("metadata") or {}
-            page_items = result.get("items") or []
+            page_items = _received_items(result, self._transform)
             if page == 1 and not meta.get("continue"):
                 items = page_items  # the common single page: no copy
             else:
@@ -731,6 +781,7 @@ class Reflector:
         self._state = ReflectorState.WATCHING
         store = self._store
         add, update, delete = store.add, store.update, store.delete
+        transform = self._transform
         stats = self.stats
         clock = self._clock
         async for event in events:
@@ -776,7 +827,7 @@ class Reflector:
                 self._skip(type_, "no resourceVersion")
                 continue
             try:
-                apply(obj)
+                apply(obj if transform is None else transform(obj))
             except Exception as exc:
                 self._store_failed(type_, obj, exc)
             self._last_rv = rv
