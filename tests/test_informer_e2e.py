@@ -272,13 +272,18 @@ async def _admin(cp: ControlPlane) -> Any:
     return await new_api_client(kubeconfig=str(cp.kubeconfig_path))
 
 
-async def test_converges_after_churn_and_apiserver_restart(nocache_cp: ControlPlane) -> None:
+@pytest.mark.parametrize("watch_list", [False, True], ids=["list-watch", "watch-list"])
+async def test_converges_after_churn_and_apiserver_restart(
+    nocache_cp: ControlPlane, watch_list: bool
+) -> None:
     ns = f"restart-{secrets.token_hex(3)}"
     async with await _admin(nocache_cp) as api:
         await request_json(api, "POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
         for i in range(20):
             await create_cm(api, ns, f"cm{i}")
-        factory = SharedInformerFactory(api, namespace=ns, reflector_options=FAST)
+        factory = SharedInformerFactory(
+            api, namespace=ns, reflector_options={**FAST, "use_watch_list": watch_list}
+        )
         informer = factory.informer_for(CONFIGMAPS)
         events = Events()
         informer.add_event_handler(events.handler())
@@ -297,6 +302,10 @@ async def test_converges_after_churn_and_apiserver_restart(nocache_cp: ControlPl
             truth = await fresh_list(api, CONFIGMAPS, ns)
             await eventually(lambda: cache_state(informer) == truth)
             assert informer.reflector.stats.watches >= 2
+            # a graceful restart never turns watch-list off for good
+            assert not informer.reflector.watch_list_fallback
+            if watch_list:
+                assert informer.reflector.stats.watch_lists >= 1
 
 
 async def test_deletes_while_disconnected_after_compaction_become_tombstones(
