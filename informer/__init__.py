@@ -47,6 +47,7 @@ from ._exceptions import TargetError as TargetError
 from ._exceptions import TooManyRequests as TooManyRequests
 from ._exceptions import Unauthorized as Unauthorized
 from ._exceptions import WatchDecodeError as WatchDecodeError
+from ._exceptions import WatchEventTooLarge as WatchEventTooLarge
 from ._kube import new_api_client as new_api_client
 from ._kube import request_json as request_json
 from ._labels import parse_label_selector as parse_label_selector
@@ -184,6 +185,7 @@ __all__ = [
     "Unauthorized",
     "WatchDecodeError",
     "WatchEvent",
+    "WatchEventTooLarge",
     "WorkQueue",
     "annotations_of",
     "controller_of",

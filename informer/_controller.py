@@ -140,7 +140,12 @@ class Result:
 
 
 def own_key(obj: ObjectOrTombstone) -> list[str]:
-    """The object's own key, ``[meta_namespace_key(obj)]`` (a tombstone gives its key)."""
+    """The object's own key, ``[meta_namespace_key(obj)]`` (a tombstone gives its key).
+
+    As the mapper of :meth:`Controller.watch` it stands for the watched informer's own
+    key function (:attr:`~informer.SharedIndexInformer.key_func`), so the keys it queues
+    are the ones that informer's lister serves.
+    """
     return [meta_namespace_key(obj)]
 
 
@@ -282,23 +287,32 @@ class ReconcileStats:
 class _Enqueue:
     """The handler a controller registers on an informer: every event -> mapped keys."""
 
-    __slots__ = ("_add", "_controller", "_mapper", "_own")
+    __slots__ = ("_add", "_controller", "_key", "_mapper", "_own")
 
-    def __init__(self, controller: Controller, mapper: KeyMapper) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        mapper: KeyMapper,
+        key_func: Callable[[ObjectOrTombstone], str] = meta_namespace_key,
+    ) -> None:
         self._controller = controller
         self._mapper = mapper
         self._own = mapper is own_key
+        self._key = key_func  # the informer's: own keys match its lister's keys
         self._add = controller.queue.add
 
     def on_add(self, obj: Obj) -> None:
         add = self._add
+        if self._own:
+            add(self._key(obj))
+            return
         for key in self._mapper(obj):
             add(key)
 
     def on_update(self, old: Obj, new: Obj) -> None:
         add = self._add
         if self._own:
-            add(meta_namespace_key(new))
+            add(self._key(new))
             return
         for key in self._mapper(new):
             add(key)
@@ -308,7 +322,7 @@ class _Enqueue:
     def on_delete(self, obj: ObjectOrTombstone) -> None:
         add = self._add
         if self._own:
-            add(meta_namespace_key(obj))
+            add(self._key(obj))
             return
         target = unwrap_tombstone(obj)
         if target is None:
@@ -468,7 +482,7 @@ class Controller:
                 field_selector=field_selector,
                 indexers=indexers,
             )
-        handler: Any = _Enqueue(self, mapper if mapper is not None else own_key)
+        handler: Any = _Enqueue(self, mapper if mapper is not None else own_key, informer.key_func)
         if predicate is not None:
             handler = FilteringHandler(predicate, handler)
         registration = informer.add_event_handler(handler)

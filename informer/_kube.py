@@ -94,7 +94,8 @@ DEFAULT_READ_TIMEOUT: Final = 60.0
 """Default for non-watch requests: the longest silence tolerated between two reads."""
 
 _MAX_ERROR_BODY: Final = 1 << 20
-"""An error response body beyond this many bytes is not read (nor decoded)."""
+"""An error response body beyond this many bytes is not kept (nor decoded), whether its
+length was announced (``Content-Length``) or not (chunked): reading stops there."""
 
 _VERB_BY_METHOD: Final = {
     "GET": "get",
@@ -505,10 +506,9 @@ async def _raise_for_status(
 ) -> NoReturn:
     """Raise the ``ApiError`` for a failed response (its body decoded as a Status)."""
     code = response.status
-    raw = b""
-    if (response.content_length or 0) <= _MAX_ERROR_BODY:
-        with _map_transport_errors(address):
-            raw = await response.read()
+    with _map_transport_errors(address):
+        body = await _read_at_most(response, _MAX_ERROR_BODY)
+    raw = body or b""
     status: Obj | None = None
     if raw:
         try:
@@ -528,6 +528,27 @@ async def _raise_for_status(
     if status is None or not status.get("message"):
         # No Status to explain it: say which request failed and what the server said.
         text = raw[:200].decode("utf-8", "replace").strip()
+        if body is None:
+            text = f"(a body over {_MAX_ERROR_BODY >> 20} MiB, not read)"
         error.message = f"{error.message}: {method} {path}" + (f": {text}" if text else "")
         error.args = (error.message,)
     raise error
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or ``None`` when it is longer than ``limit`` bytes.
+
+    Never holds more than ``limit`` + 1 bytes: a longer body is abandoned (the response is
+    then closed, not returned to the pool, when released).
+    """
+    if (response.content_length or 0) > limit:
+        return None
+    body = bytearray()
+    content = response.content
+    while True:
+        chunk = await content.read(limit + 1 - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > limit:
+            return None

@@ -35,7 +35,8 @@ EXPECTED = {
     # errors
     "InformerError", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
     "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",
-    "ConnectionFailed", "WatchDecodeError", "FIFOClosedError", "QueueShutDown",
+    "ConnectionFailed", "WatchDecodeError", "WatchEventTooLarge", "FIFOClosedError",
+    "QueueShutDown",
     "TargetError", "CacheSyncTimeout", "LeaderElectionLost",
 }  # fmt: skip
 
