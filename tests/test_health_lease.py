@@ -28,7 +28,7 @@ from api_helpers import until
 from prometheus_client.parser import text_string_to_metric_families
 
 import informer._leaderelection as le_module
-from informer import ConnectionFailed
+from informer import ConnectionFailed, use_queue_metrics_provider
 from informer._cache.factory import SharedInformerFactory
 from informer._controller import Controller, Result
 from informer._kube import request_json
@@ -380,9 +380,11 @@ async def test_observability_serves_metrics_and_probes(
         async def reconcile(self, key: str) -> Result | None:
             return None
 
-    controller = Noop(factory, None)
+    obs = Observability(factories=[factory], process_metrics=False)
+    with use_queue_metrics_provider(obs.metrics.queue_metrics):  # hooks at construction
+        controller = Noop(factory, None)
+    obs.add_controller(controller)
     clock = FakeClock()
-    obs = Observability(factories=[factory], controllers=[controller], process_metrics=False)
     master = ("leader_election_master_status", (("name", LEASE),))
     async with through_proxy(control_plane) as (api, proxy):
         e = elector(api, namespace, "alpha", clock)

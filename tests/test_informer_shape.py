@@ -199,6 +199,7 @@ def by_uid(obj: Obj) -> str:
     return str(obj["metadata"]["uid"])
 
 
+@pytest.mark.allow_handler_failures
 async def test_a_custom_key_func_keys_everything_of_the_informer() -> None:
     fake = FakeListerWatcher([cm("a"), cm("b"), cm("c")])
     options = {**FAST, "inactivity_timeout": 0.2}
