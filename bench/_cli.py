@@ -24,6 +24,7 @@ from pathlib import Path
 import anyio
 import orjson
 
+from bench import _faults
 from bench._config import QUICK, Config
 from bench._outcome import Outcome
 from bench._proc import ROOT
@@ -122,6 +123,8 @@ def parse(argv: list[str] | None) -> tuple[list[str], Config]:
         help="also write every row (its figure, or why it failed or was skipped) as JSON",
     )
     args = p.parse_args(argv)
+    if (why := _faults.problem()) is not None:
+        p.error(why)
     cfg = Config()
     if args.quick:
         for k, v in QUICK.items():

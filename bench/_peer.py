@@ -12,7 +12,7 @@ Throughput: every peer counts in its handler the MODIFIED events it received (ko
 :func:`kopf_peer`) and reports that count and the wall-clock time its handler saw the
 last one; the runner checks the count against the events sent and subtracts the time the
 replay server received the watch. ``BENCH_BREAK`` breaks a peer on purpose
-(:func:`inject_fault`).
+(:mod:`bench._faults`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from bench._faults import BREAK_ENV, injected
 from bench._mem import peak_rss, settle
 
 PEERS = ("ours", "floor", "kubernetes_asyncio", "official", "kopf")
@@ -420,7 +421,7 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
     final resourceVersion of every object. Its ``events`` is counted in the handler: the
     replayed events at or below the highest resourceVersion it saw of each object (a
     call stands for the events of that object it batched); ``handler_calls`` is how many
-    calls that took.
+    MODIFIED calls that took.
     """
     import logging
 
@@ -438,7 +439,7 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
     seen: set[str] = set()
     rv_seen: dict[int, int] = {}  # object index -> highest MODIFIED resourceVersion seen
     converged: set[int] = set()
-    calls = 0
+    modified_calls = 0
     synced = anyio.Event()
     done = anyio.Event()
     first = last = 0.0
@@ -446,8 +447,7 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
     index_of: dict[str, int] = {}
 
     async def on_event(event: Any, body: Any, **_: Any) -> None:
-        nonlocal calls, first, last
-        calls += 1
+        nonlocal modified_calls, first, last
         meta = body.get("metadata", {})
         name = meta.get("name", "")
         seen.add(name)
@@ -456,6 +456,7 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
         if opts.mode == "latency":
             lat.observe(body.get("data"))
         elif opts.mode == "throughput" and event.get("type") == "MODIFIED":
+            modified_calls += 1
             if first == 0.0:
                 first = time.time()
             j = index_of.get(name)
@@ -510,7 +511,7 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
             if not done.is_set():
                 raise SystemExit(
                     f"kopf: {len(converged)} of {len(final_rv)} objects reached their final "
-                    f"state ({calls} handler calls) in {opts.timeout:g} s"
+                    f"state ({modified_calls} MODIFIED handler calls) in {opts.timeout:g} s"
                 )
             received = sum(
                 replay_events_upto(j, rv, objects=m, events=opts.events)
@@ -518,7 +519,7 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
             )
             result.update(
                 events=received,
-                handler_calls=calls,
+                handler_calls=modified_calls,
                 first_event_unix=first,
                 last_event_unix=last,
             )
@@ -565,33 +566,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-BREAK_ENV = "BENCH_BREAK"
-BREAK_MODES = ("crash", "short")
-
-
-def inject_fault(opts: argparse.Namespace) -> None:
-    """Break this peer on purpose when ``BENCH_BREAK`` names it (the smoke test proves so
-    that a broken peer fails ``python -m bench``).
-
-    ``BENCH_BREAK=PEER:MODE[,PEER:MODE...]``; modes: ``crash`` (raise at start) and
-    ``short`` (stop after half the events, as if the stream had ended early, and report
-    the events received). Only the Python peers read it.
-    """
-    for item in os.environ.get(BREAK_ENV, "").split(","):
-        peer, _, mode = item.strip().partition(":")
-        if peer != opts.peer:
-            continue
-        if mode == "crash":
-            raise RuntimeError(f"{BREAK_ENV}={item}: this peer crashes on purpose")
-        if mode == "short":
-            opts.events //= 2
-            continue
-        raise SystemExit(f"{BREAK_ENV}={item}: unknown mode; choose from {BREAK_MODES}")
-
-
 def main(argv: list[str] | None = None) -> None:
     opts = parse(argv)
-    inject_fault(opts)
+    if injected(opts.peer) == "crash":
+        raise RuntimeError(f"{BREAK_ENV} asks this peer ({opts.peer}) to crash")
     runner = RUNNERS[opts.peer]
     if not opts.profile:
         emit(anyio.run(runner, opts))

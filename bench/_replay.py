@@ -16,6 +16,7 @@ it dies with the runner). It answers, for the one kind it holds:
   start of a client's measured interval.
 
 Event ``i`` (0-based) modifies object ``i % M`` at resourceVersion ``M + 1 + i``.
+``BENCH_BREAK=replay:short`` serves only the first half (:mod:`bench._faults`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from bench._faults import injected
 from bench._objects import KINDS, served
 
 _CHUNK = 1 << 16
@@ -199,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--namespace", default="default")
     args = parser.parse_args(argv)
-    asyncio.run(serve(Replay(args.kind, args.objects, args.events, args.namespace)))
+    events = args.events // 2 if injected("replay") == "short" else args.events
+    asyncio.run(serve(Replay(args.kind, args.objects, events, args.namespace)))
 
 
 if __name__ == "__main__":

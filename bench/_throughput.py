@@ -159,7 +159,7 @@ async def measure(
     assert run.result is not None
     received = run.result.get("events")
     if received != sent:
-        return PeerRun(error=f"received {received} of the {sent} events sent", stderr=run.stderr)
+        return PeerRun(error=f"received {received} of {sent} events", stderr=run.stderr)
     watches = await anyio.to_thread.run_sync(server.watches)
     starts = [w["time"] for w in watches if w["streams"] and w["time"] >= launched]
     if not starts:
