@@ -177,7 +177,9 @@ class Replay:
 async def serve(replay: Replay) -> None:
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", replay.handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Clients that re-watch (kopf, the official informer) leave a silent watch open: do
+    # not wait for it at exit (the default waits 60 s, the runner kills us after 10 s).
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
