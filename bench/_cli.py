@@ -170,8 +170,9 @@ async def amain(names: list[str], cfg: Config) -> int:
         print("\n" + text, flush=True)
         tables.append(text)
 
-    def crashed(name: str, exc: BaseException) -> None:
-        traceback.print_exception(exc)
+    def crashed(name: str, exc: BaseException, *, trace: bool = True) -> None:
+        if trace:
+            traceback.print_exception(exc)
         why = f"the benchmark crashed: {type(exc).__name__}: {exc}"
         show(f"### {name}\n\n{outcome.failed(name, '', '', '', why)}\n")
 
@@ -208,9 +209,8 @@ async def amain(names: list[str], cfg: Config) -> int:
                             crashed(n, exc)
                         done.add(n)
             except Exception as exc:  # the control plane failed
-                for n in cluster_names:
-                    if n not in done:
-                        crashed(n, exc)
+                for i, n in enumerate(n for n in cluster_names if n not in done):
+                    crashed(n, exc, trace=i == 0)
             if cluster.populate_seconds:
                 made = ", ".join(f"{k} in {v:.0f} s" for k, v in cluster.populate_seconds.items())
                 show(f"(data sets created: {made})\n")

@@ -150,7 +150,7 @@ async def run_sync(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
                 for v in (
                     _med(results.get(c.name, []), "sync_seconds")
                     for c in clients
-                    if c.peer == "client-go"
+                    if c.peer == "client-go" and c.name not in errors
                 )
                 if v is not None
             ),
@@ -162,7 +162,7 @@ async def run_sync(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
                 for v in (
                     _med(results.get(c.name, []), "sync_seconds")
                     for c in clients
-                    if c.peer == "ours"
+                    if c.peer == "ours" and c.name not in errors
                 )
                 if v is not None
             ),
@@ -291,7 +291,11 @@ async def run_memory(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
         if (name, strip) in errors or v is None:
             rows.append([name, "on" if strip else "off", errors.get((name, strip), "-"), "", ""])
             continue
-        go = median(per.get(("client-go", strip), []))
+        go = (
+            median(per.get(("client-go", strip), []))
+            if ("client-go", strip) not in errors
+            else None
+        )
         h = median(heap.get((name, strip), []))
         rows.append(
             [
