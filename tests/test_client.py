@@ -165,6 +165,7 @@ async def test_cached_reads_send_no_request(
     labels and by ``metadata.name`` locally, raise NotFound for an uncached name, and
     hand out deep copies (``UnsafeDisableDeepCopy`` unset)."""
     factory, informer = running_factory(api_client, CONFIGMAPS, namespace)
+    factory.informer_for(NAMESPACES)
     client = Client(api_client, factory=factory)
     writer = Client(api_client)
     await writer.create(configmap("a", namespace, {"k": "1"}, labels={"app": "x"}))
@@ -188,6 +189,8 @@ async def test_cached_reads_send_no_request(
         everything = await client.list(CONFIGMAPS, namespace=namespace)
         with pytest.raises(NotFound):
             await client.get(CONFIGMAPS, "missing", namespace=namespace)
+        cluster_scoped = await client.get(NAMESPACES, namespace)
+        assert cluster_scoped["metadata"]["name"] == namespace
         assert api_calls.calls == []
         assert [o["metadata"]["name"] for o in by_label] == ["a"]
         assert [o["metadata"]["name"] for o in by_mapping] == ["a"]
@@ -593,6 +596,12 @@ async def test_create_or_update_retries_from_the_api_after_a_stale_cache(
         api_calls.clear()
         _, result = await client.create_or_update(configmap("a", namespace), to_three)
         assert result is OperationResult.UNCHANGED and api_calls.calls == []
+
+        await client0.create(configmap("b", namespace, {"k": "1"}))  # not in the cache
+        api_calls.clear()
+        b, result = await client.create_or_update(configmap("b", namespace), to_three)
+        assert result is OperationResult.UPDATED and b["data"] == {"k": "3"}
+        assert [m for m, _ in api_calls.calls] == ["POST", "GET", "PUT"]  # AlreadyExists
     assert current["data"] == {"k": "2"}
 
 

@@ -16,6 +16,7 @@ corrupting the cache shared with every handler and lister.
 from __future__ import annotations
 
 import builtins
+import copy
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -42,9 +43,13 @@ _MISSING: Obj = {}
 
 
 def deep_copy(obj: Obj) -> Obj:
-    """A deep copy of a JSON object (an orjson round trip: several times faster than
-    ``copy.deepcopy`` on decoded API objects)."""
-    copied: Obj = orjson.loads(orjson.dumps(obj))
+    """A deep copy of a JSON object: an orjson round trip (several times faster than
+    ``copy.deepcopy`` on decoded API objects), or ``copy.deepcopy`` when a transform
+    put something JSON cannot hold in a cached object."""
+    try:
+        copied: Obj = orjson.loads(orjson.dumps(obj))
+    except orjson.JSONEncodeError:
+        return copy.deepcopy(obj)
     return copied
 
 

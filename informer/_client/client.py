@@ -139,6 +139,8 @@ class Client:
         server. Raises :class:`~informer.NotFound` when it does not exist (there).
         """
         _check_namespace(resource, namespace, "get")
+        if not resource.namespaced:
+            namespace = None
         informer = covering_informer(self.factory, resource, namespace) if cached else None
         if informer is not None:
             obj = cached_get(informer, name, namespace=namespace)

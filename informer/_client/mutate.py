@@ -26,6 +26,7 @@ an API read is a concurrent writer: it propagates, as in controller-runtime.
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Awaitable, Callable
 from inspect import isawaitable
@@ -83,7 +84,7 @@ async def _attempt(
         desired = deep_copy(obj)
         await _mutate(mutate, desired, name, ns)
         return await client.create(desired, resource=res), OperationResult.CREATED
-    desired = deep_copy(current)
+    desired = copy.deepcopy(current)  # exact types, so equality means "unchanged"
     await _mutate(mutate, desired, name, ns)
     if desired == current:
         return current, OperationResult.UNCHANGED
