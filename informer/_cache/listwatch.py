@@ -7,8 +7,9 @@ server through ``informer._kube``) and ``informer.testing.FakeListerWatcher``.
 Contract shared by every implementation:
 
 - ``list`` returns the decoded List object as the server sent it: ``{"metadata":
-  {"resourceVersion": ..., "continue": ...}, "items": [...]}``. The caller takes
-  ownership of it and of its items; nobody may mutate them afterwards.
+  {"resourceVersion": ..., "continue": ...}, "items": [...]}`` (a metadata-only
+  ``ApiListerWatcher`` has already cut its items down, see :mod:`.metadata`). The caller
+  takes ownership of it and of its items; nobody may mutate them afterwards.
 - ``watch`` is an async context manager yielding an async iterator of decoded events
   (``{"type": ..., "object": {...}}``). Leaving the context closes the connection. The
   iterator ends when the server ends the watch normally (e.g. ``timeoutSeconds``).
