@@ -472,9 +472,10 @@ class Controller:
         if self._started:
             raise RuntimeError(f"controller {self.name}: watch() after run() started")
         if isinstance(resource, SharedIndexInformer):
-            if label_selector or field_selector:
+            if label_selector or field_selector or metadata_only:
                 raise ValueError(
-                    "label_selector/field_selector apply to a Resource, not to an informer"
+                    "label_selector/field_selector/metadata_only apply to a Resource, "
+                    "not to an informer"
                 )
             informer = resource
             if indexers:

@@ -22,6 +22,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 from informer import (
     CONFIGMAPS,
     ApiListerWatcher,
+    Controller,
     HandlerFuncs,
     Resource,
     SharedInformerFactory,
@@ -168,6 +169,19 @@ async def test_list_is_metadata_only_whatever_the_server_sent(
     assert server.requests == expected_accepts(server.mode, ["list", "list"])
 
 
+async def test_whole_object_lister_watcher_is_unchanged(
+    server: MetadataServer, api_client: ApiClient
+) -> None:
+    lw = ApiListerWatcher(api_client, CONFIGMAPS, namespace="ns")
+    page = await lw.list()
+    assert [{"apiVersion": "v1", "kind": "ConfigMap", **o} for o in page["items"]] == LISTED
+    with anyio.fail_after(10):
+        async with lw.watch(resource_version="2") as events:
+            first = await events.__anext__()
+    assert first == {"type": "MODIFIED", "object": configmap("a", 3)}
+    assert server.requests == [("list", PLAIN_JSON), ("watch", PLAIN_JSON)]
+
+
 async def test_watch_is_metadata_only_whatever_the_server_sent(
     server: MetadataServer, api_client: ApiClient
 ) -> None:
@@ -258,3 +272,24 @@ def test_factory_keys_metadata_only_informers_apart() -> None:
     only_metadata = SharedInformerFactory(None)
     only_metadata.informer_for(CONFIGMAPS, metadata_only=True)
     assert only_metadata.find_informer(CONFIGMAPS, namespace="ns") is None
+
+
+def test_controller_watch_takes_metadata_only_for_a_resource_not_an_informer() -> None:
+    factory = SharedInformerFactory(None, namespace="ns")
+
+    class Both(Controller):
+        def setup(self) -> None:
+            self.meta = self.watch(CONFIGMAPS, metadata_only=True)
+            self.whole = self.watch(CONFIGMAPS)
+
+    both = Both(factory, None)
+    assert both.meta is factory.informer_for(CONFIGMAPS, metadata_only=True)
+    assert both.whole is factory.informer_for(CONFIGMAPS)
+    assert both.informers == [both.meta, both.whole]
+
+    class Wrong(Controller):
+        def setup(self) -> None:
+            self.watch(factory.informer_for(CONFIGMAPS), metadata_only=True)
+
+    with pytest.raises(ValueError, match="metadata_only apply to a Resource, not to an informer"):
+        Wrong(factory, None)
