@@ -1,8 +1,11 @@
 """Sample controllers: the ConfigMap reloader and the Deployment inventory.
 
-``SAMPLE_CONTROLLERS`` maps each controller's name to its class; ``python -m informer.run``
-runs them all (or those chosen with ``--controllers``). See each module's docstring for
-its contract: :mod:`controllers.configmap_reloader`, :mod:`controllers.deployment_inventory`.
+``python -m informer.run`` finds them through their entry points (group
+``kube_informer.controllers`` in ``pyproject.toml``) and runs them all, or those chosen
+with ``--controllers``; it never imports this package by name. ``SAMPLE_CONTROLLERS``
+maps each name to its class, for programs that run them with an ``informer.Manager``.
+See each module's docstring for its contract: :mod:`controllers.configmap_reloader`,
+:mod:`controllers.deployment_inventory`.
 """
 
 from __future__ import annotations
@@ -18,4 +21,4 @@ SAMPLE_CONTROLLERS: dict[str, type[Controller]] = {
     ConfigMapReloader.name: ConfigMapReloader,
     DeploymentInventory.name: DeploymentInventory,
 }
-"""Controller name -> class, in the order the runner starts them."""
+"""Controller name -> class (the names are also the entry-point names)."""

@@ -156,7 +156,7 @@ async def run(kubeconfig: str | None, namespace: str) -> None:
             )
             print(f"   lister list: {', '.join(names)}")
             labelled = deployments.lister().list(
-                namespace, label_selector="created-by=client-operations"
+                namespace=namespace, label_selector="created-by=client-operations"
             )
             print(f"   lister list created-by=client-operations: {len(labelled)} Deployment(s)")
 

@@ -47,6 +47,7 @@ from ._exceptions import TargetError as TargetError
 from ._exceptions import TooManyRequests as TooManyRequests
 from ._exceptions import Unauthorized as Unauthorized
 from ._exceptions import WatchDecodeError as WatchDecodeError
+from ._exceptions import WatchEventTooLarge as WatchEventTooLarge
 from ._kube import new_api_client as new_api_client
 from ._kube import request_json as request_json
 from ._labels import parse_label_selector as parse_label_selector
@@ -63,6 +64,9 @@ from ._objects import resource_version as resource_version
 from ._objects import split_meta_namespace_key as split_meta_namespace_key
 from ._objects import uid_of as uid_of
 from ._objects import unwrap_tombstone as unwrap_tombstone
+from ._queue.metrics import QueueMetrics as QueueMetrics
+from ._queue.metrics import QueueMetricsProvider as QueueMetricsProvider
+from ._queue.metrics import use_queue_metrics_provider as use_queue_metrics_provider
 from ._queue.ratelimit import BucketRateLimiter as BucketRateLimiter
 from ._queue.ratelimit import ExponentialFailureRateLimiter as ExponentialFailureRateLimiter
 from ._queue.ratelimit import ItemFastSlowRateLimiter as ItemFastSlowRateLimiter
@@ -70,7 +74,6 @@ from ._queue.ratelimit import MaxOfRateLimiter as MaxOfRateLimiter
 from ._queue.ratelimit import RateLimiter as RateLimiter
 from ._queue.ratelimit import default_controller_rate_limiter as default_controller_rate_limiter
 from ._queue.workqueue import DelayingQueue as DelayingQueue
-from ._queue.workqueue import QueueMetrics as QueueMetrics
 from ._queue.workqueue import RateLimitingQueue as RateLimitingQueue
 from ._queue.workqueue import WorkQueue as WorkQueue
 from ._resource import CONFIGMAPS as CONFIGMAPS
@@ -90,8 +93,11 @@ from ._resource import SERVICE_ACCOUNTS as SERVICE_ACCOUNTS
 from ._resource import SERVICES as SERVICES
 from ._resource import STATEFULSETS as STATEFULSETS
 from ._resource import Resource as Resource
+from ._runtime.election import LeaderElectionConfig as LeaderElectionConfig
 from ._runtime.health import HealthChecks as HealthChecks
 from ._runtime.health import serve_health as serve_health
+from ._runtime.http import HttpLimits as HttpLimits
+from ._runtime.manager import Manager as Manager
 from ._runtime.metrics import Metrics as Metrics
 from ._runtime.metrics import serve_metrics as serve_metrics
 from ._runtime.observability import Endpoints as Endpoints
@@ -142,15 +148,18 @@ __all__ = [
     "Forbidden",
     "HandlerFuncs",
     "HealthChecks",
+    "HttpLimits",
     "IndexFunc",
     "Indexer",
     "InformerError",
     "ItemFastSlowRateLimiter",
     "KeyMapper",
+    "LeaderElectionConfig",
     "LeaderElectionLost",
     "LeaderElector",
     "Lister",
     "ListerWatcher",
+    "Manager",
     "MaxOfRateLimiter",
     "Metrics",
     "NotFound",
@@ -158,6 +167,7 @@ __all__ = [
     "ObjectKeyError",
     "Observability",
     "QueueMetrics",
+    "QueueMetricsProvider",
     "QueueShutDown",
     "RateLimiter",
     "RateLimitingQueue",
@@ -175,6 +185,7 @@ __all__ = [
     "Unauthorized",
     "WatchDecodeError",
     "WatchEvent",
+    "WatchEventTooLarge",
     "WorkQueue",
     "annotations_of",
     "controller_of",
@@ -198,4 +209,5 @@ __all__ = [
     "strip_managed_fields",
     "uid_of",
     "unwrap_tombstone",
+    "use_queue_metrics_provider",
 ]

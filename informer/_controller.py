@@ -91,6 +91,7 @@ from ._objects import (
     owner_references,
     unwrap_tombstone,
 )
+from ._queue.metrics import QueueMetrics
 from ._queue.ratelimit import RateLimiter
 from ._queue.workqueue import RateLimitingQueue
 from ._resource import Resource
@@ -115,6 +116,7 @@ ReconcileOutcome = Literal["success", "error", "requeue", "requeue_after"]
 """The ``result`` label of ``controller_runtime_reconcile_total``."""
 
 DEFAULT_SHUTDOWN_GRACE: Final = 5.0
+DEFAULT_MAX_RETRIES: Final = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,27 +140,40 @@ class Result:
 
 
 def own_key(obj: ObjectOrTombstone) -> list[str]:
-    """The object's own key, ``[meta_namespace_key(obj)]`` (a tombstone gives its key)."""
+    """The object's own key, ``[meta_namespace_key(obj)]`` (a tombstone gives its key).
+
+    As the mapper of :meth:`Controller.watch` it stands for the watched informer's own
+    key function (:attr:`~informer.SharedIndexInformer.key_func`), so the keys it queues
+    are the ones that informer's lister serves.
+    """
     return [meta_namespace_key(obj)]
 
 
 def owner_key(
     kind: str,
     *,
+    group: str | None = None,
     api_version: str | None = None,
     controller_only: bool = True,
     namespaced: bool = True,
 ) -> KeyMapper:
     """A mapper to the keys of the object's owners of ``kind`` (``metadata.ownerReferences``).
 
-    ``api_version`` (``"apps/v1"``) restricts owners to that API *group* (the version is
-    not compared, as controller-runtime's ``EnqueueRequestForOwner`` does, since one
-    object may be served at several versions). ``controller_only`` keeps only the
-    reference with ``controller: true``. An owner of a namespaced object lives in the
-    object's namespace, so its key is ``"<object namespace>/<owner name>"``; pass
-    ``namespaced=False`` when the owner kind is cluster-scoped (key ``"<owner name>"``).
+    ``group`` (``"apps"``, ``"example.com"``, ``""`` for the core group) restricts owners
+    to that API group; ``api_version`` (``"apps/v1"``, ``"v1"``) does the same through an
+    apiVersion: only its group is compared (as controller-runtime's
+    ``EnqueueRequestForOwner`` does, since one object may be served at several
+    versions). Without either, owners of ``kind`` in any group match. Raises
+    ``ValueError`` when both are given, when ``group`` contains a ``/``, or when
+    ``api_version`` is neither ``group/version`` nor a core version (``"example.com"``
+    would silently match nothing: pass ``group="example.com"``).
+
+    ``controller_only`` keeps only the reference with ``controller: true``. An owner of a
+    namespaced object lives in the object's namespace, so its key is
+    ``"<object namespace>/<owner name>"``; pass ``namespaced=False`` when the owner kind
+    is cluster-scoped (key ``"<owner name>"``).
     """
-    group = _group_of(api_version) if api_version is not None else None
+    wanted = _owner_group(kind, group=group, api_version=api_version)
 
     def map_owners(obj: Obj) -> list[str]:
         ns = namespace_of(obj) if namespaced else None
@@ -168,7 +183,7 @@ def owner_key(
                 continue
             if ref.get("kind") != kind:
                 continue
-            if group is not None and _group_of(str(ref.get("apiVersion", ""))) != group:
+            if wanted is not None and _group_of(str(ref.get("apiVersion", ""))) != wanted:
                 continue
             name = ref.get("name")
             if name:
@@ -177,6 +192,45 @@ def owner_key(
 
     map_owners.__qualname__ = f"owner_key({kind!r})"
     return map_owners
+
+
+_VERSION = re.compile(r"v[1-9][0-9]*(?:(?:alpha|beta)[1-9][0-9]*)?")
+"""A Kubernetes API version (``v1``, ``v2beta1``): an apiVersion without ``/`` is one."""
+
+
+def _owner_group(kind: str, *, group: str | None, api_version: str | None) -> str | None:
+    """The API group :func:`owner_key` compares, validated; ``None``: any group."""
+    call = f"owner_key({kind!r})"
+    if group is not None and api_version is not None:
+        raise ValueError(
+            f"{call}: pass group= or api_version=, not both"
+            f" (group={group!r}, api_version={api_version!r})"
+        )
+    if group is not None:
+        if "/" in group:
+            suggestion = group.rpartition("/")[0]
+            raise ValueError(
+                f"{call}: group={group!r} is an apiVersion, not a group;"
+                f" pass group={suggestion!r} or api_version={group!r}"
+            )
+        return group
+    if api_version is None:
+        return None
+    prefix, sep, version = api_version.rpartition("/")
+    if sep and prefix and version and "/" not in prefix:
+        return prefix  # a CRD version may be any DNS label: only the group is checked
+    if not sep and _VERSION.fullmatch(api_version):
+        return ""  # the core group ("v1")
+    if not sep:
+        raise ValueError(
+            f"{call}: api_version={api_version!r} has no version, so it matches no owner;"
+            f" pass group={api_version!r} to match owners of that API group, or a full"
+            f" apiVersion such as api_version='{api_version}/v1'"
+        )
+    raise ValueError(
+        f"{call}: api_version={api_version!r} is not an apiVersion ('group/version' such as"
+        f" 'apps/v1', or 'v1' for the core group); pass group='<group>' to match any version"
+    )
 
 
 def _group_of(api_version: str) -> str:
@@ -233,23 +287,32 @@ class ReconcileStats:
 class _Enqueue:
     """The handler a controller registers on an informer: every event -> mapped keys."""
 
-    __slots__ = ("_add", "_controller", "_mapper", "_own")
+    __slots__ = ("_add", "_controller", "_key", "_mapper", "_own")
 
-    def __init__(self, controller: Controller, mapper: KeyMapper) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        mapper: KeyMapper,
+        key_func: Callable[[ObjectOrTombstone], str] = meta_namespace_key,
+    ) -> None:
         self._controller = controller
         self._mapper = mapper
         self._own = mapper is own_key
+        self._key = key_func  # the informer's: own keys match its lister's keys
         self._add = controller.queue.add
 
     def on_add(self, obj: Obj) -> None:
         add = self._add
+        if self._own:
+            add(self._key(obj))
+            return
         for key in self._mapper(obj):
             add(key)
 
     def on_update(self, old: Obj, new: Obj) -> None:
         add = self._add
         if self._own:
-            add(meta_namespace_key(new))
+            add(self._key(new))
             return
         for key in self._mapper(new):
             add(key)
@@ -259,7 +322,7 @@ class _Enqueue:
     def on_delete(self, obj: ObjectOrTombstone) -> None:
         add = self._add
         if self._own:
-            add(meta_namespace_key(obj))
+            add(self._key(obj))
             return
         target = unwrap_tombstone(obj)
         if target is None:
@@ -302,18 +365,35 @@ class Controller:
 
     ``name`` (class attribute; default: the class name in kebab-case) names the
     controller in logs, its queue and its statistics; the ``name=`` argument overrides it
-    for one instance (e.g. one instance per namespace). ``workers`` reconciles run
-    concurrently at most (never two for the same key). ``rate_limiter`` paces retries
-    (default: :func:`~informer.default_controller_rate_limiter`); ``max_retries`` bounds
-    consecutive failed attempts before a key is dropped (module docstring).
+    for one instance (e.g. one instance per namespace).
+
+    Tuning, each a class attribute that the constructor argument of the same name
+    overrides for one instance (``None``, the default argument, keeps the class's):
+    ``workers`` reconciles run concurrently at most (never two for the same key);
+    ``max_retries`` bounds consecutive failed attempts before a key is dropped (module
+    docstring); ``shutdown_grace`` is how long :meth:`run` lets in-flight reconciles
+    finish on cancellation; ``rate_limiter`` paces retries. The class attribute
+    ``rate_limiter`` is a **factory** (e.g. ``default_controller_rate_limiter`` or
+    ``lambda: ExponentialFailureRateLimiter(0.01, 60)``) called once per instance, since
+    a limiter keeps per-key failure counts that instances must not share; the argument
+    is a limiter (default: :func:`~informer.default_controller_rate_limiter`).
+
+    ``queue_metrics`` are the hooks of the controller's queue (default: the current
+    queue-metrics provider's, see :func:`~informer.use_queue_metrics_provider`).
 
     The constructor stores :attr:`factory`, :attr:`api_client` and :attr:`queue`, then
     calls :meth:`setup`. A controller runs once (:meth:`run`).
     """
 
     name: ClassVar[str] = ""
+    workers: int = 1
+    """Reconciles that may run at once (never two for the same key)."""
+    max_retries: int = DEFAULT_MAX_RETRIES
+    """Consecutive failed reconciles of a key before it is dropped."""
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     """Seconds :meth:`run` waits, on cancellation, for in-flight reconciles to finish."""
+    rate_limiter: ClassVar[Callable[[], RateLimiter] | None] = None
+    """Factory of each instance's retry limiter (None: the default limiter)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -325,26 +405,34 @@ class Controller:
         factory: SharedInformerFactory,
         api_client: Any,
         *,
-        workers: int = 1,
+        workers: int | None = None,
         rate_limiter: RateLimiter | None = None,
-        max_retries: int = 15,
+        max_retries: int | None = None,
+        shutdown_grace: float | None = None,
         name: str | None = None,
+        queue_metrics: QueueMetrics | None = None,
     ) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers!r}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
         if name:
             # Per-instance override of the class attribute (it shadows it on reads).
             self.__dict__["name"] = name
         elif not self.name:
             self.__dict__["name"] = _kebab(type(self).__name__)
+        # Instance attributes shadow the class's only when an argument was given.
+        if workers is not None:
+            self.workers = workers
+        if max_retries is not None:
+            self.max_retries = max_retries
+        if shutdown_grace is not None:
+            self.shutdown_grace = shutdown_grace
+        _check_tuning(self)
+        if rate_limiter is None:
+            rate_limiter = _limiter_from_class(type(self))
         self.factory = factory
         self.api_client = api_client
-        self.workers = workers
-        self.max_retries = max_retries
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(rate_limiter, name=self.name)
-        self.stats = ReconcileStats(workers=workers)
+        self.queue: RateLimitingQueue[str] = RateLimitingQueue(
+            rate_limiter, name=self.name, metrics=queue_metrics
+        )
+        self.stats = ReconcileStats(workers=self.workers)
         self._watches: list[_Watch] = []
         self._started = False
         self._stopping = False
@@ -394,7 +482,7 @@ class Controller:
                 field_selector=field_selector,
                 indexers=indexers,
             )
-        handler: Any = _Enqueue(self, mapper if mapper is not None else own_key)
+        handler: Any = _Enqueue(self, mapper if mapper is not None else own_key, informer.key_func)
         if predicate is not None:
             handler = FilteringHandler(predicate, handler)
         registration = informer.add_event_handler(handler)
@@ -573,3 +661,31 @@ class Controller:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} workers={self.workers}>"
+
+
+def _check_tuning(controller: Controller) -> None:
+    """Validate the effective tuning (class attributes or arguments); errors name the class."""
+    where = type(controller).__qualname__
+    workers = controller.workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"{where}: workers must be an int >= 1, got {workers!r}")
+    retries = controller.max_retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"{where}: max_retries must be an int >= 0, got {retries!r}")
+    grace = controller.shutdown_grace
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
+        raise ValueError(f"{where}: shutdown_grace must be seconds >= 0, got {grace!r}")
+
+
+def _limiter_from_class(cls: type[Controller]) -> RateLimiter | None:
+    """A new limiter from the class attribute ``rate_limiter`` (None: the queue's default)."""
+    factory = cls.rate_limiter
+    if factory is None:
+        return None
+    if not callable(factory):
+        raise TypeError(
+            f"{cls.__qualname__}.rate_limiter must be a factory (a callable returning a "
+            f"RateLimiter, e.g. lambda: ExponentialFailureRateLimiter(0.01, 60)), not a "
+            f"limiter: instances must not share one; got {factory!r}"
+        )
+    return factory()

@@ -11,6 +11,7 @@ sees a transport exception.
     ├── ConfigError                 kubeconfig / in-cluster config missing or invalid
     ├── ConnectionFailed            API server unreachable (refused, DNS, TLS, timeout)
     ├── WatchDecodeError            a watch line that is not a JSON watch event
+    │   └── WatchEventTooLarge      a watch line over 16 MiB (client-go's limit) -> relist
     ├── ObjectKeyError              an object without a name, or a malformed key (ValueError)
     ├── ApiError                    the API server answered with a failure Status
     │   ├── BadRequest              400
@@ -55,6 +56,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "WatchDecodeError",
+    "WatchEventTooLarge",
     "api_error_from_status",
 ]
 
@@ -84,6 +86,18 @@ class WatchDecodeError(InformerError):
     def __init__(self, message: str, *, line: bytes = b"") -> None:
         super().__init__(message)
         self.line = line[:200]
+
+
+class WatchEventTooLarge(WatchDecodeError):
+    """A watch line grew past ``limit`` bytes without its newline; reading stopped there.
+
+    The Reflector drops the watch and relists after a backoff (re-watching from the same
+    resourceVersion would meet the same event again). ``line`` holds its first 200 bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int, line: bytes = b"") -> None:
+        super().__init__(message, line=line)
+        self.limit = limit
 
 
 class ObjectKeyError(InformerError, ValueError):

@@ -12,14 +12,22 @@ kubernetes_asyncio's generated ``ApiClient.call_api`` deserialises into models (
 everything that makes authentication work:
 
 - the connection pool: ``api_client.rest_client.pool_manager``, the aiohttp
-  ``ClientSession`` whose SSL context carries the CA, the client certificate and key
-  (kubeconfig ``client-certificate``, or an exec plugin's), ``tls-server-name`` and the
-  proxy settings;
+  ``ClientSession`` kubernetes_asyncio built (``connection_pool_maxsize`` connections),
+  for every request but streams; streams (watches) use a session of this module
+  without a connection limit, so open watches never starve other requests (see
+  ``_Transport``);
+- the TLS material of the configuration: CA, client certificate and key (kubeconfig
+  ``client-certificate``, or an exec plugin's), ``tls-server-name``, proxy settings;
+  certificate files are re-read when they change
+  (:class:`~informer._credentials.ClientCredentials`);
 - the headers the generated code would send: ``api_client.default_headers``
   (``User-Agent``), the cookie, and the ``authorization`` header produced by
   ``api_client.update_params_for_auth(..., ["BearerToken"])``, which runs the
-  configuration's ``refresh_api_key_hook`` on every request (in-cluster token rotation,
+  configuration's ``refresh_api_key_hook`` on every request (token files re-read,
   exec plugins and ``refresh_token`` update the same ``api_key`` it reads).
+
+Every answer's status is recorded in the client's :func:`auth_status` (401/403 streaks,
+for health checks and metrics); a 401 makes the next request re-read a token file.
 
 Bodies are encoded and decoded with orjson; nothing builds a model object.
 
@@ -33,31 +41,51 @@ server address. Both are chained to the transport exception with ``raise ... fro
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Final, NoReturn, TypeAlias
-from urllib.parse import urlencode
+from typing import Any, Final, NoReturn
 
 import aiohttp
 import orjson
+import structlog
 import yaml
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.config import incluster_config
 
+from ._api_request import (
+    PATCH_TYPES,
+    QueryParams,
+    encode_query,
+    parse_retry_after,
+    patch_content_type,
+)
+from ._credentials import (
+    AuthStatus,
+    ClientCredentials,
+    FileToken,
+    TokenFileHook,
+    refresh_exec_tokens,
+)
 from ._exceptions import ApiError, ConfigError, ConnectionFailed, api_error_from_status
+from ._kubeconfig import check_kubeconfig, resolve_config, token_file
 from ._types import Obj
 
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
+    "PATCH_TYPES",
     "ApiClient",
     "QueryParams",
     "ResponseStream",
+    "auth_status",
     "new_api_client",
     "request_json",
     "stream_request",
 ]
+
+log = structlog.get_logger(__name__)
 
 CONNECT_TIMEOUT: Final = 30.0
 """Seconds allowed to open a connection (TCP + TLS), as client-go's dialer."""
@@ -66,10 +94,8 @@ DEFAULT_READ_TIMEOUT: Final = 60.0
 """Default for non-watch requests: the longest silence tolerated between two reads."""
 
 _MAX_ERROR_BODY: Final = 1 << 20
-"""An error response body beyond this many bytes is not read (nor decoded)."""
-
-QueryParams: TypeAlias = Mapping[str, str | int | bool] | Sequence[tuple[str, str | int | bool]]
-"""Query parameters; booleans are sent as ``true``/``false``."""
+"""An error response body beyond this many bytes is not kept (nor decoded), whether its
+length was announced (``Content-Length``) or not (chunked): reading stops there."""
 
 _VERB_BY_METHOD: Final = {
     "GET": "get",
@@ -90,25 +116,30 @@ async def new_api_client(
     ``kubeconfig`` defaults to ``$KUBECONFIG`` then ``~/.kube/config``. With
     ``in_cluster=None`` the in-cluster config is used when no kubeconfig file exists and
     the process runs in a Pod (``KUBERNETES_SERVICE_HOST`` set). Raises
-    :class:`ConfigError` naming the file and the problem. The caller owns the client and
-    closes it (``async with`` or ``await client.close()``).
+    :class:`ConfigError` naming the file, the context and the problem (one line). The
+    caller owns the client and closes it (``async with`` or ``await client.close()``).
 
-    Credentials stay fresh for the client's lifetime: the in-cluster token file is
-    re-read as kubernetes_asyncio does, and an exec plugin whose token carries an
-    ``expirationTimestamp`` is run again (through the configuration's
-    ``refresh_api_key_hook``) once the token is within 5 minutes of expiring.
-
-    Each open watch holds one HTTP/1.1 connection of the client's pool, whose size is
-    ``Configuration.connection_pool_maxsize`` (100 by default).
+    Credentials stay fresh for the client's lifetime (through the configuration's
+    ``refresh_api_key_hook``): a kubeconfig ``tokenFile`` and the in-cluster token file
+    are re-read as client-go does (:class:`~informer._credentials.FileToken`: every
+    minute, and after a 401), and an exec plugin whose token carries an
+    ``expirationTimestamp`` is run again once the token is within 5 minutes of expiring.
+    Client certificate files are re-read by the transport (see :func:`auth_status`).
     """
     cfg = Configuration()
-    path, use_in_cluster = _resolve_config(kubeconfig, in_cluster)
+    path, use_in_cluster = resolve_config(kubeconfig, in_cluster)
     if use_in_cluster:
+        sa_token: str = incluster_config.SERVICE_TOKEN_FILENAME  # read now: tests patch it
         try:
-            k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=cfg, try_refresh_token=False, token_filename=sa_token
+            )
         except k8s_config.ConfigException as exc:
             raise ConfigError(f"in-cluster config: {exc}") from exc
+        cfg.refresh_api_key_hook = TokenFileHook(FileToken(sa_token))
         return ApiClient(configuration=cfg)
+    user = check_kubeconfig(path, context)  # one line naming file, context and what is missing
+    token_path = token_file(path, user)
     try:
         loader = await k8s_config.load_kube_config(
             config_file=path, context=context, client_configuration=cfg, persist_config=False
@@ -119,41 +150,10 @@ async def new_api_client(
         # AttributeError: a YAML document that is a scalar or a list, not a mapping.
         detail = " ".join(str(exc).split())  # YAML errors span lines; keep one
         raise ConfigError(f"kubeconfig {path!r} is invalid: {detail}") from exc
-    _refresh_exec_tokens(loader, cfg)
+    refresh_exec_tokens(loader, cfg)
+    if token_path is not None:
+        cfg.refresh_api_key_hook = TokenFileHook(FileToken(token_path))
     return ApiClient(configuration=cfg)
-
-
-def _refresh_exec_tokens(loader: Any, cfg: Any) -> None:
-    """Install a hook re-running an exec plugin whose bearer token expires.
-
-    kubernetes_asyncio runs the plugin once at load time and only refreshes it from a
-    separate ``refresh_token`` task. ``load_from_exec_plugin`` returns at once while the
-    cached token is valid, so the hook costs a date comparison per request. A plugin
-    without ``expirationTimestamp`` (or giving client certificates) gets no hook:
-    kubernetes_asyncio would run it on every request.
-    """
-    if getattr(loader, "exec_plugin_expiry", None) is None or cfg.refresh_api_key_hook:
-        return
-
-    async def refresh(configuration: Any) -> None:
-        if await loader.load_from_exec_plugin() and getattr(loader, "token", None):
-            configuration.api_key["BearerToken"] = loader.token
-
-    cfg.refresh_api_key_hook = refresh
-
-
-def _resolve_config(kubeconfig: str | None, in_cluster: bool | None) -> tuple[str, bool]:
-    """The kubeconfig path to load, and whether to use the in-cluster config instead."""
-    env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    path = kubeconfig or env or os.path.expanduser("~/.kube/config")
-    exists = os.path.exists(path)
-    if in_cluster is None:
-        in_cluster = (
-            kubeconfig is None and not exists and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-        )
-    if not in_cluster and not exists:
-        raise ConfigError(f"kubeconfig {path!r} does not exist")
-    return path, in_cluster
 
 
 # --------------------------------------------------------------------------- raw requests
@@ -166,7 +166,7 @@ async def request_json(
     *,
     query: QueryParams | None = None,
     body: Obj | list[Any] | bytes | None = None,
-    content_type: str = "application/json",
+    content_type: str | None = None,
     verb: str | None = None,
     resource: str | None = None,
     namespace: str | None = None,
@@ -175,9 +175,12 @@ async def request_json(
     """Send one request and return the decoded JSON object of the answer.
 
     ``path`` is the API path (``/api/v1/namespaces/ns/configmaps/name``); ``body`` a dict
-    or list encoded with orjson (``bytes`` are sent as they are), with ``content_type``
-    (``application/merge-patch+json``, ``application/json-patch+json``,
-    ``application/strategic-merge-patch+json``, ``application/apply-patch+yaml``...).
+    or list encoded with orjson (``bytes`` are sent as they are) as ``content_type``,
+    ``application/json`` by default. A PATCH is a JSON merge patch by default;
+    ``content_type`` chooses another of :data:`PATCH_TYPES`, by short name (``merge``,
+    ``strategic``, ``json``, ``apply``) or media type
+    (``application/strategic-merge-patch+json``...); anything else raises ``ValueError``
+    before sending (the server would answer a bare 415).
     ``verb`` (default from the method: get, create, update, patch, delete), ``resource``
     (``plural.group``) and ``namespace`` only name the request in errors. An empty answer
     (204) returns ``{}``.
@@ -190,6 +193,10 @@ async def request_json(
     method = method.upper()
     if verb is None:
         verb = _VERB_BY_METHOD.get(method, method.lower())
+    if method == "PATCH":
+        content_type = patch_content_type(content_type, path)
+    elif content_type is None:
+        content_type = "application/json"
     data = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
     async with _open(
         api_client,
@@ -279,7 +286,10 @@ async def stream_request(
     The status is checked before anything is yielded (an HTTP failure raises the matching
     :class:`~informer.ApiError`, naming ``verb``, ``resource``, ``namespace``).
     ``read_timeout`` bounds the silence between two reads (``None``: no bound; a watch
-    passes its ``timeoutSeconds`` plus slack) and nothing bounds the total time. Leaving
+    passes its ``timeoutSeconds`` plus slack) and nothing bounds the total time, but
+    opening the connection must succeed within :data:`CONNECT_TIMEOUT` (else
+    :class:`~informer.ConnectionFailed`). Streams use a session of their own without a
+    connection limit, so any number of open watches never delays other requests. Leaving
     the context, normally, by an exception or by cancellation, closes the response at
     once: the connection goes back to the pool only when the body was read to its end,
     otherwise it is closed.
@@ -293,6 +303,7 @@ async def stream_request(
         resource=resource,
         namespace=namespace,
         read_timeout=read_timeout,
+        stream=True,
     ) as (response, address):
         stream = ResponseStream(response, address)
         try:
@@ -316,12 +327,18 @@ async def _open(
     resource: str | None,
     namespace: str | None,
     read_timeout: float | None,
+    stream: bool = False,
 ) -> AsyncIterator[tuple[aiohttp.ClientResponse, str]]:
-    """Send the request through the ApiClient's session; yield a successful response.
+    """Send the request; yield a successful response.
 
-    The response is released (or closed, if unread) when the context exits.
+    A ``stream`` goes through the client's stream session (no connection limit; opening
+    it is bounded by ``CONNECT_TIMEOUT``), any other request through the ApiClient's own
+    pool. The answer's status is recorded in :func:`auth_status`; a 401 makes the next
+    request re-read a token file and the client certificate files. The response is
+    released (or closed, if unread) when the context exits.
     """
     cfg = api_client.configuration
+    transport = _transport(api_client)
     address: str = (cfg.host or "").rstrip("/")
     headers: dict[str, str] = dict(api_client.default_headers)
     headers["Accept"] = "application/json"
@@ -330,13 +347,14 @@ async def _open(
     if content_type is not None:
         headers["Content-Type"] = content_type
     auth_query: list[tuple[str, str]] = []
+    sent_at = time.monotonic()  # before the token is read: see FileToken.reset_older_than
     try:
         # Runs the refresh_api_key_hook (token file rotation, exec plugin, OIDC...).
         await api_client.update_params_for_auth(headers, auth_query, ["BearerToken"])
     except (k8s_config.ConfigException, OSError, ValueError) as exc:
         raise ConfigError(f"cannot obtain credentials for {address}: {exc}") from exc
     url = address + path
-    params = _encode_query(query, auth_query)
+    params = encode_query(query, auth_query)
     if params:
         url += "?" + params
     rest = api_client.rest_client
@@ -347,15 +365,28 @@ async def _open(
             kwargs["proxy_headers"] = rest.proxy_headers
     if getattr(rest, "server_hostname", None):
         kwargs["server_hostname"] = rest.server_hostname
-    session: aiohttp.ClientSession = rest.pool_manager
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=CONNECT_TIMEOUT, sock_read=read_timeout
-    )
+    credentials = transport.credentials
+    if address.startswith("https"):
+        kwargs["ssl"] = credentials.ssl_context()
+    if stream:
+        session = transport.stream_session(rest.pool_manager)
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=CONNECT_TIMEOUT,
+            sock_connect=CONNECT_TIMEOUT,
+            sock_read=read_timeout,
+        )
+    else:
+        session = rest.pool_manager
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=CONNECT_TIMEOUT, sock_read=read_timeout
+        )
     with _map_transport_errors(address):
         response = await session.request(
             method, url, headers=headers, data=data, timeout=timeout, **kwargs
         )
     try:
+        credentials.answered(response.status, sent_at)
         if response.status >= 400:
             await _raise_for_status(
                 response,
@@ -371,13 +402,77 @@ async def _open(
         response.release()
 
 
-def _encode_query(query: QueryParams | None, extra: list[tuple[str, str]]) -> str:
-    if not query and not extra:
-        return ""
-    items = query.items() if isinstance(query, Mapping) else (query or ())
-    pairs = [(k, ("true" if v else "false") if isinstance(v, bool) else str(v)) for k, v in items]
-    pairs.extend(extra)
-    return urlencode(pairs)
+# ------------------------------------------------------------------ per-client transport
+
+
+def auth_status(api_client: ApiClient) -> AuthStatus:
+    """The live :class:`~informer._credentials.AuthStatus` of ``api_client``: how the API
+    server answered its credentials (401/403 streaks, totals, rotated files). Read it;
+    only this module writes it. Created on first use, it lives as long as the client."""
+    return _transport(api_client).credentials.auth
+
+
+class _Transport:
+    """What this module keeps per ApiClient, beside kubernetes_asyncio's own pool.
+
+    - The **stream session**: watches hold their connection for minutes, so they get an
+      aiohttp session of their own, without a connection limit (one HTTP/1.1 connection
+      per open watch, as client-go over HTTP/1.1), created on the first stream and
+      closed with the ApiClient. Open watches can then never take the connections of
+      the ApiClient's pool (``connection_pool_maxsize``, 100), which requests keep.
+    - The :class:`~informer._credentials.ClientCredentials`: the SSL context of both
+      (rotated client certificates) and the :class:`AuthStatus`.
+
+    Attached to the ApiClient on first use; its ``rest_client.close`` is wrapped so that
+    closing the ApiClient closes the stream session too.
+    """
+
+    __slots__ = ("_closed", "_streams", "credentials")
+
+    def __init__(self, configuration: Any) -> None:
+        self.credentials = ClientCredentials(configuration)
+        self._streams: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def stream_session(self, pool: aiohttp.ClientSession) -> aiohttp.ClientSession:
+        """The session for streams; ``pool`` (the ApiClient's) once the client is closed,
+        so that using a closed client fails as it always did."""
+        if self._closed or pool.closed:
+            return pool
+        if self._streams is None:
+            # As kubernetes_asyncio's own session: proxies from the environment, and a
+            # read buffer for watch events of large objects (etcd allows 1.5 MiB).
+            self._streams = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), trust_env=True, read_bufsize=2**21
+            )
+        return self._streams
+
+    async def close(self) -> None:
+        self._closed = True
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            await streams.close()
+
+
+def _transport(api_client: ApiClient) -> _Transport:
+    transport: _Transport | None = getattr(api_client, _TRANSPORT_ATTRIBUTE, None)
+    if transport is None:
+        transport = _Transport(api_client.configuration)
+        setattr(api_client, _TRANSPORT_ATTRIBUTE, transport)
+        rest = api_client.rest_client
+        close_pool = rest.close
+
+        async def close() -> None:
+            try:
+                await transport.close()
+            finally:
+                await close_pool()
+
+        setattr(rest, "close", close)  # noqa: B010 - an instance attribute, not the method
+    return transport
+
+
+_TRANSPORT_ATTRIBUTE: Final = "_informer_transport"
 
 
 @contextmanager
@@ -411,10 +506,9 @@ async def _raise_for_status(
 ) -> NoReturn:
     """Raise the ``ApiError`` for a failed response (its body decoded as a Status)."""
     code = response.status
-    raw = b""
-    if (response.content_length or 0) <= _MAX_ERROR_BODY:
-        with _map_transport_errors(address):
-            raw = await response.read()
+    with _map_transport_errors(address):
+        body = await _read_at_most(response, _MAX_ERROR_BODY)
+    raw = body or b""
     status: Obj | None = None
     if raw:
         try:
@@ -429,26 +523,32 @@ async def _raise_for_status(
         verb=verb,
         resource=resource,
         namespace=namespace,
-        retry_after=_retry_after(response.headers.get("Retry-After"), status),
+        retry_after=parse_retry_after(response.headers.get("Retry-After"), status),
     )
     if status is None or not status.get("message"):
         # No Status to explain it: say which request failed and what the server said.
         text = raw[:200].decode("utf-8", "replace").strip()
+        if body is None:
+            text = f"(a body over {_MAX_ERROR_BODY >> 20} MiB, not read)"
         error.message = f"{error.message}: {method} {path}" + (f": {text}" if text else "")
         error.args = (error.message,)
     raise error
 
 
-def _retry_after(header: str | None, status: Mapping[str, Any] | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds), else the Status details."""
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            pass  # an HTTP-date: the API server never sends one
-    details = status.get("details") if status else None
-    if isinstance(details, Mapping):
-        seconds = details.get("retryAfterSeconds")
-        if isinstance(seconds, int | float) and seconds > 0:
-            return float(seconds)
-    return None
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or ``None`` when it is longer than ``limit`` bytes.
+
+    Never holds more than ``limit`` + 1 bytes: a longer body is abandoned (the response is
+    then closed, not returned to the pool, when released).
+    """
+    if (response.content_length or 0) > limit:
+        return None
+    body = bytearray()
+    content = response.content
+    while True:
+        chunk = await content.read(limit + 1 - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > limit:
+            return None

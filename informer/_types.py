@@ -7,9 +7,9 @@ lister share the same dict.
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias, TypedDict
+from typing import Any, Protocol, TypeAlias, TypedDict, runtime_checkable
 
-__all__ = ["Obj", "WatchEvent"]
+__all__ = ["LeaderStatus", "Obj", "WatchEvent"]
 
 Obj: TypeAlias = dict[str, Any]
 
@@ -19,3 +19,17 @@ class WatchEvent(TypedDict):
 
     type: str
     object: Obj
+
+
+@runtime_checkable
+class LeaderStatus(Protocol):
+    """What metrics and health need from a leader elector (``LeaderElector`` has it).
+
+    ``name`` identifies the lease (the ``name`` label of
+    ``leader_election_master_status``); ``is_leader()`` must be cheap and never block.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def is_leader(self) -> bool: ...

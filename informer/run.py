@@ -2,33 +2,37 @@
 
 ::
 
-    python -m informer.run                                  # every sample controller
-    python -m informer.run --controllers configmap-reloader # some samples, by name
+    python -m informer.run                                  # every registered controller
+    python -m informer.run --controllers configmap-reloader # some of them, by name
     python -m informer.run my_operator.controllers          # user controllers, as kopf run
     python -m informer.run my_operator:Reloader path/to/more_controllers.py
 
 Targets (positional) are user controllers: ``module:Class``, ``module`` (every
 :class:`~informer.Controller` subclass defined in it) or ``path/to/file.py``. Without
-targets the runner runs ``controllers.SAMPLE_CONTROLLERS`` (all of them, or those named
-by ``--controllers a,b``); with targets, ``--controllers`` adds samples to them.
+targets the runner runs the controllers that installed packages register under the
+entry-point group ``kube_informer.controllers`` (this project registers its two samples
+there): all of them, or those named by ``--controllers a,b``; with targets,
+``--controllers`` adds registered ones to them.
 
-What it does, in order: configure logging (the only place that configures structlog);
-load the controllers; load the client configuration (``--kubeconfig``/``$KUBECONFIG``/
-``~/.kube/config``, ``--context``, or the in-cluster service account inside a Pod);
-``GET /version`` until the server answers (within ``--startup-timeout``); build one
-:class:`~informer.SharedInformerFactory` per ``--namespace`` (one for all namespaces by
-default; ``managedFields`` are stripped from cached objects) and one instance of each
-controller per factory; list each watched resource once (``limit=1``) so that a missing
-RBAC permission fails at once; start the informers and the controllers; wait until every
-controller's caches synced and every reflector opened its first watch
-(``--startup-timeout`` covers all of startup), aborting on a 401/403 a reflector reports
-(e.g. ``watch`` forbidden while ``list`` is allowed); log ``runner.started``; run until
-SIGINT or SIGTERM. A signal cancels everything: in-flight reconciles get
-:data:`SHUTDOWN_GRACE` seconds to finish, the process exits 0 within 5 s. A second signal
-exits at once (code 130).
+The runner is a thin command over :class:`~informer.Manager`: it configures logging (the
+only place that configures structlog), loads the controllers, builds a Manager from the
+flags and runs it until SIGINT or SIGTERM. The Manager loads the client configuration
+(``--kubeconfig``/``$KUBECONFIG``/``~/.kube/config``, ``--context``, or the in-cluster
+service account inside a Pod); ``GET /version`` until the server answers (within
+``--startup-timeout``); builds one :class:`~informer.SharedInformerFactory` per
+``--namespace`` (one for all namespaces by default; ``managedFields`` are stripped from
+cached objects) and one instance of each controller per factory; lists each watched
+resource once (``limit=1``) so that a missing RBAC permission fails at once; starts the
+informers and the controllers; waits until every controller's caches synced and every
+reflector opened its first watch (``--startup-timeout`` covers all of startup), aborting
+on a 401/403 a reflector reports (e.g. ``watch`` forbidden while ``list`` is allowed).
+The runner then logs ``runner.started``. A signal cancels everything: in-flight
+reconciles get :data:`SHUTDOWN_GRACE` seconds to finish, the process exits 0 within 5 s.
+A second signal exits at once (code 130).
 
 Logs go to stdout (``--log-format console`` on a terminal, ``json`` otherwise); a fatal
-error is one line ``error: ...`` on stderr, without a traceback, and a non-zero exit code:
+error is one line ``error: ...`` on stderr, without a traceback, and a non-zero exit code
+(the Manager's typed errors map to codes through one table, :data:`EXIT_CODES`):
 
 ==== =====================================================================================
 code meaning
@@ -52,7 +56,12 @@ code meaning
 Observability: ``--metrics-bind-address HOST:PORT`` serves Prometheus metrics on
 ``/metrics`` and ``--health-probe-bind-address HOST:PORT`` serves ``/healthz`` (liveness)
 and ``/readyz`` (readiness); ``0`` disables them (the default), ``:8080`` listens on every
-interface. Both are bound before anything else starts.
+interface. Both are bound before anything else starts. Metrics are served securely by
+default (``--metrics-secure``, as controller-runtime's scaffold): HTTPS with the
+certificate in ``--metrics-cert-dir`` (or a self-signed one), and every scrape must carry
+a bearer token the API server authenticates (TokenReview) and authorizes
+(SubjectAccessReview: ``get`` on the non-resource URL ``/metrics``); ``--no-metrics-secure``
+serves plain HTTP without authentication. Probes are always plain HTTP, unauthenticated.
 
 Leader election (``--leader-elect``, off by default): every replica starts its informers
 (followers keep warm caches) but runs the controllers' workers only while it holds the
@@ -89,53 +98,48 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import re
 import signal
-import socket
 import sys
 import traceback
-import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Final, NoReturn
+from typing import Final, NoReturn
 
 import anyio
-import anyio.abc
 import structlog
 
-from ._cache.factory import SharedInformerFactory
-from ._cache.informer import SharedIndexInformer
 from ._controller import Controller
 from ._exceptions import (
     ApiError,
     BindError,
+    CacheSyncTimeout,
     ConfigError,
     ConnectionFailed,
     Forbidden,
-    InformerError,
-    NotFound,
+    LeaderElectionLost,
+    TargetError,
     Unauthorized,
 )
-from ._kube import ApiClient, new_api_client, request_json
-from ._leaderelection import LeaderElector, validate_timings
-from ._resource import LEASES
+from ._runtime.election import LeaderElectionConfig, default_identity
+from ._runtime.http import parse_bind_address
 from ._runtime.logconfig import LOG_FORMATS, LOG_LEVELS, configure_logging, default_log_format
-from ._runtime.observability import Observability
-from ._runtime.targets import TargetError, load_samples, load_target, select_controllers
-from ._transforms import strip_managed_fields
+from ._runtime.manager import Manager
+from ._runtime.startup import GC_THRESHOLDS
+from ._runtime.targets import ENTRY_POINT_GROUP, load_registered, load_target, select_controllers
 
 __all__ = [
     "DEFAULT_LEADER_ELECTION_ID",
+    "EXIT_CODES",
     "GC_THRESHOLDS",
     "LEASE_RELEASE_TIMEOUT",
     "SERVICE_ACCOUNT_NAMESPACE_FILE",
     "SHUTDOWN_GRACE",
     "ExitCode",
-    "StartupError",
+    "UsageError",
     "build_parser",
+    "exit_code",
     "main",
 ]
 
@@ -143,9 +147,6 @@ log = structlog.get_logger("informer.run")  # not "__main__" under -m
 
 SHUTDOWN_GRACE: Final = 3.0
 """Seconds in-flight reconciles get to finish after a signal (the whole stop stays < 5 s)."""
-
-GC_THRESHOLDS: Final = (50_000, 50, 100)
-"""``gc.set_threshold`` after the initial sync with ``--gc-freeze``."""
 
 DEFAULT_LEADER_ELECTION_ID: Final = "kube-informer"
 """The Lease name with ``--leader-elect`` when ``--leader-election-id`` is not given."""
@@ -156,7 +157,6 @@ SERVICE_ACCOUNT_NAMESPACE_FILE: Final = "/var/run/secrets/kubernetes.io/servicea
 LEASE_RELEASE_TIMEOUT: Final = 1.0
 """Seconds the Lease release gets on SIGINT/SIGTERM (after the controllers' drain)."""
 
-_POLL: Final = 0.05
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -178,13 +178,36 @@ class ExitCode(IntEnum):
     FORCED = 130
 
 
-class StartupError(Exception):
-    """A fatal condition (at startup, or the lost lease): printed as one line, exits ``code``."""
+class UsageError(Exception):
+    """A command line argparse cannot reject by itself (e.g. inconsistent timings)."""
 
-    def __init__(self, code: ExitCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = " ".join(message.split())  # one line
+
+EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
+    (UsageError, ExitCode.USAGE),
+    (BindError, ExitCode.USAGE),
+    (TargetError, ExitCode.TARGET),
+    (ConfigError, ExitCode.CONFIG),
+    (ConnectionFailed, ExitCode.UNREACHABLE),
+    (Unauthorized, ExitCode.UNAUTHORIZED),
+    (Forbidden, ExitCode.FORBIDDEN),
+    (CacheSyncTimeout, ExitCode.SYNC_TIMEOUT),
+    (LeaderElectionLost, ExitCode.LEADERSHIP_LOST),
+    (ApiError, ExitCode.API_ERROR),
+)
+"""Exception type -> exit code, most specific first; anything else is a bug (exit 1)."""
+
+
+def exit_code(exc: BaseException) -> ExitCode | None:
+    """The exit code of a fatal error (:data:`EXIT_CODES`), or None for a bug."""
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message on one line, with the Manager's parameters named as flags."""
+    return " ".join(str(exc).split()).replace("startup_timeout=", "--startup-timeout ")
 
 
 # ------------------------------------------------------------------------- command line
@@ -233,21 +256,16 @@ def _dns_subdomain(text: str) -> str:
 
 
 def _bind_address(text: str) -> str:
-    """``0`` (disabled), ``:PORT``, ``HOST:PORT`` or ``[IPv6]:PORT``; returned as given."""
+    """``0`` (disabled), ``:PORT``, ``HOST:PORT`` or ``[IPv6]:PORT``; returned as given.
+
+    The one parser of bind addresses is :func:`informer._runtime.http.parse_bind_address`.
+    """
     if text == "0":
         return text
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, :PORT or 0, got {text!r}")
-    if host.startswith("["):
-        if not host.endswith("]") or len(host) < 3:
-            raise argparse.ArgumentTypeError(f"bad IPv6 address in {text!r}")
-    elif ":" in host:
-        raise argparse.ArgumentTypeError(f"an IPv6 host must be in brackets: {text!r}")
-    elif host and not re.match(r"^[A-Za-z0-9.-]+$", host):
-        raise argparse.ArgumentTypeError(f"bad host in {text!r}")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"bad port in {text!r} (0-65535)")
+    try:
+        parse_bind_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; or 0 to disable") from None
     return text
 
 
@@ -295,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up if the server is unreachable or caches are not synced by then (default: 30)",
     )
-    ctl = parser.add_argument_group("controllers")
+    ctl = parser.add_argument_group("controllers to run")
     ctl.add_argument(
         "--controllers",
         metavar="A,B",
@@ -376,6 +394,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="HOST:PORT for Prometheus metrics; 0 disables (default)",
     )
     ops.add_argument(
+        "--metrics-secure",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve metrics over HTTPS, each scrape authenticated (TokenReview) and "
+        "authorized (SubjectAccessReview: get on the non-resource URL /metrics), as "
+        "controller-runtime's --metrics-secure (default: on; --no-metrics-secure serves "
+        "plain HTTP to anyone who reaches the port)",
+    )
+    ops.add_argument(
+        "--metrics-cert-dir",
+        metavar="DIR",
+        help="folder holding tls.crt and tls.key for secure metrics, re-read when they "
+        "change (default: a self-signed certificate generated at startup)",
+    )
+    ops.add_argument(
         "--health-probe-bind-address",
         type=_bind_address,
         default="0",
@@ -393,43 +426,77 @@ def _controller_classes(args: argparse.Namespace) -> list[type[Controller]]:
                 chosen.append(cls)
     names = [n.strip() for n in (args.controllers or "").split(",") if n.strip()]
     if names or not args.targets:
-        samples = load_samples()
-        for cls in select_controllers(samples, names) if names else list(samples.values()):
+        registered = load_registered()
+        for cls in select_controllers(registered, names) if names else registered.values():
             if cls not in chosen:
                 chosen.append(cls)
     if not chosen:
-        raise TargetError("no controller to run")
+        raise TargetError(
+            "no controller to run: give a TARGET (module:Class, module or file.py), or "
+            f"(re)install a package that registers controllers under {ENTRY_POINT_GROUP!r}"
+        )
     return chosen
 
 
+def _election_options(args: argparse.Namespace) -> LeaderElectionConfig | None:
+    """The ``--leader-elect`` settings, or None; a bad timing combination is a usage error."""
+    try:
+        config = LeaderElectionConfig(
+            name=args.leader_election_id,
+            namespace=args.leader_election_namespace or _default_election_namespace(),
+            identity=default_identity(),
+            lease_duration=args.leader_election_lease_duration,
+            renew_deadline=args.leader_election_renew_deadline,
+            retry_period=args.leader_election_retry_period,
+            release_timeout=LEASE_RELEASE_TIMEOUT,
+        )
+    except ValueError as exc:
+        message = (
+            str(exc)
+            .replace("lease_duration", "--leader-election-lease-duration")
+            .replace("renew_deadline", "--leader-election-renew-deadline")
+            .replace("retry_period", "--leader-election-retry-period")
+        )
+        raise UsageError(message) from exc
+    return config if args.leader_elect else None
+
+
+def _default_election_namespace() -> str:
+    """The Pod's namespace (service account mount), else ``default``."""
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE_FILE) as f:
+            namespace = f.read().strip()
+    except OSError:
+        return "default"
+    return namespace or "default"
+
+
+def _manager(
+    args: argparse.Namespace,
+    classes: Sequence[type[Controller]],
+    election: LeaderElectionConfig | None,
+) -> Manager:
+    manager = Manager(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespaces=[ns for group in args.namespace for ns in group],
+        leader_election=election,
+        metrics_bind_address=args.metrics_bind_address,
+        metrics_secure=args.metrics_secure,
+        metrics_cert_dir=args.metrics_cert_dir,
+        health_probe_bind_address=args.health_probe_bind_address,
+        gc_freeze=args.gc_freeze,
+        watch_list=args.watch_list,
+        startup_timeout=args.startup_timeout,
+        workers=args.workers,
+        shutdown_grace=SHUTDOWN_GRACE,
+    )
+    for cls in classes:
+        manager.add(cls)
+    return manager
+
+
 # ------------------------------------------------------------------------------ running
-
-
-@dataclass(frozen=True)
-class _Election:
-    """``--leader-elect`` settings (see the module docstring)."""
-
-    name: str
-    namespace: str
-    identity: str
-    lease_duration: float
-    renew_deadline: float
-    retry_period: float
-
-
-@dataclass
-class _Options:
-    classes: list[type[Controller]]
-    namespaces: list[str | None]
-    workers: int | None
-    startup_timeout: float
-    gc_freeze: bool
-    kubeconfig: str | None
-    context: str | None
-    election: _Election | None = None
-    metrics_address: str = "0"
-    health_address: str = "0"
-    watch_list: bool = True
 
 
 class _Signals:
@@ -458,7 +525,8 @@ def _hard_exit(code: ExitCode, message: str) -> NoReturn:
     os._exit(int(code))
 
 
-async def _main_async(opts: _Options) -> ExitCode:
+async def _main_async(manager: Manager) -> ExitCode:
+    failure: Exception | None = None
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:
             work = anyio.CancelScope()
@@ -466,376 +534,26 @@ async def _main_async(opts: _Options) -> ExitCode:
             tg.start_soon(watcher.watch, signals)
             try:
                 with work:
-                    await _serve(opts)
+                    await _serve(manager)
+            except Exception as exc:
+                failure = exc  # raised below, outside the task group: not wrapped in a group
             finally:
                 tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     if watcher.received is not None:
         log.info("runner.stopped", signal=watcher.received)
     return ExitCode.OK
 
 
-async def _serve(opts: _Options) -> None:
-    deadline = anyio.current_time() + opts.startup_timeout
-    try:
-        api = await new_api_client(kubeconfig=opts.kubeconfig, context=opts.context)
-    except ConfigError as exc:
-        raise StartupError(ExitCode.CONFIG, str(exc)) from exc
-    except Exception as exc:
-        # A parse error new_api_client does not translate (e.g. malformed YAML).
-        path = opts.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise StartupError(
-            ExitCode.CONFIG, f"kubeconfig {path!r} is invalid: {type(exc).__name__}: {exc}"
-        ) from exc
-    try:
-        address = str(getattr(api.configuration, "host", "") or "?")
-        await _check_server(api, address, deadline, opts.startup_timeout)
-        errors = _WatchErrors()
-        factories = [
-            SharedInformerFactory(
-                api,
-                namespace=ns,
-                transform=strip_managed_fields,
-                reflector_options={"on_watch_error": errors, "use_watch_list": opts.watch_list},
-            )
-            for ns in opts.namespaces
-        ]
-        controllers: list[Controller] = []
-        for ns, factory in zip(opts.namespaces, factories, strict=True):
-            for cls in opts.classes:
-                kwargs: dict[str, Any] = {}
-                if opts.workers is not None:
-                    kwargs["workers"] = opts.workers
-                if len(opts.namespaces) > 1:
-                    kwargs["name"] = f"{cls.name}@{ns}"
-                controller = cls(factory, api, **kwargs)
-                controller.shutdown_grace = min(controller.shutdown_grace, SHUTDOWN_GRACE)
-                if opts.election is not None:
-                    # A lost lease must stop the writes before a follower's lease expires.
-                    controller.shutdown_grace = min(
-                        controller.shutdown_grace,
-                        opts.election.lease_duration - opts.election.renew_deadline,
-                    )
-                controllers.append(controller)
-        elector = _new_elector(api, opts.election, controllers) if opts.election else None
-        informers = [i for f in factories for i in f.informers]
-        obs = Observability(factories=factories, controllers=controllers, elector=elector)
+async def _serve(manager: Manager) -> None:
+    async with manager:
         log.info(
-            "runner.starting",
-            controllers=[c.name for c in controllers],
-            namespaces=[ns or "*" for ns in opts.namespaces],
-            informers=[i.name for i in informers],
+            "runner.started",
+            controllers=[c.name for c in manager.controllers],
+            objects=sum(len(i.indexer) for i in manager.informers),
         )
-        await _preflight(informers, deadline, address)
-        if elector is not None:
-            await _preflight_lease(api, elector, deadline, address)
-        if opts.gc_freeze:
-            gc.disable()
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                await stack.enter_async_context(
-                    obs.serve(
-                        metrics_address=opts.metrics_address, health_address=opts.health_address
-                    )
-                )
-            except BindError as exc:
-                raise StartupError(ExitCode.USAGE, str(exc)) from exc
-            for factory in factories:
-                await stack.enter_async_context(factory)
-            async with anyio.create_task_group() as tg:
-                if elector is None:  # else they run only while leading
-                    for controller in controllers:
-                        tg.start_soon(controller.run, name=f"controller {controller.name}")
-                await _wait_synced(
-                    controllers, informers, errors, deadline, opts.startup_timeout, address
-                )
-                if opts.gc_freeze:
-                    _freeze_gc()
-                log.info(
-                    "runner.started",
-                    controllers=[c.name for c in controllers],
-                    objects=sum(len(i.indexer) for i in informers),
-                )
-                if elector is None:
-                    await anyio.sleep_forever()
-                else:
-                    await _run_elected(elector, address)
-    finally:
-        if opts.gc_freeze and not gc.isenabled():
-            gc.enable()
-        with anyio.CancelScope(shield=True):
-            await api.close()
-
-
-# ----------------------------------------------------------------------- leader election
-
-
-def _election_options(args: argparse.Namespace) -> _Election | None:
-    """The ``--leader-elect`` settings, or None; a bad timing combination is a usage error."""
-    try:
-        validate_timings(
-            args.leader_election_lease_duration,
-            args.leader_election_renew_deadline,
-            args.leader_election_retry_period,
-        )
-    except ValueError as exc:
-        message = (
-            str(exc)
-            .replace("lease_duration", "--leader-election-lease-duration")
-            .replace("renew_deadline", "--leader-election-renew-deadline")
-            .replace("retry_period", "--leader-election-retry-period")
-        )
-        raise StartupError(ExitCode.USAGE, message) from exc
-    if not args.leader_elect:
-        return None
-    return _Election(
-        name=args.leader_election_id,
-        namespace=args.leader_election_namespace or _default_election_namespace(),
-        identity=f"{socket.gethostname()}_{uuid.uuid4()}",
-        lease_duration=args.leader_election_lease_duration,
-        renew_deadline=args.leader_election_renew_deadline,
-        retry_period=args.leader_election_retry_period,
-    )
-
-
-def _default_election_namespace() -> str:
-    """The Pod's namespace (service account mount), else ``default``."""
-    try:
-        with open(SERVICE_ACCOUNT_NAMESPACE_FILE) as f:
-            namespace = f.read().strip()
-    except OSError:
-        return "default"
-    return namespace or "default"
-
-
-def _new_elector(
-    api: ApiClient, election: _Election, controllers: Sequence[Controller]
-) -> LeaderElector:
-    """The runner's elector: its leading work runs every controller until cancelled."""
-
-    async def lead() -> None:
-        async with anyio.create_task_group() as tg:
-            for controller in controllers:
-                tg.start_soon(controller.run, name=f"controller {controller.name}")
-
-    return LeaderElector(
-        api,
-        name=election.name,
-        namespace=election.namespace,
-        identity=election.identity,
-        lease_duration=election.lease_duration,
-        renew_deadline=election.renew_deadline,
-        retry_period=election.retry_period,
-        on_started_leading=lead,
-        release_timeout=LEASE_RELEASE_TIMEOUT,
-    )
-
-
-async def _preflight_lease(
-    api: ApiClient, elector: LeaderElector, deadline: float, address: str
-) -> None:
-    """Read the Lease once: a missing ``get leases`` permission fails at startup.
-
-    A missing Lease is fine (the elector creates it); connection failures are left to the
-    elector's retries.
-    """
-    try:
-        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-            await request_json(
-                api,
-                "GET",
-                LEASES.path(elector.name, namespace=elector.namespace),
-                resource=LEASES.group_resource,
-                namespace=elector.namespace,
-            )
-    except NotFound:
-        pass
-    except (Unauthorized, Forbidden) as exc:
-        raise _api_error(exc, None, address) from exc
-    except InformerError as exc:
-        log.debug("runner.preflight_failed", lease=elector.name, error=str(exc))
-
-
-async def _run_elected(elector: LeaderElector, address: str) -> None:
-    """Campaign for the Lease; the controllers run while leading. Never returns normally.
-
-    Raises :class:`StartupError` (code 10) when leadership is lost, 6/7 on a 401/403 from
-    the Lease requests. Cancellation (a signal) stops the controllers, then releases.
-    """
-    try:
-        await elector.run()
-    except (Unauthorized, Forbidden) as exc:
-        raise _api_error(exc, None, address) from exc
-    raise StartupError(
-        ExitCode.LEADERSHIP_LOST,
-        f"leader election lost: lease {elector.namespace}/{elector.name} "
-        f"(identity {elector.identity}): {elector.lost_reason}; controllers stopped",
-    )
-
-
-async def _check_server(
-    api: ApiClient, address: str, deadline: float, startup_timeout: float
-) -> None:
-    """``GET /version`` until it answers; retry connection failures until ``deadline``."""
-    delay = 0.1
-    last: str = "no answer"
-    while True:
-        remaining = deadline - anyio.current_time()
-        if remaining <= 0:
-            raise StartupError(
-                ExitCode.UNREACHABLE,
-                f"cannot reach the API server at {address} within --startup-timeout "
-                f"{startup_timeout:g}s: {last}",
-            )
-        try:
-            with anyio.fail_after(remaining):
-                version = await request_json(api, "GET", "/version", read_timeout=remaining)
-        except TimeoutError:
-            last = "timed out"
-            continue
-        except ConnectionFailed as exc:
-            last = str(exc)
-        except Unauthorized as exc:
-            raise StartupError(ExitCode.UNAUTHORIZED, _unauthorized(address, exc)) from exc
-        except ApiError as exc:
-            last = f"GET /version answered {exc.status}: {exc}"
-            if exc.status < 500 and exc.status != 429:
-                raise StartupError(ExitCode.API_ERROR, f"{address}: {last}") from exc
-        else:
-            log.info("runner.connected", server=address, version=version.get("gitVersion"))
-            return
-        log.debug("runner.unreachable", server=address, error=last)
-        await anyio.sleep(min(delay, max(0.0, deadline - anyio.current_time())))
-        delay = min(delay * 2, 2.0)
-
-
-def _unauthorized(address: str, exc: BaseException) -> str:
-    return f"unauthorized (401): the API server at {address} rejected the credentials: {exc}"
-
-
-def _api_error(exc: ApiError, informer: SharedIndexInformer | None, address: str) -> StartupError:
-    if isinstance(exc, Forbidden):
-        return StartupError(ExitCode.FORBIDDEN, str(exc))
-    if isinstance(exc, Unauthorized):
-        return StartupError(ExitCode.UNAUTHORIZED, _unauthorized(address, exc))
-    what = informer.name if informer is not None else "a watched resource"
-    if isinstance(exc, NotFound):
-        return StartupError(
-            ExitCode.API_ERROR,
-            f"the API server at {address} does not serve {what} (404): {exc}",
-        )
-    return StartupError(ExitCode.API_ERROR, f"{what}: {exc}")
-
-
-async def _preflight(
-    informers: Sequence[SharedIndexInformer], deadline: float, address: str
-) -> None:
-    """List each resource once (``limit=1``): fail fast on 401/403/404.
-
-    Connection failures and other errors are left to the reflectors (retried until the
-    startup deadline).
-    """
-    failures: list[StartupError] = []
-
-    async def probe(informer: SharedIndexInformer) -> None:
-        try:
-            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-                await informer.lister_watcher.list(limit=1)
-        except (Unauthorized, Forbidden, NotFound) as exc:
-            failures.append(_api_error(exc, informer, address))
-        except InformerError as exc:
-            log.debug("runner.preflight_failed", informer=informer.name, error=str(exc))
-
-    async with anyio.create_task_group() as tg:
-        for informer in informers:
-            tg.start_soon(probe, informer)
-    if failures:
-        raise failures[0]
-
-
-class _WatchErrors:
-    """The reflectors' ``on_watch_error`` callback: remembers the latest errors.
-
-    Errors carry what failed (a Forbidden names the verb, resource and namespace), so
-    one collector serves every informer.
-    """
-
-    def __init__(self) -> None:
-        self.last: BaseException | None = None
-        self.fatal: ApiError | None = None
-
-    def __call__(self, exc: BaseException) -> None:
-        self.last = exc
-        if isinstance(exc, Unauthorized | Forbidden) and self.fatal is None:
-            self.fatal = exc
-
-
-async def _wait_synced(
-    controllers: Sequence[Controller],
-    informers: Sequence[SharedIndexInformer],
-    errors: _WatchErrors,
-    deadline: float,
-    startup_timeout: float,
-    address: str,
-) -> None:
-    """Wait until every controller synced and every reflector opened its first watch.
-
-    A 401 or 403 reported by a reflector before that aborts (a watch forbidden while the
-    list is allowed is caught here too); so does the deadline.
-    """
-    watching: set[int] = set()
-
-    def started() -> bool:
-        for informer in informers:
-            if id(informer) not in watching and informer.reflector.is_watching:
-                watching.add(id(informer))
-        return len(watching) == len(informers) and all(c.has_synced() for c in controllers)
-
-    while not started():
-        if errors.fatal is not None:
-            raise _api_error(errors.fatal, None, address)
-        if anyio.current_time() >= deadline:
-            raise _sync_timeout(
-                [i for i in informers if id(i) not in watching], errors, startup_timeout
-            )
-        await anyio.sleep(_POLL)
-
-
-def _sync_timeout(
-    pending: Sequence[SharedIndexInformer], errors: _WatchErrors, timeout: float
-) -> StartupError:
-    names = ", ".join(i.name for i in pending) or "controller handlers"
-    error = errors.last
-    if isinstance(error, ConnectionFailed):
-        return StartupError(
-            ExitCode.UNREACHABLE,
-            f"{error} (caches not synced within --startup-timeout {timeout:g}s)",
-        )
-    if isinstance(error, ApiError):
-        return StartupError(
-            ExitCode.API_ERROR,
-            f"caches not synced within --startup-timeout {timeout:g}s ({names}): {error}",
-        )
-    return StartupError(
-        ExitCode.SYNC_TIMEOUT, f"caches not synced within --startup-timeout {timeout:g}s: {names}"
-    )
-
-
-def _freeze_gc() -> None:
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    gc.enable()
-    log.info("runner.gc_frozen", frozen=gc.get_freeze_count(), thresholds=GC_THRESHOLDS)
-
-
-def _startup_error(exc: BaseException) -> StartupError | None:
-    """The StartupError inside (possibly nested, single-member) exception groups."""
-    while isinstance(exc, BaseExceptionGroup):
-        found = [e for e in exc.exceptions if _startup_error(e) is not None]
-        if not found:
-            return None
-        exc = found[0]
-    return exc if isinstance(exc, StartupError) else None
+        await anyio.sleep_forever()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -844,41 +562,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.log_format or default_log_format(sys.stdout), args.log_level)
     try:
-        try:
-            classes = _controller_classes(args)
-        except TargetError as exc:
-            raise StartupError(ExitCode.TARGET, str(exc)) from exc
-        namespaces: list[str | None] = list(
-            dict.fromkeys(ns for group in args.namespace for ns in group)
-        ) or [None]
+        classes = _controller_classes(args)
         election = _election_options(args)
-        opts = _Options(
-            election=election,
-            classes=classes,
-            namespaces=namespaces,
-            workers=args.workers,
-            startup_timeout=args.startup_timeout,
-            gc_freeze=args.gc_freeze,
-            kubeconfig=args.kubeconfig,
-            context=args.context,
-            watch_list=args.watch_list,
-            metrics_address=args.metrics_bind_address,
-            health_address=args.health_probe_bind_address,
-        )
-        return int(anyio.run(_main_async, opts))
+        return int(anyio.run(_main_async, _manager(args, classes, election)))
     except KeyboardInterrupt:
         return int(ExitCode.FORCED)
     except BaseException as exc:
-        startup = _startup_error(exc)
-        if startup is None:
+        code = exit_code(exc)
+        if code is None:
             if isinstance(exc, SystemExit):
                 raise
             traceback.print_exception(exc)
             print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
             return int(ExitCode.INTERNAL)
-        log.debug("runner.failed", code=int(startup.code), error=startup.message)
-        print(f"error: {startup.message}", file=sys.stderr, flush=True)
-        return int(startup.code)
+        message = _one_line(exc)
+        log.debug("runner.failed", code=int(code), error=message)
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return int(code)
 
 
 if __name__ == "__main__":

@@ -193,6 +193,50 @@ def test_owner_key_filters_kind_group_and_controller() -> None:
     assert owner_key("ReplicaSet")({"metadata": {"name": "no-owners", "namespace": "ns"}}) == []
 
 
+def test_owner_key_group() -> None:
+    p = pod(
+        "p",
+        [
+            ref("Website", "w1", api_version="example.com/v1"),
+            ref("Website", "w2", api_version="example.com/v2beta1", controller=False),
+            ref("Website", "other", api_version="other.example.com/v1", controller=False),
+            ref("Secret", "core", api_version="v1", controller=False),
+        ],
+    )
+    assert owner_key("Website", group="example.com")(p) == ["ns/w1"]
+    assert owner_key("Website", group="example.com", controller_only=False)(p) == ["ns/w1", "ns/w2"]
+    assert owner_key("Website", api_version="example.com/v1", controller_only=False)(p) == [
+        "ns/w1",
+        "ns/w2",
+    ]
+    # A CRD version may be any DNS label; only the group is compared.
+    assert owner_key("Website", api_version="example.com/version1")(p) == ["ns/w1"]
+    assert owner_key("Secret", group="", controller_only=False)(p) == ["ns/core"]
+    assert owner_key("Secret", api_version="v1", controller_only=False)(p) == ["ns/core"]
+    assert owner_key("Secret", group="apps", controller_only=False)(p) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"api_version": "example.com"},
+         r"api_version='example.com' has no version.*pass group='example.com'"),
+        ({"api_version": "apps"}, r"api_version='apps' has no version.*pass group='apps'"),
+        ({"api_version": "example.com/"}, r"not an apiVersion.*pass group="),
+        ({"api_version": "/v1"}, r"not an apiVersion"),
+        ({"api_version": "a/b/v1"}, r"not an apiVersion"),
+        ({"group": "apps/v1"}, r"group='apps/v1' is an apiVersion.*pass group='apps'"),
+        ({"group": "apps", "api_version": "apps/v1"}, r"pass group= or api_version=, not both"),
+    ],
+    ids=["dns-group-as-version", "bare-group", "empty-version", "empty-group", "two-slashes",
+         "version-in-group", "both"],
+)  # fmt: skip
+def test_owner_key_rejects_ambiguous_groups(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        owner_key("Website", **kwargs)  # type: ignore[arg-type]
+    assert str(info.value).startswith("owner_key('Website'): ")
+
+
 def test_result_validation() -> None:
     assert Result() == Result(requeue=False, requeue_after=None)
     for bad in (-1.0, math.inf, math.nan):
@@ -223,6 +267,64 @@ async def test_controller_name_defaults_to_kebab_case_and_can_be_overridden() ->
     )
     with pytest.raises(ValueError, match="workers"):
         HTTPRouteReconciler(factory, None, workers=0)
+
+
+def test_class_attributes_tune_every_instance_unless_overridden() -> None:
+    """``workers``, ``max_retries``, ``shutdown_grace`` and ``rate_limiter`` declared on the
+    class are honoured (they used to be overwritten by the constructor's defaults)."""
+    made: list[ExponentialFailureRateLimiter] = []
+
+    def limiter() -> ExponentialFailureRateLimiter:
+        made.append(ExponentialFailureRateLimiter(base=0.5, cap=2.0))
+        return made[-1]
+
+    class Tuned(Controller):
+        workers = 3
+        max_retries = 2
+        shutdown_grace = 0.5
+        rate_limiter = limiter
+
+        async def reconcile(self, key: str) -> Result | None:
+            return None
+
+    factory = fake_factory({})
+    a, b = Tuned(factory, None), Tuned(factory, None)
+    assert (a.workers, a.max_retries, a.shutdown_grace, a.stats.workers) == (3, 2, 0.5, 3)
+    assert made == [a.queue.rate_limiter, b.queue.rate_limiter]  # one limiter per instance
+    assert made[0] is not made[1]
+    own = fast_limiter()
+    c = Tuned(factory, None, workers=1, max_retries=0, shutdown_grace=2.0, rate_limiter=own)
+    assert (c.workers, c.max_retries, c.shutdown_grace, c.stats.workers) == (1, 0, 2.0, 1)
+    assert c.queue.rate_limiter is own and len(made) == 2
+    assert (Tuned.workers, Tuned.max_retries, Tuned.shutdown_grace) == (3, 2, 0.5)
+    plain = Recorder(factory, watches=())
+    assert (plain.workers, plain.max_retries, plain.shutdown_grace) == (1, 15, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "error"),
+    [
+        ("workers", 0, "workers must be an int >= 1"),
+        ("workers", 2.5, "workers must be an int >= 1"),
+        ("max_retries", -1, "max_retries must be an int >= 0"),
+        ("shutdown_grace", -1.0, "shutdown_grace must be seconds >= 0"),
+    ],
+    ids=["workers-zero", "workers-float", "retries-negative", "grace-negative"],
+)
+def test_bad_class_attributes_are_rejected_naming_the_class(
+    attribute: str, value: object, error: str
+) -> None:
+    cls = type("Bad", (Controller,), {attribute: value})
+    with pytest.raises(ValueError, match=f"Bad: {error}"):
+        cls(fake_factory({}), None)
+
+
+def test_a_shared_limiter_instance_as_class_attribute_is_refused() -> None:
+    class Shared(Controller):
+        rate_limiter = fast_limiter()  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match="must be a factory"):
+        Shared(fake_factory({}), None)
 
 
 async def test_watch_shares_informers_and_rejects_selectors_on_an_informer() -> None:

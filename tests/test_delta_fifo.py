@@ -472,19 +472,7 @@ async def test_failed_initial_item_still_counts_towards_synced() -> None:
     assert fifo.has_synced()
 
 
-# -- transform ----------------------------------------------------------------------------------
-
-
-class CountingTransform:
-    """Drops managedFields into a new dict; counts calls per resourceVersion."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-
-    def __call__(self, o: Obj) -> Obj:
-        self.seen.append(o["metadata"]["resourceVersion"])
-        meta = {k: v for k, v in o["metadata"].items() if k != "managedFields"}
-        return {**o, "metadata": meta, "transformed": True}
+# -- objects are queued as given ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -496,55 +484,20 @@ class CountingTransform:
         pytest.param("replace", S, id="replace"),
     ],
 )
-def test_transform_runs_once_per_incoming_object(op: str, kind: DeltaType) -> None:
-    t = CountingTransform()
-    fifo = DeltaFIFO(transform=t, known_objects=known(obj("a", "0")))
+def test_objects_are_queued_as_given(op: str, kind: DeltaType) -> None:
+    """The FIFO never transforms nor copies: the informer's transform ran in the Reflector."""
+    fifo = DeltaFIFO(known_objects=known(obj("a", "0")))
     incoming = obj("a", "7")
     incoming["metadata"]["managedFields"] = [{"manager": "kubectl"}]
     if op == "replace":
         fifo.replace([incoming], "7")
     else:
         getattr(fifo, op)(incoming)
-    assert t.seen == ["7"]
     deltas = fifo.get_by_key(key("a"))
     assert deltas is not None
     assert kinds(deltas) == [kind]
-    stored = deltas[0].object
-    assert isinstance(stored, dict)
-    assert stored["transformed"] is True
-    assert "managedFields" not in stored["metadata"]
-    assert "managedFields" in incoming["metadata"]  # this transform made a new dict
-
-
-def test_transform_never_runs_on_resync_or_tombstones() -> None:
-    t = CountingTransform()
-    fifo = DeltaFIFO(transform=t, known_objects=known(obj("a", "1"), obj("b", "1")))
-    fifo.resync()
-    assert kinds(fifo.get_by_key(key("a"))) == [S]
-    fifo2 = DeltaFIFO(transform=t, known_objects=known(obj("a", "1")))
-    fifo2.add(obj("q", "2"))  # transformed: "2"
-    fifo2.replace([], "3")  # tombstones for "q" (queued) and "a" (known): not transformed
-    fifo2.delete(DeletedFinalStateUnknown(key("a"), obj("a", "1")))  # tombstone: not transformed
-    assert t.seen == ["2"]
-    assert kinds(fifo2.get_by_key(key("a"))) == [D]
-    assert kinds(fifo2.get_by_key(key("q"))) == [A, D]
-
-
-def test_transform_not_called_for_an_ignored_delete() -> None:
-    t = CountingTransform()
-    fifo = DeltaFIFO(transform=t)
-    fifo.delete(obj("a"))
-    assert t.seen == []
-    assert len(fifo) == 0
-
-
-def test_key_is_computed_before_transform() -> None:
-    def rename(o: Obj) -> Obj:
-        return {"metadata": {**o["metadata"], "name": "renamed"}}
-
-    fifo = DeltaFIFO(transform=rename)
-    fifo.add(obj("a"))
-    assert fifo.list_keys() == [key("a")]
+    assert deltas[0].object is incoming
+    assert incoming["metadata"]["managedFields"] == [{"manager": "kubectl"}]
 
 
 # -- pop: process, errors, closing, waiting, cancellation -------------------------------------

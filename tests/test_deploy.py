@@ -6,7 +6,8 @@
   nothing runs it: there is no kubelet); the sample controllers work when the runner
   authenticates as the ServiceAccount with a token from the TokenRequest API (what a Pod
   mounts), exercising every verb granted; removing one rule makes the runner fail with a
-  403 naming the verb and the resource.
+  403 naming the verb and the resource; secure metrics served as the ServiceAccount (its
+  token and access reviews) answer 401/403/200 by the scraper's token and RBAC.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,13 +28,14 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import http_client
 import pytest
 import yaml
 from runner_logs import RunnerLogs
 
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from controllers.deployment_inventory import INVENTORY_NAME
-from informer import NotFound
+from informer import NotFound, Observability, new_api_client
 from informer._kube import request_json
 from informer.run import DEFAULT_LEADER_ELECTION_ID, ExitCode, build_parser
 
@@ -60,6 +63,7 @@ KINDS = {
     "Deployment": ("deployments", True),
     "Service": ("services", True),
     "PodDisruptionBudget": ("poddisruptionbudgets", True),
+    "NetworkPolicy": ("networkpolicies", True),
 }
 
 
@@ -139,13 +143,15 @@ def test_deployment_runs_the_runner_with_leader_election_and_probes() -> None:
     assert c["command"] == ["python", "-m", "informer.run"]
     assert c["args"] == [
         "--leader-elect",
-        "--metrics-bind-address=:8080",
+        "--metrics-bind-address=:8443",
+        "--metrics-secure",
         "--health-probe-bind-address=:8081",
     ]
     args = build_parser().parse_args(c["args"])  # every flag exists and is valid
     assert args.leader_elect and args.leader_election_id == DEFAULT_LEADER_ELECTION_ID
+    assert args.metrics_secure
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports == {"metrics": 8080, "health": 8081}
+    assert ports == {"metrics": 8443, "health": 8081}
     for probe, path in (
         ("startupProbe", "/healthz"),
         ("livenessProbe", "/healthz"),
@@ -153,6 +159,7 @@ def test_deployment_runs_the_runner_with_leader_election_and_probes() -> None:
     ):
         get = c[probe]["httpGet"]
         assert (get["path"], ports[get["port"]]) == (path, 8081), probe
+        assert get.get("scheme", "HTTP") == "HTTP", probe  # probes stay plain HTTP
     assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
     assert c["resources"]["limits"]["memory"]
     # The runner exits within 5 s of SIGTERM; the kubelet must wait longer than that.
@@ -207,13 +214,39 @@ def test_rbac_grants_only_what_the_samples_and_the_runner_use() -> None:
         ("coordination.k8s.io", "leases", "get", DEFAULT_LEADER_ELECTION_ID),
         ("coordination.k8s.io", "leases", "update", DEFAULT_LEADER_ELECTION_ID),
     }
-    for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
-        binding = find(kind)
-        assert binding["roleRef"]["kind"] == role_kind
+    assert rules("ClusterRole", "kube-informer-metrics-auth") == {
+        ("authentication.k8s.io", "tokenreviews", "create", ""),  # --metrics-secure
+        ("authorization.k8s.io", "subjectaccessreviews", "create", ""),
+    }
+    # For the scrapers (bound by the operator to Prometheus' ServiceAccount).
+    assert find("ClusterRole", "kube-informer-metrics-reader")["rules"] == [
+        {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
+    ]
+    bindings = [d for d in manifests() if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    assert {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings} == {
+        ("ClusterRole", "kube-informer"),
+        ("ClusterRole", "kube-informer-metrics-auth"),
+        ("Role", "kube-informer-leader-election"),
+    }
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == binding["kind"].removesuffix("Binding")
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
         ]
     assert find("Role")["metadata"]["namespace"] == NAMESPACE
+
+
+def test_network_policy_admits_only_the_metrics_and_probe_ports() -> None:
+    policy = find("NetworkPolicy")["spec"]
+    pod = find("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"] == pod
+    assert policy["policyTypes"] == ["Ingress"]
+    named = {p["name"] for p in container()["ports"]}
+    ports = [port for rule in policy["ingress"] for port in rule["ports"]]
+    assert {p["port"] for p in ports} == named == {"metrics", "health"}
+    assert all(p["protocol"] == "TCP" for p in ports)
+    metrics_rule = next(r for r in policy["ingress"] if r["ports"][0]["port"] == "metrics")
+    assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"metrics": "enabled"}}}]
 
 
 # ----------------------------------------------------------------------- on the server
@@ -576,3 +609,86 @@ async def test_a_missing_rule_fails_with_a_403_naming_verb_and_resource(
         print(lines[0])
     else:
         assert r.process.returncode == 0, r.stderr
+
+
+async def service_account_token(api: Any, namespace: str, name: str) -> str:
+    """A TokenRequest token for a new ServiceAccount ``name`` in ``namespace``."""
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts"
+    await request_json(api, "POST", path, body={"metadata": {"name": name}})
+    answer = await request_json(
+        api,
+        "POST",
+        f"{path}/{name}/token",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )
+    return str(answer["status"]["token"])
+
+
+async def may_get_metrics(api: Any, user: str) -> bool:
+    review = await request_json(
+        api,
+        "POST",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        body={"spec": {"user": user, "nonResourceAttributes": {"path": "/metrics", "verb": "get"}}},
+    )
+    return bool(review["status"].get("allowed"))
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_secure_metrics_served_as_the_service_account(
+    api_client: Any, sa_kubeconfig: Path, namespace: str
+) -> None:
+    """metrics-rbac.yaml is enough: the runner, as the ServiceAccount, reviews scrapers'
+    tokens; one bound to kube-informer-metrics-reader gets 200, another 403, none 401."""
+    scraper = await service_account_token(api_client, namespace, "prometheus")
+    stranger = await service_account_token(api_client, namespace, "stranger")
+    binding = f"metrics-reader-{namespace}"
+    rbac = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
+    await request_json(
+        api_client,
+        "POST",
+        rbac,
+        body={
+            "metadata": {"name": binding},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "kube-informer-metrics-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": namespace}],
+        },
+    )
+    insecure = ssl.create_default_context()  # the certificate is self-signed
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+
+    def scrape(token: str | None) -> bytes:
+        return http_client.get("/metrics", *([f"Authorization: Bearer {token}"] if token else []))
+
+    try:
+        with anyio.fail_after(10):
+            while not await may_get_metrics(  # noqa: ASYNC110 - polls the API
+                api_client, f"system:serviceaccount:{namespace}:prometheus"
+            ):
+                await anyio.sleep(0.05)
+        obs = Observability(process_metrics=False)
+        async with (
+            await new_api_client(kubeconfig=str(sa_kubeconfig)) as sa_api,
+            obs.serve(
+                metrics_address="127.0.0.1:0",
+                health_address=None,
+                metrics_secure=True,
+                api_client=sa_api,
+            ) as endpoints,
+        ):
+            port = endpoints.metrics_port
+            assert port is not None
+            with anyio.fail_after(20):
+                statuses = [
+                    (await http_client.request(port, scrape(token), insecure)).status
+                    for token in (None, "wrong", stranger, scraper)
+                ]
+    finally:
+        await request_json(api_client, "DELETE", f"{rbac}/{binding}")
+    assert statuses == [401, 401, 403, 200]

@@ -14,11 +14,9 @@ from typing import Any
 
 import anyio
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from informer import BindError
 from informer._cache.factory import SharedInformerFactory
-from informer._controller import Controller, Result
 from informer._leaderelection import LeaderElector
 from informer._resource import CONFIGMAPS, Resource
 from informer._runtime.health import (
@@ -285,45 +283,6 @@ async def test_stalls_without_bookmarks_or_guard_are_not_failures() -> None:
 # --------------------------------------------------------------------------------- lease
 
 
-class FakeElector:
-    """Implements the LeaseHolder protocol like LeaderElector.check does."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.name = "lease"
-        self.lease_duration = 15.0
-        self.renew_deadline = 10.0
-        self.retry_period = 2.0
-        self.leading = False
-        self.renewed_at = clock.now
-        self._clock = clock
-
-    def is_leader(self) -> bool:
-        return self.leading
-
-    def check(self, max_tolerable_expired_lease: float = 20.0) -> str | None:
-        overdue = self._clock() - self.renewed_at
-        if self.leading and overdue > self.lease_duration + max_tolerable_expired_lease:
-            return f"not renewed for {overdue:.1f}s"
-        return None
-
-
-def test_lease_check() -> None:
-    clock = FakeClock()
-    elector = FakeElector(clock)
-    assert isinstance(elector, LeaseHolder)
-    check = lease_check(elector, slack=1.0)  # limit: 10 + 2 + 1 = 13 s
-    clock.now += 100
-    assert check() is None  # a follower has no lease to keep
-    elector.leading = True
-    elector.renewed_at = clock.now
-    clock.now += 13.0
-    assert check() is None
-    clock.now += 0.5
-    assert check() == "not renewed for 13.5s"
-    elector.renewed_at = clock.now
-    assert check() is None
-
-
 def test_the_real_elector_is_a_lease_holder() -> None:
     elector = LeaderElector(None, name="lease", namespace="ns", identity="me")
     assert isinstance(elector, LeaseHolder)
@@ -331,54 +290,6 @@ def test_the_real_elector_is_a_lease_holder() -> None:
 
 
 # ------------------------------------------------------------------------- observability
-
-
-async def test_observability_serves_metrics_and_probes() -> None:
-    fake = FakeListerWatcher()
-    fake.create(cm("a"))
-    factory = fake_factory(fake)
-
-    class Noop(Controller):
-        def setup(self) -> None:
-            self.watch(CONFIGMAPS)
-
-        async def reconcile(self, key: str) -> Result | None:
-            return None
-
-    controller = Noop(factory, None)
-    clock = FakeClock()
-    elector = FakeElector(clock)
-    obs = Observability(factories=[factory], controllers=[controller], process_metrics=False)
-    obs.add_elector(elector)
-    obs.add_elector(elector)  # idempotent
-    assert [c.name for c in obs.checks.liveness] == ["event-loop", "watches", "leader-election"]
-    assert [c.name for c in obs.checks.readiness] == ["informers"]
-
-    def names(text: str) -> set[str]:
-        return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
-
-    with anyio.fail_after(TIMEOUT):
-        async with obs.serve(metrics_address="127.0.0.1:0", health_address="127.0.0.1:0") as ep:
-            assert ep.metrics_port is not None and ep.health_port is not None
-            assert (await http_get(ep.health_port, "/readyz"))[0] == 500
-            assert await http_get(ep.health_port, "/healthz") == (200, "ok")
-            async with anyio.create_task_group() as tg, factory:
-                tg.start_soon(controller.run)
-                assert await factory.wait_for_cache_sync()
-                assert await http_get(ep.health_port, "/readyz") == (200, "ok")
-                status, text = await http_get(ep.metrics_port, "/metrics")
-                assert status == 200
-                assert {
-                    "workqueue_adds_total",
-                    "controller_runtime_reconcile_total",
-                    "informer_store_objects",
-                    "leader_election_master_status",
-                } <= names(text)
-                elector.leading = True
-                clock.now += 60
-                status, body = await http_get(ep.health_port, "/healthz")
-                assert status == 500 and "[-]leader-election failed: not renewed" in body
-                tg.cancel_scope.cancel()
 
 
 async def test_run_observability_disabled_endpoints_and_bind_errors() -> None:

@@ -170,6 +170,7 @@ async def test_namespace_scoping(api_client: Any, namespace: str) -> None:
     await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
 
 
+@pytest.mark.allow_handler_failures
 async def test_slow_and_raising_handlers_both_receive_every_event(
     api_client: Any, namespace: str
 ) -> None:
@@ -223,6 +224,43 @@ async def test_initial_sync_modes(api_client: Any, namespace: str, watch_list: b
         await eventually(lambda: f"{namespace}/late" in informer.indexer)
 
 
+@pytest.mark.parametrize("watch_list", [False, True], ids=["list-watch", "watch-list"])
+async def test_cached_objects_carry_api_version_and_kind(
+    api_client: Any, namespace: str, watch_list: bool
+) -> None:
+    """A List's items come without apiVersion/kind, watch objects with them: the cache
+    holds one shape whichever way an object arrived (list, watch, watch-list)."""
+    await create_cm(api_client, namespace, "listed")
+    await request_json(
+        api_client, "POST", DEPLOYMENTS.path(namespace=namespace), body=deployment("listed")
+    )
+    factory = SharedInformerFactory(
+        api_client,
+        namespace=namespace,
+        transform=strip_managed_fields,
+        reflector_options={**FAST, "use_watch_list": watch_list},
+    )
+    cms, deps = factory.informer_for(CONFIGMAPS), factory.informer_for(DEPLOYMENTS)
+    seen: list[Any] = []
+    cms.add_event_handler(HandlerFuncs(seen.append, lambda old, new: seen.append(new)))
+
+    def shapes(informer: SharedIndexInformer) -> set[tuple[str, str]]:
+        return {(o.get("apiVersion"), o.get("kind")) for o in informer.indexer.list()}
+
+    async with factory:
+        assert await factory.wait_for_cache_sync(timeout=30)
+        await create_cm(api_client, namespace, "watched")
+        await request_json(
+            api_client, "POST", DEPLOYMENTS.path(namespace=namespace), body=deployment("watched")
+        )
+        await update_cm(api_client, namespace, "listed", "2")
+        await eventually(lambda: len(deps.indexer) == 2 and len(seen) == 3)
+    assert shapes(cms) == {("v1", "ConfigMap")}
+    assert shapes(deps) == {("apps/v1", "Deployment")}
+    assert {(o["apiVersion"], o["kind"]) for o in seen} == {("v1", "ConfigMap")}
+    assert cms.reflector.stats.lists == (0 if watch_list else 1)
+
+
 # -- convergence after failures ----------------------------------------------------------
 @pytest.fixture(scope="module")
 async def nocache_cp() -> AsyncIterator[ControlPlane]:
@@ -235,13 +273,18 @@ async def _admin(cp: ControlPlane) -> Any:
     return await new_api_client(kubeconfig=str(cp.kubeconfig_path))
 
 
-async def test_converges_after_churn_and_apiserver_restart(nocache_cp: ControlPlane) -> None:
+@pytest.mark.parametrize("watch_list", [False, True], ids=["list-watch", "watch-list"])
+async def test_converges_after_churn_and_apiserver_restart(
+    nocache_cp: ControlPlane, watch_list: bool
+) -> None:
     ns = f"restart-{secrets.token_hex(3)}"
     async with await _admin(nocache_cp) as api:
         await request_json(api, "POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
         for i in range(20):
             await create_cm(api, ns, f"cm{i}")
-        factory = SharedInformerFactory(api, namespace=ns, reflector_options=FAST)
+        factory = SharedInformerFactory(
+            api, namespace=ns, reflector_options={**FAST, "use_watch_list": watch_list}
+        )
         informer = factory.informer_for(CONFIGMAPS)
         events = Events()
         informer.add_event_handler(events.handler())
@@ -260,6 +303,10 @@ async def test_converges_after_churn_and_apiserver_restart(nocache_cp: ControlPl
             truth = await fresh_list(api, CONFIGMAPS, ns)
             await eventually(lambda: cache_state(informer) == truth)
             assert informer.reflector.stats.watches >= 2
+            # a graceful restart never turns watch-list off for good
+            assert not informer.reflector.watch_list_fallback
+            if watch_list:
+                assert informer.reflector.stats.watch_lists >= 1
 
 
 async def test_deletes_while_disconnected_after_compaction_become_tombstones(

@@ -3,8 +3,10 @@ mapping, and client configuration loading. The server is a local aiohttp server.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import RawTestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from informer import _kube as kube
 from informer._exceptions import (
     ApiError,
     ConfigError,
@@ -175,6 +178,42 @@ async def test_bodies_are_orjson_encoded(
     assert seen.body == sent
     assert seen.headers["Content-Type"] == content_type
     assert seen.query == {"fieldManager": "me", "dryRun": "All", "force": "true"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "sent"),
+    [
+        (None, "application/merge-patch+json"),
+        ("merge", "application/merge-patch+json"),
+        ("strategic", "application/strategic-merge-patch+json"),
+        ("json", "application/json-patch+json"),
+        ("apply", "application/apply-patch+yaml"),
+        ("application/merge-patch+json; charset=utf-8",
+         "application/merge-patch+json; charset=utf-8"),
+    ],
+    ids=["default-merge", "merge", "strategic", "json", "apply", "media-type-with-parameter"],
+)  # fmt: skip
+async def test_patch_content_type(
+    server: Server, api_client: ApiClient, content_type: str | None, sent: str
+) -> None:
+    await request_json(api_client, "PATCH", "/x", body={"a": 1}, content_type=content_type)
+    assert server.seen[-1].headers["Content-Type"] == sent
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "yaml", "Merge"])
+async def test_patch_with_unknown_type_is_not_sent(
+    server: Server, api_client: ApiClient, content_type: str
+) -> None:
+    with pytest.raises(ValueError, match=r"PATCH /x: content_type=.* is not a patch type") as info:
+        await request_json(api_client, "PATCH", "/x", body={"a": 1}, content_type=content_type)
+    for name in ("merge", "strategic", "json", "apply"):
+        assert repr(name) in str(info.value)
+    assert server.seen == []
+
+
+async def test_default_content_type_of_other_methods(server: Server, api_client: ApiClient) -> None:
+    await request_json(api_client, "POST", "/x", body={"a": 1})
+    assert server.seen[-1].headers["Content-Type"] == "application/json"
 
 
 async def test_empty_answer_is_empty_dict(server: Server, api_client: ApiClient) -> None:
@@ -419,3 +458,148 @@ async def test_new_api_client_bad_context(server: Server, tmp_path: Path) -> Non
     write_kubeconfig(path, server.url, "t")
     with pytest.raises(ConfigError, match="kubeconfig"):
         await new_api_client(kubeconfig=str(path), context="nope")
+
+
+GOOD: dict[str, Any] = {
+    "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+    "users": [{"name": "u", "user": {"token": "t"}}],
+    "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+    "current-context": "ctx",
+}
+
+
+@pytest.mark.parametrize(
+    ("content", "context", "message"),
+    [
+        ("", None, r"is empty: a kubeconfig needs clusters, users, contexts"),
+        ("# only a comment\n", None, r"is empty"),
+        ({**GOOD, "users": [{"name": "other", "user": {}}]}, None,
+         r", context 'ctx': user 'u' is not defined \(users: 'other'\)$"),
+        ({**GOOD, "users": None}, None,
+         r", context 'ctx': user 'u' is not defined \(the file defines no users\)$"),
+        ({**GOOD, "users": [{"name": "u", "user": None}]}, None,
+         r", context 'ctx': user 'u' has no 'user' mapping"),
+        ({**GOOD, "contexts": [{"name": "ctx", "context": {"cluster": "c"}}]}, None,
+         r", context 'ctx': the context names no user"),
+        ({**GOOD, "clusters": [{"name": "other", "cluster": {"server": "https://x"}}]}, None,
+         r", context 'ctx': cluster 'c' is not defined \(clusters: 'other'\)$"),
+        ({**GOOD, "clusters": [{"name": "c", "cluster": {}}]}, None,
+         r", context 'ctx': cluster 'c' has no server"),
+        ({**GOOD, "contexts": [{"name": "ctx", "context": {"user": "u"}}]}, None,
+         r", context 'ctx': the context names no cluster"),
+        (GOOD, "nope", r": context 'nope' is not defined \(contexts: 'ctx'\)$"),
+        ({**GOOD, "current-context": "gone"}, None,
+         r": current-context 'gone' is not defined \(contexts: 'ctx'\)$"),
+        ({k: v for k, v in GOOD.items() if k != "current-context"}, None,
+         r" sets no current-context: pass a context \(contexts: 'ctx'\)"),
+        ({**GOOD, "current-context": ""}, None, r" sets no current-context"),
+        ([GOOD], None, r" is not a kubeconfig: its top level is a list"),
+        ({**GOOD, "users": {"u": {}}}, None, r": users is a mapping, not a list$"),
+        ("clusters: [\n", None, r" is not valid YAML: "),
+    ],
+    ids=["empty", "comment-only", "missing-user", "null-users", "null-user", "context-no-user",
+         "missing-cluster", "cluster-no-server", "context-no-cluster", "missing-context",
+         "missing-current-context", "current-context-unset", "current-context-empty",
+         "top-level-list", "users-not-a-list", "bad-yaml"],
+)  # fmt: skip
+async def test_broken_kubeconfig_is_one_line(
+    tmp_path: Path, content: str | Any, context: str | None, message: str
+) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_bytes(content.encode() if isinstance(content, str) else orjson.dumps(content))
+    with pytest.raises(ConfigError) as info:
+        await new_api_client(kubeconfig=str(path), context=context, in_cluster=False)
+    text = str(info.value)
+    assert text.startswith(f"kubeconfig {str(path)!r}")
+    assert "\n" not in text
+    assert re.search(message, text), text
+
+
+async def test_anonymous_user_and_unrelated_broken_entries_load(tmp_path: Path) -> None:
+    """Only the selected context, cluster and user are checked, as the loader reads them."""
+    config = {
+        **GOOD,
+        "users": [{"name": "u", "user": {}}, {"name": "broken", "user": None}],
+        "clusters": [*GOOD["clusters"], {"name": "no-server", "cluster": {}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_bytes(orjson.dumps(config))
+    async with await new_api_client(kubeconfig=str(path), in_cluster=False) as client:
+        assert client.configuration.host == "https://127.0.0.1:6443"
+        assert client.configuration.api_key == {}
+
+
+# ------------------------------------------------------------------ stream session
+
+
+async def test_open_streams_never_take_the_request_pool(server: Server) -> None:
+    """Watches hold their connection; with more of them than the ApiClient's pool has
+    connections, a request still goes through at once."""
+    release = anyio.Event()
+    opened = 0
+
+    async def endless(request: web.BaseRequest) -> web.StreamResponse:
+        nonlocal opened
+        if request.path != "/watch":
+            return await server.echo(request)
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b"{}\n")
+        opened += 1
+        await release.wait()
+        return resp
+
+    server.answer = endless
+    cfg = Configuration(host=server.url)
+    cfg.connection_pool_maxsize = 2
+    async with ApiClient(configuration=cfg) as client, contextlib.AsyncExitStack() as stack:
+        with anyio.fail_after(10):
+            for _ in range(5):
+                stream = await stack.enter_async_context(stream_request(client, "/watch"))
+                assert await stream.read_chunk() == b"{}\n"
+            assert opened == 5
+            got = await request_json(client, "POST", "/write", body={"a": 1})
+        assert got["path"] == "/write"
+        release.set()
+
+
+async def test_closing_the_client_closes_its_streams(server: Server) -> None:
+    gone = anyio.Event()
+
+    async def endless(request: web.BaseRequest) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b"x")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            gone.set()
+        return resp  # pragma: no cover
+
+    server.answer = endless
+    client = ApiClient(configuration=Configuration(host=server.url))
+    with anyio.fail_after(10):
+        async with stream_request(client, "/watch") as stream:
+            assert await stream.read_chunk() == b"x"
+            await client.close()
+            await gone.wait()
+        with pytest.raises(RuntimeError, match="closed"):  # as a closed ApiClient always did
+            async with stream_request(client, "/watch"):
+                pass
+
+
+async def test_stream_that_cannot_connect_in_time_is_connection_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that accepts TCP but never answers the TLS handshake."""
+    monkeypatch.setattr(kube, "CONNECT_TIMEOUT", 0.3)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # the kernel completes TCP handshakes; nobody reads
+        address = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        cfg = Configuration(host=address)
+        cfg.verify_ssl = False
+        async with ApiClient(configuration=cfg) as client:
+            with anyio.fail_after(10), pytest.raises(ConnectionFailed, match="timed out"):
+                async with stream_request(client, "/api/v1/configmaps", query={"watch": True}):
+                    pass

@@ -2,7 +2,12 @@
 
 Timings are shortened (retry periods of tens of milliseconds); expiry is driven by an
 injected clock where the test is about time, so nothing waits for a real lease to expire.
-Conditions are awaited by polling the API or the elector with a bounded loop.
+Conditions are awaited by polling the API or the elector with a bounded loop, or through
+the elector's callbacks. Assertions are about order and cause (the callbacks' timeline,
+the Lease's holder and transitions, ``lost_reason``), never about how fast something
+happened. The only bounds on real time left are in the renew-deadline test (the deadline
+runs on the event loop's clock, which is not injected): one exact, from the code's order
+of operations, and two derived from the timings with their margins stated.
 """
 
 from __future__ import annotations
@@ -77,16 +82,30 @@ class Running:
             await self.done.wait()
 
 
-class Recorder:
-    """Callbacks that record what they were told."""
+class FakeClock:
+    """An injected clock for the electors' expiry judgement; only the test moves it."""
 
     def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder:
+    """Callbacks that record what they were told; ``started`` and ``stopped`` also go to
+    ``timeline`` (shared by several candidates) as ``(identity, "started" | "stopped")``."""
+
+    def __init__(self, identity: str = "", timeline: list[tuple[str, str]] | None = None) -> None:
+        self.identity = identity
+        self.timeline: list[tuple[str, str]] = [] if timeline is None else timeline
         self.started = anyio.Event()
         self.cancelled = False
         self.stopped = 0
         self.leaders: list[str] = []
 
     async def on_started_leading(self) -> None:
+        self.timeline.append((self.identity, "started"))
         self.started.set()
         try:
             await anyio.sleep_forever()
@@ -96,6 +115,7 @@ class Recorder:
 
     def on_stopped_leading(self) -> None:
         self.stopped += 1
+        self.timeline.append((self.identity, "stopped"))
 
     def on_new_leader(self, identity: str) -> None:
         self.leaders.append(identity)
@@ -220,22 +240,26 @@ async def test_acquire_renew_release(api_client: Any, namespace: str) -> None:
 
 
 async def test_release_lets_a_follower_take_over_at_once(api_client: Any, namespace: str) -> None:
-    # A 30 s lease: only the release explains a takeover within a second.
+    """beta's clock stands still, so alpha's lease never expires in beta's eyes: only
+    alpha's release can let beta in, and beta takes over after alpha stopped."""
     slow = {"lease_duration": 30.0, "renew_deadline": 20.0, "retry_period": 0.1}
-    a_rec, b_rec = Recorder(), Recorder()
+    timeline: list[tuple[str, str]] = []
+    a_rec, b_rec = Recorder("alpha", timeline), Recorder("beta", timeline)
     a = elector(api_client, namespace, "alpha", **slow, **a_rec.kwargs())
-    b = elector(api_client, namespace, "beta", **slow, **b_rec.kwargs())
+    b = elector(api_client, namespace, "beta", **slow, clock=FakeClock(), **b_rec.kwargs())
     async with anyio.create_task_group() as tg:
         ra, rb = Running(a), Running(b)
         await tg.start(ra.run)
         await tg.start(rb.run)
         assert a.is_leader() and not b.is_leader() and b.leader == "alpha"
         assert b_rec.leaders == ["alpha"]
-        t0 = anyio.current_time()
+        with anyio.fail_after(5):
+            await a_rec.started.wait()
         await ra.stop()
-        await wait_until(b.is_leader, within=2.0)
-        took = anyio.current_time() - t0
-        assert took < 0.1 * (1 + JITTER_FACTOR) + 0.5, took
+        with anyio.fail_after(5):
+            await b_rec.started.wait()
+        assert timeline == [("alpha", "started"), ("alpha", "stopped"), ("beta", "started")]
+        assert b.is_leader() and not a.is_leader()
         spec = (await get_lease(api_client, namespace))["spec"]
         assert spec["holderIdentity"] == "beta" and spec["leaseTransitions"] == 1
         assert spec["leaseDurationSeconds"] == 30
@@ -288,46 +312,75 @@ async def test_runs_only_once(api_client: Any, namespace: str) -> None:
 
 
 async def test_electors_racing_for_one_lease(api_client: Any, namespace: str) -> None:
-    """Five candidates start at once (racing to create, then to update): one leads."""
+    """Five candidates start at once (racing to create, then to update): one leads.
+
+    They share an injected clock. Each round moves it by 2.5 s, less than the 3 s lease,
+    then waits until the leader renewed and every follower read the renewed record: so
+    after three rounds (7.5 s) the followers stay out only because they saw the renewals,
+    and nobody ever sees another holder or starts leading."""
+    clock = FakeClock()
+    timeline: list[tuple[str, str]] = []
     names = [f"candidate-{i}" for i in range(5)]
-    electors = [elector(api_client, namespace, n) for n in names]
+    recs = {n: Recorder(n, timeline) for n in names}
+    electors = [elector(api_client, namespace, n, clock=clock, **recs[n].kwargs()) for n in names]
     runs = [Running(e) for e in electors]
     async with anyio.create_task_group() as tg:
         for r in runs:
             tg.start_soon(r.run)
         await wait_until(lambda: sum(e.is_leader() for e in electors) == 1)
         leader = next(e for e in electors if e.is_leader())
-        # Stays exactly one over many attempts; everybody agrees on who it is.
-        for _ in range(10):
-            assert sum(e.is_leader() for e in electors) == 1
-            await anyio.sleep(FAST["retry_period"])
-        assert {e.leader for e in electors} == {leader.identity}
+        followers = [e for e in electors if e is not leader]
+        with anyio.fail_after(5):
+            await recs[leader.identity].started.wait()
+        for _ in range(3):
+            clock.now += 2.5
+            mark = str(leader.observed_record["renewTime"])
+
+            def renewal_seen(mark: str = mark) -> bool:
+                # MicroTimes of one writer order as strings do.
+                return all(str(f.observed_record.get("renewTime", "")) > mark for f in followers)
+
+            await wait_until(renewal_seen)
+        assert timeline == [(leader.identity, "started")]
+        assert all(recs[n].leaders == [leader.identity] for n in names)
+        assert [e.is_leader() for e in electors] == [e is leader for e in electors]
         spec = (await get_lease(api_client, namespace))["spec"]
         assert spec["holderIdentity"] == leader.identity
         assert spec["leaseTransitions"] == 0
         # The leader goes away gracefully: exactly one successor, transitions + 1.
         await runs[electors.index(leader)].stop()
-        await wait_until(lambda: sum(e.is_leader() for e in electors) == 1)
-        successor = next(e for e in electors if e.is_leader())
-        assert successor is not leader
+        await wait_until(lambda: len(timeline) == 3)
+        successor_name = timeline[2][0]
+        assert timeline == [
+            (leader.identity, "started"),
+            (leader.identity, "stopped"),
+            (successor_name, "started"),
+        ]
+        assert successor_name != leader.identity
+        assert [e.is_leader() for e in electors] == [e.identity == successor_name for e in electors]
         spec = (await get_lease(api_client, namespace))["spec"]
-        assert spec["holderIdentity"] == successor.identity and spec["leaseTransitions"] == 1
+        assert spec["holderIdentity"] == successor_name and spec["leaseTransitions"] == 1
         for r in runs:
             await r.stop()
     assert all(r.error is None for r in runs)
+    assert timeline[3:] == [(successor_name, "stopped")]
 
 
 async def test_conflicting_update_loses_the_round(
     api_client: Any, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Between our read and our PUT another writer takes the Lease: our PUT gets a real
-    409 and we do not lead (nor take it afterwards: the intruder's record is fresh)."""
+    409 and we do not lead, nor take it afterwards while the intruder's record is fresh
+    (by our clock, which stands still); once our clock passes its 1 s lease, we do."""
     await create_lease(api_client, namespace, holderIdentity="", leaseDurationSeconds=1)
     conflicts: list[Conflict] = []
+    reads = 0
 
     async def racing(api: Any, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        nonlocal reads
         if method == "PUT" and not conflicts:
             await put_spec(api_client, namespace, holderIdentity="intruder", renewTime=micro_time())
+        reads += method == "GET"
         try:
             return await request_json(api, method, path, **kwargs)
         except Conflict as exc:
@@ -335,18 +388,26 @@ async def test_conflicting_update_loses_the_round(
             raise
 
     monkeypatch.setattr(le_module, "request_json", racing)
-    e = elector(api_client, namespace, "beta")
+    clock = FakeClock()
+    rec = Recorder()
+    e = elector(api_client, namespace, "beta", clock=clock, **rec.kwargs())
     async with anyio.create_task_group() as tg:
         r = Running(e)
         await tg.start(r.run)
         assert len(conflicts) == 1 and not e.is_leader()
         await wait_until(lambda: e.leader == "intruder")
-        for _ in range(5):
-            await anyio.sleep(FAST["retry_period"] * (1 + JITTER_FACTOR))
-            assert not e.is_leader()
+        target = reads + 5
+        await wait_until(lambda: reads >= target)  # five more attempts, all declined
+        assert not e.is_leader() and not rec.started.is_set()
+        assert (await get_lease(api_client, namespace))["spec"]["holderIdentity"] == "intruder"
+        clock.now += 1.5
+        with anyio.fail_after(5):
+            await rec.started.wait()
+        assert rec.leaders == ["intruder", "beta"] and len(conflicts) == 1
         await r.stop()
     spec = (await get_lease(api_client, namespace))["spec"]
-    assert spec["holderIdentity"] == "intruder"
+    assert spec["holderIdentity"] == ""  # released by beta
+    assert spec["leaseTransitions"] == 1
 
 
 async def test_leader_survives_a_stale_resource_version(api_client: Any, namespace: str) -> None:
@@ -372,14 +433,6 @@ async def test_leader_survives_a_stale_resource_version(api_client: Any, namespa
 
 
 # ----------------------------------------------------------- expiry by local observation
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_expiry_is_judged_by_local_observation_time(
@@ -459,31 +512,56 @@ async def test_expiry_is_judged_by_local_observation_time(
 async def test_leadership_is_lost_when_renewals_fail_past_the_deadline(
     api_client: Any, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broken = False
+    broken_at: float | None = None
+    failed_attempts: list[float] = []  # event-loop time of each failed read
 
     async def flaky(api: Any, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        if broken:
+        if broken_at is not None:
+            if method == "GET":  # every failing attempt ends with exactly one read
+                failed_attempts.append(anyio.current_time())
             raise ConnectionFailed("cannot reach the API server (test)", address="x")
         return await request_json(api, method, path, **kwargs)
 
     monkeypatch.setattr(le_module, "request_json", flaky)
     rec = Recorder()
-    timings = {"lease_duration": 2.0, "renew_deadline": 1.0, "retry_period": 0.1}
-    e = elector(api_client, namespace, "alpha", **timings, **rec.kwargs())
+    lost_at: list[float] = []
+
+    def on_stopped_leading() -> None:
+        lost_at.append(anyio.current_time())
+        rec.on_stopped_leading()
+
+    timings = {"lease_duration": 5.0, "renew_deadline": 1.0, "retry_period": 0.1}
+    e = elector(
+        api_client,
+        namespace,
+        "alpha",
+        **timings,
+        **{**rec.kwargs(), "on_stopped_leading": on_stopped_leading},
+    )
     async with anyio.create_task_group() as tg:
         r = Running(e)
         await tg.start(r.run)
         with anyio.fail_after(5):
             await rec.started.wait()
-        broken = True
-        t0 = anyio.current_time()
-        with anyio.fail_after(5):
+        broken_at = anyio.current_time()
+        with anyio.fail_after(10):
             await r.done.wait()
-        elapsed = anyio.current_time() - t0
     assert r.returned and r.error is None  # run() returned: lost
     assert rec.cancelled and rec.stopped == 1 and not e.is_leader()
-    # Lost between renew_deadline and renew_deadline + retry_period after the break.
-    assert 0.9 <= elapsed < 1.0 + 0.1 + 0.5, elapsed
+    assert e.lost_reason == "not renewed within the renew deadline (1s)"
+    after = lost_at[0] - broken_at
+    # Not before the deadline (exact): a round that began before the break renewed (its
+    # first request was sent before it), so the failing round began after the break, and
+    # a round ends unrenewed only once renew_deadline (less 1 ms) passed since it began.
+    assert after >= timings["renew_deadline"] - 1e-3, after
+    # It retried within the deadline. Margin: the second attempt is due retry_period
+    # (0.1 s) after the first, 0.9 s before the deadline; only an event loop stalled for
+    # 0.9 s would skip it.
+    assert len(failed_attempts) >= 2, failed_attempts
+    # The safety bound that renew_deadline < lease_duration exists for: the leader gave
+    # up before a follower that saw its last renewal may take over. Margin: 5 - 1 - 0.1
+    # = 3.9 s of scheduling delay beyond the deadline and the last retry period.
+    assert after < timings["lease_duration"], after
     # No release was attempted on loss: the Lease still names the old leader.
     assert (await get_lease(api_client, namespace))["spec"]["holderIdentity"] == "alpha"
 
@@ -498,8 +576,10 @@ async def test_leadership_is_lost_at_once_when_another_holds_the_lease(
         r = Running(e)
         await tg.start(r.run)
         await put_spec(api_client, namespace, holderIdentity="usurper", renewTime=micro_time())
-        with anyio.fail_after(2):  # far less than the 20 s renew deadline
+        with anyio.fail_after(10):  # a bound only; lost_reason tells the cause
             await r.done.wait()
+    # Lost on seeing the usurper, not at the (20 s) renew deadline.
+    assert e.lost_reason == "the lease is held by usurper"
     assert r.returned and rec.cancelled and rec.stopped == 1
     assert rec.leaders == ["alpha", "usurper"] and e.leader == "usurper"
     assert (await get_lease(api_client, namespace))["spec"]["holderIdentity"] == "usurper"

@@ -20,7 +20,12 @@ from aiohttp import web
 from aiohttp.test_utils import RawTestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from informer._cache.listwatch import ApiListerWatcher, ListerWatcher, _WatchEventStream
+from informer._cache.listwatch import (
+    MAX_WATCH_EVENT_BYTES,
+    ApiListerWatcher,
+    ListerWatcher,
+    _WatchEventStream,
+)
 from informer._exceptions import (
     ApiError,
     BadRequest,
@@ -32,6 +37,7 @@ from informer._exceptions import (
     TooManyRequests,
     Unauthorized,
     WatchDecodeError,
+    WatchEventTooLarge,
 )
 from informer._kube import ResponseStream
 from informer._resource import Resource
@@ -83,6 +89,7 @@ class FakeApiServer:
         self.handler: Handler = self.not_configured
         self.disconnected = anyio.Event()
         self.url = ""
+        self.flooded = 0
 
     async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         self.requests.append(request)
@@ -123,6 +130,29 @@ class FakeApiServer:
                 finally:
                     self.disconnected.set()
             await resp.write_eof()
+            return resp
+
+        self.handler = handler
+
+    def flood(self, head: bytes, *, status: int = 200, total: int = 64 << 20) -> None:
+        """Answer ``status`` with a chunked body: ``head``, then ``x`` bytes (no newline)
+        up to ``total`` bytes, then hold the connection open until the client leaves.
+        ``flooded`` is how many bytes were written when it left."""
+        self.flooded = 0
+
+        async def handler(request: web.BaseRequest) -> web.StreamResponse:
+            resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+            await resp.prepare(request)
+            try:
+                await resp.write(head)
+                self.flooded = len(head)
+                filler = b"x" * (1 << 20)
+                while self.flooded < total:
+                    await resp.write(filler)
+                    self.flooded += len(filler)
+                await anyio.sleep_forever()
+            finally:
+                self.disconnected.set()
             return resp
 
         self.handler = handler
@@ -304,6 +334,42 @@ async def test_watch_line_over_one_mib(server: FakeApiServer, lw: ApiListerWatch
     assert len(body) > 3 << 20
     server.stream(*(body[i : i + 100_000] for i in range(0, len(body), 100_000)))
     assert await collect(lw) == [EVENTS[0], huge, EVENTS[4]]
+
+
+async def test_watch_line_longer_than_client_gos_limit_is_refused(
+    server: FakeApiServer, lw: ApiListerWatcher
+) -> None:
+    """A line that never ends (a broken or hostile server) is not buffered past 16 MiB."""
+    server.flood(lines(EVENTS[0]) + b'{"type": "ADDED", "object": {"data": "')
+    got: list[WatchEvent] = []
+    with anyio.fail_after(20), pytest.raises(WatchEventTooLarge) as info:
+        async with lw.watch() as events:
+            async for e in events:
+                got.append(e)
+    assert got == [EVENTS[0]]
+    assert info.value.limit == MAX_WATCH_EVENT_BYTES == 16 << 20
+    assert info.value.line.startswith(b'{"type": "ADDED"')
+    assert isinstance(info.value, WatchDecodeError)
+    with anyio.fail_after(10):
+        await server.disconnected.wait()
+    assert server.flooded < 32 << 20  # read stopped near the limit
+
+
+@pytest.mark.parametrize("op", ["list", "watch"])
+async def test_error_body_without_a_length_is_not_read_past_one_mib(
+    server: FakeApiServer, lw: ApiListerWatcher, op: str
+) -> None:
+    server.flood(b"upstream error: ", status=500)
+    with anyio.fail_after(20), pytest.raises(ServerError, match="over 1 MiB, not read") as info:
+        if op == "list":
+            await lw.list()
+        else:
+            async with lw.watch():
+                pytest.fail("the context must not be entered")
+    assert info.value.status == 500
+    with anyio.fail_after(10):
+        await server.disconnected.wait()
+    assert server.flooded < 32 << 20
 
 
 async def test_watch_malformed_line(server: FakeApiServer, lw: ApiListerWatcher) -> None:

@@ -1,4 +1,4 @@
-"""Prometheus metrics (controller-runtime names) and the tiny HTTP server serving them.
+"""Prometheus metrics (controller-runtime names) and their ``/metrics`` endpoint.
 
 Metrics are scraped over HTTP with a raw anyio-socket client and parsed with
 ``prometheus_client.parser``; the end-to-end test scrapes during a run on the real control
@@ -21,6 +21,7 @@ from prometheus_client.samples import Sample
 from informer._cache.factory import SharedInformerFactory
 from informer._controller import Controller, Result
 from informer._kube import request_json
+from informer._queue.metrics import use_queue_metrics_provider
 from informer._queue.ratelimit import ExponentialFailureRateLimiter
 from informer._queue.workqueue import RateLimitingQueue
 from informer._resource import CONFIGMAPS, Resource
@@ -28,12 +29,8 @@ from informer._runtime import metrics as _metrics
 from informer._runtime.metrics import (
     RECONCILE_TIME_BUCKETS,
     WORKQUEUE_DURATION_BUCKETS,
-    BindError,
-    HttpResponse,
     Metrics,
     QueueRecorder,
-    parse_bind_address,
-    serve_http,
     serve_metrics,
 )
 from informer._types import Obj
@@ -94,13 +91,10 @@ def value(families: dict[str, list[Sample]], sample_name: str, **labels: str) ->
 
 
 @asynccontextmanager
-async def serving(routes: Any, *, kind: str = "http") -> AsyncIterator[int]:
-    """Serve on a free loopback port; yields the port."""
+async def serving(metrics: Metrics) -> AsyncIterator[int]:
+    """Serve ``/metrics`` on a free loopback port; yields the port."""
     async with anyio.create_task_group() as tg:
-        if kind == "metrics":
-            port = await tg.start(serve_metrics, "127.0.0.1:0", routes)
-        else:
-            port = await tg.start(serve_http, "127.0.0.1:0", routes)
+        port = await tg.start(serve_metrics, "127.0.0.1:0", metrics)
         yield port
         tg.cancel_scope.cancel()
 
@@ -169,10 +163,13 @@ async def test_queue_metrics_from_hooks_and_live_gauges() -> None:
     clock = FakeClock()
     metrics = Metrics(process_metrics=False, clock=clock)
     queue: RateLimitingQueue[str] = RateLimitingQueue(
-        ExponentialFailureRateLimiter(base=0.001, cap=0.001), name="q", clock=clock
+        ExponentialFailureRateLimiter(base=0.001, cap=0.001),
+        name="q",
+        clock=clock,
+        metrics=metrics.queue_metrics("q"),
     )
     recorder = metrics.add_queue(queue)
-    assert isinstance(recorder, QueueRecorder)
+    assert isinstance(recorder, QueueRecorder) and recorder is queue.metrics
     assert metrics.add_queue(queue) is recorder  # idempotent
 
     queue.add("a")
@@ -201,14 +198,69 @@ async def test_queue_metrics_from_hooks_and_live_gauges() -> None:
     assert value(families, "workqueue_unfinished_work_seconds", **q) == 0
 
 
-def test_a_queue_with_foreign_hooks_exports_only_gauges() -> None:
+class CountingHooks:
+    """Someone else's QueueMetrics: the exporter cannot read these."""
+
+    def __init__(self) -> None:
+        self.adds = 0
+
+    def add(self) -> None:
+        self.adds += 1
+
+    def get(self, queue_seconds: float) -> None:
+        pass
+
+    def done(self, work_seconds: float) -> None:
+        pass
+
+    def retry(self) -> None:
+        pass
+
+    def set_depth(self, depth: int) -> None:
+        pass
+
+
+@pytest.mark.parametrize("hooks", ["foreign", "none"])
+def test_a_queue_without_our_hooks_exports_only_gauges(hooks: str) -> None:
     metrics = Metrics(process_metrics=False)
-    queue: RateLimitingQueue[str] = RateLimitingQueue(name="mine", metrics=QueueRecorder())
+    foreign = CountingHooks() if hooks == "foreign" else None
+    queue: RateLimitingQueue[str] = RateLimitingQueue(name="mine", metrics=foreign)
     assert metrics.add_queue(queue) is None
     queue.add("x")
     families = parse(metrics)
     assert value(families, "workqueue_depth", name="mine") == 1
     assert value(families, "workqueue_adds_total", name="mine") is None
+    if foreign is not None:
+        assert foreign.adds == 1  # the queue kept the hooks it was built with
+
+
+def test_queue_hooks_come_from_the_provider_at_construction() -> None:
+    metrics = Metrics(process_metrics=False)
+    asked: list[str] = []
+
+    def provider(name: str) -> QueueRecorder:
+        asked.append(name)
+        return metrics.queue_metrics(name)
+
+    class Noop(Controller):
+        async def reconcile(self, key: str) -> Result | None:
+            return None
+
+    factory = fake_factory(FakeListerWatcher())
+    outside = Noop(factory, None, name="outside")
+    with use_queue_metrics_provider(provider):
+        inside = Noop(factory, None, name="inside")
+        explicit = RateLimitingQueue[str](name="explicit", metrics=CountingHooks())
+        with use_queue_metrics_provider(None):  # switched off in a nested block
+            off = RateLimitingQueue[str](name="off")
+    after = RateLimitingQueue[str](name="after")
+    assert asked == ["inside"]  # once, at construction, with the queue's name
+    assert isinstance(inside.queue.metrics, QueueRecorder)
+    assert outside.queue.metrics is None and off.metrics is None and after.metrics is None
+    assert isinstance(explicit.metrics, CountingHooks)  # explicit hooks win
+    metrics.add_controller(inside)
+    inside.queue.add("ns/a")
+    assert value(parse(metrics), "workqueue_adds_total", name="inside") == 1
 
 
 def parse(metrics: Metrics) -> dict[str, list[Sample]]:
@@ -233,10 +285,11 @@ async def test_informer_and_controller_metrics_on_the_fake() -> None:
                 raise RuntimeError("boom")
             return Result(requeue_after=60.0) if key == "ns/c" else None
 
-    controller = Flaky(
-        factory, None, max_retries=0, rate_limiter=ExponentialFailureRateLimiter(0.001, 0.001)
-    )
     metrics = Metrics(process_metrics=False)
+    with use_queue_metrics_provider(metrics.queue_metrics):
+        controller = Flaky(
+            factory, None, max_retries=0, rate_limiter=ExponentialFailureRateLimiter(0.001, 0.001)
+        )
     metrics.add_factory(factory)
     metrics.add_controller(controller)
     metrics.add_controller(controller)  # idempotent
@@ -342,70 +395,7 @@ def test_process_metrics_are_registered_in_the_runners_registry() -> None:
     assert {"python_info", "python_gc_objects_collected", "workqueue_depth"} <= names
 
 
-# ---------------------------------------------------------------------------- HTTP server
-
-
-def test_parse_bind_address() -> None:
-    assert parse_bind_address(":8080") == (None, 8080)
-    assert parse_bind_address("127.0.0.1:0") == ("127.0.0.1", 0)
-    assert parse_bind_address("[::1]:9090") == ("::1", 9090)
-    assert parse_bind_address("localhost:1") == ("localhost", 1)
-    for bad in ("0", "8080", "host:", ":99999", "::1:80", "[::1:80", "h:x"):
-        with pytest.raises(ValueError):
-            parse_bind_address(bad)
-
-
-async def test_http_status_codes() -> None:
-    def ok(request: Any) -> HttpResponse:
-        return HttpResponse.text(200, f"{request.path} {dict(request.query)}")
-
-    def broken(request: Any) -> HttpResponse:
-        raise RuntimeError("bug")
-
-    routes = {"/ok": ok, "/broken": broken, "/tree/": ok}
-    with anyio.fail_after(TIMEOUT):
-        async with serving(routes) as port:
-            assert await http_get(port, "/ok?verbose&x=1") == (
-                200,
-                b"/ok {'verbose': [''], 'x': ['1']}",
-            )
-            assert (await http_get(port, "/tree/leaf"))[0] == 200
-            assert (await http_get(port, "/missing"))[0] == 404
-            assert (await http_get(port, "/broken"))[0] == 500
-            status, headers, body = await http_request(
-                port, b"POST /ok HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
-            )
-            assert (status, headers["allow"]) == (405, "GET, HEAD")
-            status, headers, body = await http_request(port, b"HEAD /ok HTTP/1.1\r\n\r\n")
-            assert status == 200 and body == b"" and int(headers["content-length"]) > 0
-            assert headers["connection"] == "close"
-            # Bare LF line ends are tolerated; HTTP/1.0 too.
-            assert (await http_request(port, b"GET /ok HTTP/1.0\n\n"))[0] == 200
-            for garbage in (
-                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # TLS hello
-                b"hello\r\n\r\n",
-                b"GET /ok\r\n\r\n",
-                b"GET ok HTTP/1.1\r\n\r\n",
-                b"GET /ok HTTP/1.1\r\nno colon here\r\n\r\n",
-                b"GET /ok HTTP/1.1 extra\r\n\r\n",
-                b"GET /ok HTTX/1.1\r\n\r\n",
-                b"GET /ok HTTP/1.1\r\n",  # closed before the head ended
-            ):
-                assert (await http_request(port, garbage))[0] == 400, garbage
-            assert (await http_request(port, b"GET /ok HTTP/2.0\r\n\r\n"))[0] == 505
-            big = b"GET /ok HTTP/1.1\r\nX: " + b"a" * (_metrics.MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
-            assert (await http_request(port, big))[0] == 431
-            assert (await http_get(port, "/ok"))[0] == 200  # still serving
-
-
-async def test_http_slow_client_gets_408(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_metrics, "READ_TIMEOUT", 0.2)
-    with anyio.fail_after(TIMEOUT):
-        async with serving({"/": lambda r: HttpResponse.text(200, "ok")}) as port:
-            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-                await stream.send(b"GET / HTTP/1.1\r\n")  # never finishes the head
-                answer = await stream.receive()
-            assert answer.startswith(b"HTTP/1.1 408 ")
+# --------------------------------------------------------------------------- serving
 
 
 async def test_concurrent_scrapes() -> None:
@@ -419,7 +409,7 @@ async def test_concurrent_scrapes() -> None:
         results.append(await scrape(port))
 
     with anyio.fail_after(TIMEOUT):
-        async with serving(metrics, kind="metrics") as port, anyio.create_task_group() as tg:
+        async with serving(metrics) as port, anyio.create_task_group() as tg:
             for _ in range(25):
                 tg.start_soon(one, port)
     assert len(results) == 25
@@ -429,7 +419,7 @@ async def test_concurrent_scrapes() -> None:
 async def test_openmetrics_is_negotiated() -> None:
     metrics = Metrics(process_metrics=False)
     with anyio.fail_after(TIMEOUT):
-        async with serving(metrics, kind="metrics") as port:
+        async with serving(metrics) as port:
             status, headers, body = await http_request(
                 port,
                 b"GET /metrics HTTP/1.1\r\n"
@@ -438,15 +428,6 @@ async def test_openmetrics_is_negotiated() -> None:
     assert status == 200
     assert headers["content-type"].startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
-
-
-async def test_bind_errors_are_reported_before_serving() -> None:
-    with anyio.fail_after(TIMEOUT):
-        async with serving({}) as port, anyio.create_task_group() as tg:
-            with pytest.raises(BindError, match=f"127.0.0.1:{port}"):
-                await tg.start(serve_metrics, f"127.0.0.1:{port}", Metrics(process_metrics=False))
-            with pytest.raises(BindError, match="HOST:PORT"):
-                await tg.start(serve_metrics, "nonsense", Metrics(process_metrics=False))
 
 
 # ----------------------------------------------------------------- real control plane
@@ -468,8 +449,9 @@ async def test_scrape_during_an_end_to_end_run(api_client: Any, namespace: str) 
             api_client, "POST", path, body={"metadata": {"name": f"cm-{i}"}, "data": {"v": "0"}}
         )
     factory = SharedInformerFactory(api_client, namespace=namespace)
-    controller = Counter(factory, api_client, workers=2)
     metrics = Metrics()
+    with use_queue_metrics_provider(metrics.queue_metrics):
+        controller = Counter(factory, api_client, workers=2)
     metrics.add_factory(factory)
     metrics.add_controller(controller)
     informer = controller.configmaps
@@ -481,7 +463,7 @@ async def test_scrape_during_an_end_to_end_run(api_client: Any, namespace: str) 
     with anyio.fail_after(30):
         async with (
             anyio.create_task_group() as tg,
-            serving(metrics, kind="metrics") as port,
+            serving(metrics) as port,
             factory,
         ):
             tg.start_soon(controller.run)

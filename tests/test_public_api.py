@@ -23,18 +23,20 @@ EXPECTED = {
     "REPLICASETS", "SECRETS", "SERVICES", "SERVICE_ACCOUNTS", "STATEFULSETS",
     # work queues
     "WorkQueue", "DelayingQueue", "RateLimitingQueue", "QueueMetrics", "RateLimiter",
+    "QueueMetricsProvider", "use_queue_metrics_provider",
     "ExponentialFailureRateLimiter", "BucketRateLimiter", "ItemFastSlowRateLimiter",
     "MaxOfRateLimiter", "default_controller_rate_limiter",
     # controllers
     "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
-    "LeaderElector",
+    "LeaderElector", "Manager", "LeaderElectionConfig",
     # observability
     "Observability", "Endpoints", "run_observability", "Metrics", "serve_metrics",
-    "BindError", "HealthChecks", "serve_health",
+    "BindError", "HealthChecks", "serve_health", "HttpLimits",
     # errors
     "InformerError", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
     "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",
-    "ConnectionFailed", "WatchDecodeError", "FIFOClosedError", "QueueShutDown",
+    "ConnectionFailed", "WatchDecodeError", "WatchEventTooLarge", "FIFOClosedError",
+    "QueueShutDown",
     "TargetError", "CacheSyncTimeout", "LeaderElectionLost",
 }  # fmt: skip
 

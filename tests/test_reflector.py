@@ -8,7 +8,7 @@ and every test is bounded by ``anyio.fail_after``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +29,9 @@ from informer._exceptions import (
     ServerError,
     TooManyRequests,
     WatchDecodeError,
+    WatchEventTooLarge,
 )
-from informer._types import Obj
+from informer._types import Obj, WatchEvent
 from informer.testing._fake import FakeListerWatcher
 
 pytestmark = pytest.mark.anyio
@@ -487,6 +488,24 @@ async def test_unexpected_exception_backs_off_and_relists() -> None:
         assert env.time.sleeps == [0.8]
 
 
+async def test_a_watch_event_too_large_drops_the_watch_and_relists_after_a_backoff() -> None:
+    env = make()
+    async with running(env):
+        env.fake.modify(cm("o0", v="1"))
+        await env.store.wait_for_ops(2)
+        with structlog.testing.capture_logs() as logs:
+            env.fake.push_exception(
+                WatchEventTooLarge("too large", limit=16 << 20, line=b'{"type":"ADDED"')
+            )
+            await env.fake.wait_for_calls("list", 2)
+            await settle(env, 2)
+        assert env.time.sleeps == [0.8]
+        assert env.lists[1]["resource_version"] == "5"  # relist at the last synced RV
+        assert env.store.kinds() == ["replace", "update", "replace"]
+        (entry,) = [e for e in logs if e["event"] == "watch.error"]
+        assert (entry["error"], entry["action"]) == ("WatchEventTooLarge", "relist")
+
+
 async def test_clean_close_rewatches_at_the_last_rv_without_relist() -> None:
     env = make()
     async with running(env):
@@ -521,6 +540,64 @@ async def test_bookmark_advances_the_rv_without_touching_the_store() -> None:
         env.fake.close_watches()
         await settle(env, 2)
         assert env.watches[1]["resource_version"] == "9"
+
+
+@pytest.mark.parametrize(
+    ("event", "cause"),
+    [
+        ({"type": "BOOKMARK", "object": {"metadata": {}}}, "no_resource_version"),
+        ({"type": "MODIFIED", "object": {"metadata": {"name": "x"}}}, "no_resource_version"),
+        ({"type": "SURPRISE", "object": {}}, "unknown_type"),
+        ({"object": {}}, "malformed_event"),
+    ],
+    ids=["bookmark-no-rv", "modified-no-rv", "unknown-type", "no-type"],
+)
+async def test_repeated_bad_events_are_counted_and_logged_once_a_minute(
+    event: dict[str, Any], cause: str
+) -> None:
+    n = 20_000
+    env = make(real_clock=False)
+    async with running(env):
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(n):
+                env.fake.push_event(event)
+            env.fake.modify(cm("o0", v="1"))
+            await env.store.wait_for_ops(2)
+            skipped = [e for e in logs if e["event"] == "watch.event_skipped"]
+            assert [(e["cause"], e["suppressed"]) for e in skipped] == [(cause, 0)]
+            stats = env.reflector.stats
+            assert stats.bad_events == {cause: n}
+            assert stats.skipped == n
+            assert stats.logs_suppressed == n - 1
+            env.time.now += 61.0  # a minute later the next one is logged, with the count
+            env.fake.push_event(event)
+            env.fake.modify(cm("o0", v="2"))
+            await env.store.wait_for_ops(3)
+            skipped = [e for e in logs if e["event"] == "watch.event_skipped"]
+            assert [(e["cause"], e["suppressed"]) for e in skipped] == [(cause, 0), (cause, n - 1)]
+            # when the watch ends, suppressed lines not reported yet are summed up
+            env.fake.push_event(event)
+            env.fake.close_watches()
+            await settle(env, 2)
+        (summary,) = [e for e in logs if e["event"] == "watch.event_skipped.suppressed"]
+        assert (summary["cause"], summary["suppressed"]) == (cause, 1)
+        assert stats.bad_events == {cause: n + 2}
+        assert stats.logs_suppressed == n
+
+
+@pytest.mark.allow_handler_failures
+async def test_store_failures_are_counted_and_their_logs_throttled() -> None:
+    env = make(real_clock=False)
+    env.store.fail_on.add("update")
+    async with running(env):
+        with structlog.testing.capture_logs() as logs:
+            for i in range(50):
+                env.fake.modify(cm("o0", v=str(i)))
+            env.fake.create(cm("new"))
+            await env.store.wait_for_ops(52)
+        assert env.reflector.stats.bad_events == {"store_failed": 50}
+        assert env.reflector.stats.logs_suppressed == 49
+        assert len([e for e in logs if e["event"] == "store.failed"]) == 1
 
 
 @pytest.mark.allow_handler_failures
@@ -699,11 +776,11 @@ async def test_watch_list_buffers_initial_events_until_the_end_bookmark() -> Non
         "ignored-then-error-event-400",
         "ignored-then-modified",
         "ignored-then-plain-bookmark",
-        "ignored-then-stream-end",
-        "ignored-then-silence",
     ],
 )
-async def test_watch_list_falls_back_to_list_and_stays_there(scenario: str) -> None:
+async def test_watch_list_falls_back_for_good_when_the_server_does_not_serve_it(
+    scenario: str,
+) -> None:
     ignored = scenario.startswith("ignored")
     fake = FakeListerWatcher(
         [cm("a"), cm("b")],
@@ -713,23 +790,21 @@ async def test_watch_list_falls_back_to_list_and_stays_there(scenario: str) -> N
     if scenario == "reject-422-invalid":
         fake.supports_watch_list = True
         fake.fail_next_watch(ApiError("forbidden: sendInitialEvents", status=422, reason="Invalid"))
-    silence = scenario == "ignored-then-silence"
-    env = make(fake=fake, use_watch_list=True, inactivity_timeout=0.05 if silence else None)
+    env = make(fake=fake, use_watch_list=True, inactivity_timeout=None)
     with anyio.fail_after(TIMEOUT):
         async with anyio.create_task_group() as tg:
             tg.start_soon(env.reflector.run)
-            if ignored and not silence:
+            if ignored:
                 await fake.wait_until(lambda: fake.events_delivered == 2)  # the plain ADDs
                 if scenario == "ignored-then-error-event-400":
                     fake.push_error(400, "BadRequest")
                 elif scenario == "ignored-then-modified":
                     fake.modify(cm("a", v="1"))
-                elif scenario == "ignored-then-plain-bookmark":
-                    fake.push_bookmark()
                 else:
-                    fake.close_watches()
+                    fake.push_bookmark()
             await settle(env, 2 if ignored else 1)
             assert env.reflector.watch_list_fallback
+            assert env.reflector.stats.watch_list_fallbacks == 1
             assert env.lists[0]["resource_version"] == "0"
             assert env.store.kinds() == ["replace"]
             assert env.store.ops[0][1] == ["default/a", "default/b"]
@@ -744,6 +819,74 @@ async def test_watch_list_falls_back_to_list_and_stays_there(scenario: str) -> N
             assert [w["send_initial_events"] for w in env.watches].count(True) == 1
             assert env.store.kinds() == ["replace", "replace"]
             tg.cancel_scope.cancel()
+
+
+class CutWatchList:
+    """A ListerWatcher over a FakeListerWatcher whose first watch-list stream ends (or
+    hangs, when ``hang``) after its first event, before the end bookmark: an API server
+    restarting gracefully mid-stream. Later watches are the fake's own."""
+
+    def __init__(self, fake: FakeListerWatcher, *, hang: bool) -> None:
+        self.fake = fake
+        self.hang = hang
+        self.cut = False
+
+    async def list(self, **kwargs: Any) -> Obj:
+        return await self.fake.list(**kwargs)
+
+    def watch(self, **kwargs: Any) -> AbstractAsyncContextManager[AsyncIterator[WatchEvent]]:
+        if kwargs.get("send_initial_events") and not self.cut:
+            self.cut = True
+            return self._cut(kwargs)
+        return self.fake.watch(**kwargs)
+
+    @asynccontextmanager
+    async def _cut(self, kwargs: dict[str, Any]) -> AsyncIterator[AsyncIterator[WatchEvent]]:
+        async with self.fake.watch(**kwargs) as events:
+            yield self._first_only(events)
+
+    async def _first_only(self, events: AsyncIterator[WatchEvent]) -> AsyncIterator[WatchEvent]:
+        async for event in events:
+            yield event
+            break
+        if self.hang:
+            await anyio.sleep_forever()
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["stream-ends", "stream-stalls"])
+async def test_watch_list_cut_before_its_end_bookmark_falls_back_for_that_sync_only(
+    hang: bool,
+) -> None:
+    fake = FakeListerWatcher([cm("a"), cm("b")])
+    store, t = RecordingStore(), FakeTime()
+    reflector = Reflector(
+        CutWatchList(fake, hang=hang),
+        store,
+        name="configmaps",
+        use_watch_list=True,
+        inactivity_timeout=0.05 if hang else None,
+        random=t.random,
+        sleep=t.sleep,
+    )
+    env = Env(fake, store, t, reflector)
+    async with running(env):
+        # this sync: a list, then a plain watch
+        assert [w["send_initial_events"] for w in env.watches] == [True, False]
+        assert [c["resource_version"] for c in env.lists] == ["0"]
+        assert store.ops == [("replace", ["default/a", "default/b"], "3")]
+        assert not reflector.watch_list_fallback
+        assert reflector.stats.watch_list_fallbacks == 1
+        # the next sync is a watch-list again
+        fake.modify(cm("a", v="1"))
+        await store.wait_for_ops(2)
+        fake.push_error(500, "InternalError")
+        await store.wait_for_ops(3)
+        assert store.ops[2] == ("replace", ["default/a", "default/b"], "4")
+        assert [w["send_initial_events"] for w in env.watches] == [True, False, True]
+        assert env.watches[2]["resource_version"] == "4"
+        assert len(env.lists) == 1
+        assert reflector.stats.watch_list_fallbacks == 1
+        assert not reflector.watch_list_fallback
 
 
 async def test_watch_list_relists_by_watch_list_at_the_last_rv() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from informer import DeletedFinalStateUnknown, ObjectKeyError
+from informer import DeletedFinalStateUnknown, ObjectKeyError, meta_namespace_key
 from informer._cache.store import NAMESPACE_INDEX, Indexer, namespace_index
 from informer._types import Obj
 
@@ -302,14 +302,14 @@ def test_failing_index_func_on_add_leaves_store_unchanged() -> None:
     assert len(idx) == 0
 
 
-# -- internal fast path -----------------------------------------------------------------
+# -- precomputed keys ---------------------------------------------------------------------
 
 
 def test_add_with_key_returns_previous_object() -> None:
     idx = new_indexer()
     a1, a2 = obj("a", app="web"), obj("a", app="api", rv="2")
-    assert idx._add_with_key("default/a", a1) is None
-    assert idx._add_with_key("default/a", a2) is a1
+    assert idx.add_with_key("default/a", a1) is None
+    assert idx.add_with_key("default/a", a2) is a1
     assert idx.get_by_key("default/a") is a2
     assert idx.index_keys("app", "web") == []
     assert idx.index_keys("app", "api") == ["default/a"]
@@ -319,6 +319,14 @@ def test_delete_key_returns_removed_object_or_none() -> None:
     idx = new_indexer()
     a = obj("a", app="web")
     idx.add(a)
-    assert idx._delete_key("default/a") is a
-    assert idx._delete_key("default/a") is None
+    assert idx.delete_by_key("default/a") is a
+    assert idx.delete_by_key("default/a") is None
     assert idx.list_index_func_values("app") == []
+
+
+def test_key_func_is_exposed() -> None:
+    def by_uid(o: Obj) -> str:
+        return str(o["metadata"]["uid"])
+
+    assert Indexer().key_func is meta_namespace_key
+    assert Indexer(key_func=by_uid).key_func is by_uid

@@ -25,11 +25,8 @@ Guarantees (client-go's classic ``DeltaFIFO``; see ``docs/architecture.md``):
   first ``replace`` have all been popped *and processed*, or as soon as an ``add``,
   ``update`` or ``delete`` came before the first ``replace``. ``pop`` tells ``process``
   with ``is_in_initial_list`` whether the item belongs to that first batch.
-- ``transform`` runs once on each incoming object (``add``, ``update``, ``delete``,
-  ``replace``) before it is queued (the key is computed on the untransformed object), and
-  never on ``Sync`` deltas from ``resync`` (those objects come from the store, already
-  transformed) nor on tombstones. It must be idempotent; it may return the object it was
-  given or a new dict, but must not mutate a dict someone else holds.
+- Objects are queued exactly as given: the FIFO never transforms them. An informer's
+  transform runs once per object received, in the Reflector, before the FIFO sees it.
 - A ``process`` error propagates out of ``pop`` to its caller; the item is already
   removed and is not re-queued. The same holds when ``pop`` is cancelled while ``process``
   runs.
@@ -66,7 +63,6 @@ __all__ = [
     "DeltaType",
     "KeyListerGetter",
     "PopProcessFunc",
-    "TransformFunc",
 ]
 
 
@@ -123,9 +119,6 @@ class KeyListerGetter(Protocol):
     def get_by_key(self, key: str) -> Obj | None: ...
 
 
-TransformFunc: TypeAlias = Callable[[Obj], Obj]
-"""Applied once to every incoming object; must be idempotent (e.g. drop managedFields)."""
-
 PopProcessFunc: TypeAlias = Callable[[list[Delta], bool], Awaitable[object] | None]
 """``process(deltas, is_in_initial_list)``; a plain function or a coroutine function."""
 
@@ -135,7 +128,7 @@ class DeltaFIFO:
 
     ``key_func`` keys objects (tombstones are keyed by their ``key`` without calling it);
     ``known_objects`` is the consumer's store, consulted by ``delete``, ``replace`` and
-    ``resync``; ``transform`` is applied once to each incoming object.
+    ``resync``.
     """
 
     __slots__ = (
@@ -148,7 +141,6 @@ class DeltaFIFO:
         "_known_objects",
         "_populated",
         "_queue",
-        "_transform",
         "_wakeup",
     )
 
@@ -158,12 +150,10 @@ class DeltaFIFO:
         key_func: KeyFunc = meta_namespace_key,
         known_objects: KeyListerGetter | None = None,
         emit_delta_type_replaced: bool = False,
-        transform: TransformFunc | None = None,
     ) -> None:
         self._key_func = key_func
         self._known_objects = known_objects
         self._emit_replaced = emit_delta_type_replaced
-        self._transform = transform
         # Invariant: a key is in _items iff it is in _queue, exactly once, and its list
         # is non-empty. Dict insertion order therefore equals queue order.
         self._items: dict[str, list[Delta]] = {}
@@ -184,36 +174,22 @@ class DeltaFIFO:
     def add(self, obj: Obj) -> None:
         """Queue ``Added(obj)``."""
         self._populated = True
-        key = self._key_func(obj)
-        if self._transform is not None:
-            obj = self._transform(obj)
-        self._queue_action(_ADDED, key, obj)
+        self._queue_action(_ADDED, self._key_func(obj), obj)
 
     def update(self, obj: Obj) -> None:
         """Queue ``Updated(obj)``."""
         self._populated = True
-        key = self._key_func(obj)
-        if self._transform is not None:
-            obj = self._transform(obj)
-        self._queue_action(_UPDATED, key, obj)
+        self._queue_action(_UPDATED, self._key_func(obj), obj)
 
     def delete(self, obj: ObjectOrTombstone) -> None:
         """Queue ``Deleted(obj)``, unless the key is neither queued nor known (ignored).
 
-        ``obj`` may be a :class:`DeletedFinalStateUnknown` (never transformed).
+        ``obj`` may be a :class:`DeletedFinalStateUnknown`.
         """
         self._populated = True
-        if isinstance(obj, DeletedFinalStateUnknown):
-            key = obj.key
-            if not self._is_known(key):
-                return
-        else:
-            key = self._key_func(obj)
-            if not self._is_known(key):
-                return
-            if self._transform is not None:
-                obj = self._transform(obj)
-        self._queue_action(_DELETED, key, obj)
+        key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else self._key_func(obj)
+        if self._is_known(key):
+            self._queue_action(_DELETED, key, obj)
 
     def replace(self, objs: Iterable[Obj], resource_version: str = "") -> None:
         """Queue a relist: ``Replaced``/``Sync`` per object, tombstones for the missing.
@@ -223,14 +199,12 @@ class DeltaFIFO:
         """
         action = _REPLACED if self._emit_replaced else _SYNC
         key_func = self._key_func
-        transform = self._transform
+        queue_action = self._queue_action
         keys: set[str] = set()
         for obj in objs:
             key = key_func(obj)
             keys.add(key)
-            if transform is not None:
-                obj = transform(obj)
-            self._queue_action(action, key, obj)
+            queue_action(action, key, obj)
 
         # Queued keys missing from the list. _queue_action on a key already queued only
         # touches its list, never the dict, so iterating the dict is safe.

@@ -15,6 +15,11 @@ Contracts: the objects in the store and those handed to handlers are the same di
 nobody may mutate them. The store only changes inside the processing loop, which never
 awaits while applying one key's deltas, so readers on the event loop see consistent
 state without locks.
+
+One key function (``key_func``, default :func:`~informer.meta_namespace_key`) keys
+everything of one informer: the DeltaFIFO, the store (:attr:`SharedIndexInformer.key_func`
+is what a lister's ``get_by_key`` and a controller's ``own_key`` mapping use). The
+``transform`` runs in one place only, the Reflector, once per object received.
 """
 
 from __future__ import annotations
@@ -30,21 +35,21 @@ import structlog
 
 from .._exceptions import FIFOClosedError
 from .._failures import report_failure
-from .._objects import DeletedFinalStateUnknown, meta_namespace_key
-from .._types import Obj
+from .._objects import DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key
+from .._transforms import TransformFunc
 from .delta_fifo import Delta, DeltaFIFO, DeltaType
 from .listener import ADD, DELETE, UPDATE, ProcessorListener
 from .lister import Lister
 from .listwatch import ListerWatcher
 from .processor import MIN_RESYNC_PERIOD, SharedProcessor
 from .reflector import Reflector
-from .store import NAMESPACE_INDEX, Indexer, IndexFunc, namespace_index
+from .store import NAMESPACE_INDEX, Indexer, IndexFunc, KeyFunc, namespace_index
 
 __all__ = ["SharedIndexInformer"]
 
 log = structlog.get_logger(__name__)
 
-Transform = Callable[[Obj], Obj]
+Transform = TransformFunc
 
 # Yield to the loop after this many FIFO pops in a row (pop does not yield when an item is
 # ready), so a large initial list cannot starve the listeners and the watch.
@@ -58,8 +63,10 @@ class SharedIndexInformer:
     ``resync_period`` is the default resync period of handlers added without one
     (0 disables resync). ``indexers`` are added to the store (the namespace index is
     always there). ``transform`` runs once on every object received from the API server
-    before it is stored (see ``strip_managed_fields``); it must be idempotent and may
-    mutate the object it is given (nobody else holds it yet). ``reflector_options`` are
+    before it is stored (see ``strip_managed_fields`` and the contract in
+    ``informer._transforms``); it is handed to the Reflector only. ``key_func`` keys the
+    objects of this informer everywhere (FIFO, store, the processing loop, handler error
+    logs); it is given object dicts only, never tombstones. ``reflector_options`` are
     passed to :class:`~informer.Reflector` (``page_size``, ``use_watch_list``,
     ``inactivity_timeout``, ...).
     """
@@ -73,21 +80,27 @@ class SharedIndexInformer:
         transform: Transform | None = None,
         name: str = "",
         reflector_options: Mapping[str, Any] | None = None,
+        key_func: KeyFunc = meta_namespace_key,
     ) -> None:
         self.name = name or type(lister_watcher).__name__
         self.lister_watcher = lister_watcher
         self.default_resync_period = max(0.0, float(resync_period))
+        # meta_namespace_key keys tombstones itself; any other key function is wrapped so
+        # that the processing loop and the handlers may key a tombstone too.
+        self._key_of: Callable[[ObjectOrTombstone], str] = (
+            meta_namespace_key if key_func is meta_namespace_key else _tombstone_aware(key_func)
+        )
         all_indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: namespace_index}
         all_indexers.update(indexers or {})
-        self.indexer = Indexer(indexers=all_indexers)
+        self.indexer = Indexer(key_func=key_func, indexers=all_indexers)
         self._fifo = DeltaFIFO(
-            known_objects=self.indexer, emit_delta_type_replaced=True, transform=transform
+            key_func=key_func, known_objects=self.indexer, emit_delta_type_replaced=True
         )
         self.reflector = Reflector(
             lister_watcher,
             self._fifo,
             name=self.name,
-            transform=transform,
+            transform=transform,  # the one place it runs
             **dict(reflector_options or {}),
         )
         self._processor = SharedProcessor()
@@ -115,7 +128,9 @@ class SharedIndexInformer:
         period = self.default_resync_period if resync_period is None else resync_period
         if 0 < period < MIN_RESYNC_PERIOD:
             period = MIN_RESYNC_PERIOD
-        listener = ProcessorListener(handler, period, self.has_synced, resource=self.name)
+        listener = ProcessorListener(
+            handler, period, self.has_synced, resource=self.name, key_func=self._key_of
+        )
         self._processor.add_listener(listener)
         if self._tg is not None:
             for obj in self.indexer.list():
@@ -137,6 +152,11 @@ class SharedIndexInformer:
         missing = {k: v for k, v in indexers.items() if k not in self.indexer.indexers}
         if missing:
             self.indexer.add_indexers(missing)
+
+    @property
+    def key_func(self) -> Callable[[ObjectOrTombstone], str]:
+        """This informer's key function, accepting a tombstone too (its ``key``)."""
+        return self._key_of
 
     def lister(self) -> Lister:
         """A read-only view of the store (no API calls; returned dicts are shared)."""
@@ -226,15 +246,15 @@ class SharedIndexInformer:
         """Apply one key's deltas to the store, then notify (never awaits)."""
         indexer = self.indexer
         distribute = self._processor.distribute
-        key = meta_namespace_key(deltas[0].object)
+        key = self._key_of(deltas[0].object)
         for delta in deltas:
             obj = delta.object
             if delta.type is _DELETED:
-                indexer._delete_key(key)
+                indexer.delete_by_key(key)
                 distribute(DELETE, None, obj, False, is_in_initial_list)
                 continue
             assert not isinstance(obj, DeletedFinalStateUnknown)
-            old = indexer._add_with_key(key, obj)
+            old = indexer.add_with_key(key, obj)
             if old is None:
                 distribute(ADD, None, obj, False, is_in_initial_list)
             else:
@@ -271,3 +291,15 @@ class SharedIndexInformer:
 
     def __repr__(self) -> str:
         return f"SharedIndexInformer({self.name}, objects={len(self.indexer)})"
+
+
+def _tombstone_aware(key_func: KeyFunc) -> Callable[[ObjectOrTombstone], str]:
+    """``key_func`` for object dicts, a tombstone's ``key`` for a tombstone."""
+
+    def key_of(obj: ObjectOrTombstone) -> str:
+        if isinstance(obj, DeletedFinalStateUnknown):
+            return obj.key
+        return key_func(obj)
+
+    key_of.__qualname__ = f"tombstone_aware({getattr(key_func, '__qualname__', key_func)!s})"
+    return key_of

@@ -22,7 +22,7 @@ import anyio.lowlevel
 import structlog
 
 from .._failures import report_failure
-from .._objects import meta_namespace_key
+from .._objects import ObjectOrTombstone, meta_namespace_key
 from .handlers import EventHandler, as_event_handler, handler_name
 
 __all__ = ["ADD", "DELETE", "UPDATE", "ProcessorListener"]
@@ -48,6 +48,7 @@ class ProcessorListener:
     The registration returned by ``SharedIndexInformer.add_event_handler`` is this
     object: ``has_synced()`` is true once the informer has synced and this handler has
     finished every notification of the initial list (or of its late-join replay).
+    ``key_func`` (the informer's, tombstone-aware) names objects in handler error logs.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class ProcessorListener:
         upstream_has_synced: Callable[[], bool],
         *,
         resource: str = "",
+        key_func: Callable[[ObjectOrTombstone], str] = meta_namespace_key,
     ) -> None:
         self.handler: EventHandler = as_event_handler(handler)
         self.name = handler_name(handler)
@@ -71,6 +73,7 @@ class ProcessorListener:
         self._waiting = False
         self._stopped = False
         self._resource = resource
+        self._key_func = key_func
         self.handled = 0
         self.failures = 0
 
@@ -159,7 +162,7 @@ class ProcessorListener:
 
     def _log_failure(self, kind: int, obj: Any) -> None:
         try:
-            key = meta_namespace_key(obj)
+            key = self._key_func(obj)
         except Exception:
             key = "<unknown>"
         error = sys.exc_info()[1]

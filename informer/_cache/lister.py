@@ -11,6 +11,7 @@ import builtins
 from collections.abc import Mapping
 
 from .._labels import parse_label_selector
+from .._objects import meta_namespace_key
 from .._types import Obj
 from .store import NAMESPACE_INDEX, Indexer
 
@@ -47,11 +48,21 @@ class Lister:
         return [o for o in objs if match(o.get("metadata", {}).get("labels") or {})]
 
     def get(self, name: str, *, namespace: str | None = None) -> Obj | None:
-        """The object ``namespace/name`` (or ``name`` when cluster-scoped), or None."""
+        """The object ``namespace/name`` (or ``name`` when cluster-scoped), or None.
+
+        Only for a store keyed by :func:`~informer.meta_namespace_key` (the default): with
+        any other key function this raises ``TypeError`` (use :meth:`get_by_key`), since
+        a ``"namespace/name"`` lookup would silently answer ``None``.
+        """
+        if self.indexer.key_func is not meta_namespace_key:
+            raise TypeError(
+                "this store uses a custom key function, so objects cannot be looked up by "
+                "namespace and name: use Lister.get_by_key(key) with that function's key"
+            )
         return self.indexer.get_by_key(f"{namespace}/{name}" if namespace else name)
 
     def get_by_key(self, key: str) -> Obj | None:
-        """The object stored under ``key`` (``"ns/name"`` or ``"name"``), or None."""
+        """The object stored under ``key`` (the store's key function's), or None."""
         return self.indexer.get_by_key(key)
 
     def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:

@@ -28,12 +28,12 @@ from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 import anyio.lowlevel
 import orjson
 
-from .._exceptions import WatchDecodeError
+from .._exceptions import WatchDecodeError, WatchEventTooLarge
 from .._kube import DEFAULT_READ_TIMEOUT, ApiClient, ResponseStream, request_json, stream_request
 from .._resource import Resource
 from .._types import Obj, WatchEvent
 
-__all__ = ["ApiListerWatcher", "ListerWatcher"]
+__all__ = ["MAX_WATCH_EVENT_BYTES", "ApiListerWatcher", "ListerWatcher"]
 
 
 @runtime_checkable
@@ -67,11 +67,19 @@ class ListerWatcher(Protocol):
 _Query: TypeAlias = list[tuple[str, str | int | bool]]
 
 WATCH_READ_SLACK: Final = 30.0
+"""Seconds added to ``timeoutSeconds`` before a silent watch connection counts as dead."""
+
+MAX_WATCH_EVENT_BYTES: Final = 16 * 1024 * 1024
+"""The longest watch line (one event) accepted, as client-go: k8s.io/apimachinery
+``pkg/runtime/serializer/streaming/streaming.go`` ``NewDecoder`` grows its frame buffer up
+to ``maxBytes: 16 * 1024 * 1024`` and then fails with ``ErrObjectTooLarge`` ("object to
+decode was longer than maximum allowed size"), which client-go's ``StreamWatcher`` turns
+into an ``ERROR`` event, so its Reflector ends the watch and relists after a backoff.
+Objects are far smaller (etcd's request limit is 1.5 MiB by default)."""
 
 # Decoded bytes after which the event iterator yields to the loop once (bench/RESULTS.md:
 # 16 KiB was the best budget: 3.7x the Deployment throughput of no yield with the GC on).
 _YIELD_EVERY_BYTES: Final = 16384
-"""Seconds added to ``timeoutSeconds`` before a silent watch connection counts as dead."""
 
 
 class ApiListerWatcher:
@@ -90,11 +98,13 @@ class ApiListerWatcher:
     Besides the shared contract (module docstring): ``watch`` raises, on entering the
     context, the :class:`~informer.ApiError` of an HTTP failure (410 ->
     ``ResourceExpired``) or :class:`~informer.ConnectionFailed`. While iterating, a
-    connection lost mid-stream raises ``ConnectionFailed`` and a line that is not JSON,
-    or lacks ``type`` or ``object``, raises :class:`~informer.WatchDecodeError`; both only
-    after every complete event received before the failure was yielded, and the iterator
-    is finished afterwards. The API server's normal end of a watch ends the iterator.
-    Each open watch holds one connection of the client's pool.
+    connection lost mid-stream raises ``ConnectionFailed``, a line that is not JSON, or
+    lacks ``type`` or ``object``, raises :class:`~informer.WatchDecodeError`, and a line
+    longer than :data:`MAX_WATCH_EVENT_BYTES` raises :class:`~informer.WatchEventTooLarge`
+    as soon as that many bytes are buffered (memory stays bounded whatever the server
+    sends); each only after every complete event received before the failure was yielded,
+    and the iterator is finished afterwards. The API server's normal end of a watch ends
+    the iterator. Each open watch holds one connection of the client's pool.
     """
 
     __slots__ = (
@@ -223,8 +233,10 @@ class _WatchEventStream:
     lazily, one per ``__anext__``: a chunk (up to megabytes of events) is never decoded
     ahead, so only the events the consumer keeps stay alive (holding a chunk's worth of
     decoded dicts would make the cyclic GC walk them over and over). Only a line spanning
-    chunks is assembled, in a ``bytearray``; lines have no length limit. Events are
-    yielded as decoded, never copied or wrapped.
+    chunks is assembled, in a ``bytearray``, which may not grow past
+    :data:`MAX_WATCH_EVENT_BYTES` (``WatchEventTooLarge``); a line within one chunk is
+    bounded by that chunk, already in memory. Events are yielded as decoded, never
+    copied or wrapped.
 
     After an error (``WatchDecodeError`` or ``ConnectionFailed``) the iterator is
     finished: further ``__anext__`` calls raise ``StopAsyncIteration``.
@@ -260,6 +272,8 @@ class _WatchEventStream:
                 self._decoded += nl - pos
                 if self._buf:
                     self._buf += self._view[pos:nl]
+                    if len(self._buf) > MAX_WATCH_EVENT_BYTES:
+                        raise self._too_large()
                     if (buffered := self._decode_buffered()) is not None:
                         return buffered
                     continue
@@ -281,6 +295,8 @@ class _WatchEventStream:
         """Keep the unfinished line; read the next chunk, or end at the end of the body."""
         if self._pos < len(self._chunk):
             self._buf += self._view[self._pos :]
+            if len(self._buf) > MAX_WATCH_EVENT_BYTES:
+                raise self._too_large()
         self._chunk, self._view, self._pos = b"", memoryview(b""), 0
         if self._finished:
             raise StopAsyncIteration
@@ -320,7 +336,21 @@ class _WatchEventStream:
     def _fail(self, message: str, line: bytes | bytearray | memoryview) -> WatchDecodeError:
         """Finish the stream; the error to raise for ``line``."""
         error = WatchDecodeError(message, line=bytes(line[:200]))
-        self._finished = True
-        self._buf.clear()
-        self._chunk, self._view, self._pos = b"", memoryview(b""), 0
+        self._finish()
         return error
+
+    def _too_large(self) -> WatchEventTooLarge:
+        """Finish the stream; the error for the line being assembled in ``_buf``."""
+        error = WatchEventTooLarge(
+            f"a watch event is longer than {MAX_WATCH_EVENT_BYTES >> 20} MiB (client-go's "
+            "limit); the watch is dropped and the resource relisted",
+            limit=MAX_WATCH_EVENT_BYTES,
+            line=bytes(self._buf[:200]),
+        )
+        self._finish()
+        return error
+
+    def _finish(self) -> None:
+        self._finished = True
+        self._buf = bytearray()  # frees the buffer (clear() may keep its capacity)
+        self._chunk, self._view, self._pos = b"", memoryview(b""), 0

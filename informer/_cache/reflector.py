@@ -2,8 +2,12 @@
 
 It is client-go's ``tools/cache`` Reflector for one event loop. Its only collaborators are
 a :class:`~informer._cache.listwatch.ListerWatcher` (the server) and a :class:`ReflectorStore`
-(in practice the ``DeltaFIFO``); it never looks at object contents beyond
-``metadata.resourceVersion`` and the watch-list end annotation, and never copies objects.
+(in practice the ``DeltaFIFO``). It is where objects enter the cache, so it is the one
+place that prepares them: each object received (list item, watch event, watch-list
+initial event) goes through the informer's ``transform`` exactly once, and list items
+get the List's ``apiVersion`` and ``kind`` (see "Sync by list"). Beyond that it reads
+only ``metadata.resourceVersion`` and the watch-list end annotation, and never copies
+objects.
 
 State machine
 -------------
@@ -35,7 +39,11 @@ State machine
   than etcd compaction) the retry is one unpaginated read, as client-go's pager does.
   A relist at a specific RV is sent without ``limit`` so that the watch cache can serve
   it (client-go's guard against a thundering herd on etcd), unless the first ``"0"``
-  list came back paginated (no watch cache for this resource).
+  list came back paginated (no watch cache for this resource). The items of a List carry
+  no ``apiVersion``/``kind`` (watch objects do): as each page arrives, an item lacking
+  them gets the List's ``apiVersion`` and its ``kind`` minus ``List`` (``ConfigMapList``
+  -> ``ConfigMap``), in the same pass that applies the transform, so every cached object
+  has one shape whichever way it arrived.
 - **Watch** from the last synced RV with ``allow_watch_bookmarks=True`` and
   ``timeout_seconds`` uniform in ``[min_watch_timeout, 2*min_watch_timeout)``.
   ``ADDED``/``MODIFIED``/``DELETED`` go to ``store.add``/``update``/``delete``; each
@@ -59,6 +67,9 @@ inactivity: nothing, not even a bookmark, for                re-watch now, last 
 ``inactivity_timeout`` (a half-open connection)              (``watch.stalled``)
 ``WatchDecodeError`` / ``TooManyRequests`` /                 back off, re-watch (the RV
 ``ConnectionFailed`` (at open or mid-stream)                 did not advance past it)
+``WatchEventTooLarge`` (a line over 16 MiB)                  back off, relist (as
+                                                             client-go; a re-watch would
+                                                             meet the same event)
 410: ``ResourceExpired`` or an ``ERROR`` event with 410      relist now at the last RV
                                                              (backoff if it repeats
                                                              with no event in between)
@@ -83,17 +94,28 @@ Where this departs from client-go, and why:
 Watch-list fallback rule
 ------------------------
 "When in doubt, fall back": a list always works, a misread watch-list could hang or
-lose data. Before the end bookmark arrives, any of these proves the server does not
-serve watch-list, and the reflector switches to list+watch **for the rest of its life**
-(``watch_list_fallback`` becomes true; logged once as ``watch_list.fallback``):
+lose data. Like client-go (whose ``ListAndWatch`` falls back to a list for the attempt in
+which its watch-list failed, and tries watch-list again on the next one), a fallback
+holds for **one sync attempt** unless the server said it does not serve watch-list. Each
+is logged as ``watch_list.fallback`` (``permanent=``) and counted in
+``stats.watch_list_fallbacks``.
+
+For the rest of the reflector's life (``watch_list_fallback`` becomes true), when before
+the end bookmark:
 
 - the open (or an ``ERROR`` event) is rejected as a bad request: 400, 406 or 422, or an
   :class:`~informer.ApiError` whose reason is ``BadRequest``/``Invalid``/``NotAcceptable``
   (a server with the WatchList feature off answers 422 Invalid);
-- a ``MODIFIED`` or ``DELETED`` event, or a ``BOOKMARK`` without the annotation (a real
-  watch-list server sends neither before its end bookmark; an old server that ignores
-  ``sendInitialEvents`` does);
-- the stream ends, or stays silent for ``inactivity_timeout``, before the end bookmark.
+- a ``MODIFIED`` or ``DELETED`` event, or a ``BOOKMARK`` without the annotation arrives:
+  a watch-list server sends neither before its end bookmark, a server that ignores
+  ``sendInitialEvents`` (older than 1.27) does, and would on every attempt.
+
+For this attempt only (the sync is a list, the next sync tries watch-list again):
+
+- the stream ends, or stays silent for ``inactivity_timeout``, before the end bookmark
+  (an API server restarting gracefully closes its streams; that says nothing about
+  watch-list support);
+- the end bookmark carries no resourceVersion.
 
 Not a fallback: 410 / too-large RV (the RV is marked unavailable and the watch-list is
 retried at once at ``""``, as client-go), 429 and connection failures and malformed lines
@@ -132,6 +154,14 @@ counter and a clock read; no logging above debug. Logs are structlog events boun
 counts and keys at most: never object contents (think Secrets) — not even the bytes of a
 malformed line, only its length.
 
+Bad events (``watch.event_skipped``, ``store.failed``) are counted by cause in
+``stats.bad_events`` (``malformed_event``, ``unknown_type``, ``no_resource_version``,
+``store_failed``) and logged through a :class:`~informer._cache.throttle.LogThrottle`: the
+first of a cause at once, then at most one line per cause per minute carrying
+``suppressed=`` (how many were not logged since); when the watch ends, one
+``watch.event_skipped.suppressed`` line per cause with a count still unreported. Lines
+not written are counted in ``stats.logs_suppressed``.
+
 Concurrency: ``run`` is one task; the only child is the per-watch watchdog, owned by a
 task group inside the watch. Cancelling ``run`` exits the watch's context manager, which
 closes the connection, at once.
@@ -143,7 +173,7 @@ import enum
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import anyio
@@ -157,11 +187,14 @@ from .._exceptions import (
     ResourceExpired,
     TooManyRequests,
     WatchDecodeError,
+    WatchEventTooLarge,
     api_error_from_status,
 )
 from .._failures import report_failure
+from .._transforms import TransformFunc
 from .._types import Obj, WatchEvent
 from .listwatch import ListerWatcher
+from .throttle import LogThrottle
 
 __all__ = [
     "DEFAULT_INACTIVITY_TIMEOUT",
@@ -252,6 +285,13 @@ class ReflectorStats:
     error_events: int = 0
     skipped: int = 0
     """Events skipped: unknown type, no resourceVersion, malformed event."""
+    bad_events: dict[str, int] = field(default_factory=dict)
+    """Skipped events and store failures by cause: ``malformed_event``, ``unknown_type``,
+    ``no_resource_version``, ``store_failed`` (each counted, logged or not)."""
+    logs_suppressed: int = 0
+    """Log lines about bad events not written (rate limit: see the module docstring)."""
+    watch_list_fallbacks: int = 0
+    """Syncs that fell back from watch-list to a list (one-attempt and permanent)."""
     last_event_monotonic: float | None = None
 
     @property
@@ -338,7 +378,26 @@ class _End(enum.Enum):
 
 
 class _WatchListUnsupported(Exception):
-    """Internal: the server showed it does not serve watch-list (never escapes)."""
+    """Internal: this watch-list attempt failed; the server does not serve watch-list at
+    all when ``permanent`` (never escapes)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+# Causes of bad events (stats.bad_events keys, throttled log lines): a fixed set.
+_MALFORMED: Final = "malformed_event"
+_UNKNOWN_TYPE: Final = "unknown_type"
+_NO_RV: Final = "no_resource_version"
+_STORE_FAILED: Final = "store_failed"
+_REASONS: Final = {
+    _MALFORMED: "malformed event",
+    _UNKNOWN_TYPE: "unknown event type",
+    _NO_RV: "no resourceVersion",
+}
+_LOG_INTERVAL: Final = 60.0
+"""At most one log line per bad-event cause per this many seconds."""
 
 
 def _rv_of(obj: Any) -> str | None:
@@ -347,6 +406,47 @@ def _rv_of(obj: Any) -> str | None:
     except (KeyError, TypeError, IndexError):
         return None
     return rv if isinstance(rv, str) and rv else None
+
+
+def _received_items(page: Obj, transform: TransformFunc | None) -> list[Obj]:
+    """The items of one list page as they are cached, in one pass over them.
+
+    A List's items carry no ``apiVersion``/``kind`` (watch objects do): each item lacking
+    them gets the List's own ``apiVersion`` and its ``kind`` minus ``List``
+    (``ConfigMapList`` -> ``ConfigMap``), so the cache holds one shape of object however
+    it arrived. Then ``transform`` runs on each. A List of an unknown kind (not ending in
+    ``List``, or just ``List``) fills nothing.
+    """
+    items: list[Obj] = page.get("items") or []
+    list_kind = page.get("kind")
+    api_version = page.get("apiVersion")
+    if (
+        isinstance(list_kind, str)
+        and len(list_kind) > 4
+        and list_kind.endswith("List")
+        and isinstance(api_version, str)
+        and api_version
+    ):
+        kind = list_kind[:-4]
+        if transform is None:
+            for obj in items:
+                if "kind" not in obj:
+                    obj["kind"] = kind
+                if "apiVersion" not in obj:
+                    obj["apiVersion"] = api_version
+            return items
+        out: list[Obj] = []
+        append = out.append
+        for obj in items:
+            if "kind" not in obj:
+                obj["kind"] = kind
+            if "apiVersion" not in obj:
+                obj["apiVersion"] = api_version
+            append(transform(obj))
+        return out
+    if transform is None:
+        return items
+    return [transform(obj) for obj in items]
 
 
 def _is_rv_unavailable(exc: BaseException) -> bool:
@@ -408,9 +508,11 @@ class Reflector:
     :param clock: monotonic seconds (backoff reset, short-watch detection, stats).
     :param random: uniform in [0, 1) (watch timeouts, backoff jitter).
     :param sleep: awaited for backoffs (tests inject a fake).
-    :param transform: the informer's transform (idempotent), applied to each watch-list
-        initial object as it is buffered, so what it drops never accumulates; the store
-        applies it again. ``None``: objects are buffered as received.
+    :param transform: the informer's :data:`~informer._transforms.TransformFunc`, the one
+        place it runs: once on every object received (each list item as its page
+        arrives, each watch event, each watch-list initial object as it is buffered, so
+        what it drops never accumulates), before the store sees it. ``None``: objects
+        are stored as received.
     """
 
     def __init__(
@@ -432,7 +534,7 @@ class Reflector:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
-        transform: Callable[[Obj], Obj] | None = None,
+        transform: TransformFunc | None = None,
     ) -> None:
         if min_watch_timeout <= 0:
             raise ValueError("min_watch_timeout must be positive")
@@ -449,8 +551,6 @@ class Reflector:
         self._clock = clock
         self._random = random
         self._sleep = sleep
-        # Applied to watch-list initial objects as they are buffered, so what the
-        # transform drops is freed at once (the store applies it again: idempotent).
         self._transform = transform
         self._backoff = ExponentialBackoff(
             initial=backoff_initial,
@@ -475,6 +575,8 @@ class Reflector:
         self._synced = False
         self._started = False
         self._watch_list_fallback = False
+        self._list_next_sync = False  # a one-attempt watch-list fallback is pending
+        self._throttle = LogThrottle(_LOG_INTERVAL, clock=clock)
         self._in_initial_events = False
         self._consecutive_expired = 0
         self._retry_after: float | None = None
@@ -514,7 +616,8 @@ class Reflector:
 
     @property
     def watch_list_fallback(self) -> bool:
-        """True once watch-list proved unsupported; list+watch is used from then on."""
+        """True once the server showed it does not serve watch-list; list+watch is used
+        from then on (a one-attempt fallback leaves it false: see the module docstring)."""
         return self._watch_list_fallback
 
     def __repr__(self) -> str:
@@ -541,8 +644,11 @@ class Reflector:
                     if self._synced:
                         self.stats.relists += 1
                     if self._use_watch_list and not self._watch_list_fallback:
-                        nxt = await self._watch(watch_list=True)
-                        continue
+                        if self._list_next_sync:
+                            self._list_next_sync = False  # this attempt lists
+                        else:
+                            nxt = await self._watch(watch_list=True)
+                            continue
                     try:
                         await self._list()
                     except Exception as exc:
@@ -605,7 +711,7 @@ class Reflector:
                 continue_token=token,
             )
             meta = result.get("metadata") or {}
-            page_items = result.get("items") or []
+            page_items = _received_items(result, self._transform)
             if page == 1 and not meta.get("continue"):
                 items = page_items  # the common single page: no copy
             else:
@@ -672,6 +778,8 @@ class Reflector:
             if stats.events - stats.error_events != progress_before:
                 self._consecutive_expired = 0
             return self._after_watch_error(exc)
+        finally:
+            self._report_suppressed()
         delivered = stats.events - stats.error_events - progress_before
         if delivered:
             self._consecutive_expired = 0
@@ -679,7 +787,9 @@ class Reflector:
             reason = "stream ended" if end is _End.CLOSED else "stream stalled"
             if end is _End.STALLED:
                 stats.stalls += 1
-            return self._fall_back(f"{reason} before the initial-events-end bookmark")
+            return self._fall_back(
+                f"{reason} before the initial-events-end bookmark", permanent=False
+            )
         if end is _End.STALLED:
             stats.stalls += 1
             self._log.warning(
@@ -732,6 +842,7 @@ class Reflector:
         self._state = ReflectorState.WATCHING
         store = self._store
         add, update, delete = store.add, store.update, store.delete
+        transform = self._transform
         stats = self.stats
         clock = self._clock
         async for event in events:
@@ -741,7 +852,7 @@ class Reflector:
                 obj = event["object"]
             except (KeyError, TypeError):
                 stats.skipped += 1
-                self._skip(None, "malformed event")
+                self._skip(None, _MALFORMED)
                 continue
             if type_ == "MODIFIED":
                 stats.modified += 1
@@ -756,7 +867,7 @@ class Reflector:
                 rv = _rv_of(obj)
                 if rv is None:
                     stats.skipped += 1
-                    self._skip(type_, "no resourceVersion")
+                    self._skip(type_, _NO_RV)
                 else:
                     stats.bookmarks += 1
                     self._last_rv = rv
@@ -766,7 +877,7 @@ class Reflector:
                 raise _error_from_event(obj)
             else:
                 stats.skipped += 1
-                self._skip(type_, "unknown event type")
+                self._skip(type_, _UNKNOWN_TYPE)
                 continue
             try:
                 rv = obj["metadata"]["resourceVersion"]
@@ -774,10 +885,10 @@ class Reflector:
                 rv = None
             if not rv or rv.__class__ is not str:
                 self._unskip(type_)
-                self._skip(type_, "no resourceVersion")
+                self._skip(type_, _NO_RV)
                 continue
             try:
-                apply(obj)
+                apply(obj if transform is None else transform(obj))
             except Exception as exc:
                 self._store_failed(type_, obj, exc)
             self._last_rv = rv
@@ -799,7 +910,7 @@ class Reflector:
                 stats.added += 1
                 if _rv_of(obj) is None:
                     self._unskip("ADDED")
-                    self._skip(type_, "no resourceVersion")
+                    self._skip(type_, _NO_RV)
                     continue
                 buffered.append(obj if self._transform is None else self._transform(obj))
             elif type_ == "BOOKMARK":
@@ -807,9 +918,13 @@ class Reflector:
                 rv = _rv_of(obj)
                 annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
                 if annotations.get(INITIAL_EVENTS_END_ANNOTATION) != "true":
-                    raise _WatchListUnsupported("a bookmark before the initial-events-end one")
+                    raise _WatchListUnsupported(
+                        "a bookmark before the initial-events-end one", permanent=True
+                    )
                 if rv is None:
-                    raise _WatchListUnsupported("initial-events-end bookmark without an RV")
+                    raise _WatchListUnsupported(
+                        "initial-events-end bookmark without an RV", permanent=False
+                    )
                 self._in_initial_events = False
                 self._apply_sync(buffered, rv)
                 self._log.info(
@@ -823,11 +938,15 @@ class Reflector:
                 stats.error_events += 1
                 raise _error_from_event(obj)
             elif type_ in ("MODIFIED", "DELETED"):
-                raise _WatchListUnsupported(f"a {type_} event before the initial-events-end")
+                raise _WatchListUnsupported(
+                    f"a {type_} event before the initial-events-end", permanent=True
+                )
             else:
                 stats.skipped += 1
-                self._skip(type_, "unknown event type")
-        raise _WatchListUnsupported("stream ended before the initial-events-end bookmark")
+                self._skip(type_, _UNKNOWN_TYPE)
+        raise _WatchListUnsupported(
+            "stream ended before the initial-events-end bookmark", permanent=False
+        )
 
     # ------------------------------------------------------------ decisions
     def _after_watch_error(self, exc: Exception) -> _Next:
@@ -838,6 +957,9 @@ class Reflector:
             self.stats.expired += 1
             self._log.info("watch.expired", rv=self._last_rv, **_describe(exc))
             return self._after_expired()
+        if isinstance(exc, WatchEventTooLarge):
+            self._log.warning("watch.error", rv=self._last_rv, action="relist", **_describe(exc))
+            return _Next.RELIST_BACKOFF
         if isinstance(exc, TooManyRequests | ConnectionFailed | WatchDecodeError):
             self._log.warning("watch.error", rv=self._last_rv, action="rewatch", **_describe(exc))
             return _Next.WATCH_BACKOFF
@@ -852,10 +974,10 @@ class Reflector:
 
     def _after_watch_list_error(self, exc: Exception) -> _Next:
         if isinstance(exc, _WatchListUnsupported):
-            return self._fall_back(str(exc))
+            return self._fall_back(str(exc), permanent=exc.permanent)
         self._report(exc)
         if _is_rejection(exc):
-            return self._fall_back(f"rejected: {type(exc).__name__}", exc)
+            return self._fall_back(f"rejected: {type(exc).__name__}", exc, permanent=True)
         if _is_rv_unavailable(exc):
             if isinstance(exc, ResourceExpired):
                 self.stats.expired += 1
@@ -876,11 +998,16 @@ class Reflector:
         self._consecutive_expired += 1
         return _Next.RELIST if self._consecutive_expired == 1 else _Next.RELIST_BACKOFF
 
-    def _fall_back(self, why: str, exc: BaseException | None = None) -> _Next:
+    def _fall_back(self, why: str, exc: BaseException | None = None, *, permanent: bool) -> _Next:
+        """Sync by a list now; for good when ``permanent``, else for this attempt only."""
         self._in_initial_events = False
-        self._watch_list_fallback = True
+        self.stats.watch_list_fallbacks += 1
+        if permanent:
+            self._watch_list_fallback = True
+        else:
+            self._list_next_sync = True
         fields = _describe(exc) if exc is not None else {}
-        self._log.warning("watch_list.fallback", why=why, **fields)
+        self._log.warning("watch_list.fallback", why=why, permanent=permanent, **fields)
         return _Next.RELIST
 
     def _report(self, exc: BaseException) -> None:
@@ -908,8 +1035,35 @@ class Reflector:
         await self._sleep(delay)
 
     # --------------------------------------------------------------- logging
-    def _skip(self, type_: object, why: str) -> None:
-        self._log.error("watch.event_skipped", type=str(type_)[:64], reason=why, rv=self._last_rv)
+    def _skip(self, type_: object, cause: str) -> None:
+        """Count a skipped event by cause; log it unless the throttle says not now."""
+        if (suppressed := self._bad_event(cause)) is None:
+            return
+        self._log.error(
+            "watch.event_skipped",
+            type=str(type_)[:64],
+            reason=_REASONS[cause],
+            cause=cause,
+            rv=self._last_rv,
+            suppressed=suppressed,
+        )
+
+    def _bad_event(self, cause: str) -> int | None:
+        """Count one bad event; ``None`` if its log line is suppressed, else how many of
+        its cause were suppressed since the last line."""
+        bad = self.stats.bad_events
+        bad[cause] = bad.get(cause, 0) + 1
+        suppressed = self._throttle.allow(cause)
+        if suppressed is None:
+            self.stats.logs_suppressed += 1
+        return suppressed
+
+    def _report_suppressed(self) -> None:
+        """At the end of a watch: one line per cause whose suppressed lines are unreported."""
+        for cause, count in self._throttle.drain().items():
+            self._log.error(
+                "watch.event_skipped.suppressed", cause=cause, suppressed=count, rv=self._last_rv
+            )
 
     def _unskip(self, type_: str) -> None:
         """Move an event already counted under its type to ``skipped``."""
@@ -923,11 +1077,14 @@ class Reflector:
         stats.skipped += 1
 
     def _store_failed(self, type_: str, obj: Obj, exc: Exception) -> None:
+        if (suppressed := self._bad_event(_STORE_FAILED)) is None:
+            return
         meta = obj.get("metadata") or {}
         ns, name = meta.get("namespace"), meta.get("name")
         report_failure("store", self.name, exc, key=f"{ns}/{name}" if ns else str(name))
         self._log.error(
             "store.failed",
+            suppressed=suppressed,
             type=type_,
             namespace=meta.get("namespace"),
             object_name=meta.get("name"),

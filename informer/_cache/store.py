@@ -20,9 +20,10 @@ Contracts:
 - **Ordering.** ``list``/``list_keys`` follow insertion order of the keys (an update keeps
   a key's place); the results of index queries come in no particular order.
 
-The informer's processor (the only writer in an informer) uses the internal
-``_add_with_key`` / ``_delete_key``, which take the key it already computed for the
-delta so the key function runs once per event.
+- **Precomputed keys.** :meth:`Indexer.add_with_key` and :meth:`Indexer.delete_by_key`
+  take a key the caller already computed (the informer's processor computes it once per
+  delta) and return the previous object. The key MUST be what the store's
+  :attr:`Indexer.key_func` gives for the object: the store does not check it.
 """
 
 from __future__ import annotations
@@ -88,17 +89,44 @@ class Indexer:
 
     # -- Store -------------------------------------------------------------------------
 
+    @property
+    def key_func(self) -> KeyFunc:
+        """The function giving each stored object its key."""
+        return self._key_func
+
     def add(self, obj: Obj) -> None:
         """Insert or overwrite ``obj`` under its key; the store takes ownership of it."""
-        self._add_with_key(self._key_func(obj), obj)
+        self.add_with_key(self._key_func(obj), obj)
 
     def update(self, obj: Obj) -> None:
         """Same as :meth:`add` (the store does not distinguish)."""
-        self._add_with_key(self._key_func(obj), obj)
+        self.add_with_key(self._key_func(obj), obj)
 
     def delete(self, obj: ObjectOrTombstone) -> None:
         """Remove the object stored under ``obj``'s key; an unknown key is a no-op."""
-        self._delete_key(self._key_of(obj))
+        self.delete_by_key(self._key_of(obj))
+
+    def add_with_key(self, key: str, obj: Obj) -> Obj | None:
+        """Store ``obj`` under the precomputed ``key``; return the object it replaced.
+
+        ``key`` must be ``key_func(obj)`` (not checked: this is the fast path for a caller
+        that already has the key). The store takes ownership of ``obj``. Returns ``None``
+        when nothing was stored under ``key``.
+        """
+        items = self._items
+        old = items.get(key)
+        if self._index_list:
+            self._update_indices(key, old, obj)
+        items[key] = obj
+        return old
+
+    def delete_by_key(self, key: str) -> Obj | None:
+        """Remove what is stored under ``key``; return it, or ``None`` if nothing was."""
+        old = self._items.pop(key, None)
+        if old is not None:
+            for fn, index in self._index_list:
+                _unfile(index, key, fn(old))
+        return old
 
     def replace(self, objs: Iterable[Obj], resource_version: str = "") -> None:
         """Make ``objs`` the whole content and rebuild every index.
@@ -206,27 +234,7 @@ class Indexer:
             self._indices[name] = index
             self._index_list.append((fn, index))
 
-    # -- internal fast path (for the informer's processor) --------------------------------
-
-    def _add_with_key(self, key: str, obj: Obj) -> Obj | None:
-        """Internal: store ``obj`` under a precomputed ``key``; return the previous object.
-
-        ``key`` must be what the key function gives for ``obj``.
-        """
-        items = self._items
-        old = items.get(key)
-        if self._index_list:
-            self._update_indices(key, old, obj)
-        items[key] = obj
-        return old
-
-    def _delete_key(self, key: str) -> Obj | None:
-        """Internal: remove ``key``; return the removed object, ``None`` if it was absent."""
-        old = self._items.pop(key, None)
-        if old is not None:
-            for fn, index in self._index_list:
-                _unfile(index, key, fn(old))
-        return old
+    # -- internals ---------------------------------------------------------------------
 
     def _update_indices(self, key: str, old: Obj | None, new: Obj) -> None:
         for fn, index in self._index_list:

@@ -50,8 +50,10 @@ their in-flight copy is done (items delayed by ``add_after`` are not counted unt
 :meth:`unfinished_work_seconds` (sum over in-flight items of their processing time so far,
 O(in-flight)) and :meth:`longest_running_processor_seconds` (O(1)) are computed on demand
 from an injectable monotonic ``clock``; a metrics exporter polls them instead of running a
-ticker. Per-event hooks go to an optional :class:`QueueMetrics`; without one the queue does
-no extra bookkeeping.
+ticker. Per-event hooks go to an optional :class:`~informer._queue.metrics.QueueMetrics`, fixed
+at construction: the ``metrics`` argument, else what the provider installed with
+:func:`~informer._queue.metrics.use_queue_metrics_provider` gives (none outside such a
+block); without hooks the queue does no extra bookkeeping.
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from .._exceptions import QueueShutDown
+from .metrics import QueueMetrics, provided_queue_metrics
 from .ratelimit import RateLimiter, default_controller_rate_limiter
 
 __all__ = [
@@ -79,40 +82,12 @@ T = TypeVar("T", bound=Hashable)
 Clock = Callable[[], float]
 
 
-class QueueMetrics(Protocol):
-    """Per-event hooks a metrics exporter implements for one queue (all sync, all cheap).
-
-    The queue calls them on the event loop right after the state change they describe.
-    Gauges that depend on time (unfinished work, longest running processor) are not
-    pushed: the exporter reads them from the queue's methods when it is scraped.
-    """
-
-    def add(self) -> None:
-        """An item became pending (a counted add; de-duplicated adds are not reported)."""
-        ...
-
-    def get(self, queue_seconds: float) -> None:
-        """An item was handed to a worker after waiting ``queue_seconds`` since its add."""
-        ...
-
-    def done(self, work_seconds: float) -> None:
-        """A worker finished an item it held for ``work_seconds``."""
-        ...
-
-    def retry(self) -> None:
-        """``add_after`` (hence ``add_rate_limited``) was called on a live queue."""
-        ...
-
-    def set_depth(self, depth: int) -> None:
-        """The number of pending items (see :meth:`WorkQueue.depth`) changed."""
-        ...
-
-
 class WorkQueue(Generic[T]):
     """De-duplicating FIFO work queue; see the module docstring for the contract.
 
     ``name`` labels the queue (metrics, logs); ``metrics`` receives per-event hooks
-    (default: none); ``clock`` is the monotonic clock for statistics.
+    (default: the current queue-metrics provider's, see :mod:`informer._queue.metrics`,
+    else none); ``clock`` is the monotonic clock for statistics.
     """
 
     def __init__(
@@ -123,7 +98,7 @@ class WorkQueue(Generic[T]):
         clock: Clock = time.monotonic,
     ) -> None:
         self.name = name
-        self._metrics = metrics
+        self._metrics = metrics if metrics is not None else provided_queue_metrics(name)
         self._clock = clock
         # Ready items, in order. Every element is in _dirty and not in _processing.
         self._queue: deque[T] = deque()
@@ -232,6 +207,11 @@ class WorkQueue(Generic[T]):
         return len(self._queue)
 
     # -- statistics -----------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> QueueMetrics | None:
+        """The per-event hooks this queue was built with (None: no hooks)."""
+        return self._metrics
 
     def depth(self) -> int:
         """Items waiting to be processed, including ones parked behind their in-flight copy."""

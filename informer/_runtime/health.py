@@ -47,7 +47,7 @@ Readiness:
 Checks run on the event loop when a probe arrives and must be cheap and never block.
 Some keep a little state between calls (``watches`` notices progress), which is why they
 are objects. Probes are served by the same tiny HTTP server as the metrics
-(:class:`~informer._runtime.metrics.HttpServer`).
+(:class:`~informer._runtime.http.HttpServer`).
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ import structlog
 
 from .._cache.informer import SharedIndexInformer
 from .._cache.reflector import Reflector, ReflectorState
-from .metrics import HttpHandler, HttpRequest, HttpResponse, LeaderStatus, serve_http
+from .._types import LeaderStatus
+from .http import HttpHandler, HttpRequest, HttpResponse, serve_http
 
 __all__ = [
     "DEFAULT_LOOP_INTERVAL",

@@ -6,9 +6,14 @@ and stdlib ``logging`` records alike (aiohttp, asyncio, user code), goes through
 handler on one stream, rendered by one structlog renderer:
 
 - ``console``: :class:`structlog.dev.ConsoleRenderer`, with colours when the stream is a
-  terminal (tracebacks pretty-printed);
+  terminal (tracebacks pretty-printed by ``rich`` when it is installed, else plain);
 - ``json``: one JSON object per line (``timestamp``, ``level``, ``logger``, ``event`` and
   the bound context: ``controller``, ``key``, ...), tracebacks as a string field.
+
+Tracebacks never show local variables, in either format: the frames of a failing handler
+or reconcile hold the objects being processed, Secrets included. structlog's default
+console formatter would (``rich`` with ``show_locals=True``, or ``better-exceptions``,
+whichever is importable), so the formatter is chosen here, explicitly.
 
 ``--log-level`` filters both structlog and stdlib records (structlog events are filtered
 before any processor runs). Context bound with ``structlog.contextvars`` (the controller
@@ -22,7 +27,7 @@ import sys
 from typing import Final, Literal, TextIO
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import ExceptionRenderer, Processor
 
 __all__ = ["LOG_FORMATS", "LOG_LEVELS", "LogFormat", "configure_logging", "default_log_format"]
 
@@ -64,7 +69,10 @@ def configure_logging(
             renderer,
         ]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=default_log_format(out) == "console")
+        colors = default_log_format(out) == "console"
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=_traceback_formatter(colors=colors)
+        )
         final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
 
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -92,3 +100,15 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def _traceback_formatter(*, colors: bool) -> ExceptionRenderer:
+    """The console's traceback formatter: never with local variables (Secrets)."""
+    if colors:
+        try:
+            import rich  # noqa: F401 - only whether it is importable
+        except ImportError:
+            pass
+        else:
+            return structlog.dev.RichTracebackFormatter(show_locals=False)
+    return structlog.dev.plain_traceback

@@ -1,32 +1,50 @@
 """Metrics and health probes of one runner, wired in one place.
 
-:class:`Observability` registers everything at construction (so that queue hooks are in
-place before the informers start) and serves both endpoints from :meth:`Observability.serve`
-(an async context manager) or :meth:`Observability.run` (a task). :func:`run_observability`
-is the one-call form. The runner (``informer.run``) uses it for
-``--metrics-bind-address`` and ``--health-probe-bind-address``::
+:class:`Observability` owns the :class:`~informer._runtime.metrics.Metrics` and the health
+checks and serves both endpoints from :meth:`Observability.serve` (an async context
+manager) or :meth:`Observability.run` (a task). :func:`run_observability` is the one-call
+form. The :class:`~informer.Manager` uses it for its metrics and health bind addresses.
 
-    obs = Observability(factories=factories, controllers=controllers)
+Order matters once: a work queue takes its metrics hooks when it is **built**, so create
+the Observability first and build the controllers with its queue-metrics provider in
+place, then register them (or pass them to the constructor)::
+
+    obs = Observability(factories=[factory])
+    with use_queue_metrics_provider(obs.metrics.queue_metrics):
+        controller = MyController(factory, api)
+    obs.add_controller(controller)
     async with obs.serve(metrics_address=":8080", health_address=":8081") as endpoints:
         ...  # start the factories, then the controllers
     obs.add_elector(elector)  # whenever the elector exists (metrics + lease check)
 
+A controller built without the provider is still exported, but its queue only with the
+gauges (no adds, retries or durations).
+
 What is registered:
 
 - metrics (:class:`~informer._runtime.metrics.Metrics`, its own registry): every informer of the
-  factories (also those created later), every controller (queue hooks and reconcile
-  observer), the elector (``leader_election_master_status``), process metrics;
+  factories (also those created later), every controller (queue and reconcile
+  statistics), the elector (``leader_election_master_status``), process metrics;
 - liveness: ``event-loop`` (a heartbeat task, run while serving), ``watches`` (the
   factories' informers), ``leader-election`` (once an elector is given);
 - readiness: ``informers`` (every informer of the factories synced).
 
 An address of ``None`` or ``"0"`` disables that endpoint (the runner's default). A bind
-failure raises :class:`~informer._runtime.metrics.BindError` before anything is served.
+failure raises :class:`~informer.BindError` before anything is served.
+
+Secure metrics (``metrics_secure=True``, the runner's ``--metrics-secure``), as
+controller-runtime's: HTTPS (:mod:`informer._runtime.tls`) and every scrape's bearer
+token authenticated and authorized by the API server
+(:class:`~informer._runtime.authn.DelegatingAuthorizer`): 401 without a valid token, 403
+without RBAC ``get`` on the non-resource URL ``/metrics``. The probes stay plain HTTP
+(the kubelet probes over HTTP and sends no token); both servers withstand idle and slow
+connections (:mod:`informer._runtime.http`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +57,10 @@ from prometheus_client import CollectorRegistry
 from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
 from .._controller import Controller
+from .._exceptions import ConfigError
+from .._kube import ApiClient
+from .._types import LeaderStatus
+from .authn import DelegatingAuthorizer
 from .health import (
     DEFAULT_LOOP_INTERVAL,
     DEFAULT_MAX_LOOP_LAG,
@@ -52,7 +74,9 @@ from .health import (
     informers_synced_check,
     lease_check,
 )
-from .metrics import HttpServer, LeaderStatus, Metrics, metrics_routes
+from .http import DEFAULT_LIMITS, HttpLimits, HttpServer, RequestFilter
+from .metrics import Metrics, metrics_routes
+from .tls import server_tls
 
 __all__ = ["Endpoints", "Observability", "run_observability"]
 
@@ -74,8 +98,10 @@ def _enabled(address: str | None) -> bool:
 class Observability:
     """Metrics and health checks over ``factories``, ``controllers`` and ``elector``.
 
-    Construct it after the controllers (they create the informers they watch) and before
-    the factories start. ``registry`` defaults to a new ``CollectorRegistry``; ``clock``
+    Construct it before the controllers (they take their queue hooks from
+    ``metrics.queue_metrics`` when built, see the module docstring); add factories,
+    controllers and electors with the ``add_*`` methods or at construction, before the
+    factories start. ``registry`` defaults to a new ``CollectorRegistry``; ``clock``
     must be the reflectors' clock. The other arguments tune the checks (see
     :mod:`informer._runtime.health`). Everything runs on the event loop.
     """
@@ -94,12 +120,12 @@ class Observability:
         stall_slack: float = DEFAULT_STALL_SLACK,
         stall_strikes: int = DEFAULT_STALL_STRIKES,
     ) -> None:
-        self.factories = list(factories)
+        self.factories: list[SharedInformerFactory] = []
         self.metrics = Metrics(registry, process_metrics=process_metrics, clock=clock)
-        for factory in self.factories:
-            self.metrics.add_factory(factory)
+        for factory in factories:
+            self.add_factory(factory)
         for controller in controllers:
-            self.metrics.add_controller(controller)
+            self.add_controller(controller)
         self.loop_monitor = EventLoopMonitor(
             interval=loop_interval, max_lag=max_loop_lag, clock=clock
         )
@@ -120,6 +146,16 @@ class Observability:
         """Every informer of the factories (read live: later ones are included)."""
         return [i for f in self.factories for i in f.informers]
 
+    def add_factory(self, factory: SharedInformerFactory) -> None:
+        """Export and health-check every informer of ``factory`` (now and later). Idempotent."""
+        if all(f is not factory for f in self.factories):
+            self.factories.append(factory)
+            self.metrics.add_factory(factory)
+
+    def add_controller(self, controller: Controller) -> None:
+        """Export a controller's queue and reconcile statistics. Idempotent."""
+        self.metrics.add_controller(controller)
+
     def add_elector(self, elector: LeaderStatus) -> None:
         """Export the elector's status, and check its lease if it is a
         :class:`~informer._runtime.health.LeaseHolder` (``LeaderElector`` is). Idempotent."""
@@ -137,23 +173,59 @@ class Observability:
 
     @contextlib.asynccontextmanager
     async def serve(
-        self, *, metrics_address: str | None, health_address: str | None
+        self,
+        *,
+        metrics_address: str | None,
+        health_address: str | None,
+        metrics_secure: bool = False,
+        metrics_cert_dir: str | None = None,
+        api_client: ApiClient | None = None,
+        http_limits: HttpLimits = DEFAULT_LIMITS,
     ) -> AsyncIterator[Endpoints]:
         """Bind both endpoints (``BindError`` at once if one cannot), serve them inside
-        the block, stop on exit. Yields the bound ports."""
+        the block, stop on exit. Yields the bound ports.
+
+        ``metrics_secure`` serves metrics over HTTPS (the pair in ``metrics_cert_dir``,
+        else a self-signed certificate) to clients whose bearer token ``api_client``'s
+        API server authenticates and authorizes for ``get`` on the path (module
+        docstring). Raises :class:`~informer.ConfigError` when ``metrics_secure`` lacks
+        ``api_client``, ``metrics_cert_dir`` is given without it, or the certificate
+        cannot be loaded. ``http_limits`` applies to both servers.
+        """
+        tls: Callable[[], ssl.SSLContext] | None = None
+        request_filter: RequestFilter | None = None
+        if metrics_cert_dir is not None and not metrics_secure:
+            raise ConfigError("a metrics certificate folder is only used with secure metrics")
+        if metrics_secure and _enabled(metrics_address):
+            if api_client is None:
+                raise ConfigError(
+                    "secure metrics check scrapers' tokens with the API server: pass the api_client"
+                )
+            tls = server_tls(metrics_cert_dir)
+            request_filter = DelegatingAuthorizer(api_client)
         servers: list[HttpServer] = []
         try:
             if _enabled(metrics_address):
                 assert metrics_address is not None
                 servers.append(
                     await HttpServer.bind(
-                        metrics_address, metrics_routes(self.metrics), name="metrics"
+                        metrics_address,
+                        metrics_routes(self.metrics),
+                        name="metrics",
+                        limits=http_limits,
+                        tls=tls,
+                        request_filter=request_filter,
                     )
                 )
             if _enabled(health_address):
                 assert health_address is not None
                 servers.append(
-                    await HttpServer.bind(health_address, health_routes(self.checks), name="health")
+                    await HttpServer.bind(
+                        health_address,
+                        health_routes(self.checks),
+                        name="health",
+                        limits=http_limits,
+                    )
                 )
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -171,6 +243,7 @@ class Observability:
                 "observability.serving",
                 metrics_address=metrics_address if endpoints.metrics_port is not None else None,
                 metrics_port=endpoints.metrics_port,
+                metrics_secure=tls is not None,
                 health_address=health_address if endpoints.health_port is not None else None,
                 health_port=endpoints.health_port,
             )
@@ -184,11 +257,21 @@ class Observability:
         *,
         metrics_address: str | None,
         health_address: str | None,
+        metrics_secure: bool = False,
+        metrics_cert_dir: str | None = None,
+        api_client: ApiClient | None = None,
+        http_limits: HttpLimits = DEFAULT_LIMITS,
         task_status: anyio.abc.TaskStatus[Endpoints] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until cancelled; ``task_status.started(Endpoints)`` once listening."""
+        """Serve until cancelled (options as :meth:`serve`);
+        ``task_status.started(Endpoints)`` once listening."""
         async with self.serve(
-            metrics_address=metrics_address, health_address=health_address
+            metrics_address=metrics_address,
+            health_address=health_address,
+            metrics_secure=metrics_secure,
+            metrics_cert_dir=metrics_cert_dir,
+            api_client=api_client,
+            http_limits=http_limits,
         ) as endpoints:
             task_status.started(endpoints)
             await anyio.sleep_forever()
@@ -201,17 +284,28 @@ async def run_observability(
     factories: Iterable[SharedInformerFactory],
     controllers: Iterable[Controller],
     elector: LeaderStatus | None = None,
+    metrics_secure: bool = False,
+    metrics_cert_dir: str | None = None,
+    api_client: ApiClient | None = None,
     task_status: anyio.abc.TaskStatus[Endpoints] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Register everything and serve both endpoints until cancelled (one call).
+    """Register everything and serve both endpoints until cancelled (one call; the
+    ``metrics_*`` and ``api_client`` options as :meth:`Observability.serve`).
 
-    Registration happens synchronously when the task starts, before its first await, so
-    ``await tg.start(run_observability, ...)`` before the factories start counts every
-    queue add. ``task_status.started(Endpoints)`` once both are listening;
-    :class:`~informer._runtime.metrics.BindError` is raised before that when an address cannot be
+    The controllers' queues were built before this call, so their adds, retries and
+    durations are exported only if they were built with a queue-metrics provider in
+    place (any :class:`~informer._runtime.metrics.Metrics`'s ``queue_metrics``); else
+    their gauges only. Use :class:`Observability` to get everything.
+    ``task_status.started(Endpoints)`` once both are listening;
+    :class:`~informer.BindError` is raised before that when an address cannot be
     used.
     """
     obs = Observability(factories=factories, controllers=controllers, elector=elector)
     await obs.run(
-        metrics_address=metrics_address, health_address=health_address, task_status=task_status
+        metrics_address=metrics_address,
+        health_address=health_address,
+        metrics_secure=metrics_secure,
+        metrics_cert_dir=metrics_cert_dir,
+        api_client=api_client,
+        task_status=task_status,
     )

@@ -1,4 +1,16 @@
-"""Which controllers ``python -m informer.run`` runs: samples by name, or user targets.
+"""Which controllers ``python -m informer.run`` runs: registered ones by name, or targets.
+
+Registered controllers are found by **entry point**, never by module name: a package
+declares its controllers in the group :data:`ENTRY_POINT_GROUP`
+(``kube_informer.controllers``), one entry per controller, named as ``--controllers``
+selects it::
+
+    [project.entry-points."kube_informer.controllers"]
+    configmap-reloader = "controllers.configmap_reloader:ConfigMapReloader"
+
+:func:`load_registered` loads every entry of the group (installed distributions, in
+discovery order; an entry listed twice with the same value, e.g. by an editable install
+and a stale ``.egg-info``, counts once).
 
 A target is, as for ``kopf run``:
 
@@ -10,8 +22,7 @@ A target is, as for ``kopf run``:
 - ``package.module``: every Controller subclass defined in that module.
 
 Abstract helpers are skipped: a class is taken only if it (or a base below
-``Controller``) overrides ``reconcile``. Sample controllers come from
-``controllers.SAMPLE_CONTROLLERS`` (a dict name -> class), imported only when needed.
+``Controller``) overrides ``reconcile``.
 
 Every failure raises :class:`TargetError` with a one-line message naming the target.
 """
@@ -25,34 +36,55 @@ import inspect
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
 from .._controller import Controller
 from .._exceptions import TargetError
 
-__all__ = ["TargetError", "load_samples", "load_target", "select_controllers"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "TargetError",
+    "load_registered",
+    "load_target",
+    "select_controllers",
+]
 
-SAMPLES_MODULE = "controllers"
-SAMPLES_ATTR = "SAMPLE_CONTROLLERS"
+ENTRY_POINT_GROUP = "kube_informer.controllers"
+"""The entry-point group under which packages register their controllers."""
 
 
-def load_samples() -> dict[str, type[Controller]]:
-    """``controllers.SAMPLE_CONTROLLERS`` (name -> class), validated."""
-    try:
-        module = importlib.import_module(SAMPLES_MODULE)
-    except ImportError as exc:
-        raise TargetError(
-            f"cannot import the sample controllers ({SAMPLES_MODULE}): {exc}"
-        ) from exc
-    samples = getattr(module, SAMPLES_ATTR, None)
-    if not isinstance(samples, Mapping):
-        raise TargetError(f"no sample controllers: {SAMPLES_MODULE}.{SAMPLES_ATTR} is not defined")
+def load_registered(group: str = ENTRY_POINT_GROUP) -> dict[str, type[Controller]]:
+    """Every controller registered under ``group`` (entry-point name -> class), validated."""
     result: dict[str, type[Controller]] = {}
-    for name, cls in samples.items():
+    values: dict[str, str] = {}
+    for entry in entry_points(group=group):
+        if entry.name in values:
+            if values[entry.name] == entry.value:
+                continue
+            raise TargetError(
+                f"controller {entry.name!r} is registered twice under {group!r}: "
+                f"{values[entry.name]!r} and {entry.value!r}; uninstall one of them"
+            )
+        values[entry.name] = entry.value
+        try:
+            cls = entry.load()
+        except Exception as exc:
+            raise TargetError(
+                f"cannot load controller {entry.name!r} ({entry.value}, registered under "
+                f"{group!r}): {_describe(exc)}"
+            ) from exc
         if not (inspect.isclass(cls) and issubclass(cls, Controller)):
-            raise TargetError(f"{SAMPLES_MODULE}.{SAMPLES_ATTR}[{name!r}] is not a Controller")
-        result[str(name)] = cls
+            raise TargetError(
+                f"controller {entry.name!r} ({entry.value}, registered under {group!r}) "
+                f"is not a Controller subclass (got {cls!r})"
+            )
+        if not _implements_reconcile(cls):
+            raise TargetError(
+                f"controller {entry.name!r} ({entry.value}) does not implement reconcile()"
+            )
+        result[entry.name] = cls
     return result
 
 

@@ -1,0 +1,340 @@
+"""``informer._kube`` against the real control plane: what only the API server can tell
+(which patch types it accepts, how it answers rotated and revoked credentials)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+from api_helpers import create, delete, get, until
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from informer import (
+    CONFIGMAPS,
+    SECRETS,
+    Forbidden,
+    SharedInformerFactory,
+    Unauthorized,
+    new_api_client,
+)
+from informer._kube import auth_status, request_json, stream_request
+
+FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "data"),
+    [
+        (None, {"data": {"a": None, "c": "3"}}, {"b": "2", "c": "3"}),
+        ("merge", {"data": {"a": "10"}}, {"a": "10", "b": "2"}),
+        ("strategic", {"data": {"b": None}}, {"a": "1"}),
+        ("json", [{"op": "replace", "path": "/data/a", "value": "x"}], {"a": "x", "b": "2"}),
+        ("application/json-patch+json", [{"op": "remove", "path": "/data/b"}], {"a": "1"}),
+    ],
+    ids=["default-is-merge", "merge", "strategic", "json", "json-media-type"],
+)  # fmt: skip
+async def test_patch_types_accepted_by_the_server(
+    api_client: Any, namespace: str, content_type: str | None, body: Any, data: dict[str, str]
+) -> None:
+    with anyio.fail_after(30):
+        await create(api_client, CONFIGMAPS, namespace,
+                     {"metadata": {"name": "p"}, "data": {"a": "1", "b": "2"}})  # fmt: skip
+        path = CONFIGMAPS.path("p", namespace=namespace)
+        got = await request_json(api_client, "PATCH", path, body=body, content_type=content_type)
+        assert got["data"] == data
+        assert (await get(api_client, CONFIGMAPS, namespace, "p"))["data"] == data
+
+
+async def test_apply_patch(api_client: Any, namespace: str) -> None:
+    path = CONFIGMAPS.path("applied", namespace=namespace)
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"},
+            "data": {"k": "v"}}  # fmt: skip
+    with anyio.fail_after(30):
+        got = await request_json(api_client, "PATCH", path, body=body, content_type="apply",
+                                 query={"fieldManager": "test"})  # fmt: skip
+    assert got["data"] == {"k": "v"}
+    assert got["metadata"]["managedFields"][0]["manager"] == "test"
+
+
+async def test_plain_json_patch_is_refused_before_sending(api_client: Any, namespace: str) -> None:
+    """The server would answer ``application/json`` with a bare 415."""
+    with anyio.fail_after(30):
+        created = await create(api_client, CONFIGMAPS, namespace, {"metadata": {"name": "p"}})
+        path = CONFIGMAPS.path("p", namespace=namespace)
+        with pytest.raises(ValueError, match="not a patch type"):
+            await request_json(
+                api_client, "PATCH", path, body={"data": {}}, content_type="application/json"
+            )
+        after = await get(api_client, CONFIGMAPS, namespace, "p")
+    assert after["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+# ------------------------------------------------------------- rotated credentials
+
+
+def write_kubeconfig(path: Path, control_plane: Any, user: dict[str, Any]) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {
+                    "server": control_plane.host,
+                    "certificate-authority": str(control_plane.dir / "ca.crt"),
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "ctx",
+    }
+    path.write_bytes(orjson.dumps(config))
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """As a kubelet projected volume or a secret mount does: a new file renamed in place."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+async def bound_token(api: Any, namespace: str, sa: str, secret: str) -> str:
+    """A ServiceAccount token bound to a Secret: deleting the Secret revokes it."""
+    answer = await request_json(
+        api,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{sa}/token",
+        body={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": 3600,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": secret},
+            },
+        },
+    )
+    token: str = answer["status"]["token"]
+    return token
+
+
+async def allow_configmaps(api: Any, namespace: str, sa: str) -> None:
+    """Let ServiceAccount ``sa`` read ConfigMaps in ``namespace``."""
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    verbs = ["get", "list", "watch"]
+    await request_json(
+        api,
+        "POST",
+        f"{rbac}/roles",
+        body={
+            "metadata": {"name": sa},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}],
+        },
+    )
+    await request_json(
+        api,
+        "POST",
+        f"{rbac}/rolebindings",
+        body={
+            "metadata": {"name": sa},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
+        },
+    )
+
+
+async def until_rejected(control_plane: Any, token: str) -> None:
+    """Wait until the API server answers ``token`` with 401 (revocation is eventual)."""
+    cfg = Configuration(host=control_plane.host)
+    cfg.ssl_ca_cert = str(control_plane.dir / "ca.crt")
+    cfg.api_key["BearerToken"] = f"Bearer {token}"
+    async with ApiClient(configuration=cfg) as probe:
+        while True:
+            try:
+                await request_json(probe, "GET", "/api/v1/namespaces/default/configmaps")
+            except Unauthorized:
+                return
+            except Forbidden:
+                pass
+            await anyio.sleep(0.1)
+
+
+async def test_rotated_token_file_recovers_without_restart(
+    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
+) -> None:
+    """A kubeconfig tokenFile rotated to a new token, the old one revoked: one request
+    (or one watch) fails with 401, the next one reads the file again and succeeds; an
+    informer on the client keeps working, and the AuthStatus shows the episode."""
+    sa = "rotating"
+    ns_path = f"/api/v1/namespaces/{namespace}"
+    with anyio.fail_after(60):
+        await request_json(
+            api_client, "POST", f"{ns_path}/serviceaccounts", body={"metadata": {"name": sa}}
+        )
+        await allow_configmaps(api_client, namespace, sa)
+        for secret in ("first", "second"):
+            await create(api_client, SECRETS, namespace, {"metadata": {"name": secret}})
+        first = await bound_token(api_client, namespace, sa, "first")
+        token_file = tmp_path / "token"
+        token_file.write_text(first + "\n")
+        kubeconfig = tmp_path / "kubeconfig"
+        write_kubeconfig(kubeconfig, control_plane, {"tokenFile": "token"})  # relative path
+
+        async with await new_api_client(kubeconfig=str(kubeconfig)) as api:
+            status = auth_status(api)
+            factory = SharedInformerFactory(
+                api,
+                namespace=namespace,
+                reflector_options={"min_watch_timeout": 1, **FAST},
+            )
+            informer = factory.informer_for(CONFIGMAPS, label_selector="rotation=yes")
+            async with factory:
+                assert await factory.wait_for_cache_sync(timeout=30)
+                assert status.consecutive_failures == 0 and status.last_success_at is not None
+
+                replace_file(
+                    token_file, (await bound_token(api_client, namespace, sa, "second")).encode()
+                )
+                await delete(api_client, SECRETS, namespace, "first")
+                await until_rejected(control_plane, first)
+
+                # The informer re-watches every 1-2 s: it meets the 401 and recovers.
+                await until(lambda: status.unauthorized_total > 0, "the informer to meet a 401", 10)
+                labels = {"rotation": "yes"}
+                await create(
+                    api_client,
+                    CONFIGMAPS,
+                    namespace,
+                    {"metadata": {"name": "after", "labels": labels}},
+                )
+                key = f"{namespace}/after"
+                await until(
+                    lambda: informer.indexer.get_by_key(key) is not None,
+                    "the informer to see a ConfigMap made after the rotation",
+                    30,
+                )
+                # And so do plain requests on the same client.
+                await request_json(api, "GET", f"{ns_path}/configmaps")
+                async with stream_request(
+                    api, f"{ns_path}/configmaps", query={"watch": True, "timeoutSeconds": 1}
+                ):
+                    pass
+
+    assert status.consecutive_failures == 0
+    assert status.failing_since is None
+    assert status.token_reloads == 1
+    assert status.last_failure_status == 401 and status.last_failure_at is not None
+
+
+async def test_refused_request_rereads_the_token_file_once(
+    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
+) -> None:
+    """Without an informer: exactly one 401, then the next request succeeds."""
+    sa = "rotating"
+    with anyio.fail_after(60):
+        await request_json(
+            api_client,
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts",
+            body={"metadata": {"name": sa}},
+        )
+        for secret in ("first", "second"):
+            await create(api_client, SECRETS, namespace, {"metadata": {"name": secret}})
+        first = await bound_token(api_client, namespace, sa, "first")
+        token_file = tmp_path / "token"
+        token_file.write_text(first)
+        kubeconfig = tmp_path / "kubeconfig"
+        write_kubeconfig(kubeconfig, control_plane, {"tokenFile": str(token_file)})
+        async with await new_api_client(kubeconfig=str(kubeconfig)) as api:
+            status = auth_status(api)
+            version = "/version"  # any authenticated user may read it
+            await request_json(api, "GET", version)
+            replace_file(
+                token_file, (await bound_token(api_client, namespace, sa, "second")).encode()
+            )
+            await delete(api_client, SECRETS, namespace, "first")
+            await until_rejected(control_plane, first)
+            with pytest.raises(Unauthorized):
+                await request_json(api, "GET", version)
+            assert (status.consecutive_failures, status.unauthorized_total) == (1, 1)
+            assert status.failing_for() > 0
+            await request_json(api, "GET", version)
+            assert status.consecutive_failures == 0
+            assert status.token_reloads == 1
+
+
+async def test_rotated_client_certificate_is_loaded_after_a_401(
+    control_plane: Any, tmp_path: Path
+) -> None:
+    """Client certificate files replaced by a valid pair: after a 401 the client checks
+    the files, and its next connection presents the new certificate."""
+    from informer.testing._certs import CertificateAuthority
+
+    stranger = CertificateAuthority("not-the-cluster-ca").issue_client("nobody")
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    stranger.write(cert, key)
+    kubeconfig = tmp_path / "kubeconfig"
+    write_kubeconfig(
+        kubeconfig, control_plane, {"client-certificate": str(cert), "client-key": str(key)}
+    )
+    admin = control_plane.user("rotated-admin", ["system:masters"])
+    admin_dir = admin.kubeconfig_path.parent
+    with anyio.fail_after(60):
+        async with await new_api_client(kubeconfig=str(kubeconfig)) as api:
+            status = auth_status(api)
+            with pytest.raises(Unauthorized):
+                await request_json(api, "GET", "/api/v1/namespaces")
+            replace_file(cert, (admin_dir / "client.crt").read_bytes())
+            replace_file(key, (admin_dir / "client.key").read_bytes())
+            with pytest.raises(Unauthorized):  # sent before the 401 that has the files checked
+                await request_json(api, "GET", "/api/v1/namespaces")
+            assert status.certificate_reloads == 1
+            await request_json(api, "GET", "/api/v1/namespaces")
+            assert status.consecutive_failures == 0
+
+
+# ------------------------------------------------------------------ many watches
+
+
+@pytest.mark.timeout(300)
+async def test_300_informers_on_one_client_and_a_prompt_write(
+    control_plane: Any, namespace: str
+) -> None:
+    """Three times more open watches than the ApiClient's pool has connections: every
+    informer syncs and sees its events, and a write on the same client is not delayed."""
+    count = 300
+    async with control_plane.api_client() as api:
+        assert api.configuration.connection_pool_maxsize < count
+        factory = SharedInformerFactory(api, namespace=namespace, reflector_options=FAST)
+        informers = [
+            factory.informer_for(CONFIGMAPS, label_selector=f"n={i}") for i in range(count)
+        ]
+        with anyio.fail_after(240):
+            async with factory:
+                assert await factory.wait_for_cache_sync(timeout=200)
+                await until(
+                    lambda: all(i.reflector.is_watching for i in informers),
+                    "every informer to hold its watch open",
+                    60,
+                )
+                with anyio.fail_after(5):
+                    for i in (0, count // 2, count - 1):
+                        await create(
+                            api,
+                            CONFIGMAPS,
+                            namespace,
+                            {"metadata": {"name": f"cm-{i}", "labels": {"n": str(i)}}},
+                        )
+                for i in (0, count // 2, count - 1):
+                    key = f"{namespace}/cm-{i}"
+                    await until(
+                        lambda key=key, i=i: list(informers[i].indexer.list_keys()) == [key],
+                        f"informer {i} to see its ConfigMap",
+                        30,
+                    )
