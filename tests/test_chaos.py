@@ -117,6 +117,7 @@ def test_table_counts_recoveries_and_failures_per_fault() -> None:
 def test_faults_flag_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_args([]).faults == DEFAULT_FAULTS
     assert "token-rotation" in parse_args(["--faults", "all"]).faults
+    assert "token-rotation" in DEFAULT_FAULTS
     assert parse_args(["--faults", "stall,watch-cut"]).faults == ("stall", "watch-cut")
     with pytest.raises(SystemExit) as exc:
         parse_args(["--faults", "stall,meteor"])

@@ -29,15 +29,13 @@ from .soak import SoakConfig, SoakResult, run_soak
 
 def _faults(text: str) -> tuple[str, ...]:
     if text == "all":
-        return tuple(FAULTS)
-    if text == "default":
         return DEFAULT_FAULTS
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if n not in FAULTS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown fault(s) {', '.join(unknown) or '(none given)'}; choose from "
-            f"{', '.join(FAULTS)}, or 'all' / 'default'"
+            f"{', '.join(FAULTS)}, or 'all'"
         )
     return names
 
@@ -63,8 +61,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         type=_faults,
         default=DEFAULT_FAULTS,
         metavar="A,B,...",
-        help=f"comma list of {', '.join(FAULTS)}; 'all' adds token-rotation "
-        f"to the default ({','.join(DEFAULT_FAULTS)})",
+        help=f"comma list of {', '.join(FAULTS)} (default: all)",
     )
     parser.add_argument(
         "--rate", type=float, default=8.0, metavar="WRITES_PER_S", help="writer rate (default 8)"

@@ -201,7 +201,7 @@ async def run_soak(cfg: SoakConfig, say: Callable[[str], None]) -> SoakResult:
                 token = TokenIdentity(
                     admin, namespace=NS_A, folder=cp.dir / "chaos-token", ca_file=ca
                 )
-                await token.create(tcp.url)
+                await token.create(tcp.url, direct=cp.host)
                 token_client = await token.api_client()
                 stack.push_async_callback(token_client.close)
                 by_token = SharedInformerFactory(

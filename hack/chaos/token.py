@@ -2,9 +2,10 @@
 
 The informer built on :meth:`TokenIdentity.api_client` authenticates with the kubeconfig
 ``tokenFile`` (no client certificate). Each token is bound to its own (empty) Secret, so
-deleting that Secret revokes the token at once: after :meth:`TokenIdentity.rotate` the
-old token answers 401, and only a client that re-reads its token file recovers. The
-identity may only read ConfigMaps of one namespace.
+deleting that Secret revokes the token: :meth:`TokenIdentity.rotate` returns once the
+old token answers 401 (kube-apiserver caches a successful token review for 10 s), so
+that only a client that re-reads its token file recovers. The identity may only read
+ConfigMaps of one namespace.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from informer import new_api_client, request_json
+import anyio
+
+from informer import CONFIGMAPS, Unauthorized, new_api_client, request_json
 
 __all__ = ["TokenIdentity"]
 
@@ -33,11 +36,15 @@ class TokenIdentity:
         self.kubeconfig = folder / "kubeconfig"
         self.rotations = 0
         self._issued = 0
-        self._secret: str | None = None
+        self._secret = ""
+        self._direct = ""
+        self._config: dict[str, Any] = {}
 
-    async def create(self, server: str) -> None:
+    async def create(self, server: str, *, direct: str) -> None:
         """The ServiceAccount, a Role to read ConfigMaps, its binding, a first token, and
-        a kubeconfig pointing at ``server`` with ``tokenFile``."""
+        a kubeconfig pointing at ``server`` with ``tokenFile``. ``direct`` is the API
+        server's own URL, used to check that a revoked token is refused."""
+        self._direct = direct
         ns = self.namespace
         base = f"/api/v1/namespaces/{ns}"
         rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
@@ -82,20 +89,38 @@ class TokenIdentity:
             "current-context": "chaos",
         }
         _atomic_write(self.kubeconfig, json.dumps(config).encode())
+        self._config = config
 
     async def api_client(self) -> Any:
         """A new client (the caller closes it) authenticating with the token file."""
         return await new_api_client(kubeconfig=str(self.kubeconfig))
 
-    async def rotate(self) -> None:
-        """Write a new token to the file, then revoke the previous one."""
-        old = self._secret
+    async def rotate(self, *, within: float = 30.0) -> float:
+        """Write a new token to the file, revoke the previous one, and wait (at most
+        ``within`` seconds) until the API server refuses it; returns that wait."""
+        old_secret, old_token = self._secret, self.token_file.read_text()
         await self._issue()
-        if old is not None:
-            await request_json(
-                self.admin, "DELETE", f"/api/v1/namespaces/{self.namespace}/secrets/{old}"
-            )
+        await request_json(
+            self.admin, "DELETE", f"/api/v1/namespaces/{self.namespace}/secrets/{old_secret}"
+        )
         self.rotations += 1
+        began = anyio.current_time()
+        config = json.loads(json.dumps(self._config))
+        config["clusters"][0]["cluster"]["server"] = self._direct
+        config["users"][0]["user"] = {"token": old_token}
+        path = self.folder / "revoked-kubeconfig"
+        _atomic_write(path, json.dumps(config).encode())
+        async with await new_api_client(kubeconfig=str(path)) as revoked:
+            with anyio.fail_after(within):
+                while True:
+                    try:
+                        await request_json(
+                            revoked, "GET", CONFIGMAPS.path(namespace=self.namespace)
+                        )
+                    except Unauthorized:
+                        break
+                    await anyio.sleep(0.5)
+        return anyio.current_time() - began
 
     async def _issue(self) -> None:
         base = f"/api/v1/namespaces/{self.namespace}"
