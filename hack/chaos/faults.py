@@ -39,14 +39,14 @@ __all__ = ["DEFAULT_FAULTS", "FAULTS", "FaultEnv"]
 
 @dataclass
 class FaultEnv:
-    """What faults act on. ``stall_seconds`` exceeds the informers' inactivity timeout."""
+    """What faults act on; ``inactivity_timeout`` is the informers' (a stall outlasts it)."""
 
     cp: ControlPlane
     tcp: TcpProxy
     proxy: FaultProxy
     writer: Writer
     rng: random.Random
-    stall_seconds: float
+    inactivity_timeout: float
     token: TokenIdentity | None = None
 
 
@@ -62,12 +62,13 @@ async def watch_cut(env: FaultEnv) -> str:
 
 
 async def stall(env: FaultEnv) -> str:
+    hold = env.inactivity_timeout * 1.5 + env.rng.uniform(0.0, 2.0)
     env.tcp.stall()
     try:
-        await anyio.sleep(env.stall_seconds)
+        await anyio.sleep(hold)
     finally:
         env.tcp.restore()
-    return f"stalled {env.stall_seconds:.1f}s"
+    return f"stalled {hold:.1f}s"
 
 
 async def _restart(env: FaultEnv, *, kill: bool) -> str:

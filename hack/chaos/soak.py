@@ -69,7 +69,7 @@ class SoakConfig:
     """Writes per second."""
     recovery_timeout: float = 30.0
     inactivity_timeout: float = 3.0
-    """The informers' inactivity timeout; a stall lasts 1.5x it plus up to 1 s."""
+    """The informers' inactivity timeout; a stall lasts 1.5x it plus up to 2 s."""
     task_factor: float = 2.0
     """Task bound: ``task_factor * baseline + 20``."""
     rss_growth_mib: float = 200.0
@@ -227,7 +227,7 @@ async def run_soak(cfg: SoakConfig, say: Callable[[str], None]) -> SoakResult:
                 proxy=proxy,
                 writer=writer,
                 rng=random.Random(f"{cfg.seed}/faults"),
-                stall_seconds=0.0,
+                inactivity_timeout=cfg.inactivity_timeout,
                 token=token,
             )
             soak = _Soak(cfg, result, env, admin, watched, controllers, evidence, say)
@@ -279,7 +279,6 @@ class _Soak:
     async def run(self, tg: anyio.abc.TaskGroup, factories: list[SharedInformerFactory]) -> None:
         cfg, env, result = self.cfg, self.env, self.result
         rng = env.rng
-        env.stall_seconds = cfg.inactivity_timeout * 1.5 + rng.uniform(0.0, 1.0)
         with anyio.fail_after(cfg.sync_timeout):
             for factory in factories:
                 await factory.wait_for_cache_sync()
