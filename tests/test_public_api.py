@@ -28,7 +28,7 @@ EXPECTED = {
     "MaxOfRateLimiter", "default_controller_rate_limiter",
     # controllers
     "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
-    "LeaderElector", "Manager", "LeaderElectionConfig",
+    "LeaderElector", "Manager", "LeaderElectionConfig", "EventRecorder",
     # observability
     "Observability", "Endpoints", "run_observability", "Metrics", "serve_metrics",
     "BindError", "HealthChecks", "serve_health", "HttpLimits",
