@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -375,8 +376,18 @@ def test_construction_checks() -> None:
         EventRecorder(None, "my controller", sink=FakeSink())
     with pytest.raises(TypeError, match="api_client"):
         EventRecorder(object(), COMPONENT)
-    note = EventRecorder(None, "example.com/web", sink=FakeSink(), instance="pod-1")
-    assert note.instance == "pod-1"
+    named = EventRecorder(None, "example.com/web", sink=FakeSink(), instance="pod-1")
+    assert named.instance == "pod-1"
+
+
+async def test_a_holder_without_an_api_client_fails_at_write(handler_failures: list[Any]) -> None:
+    """A Controller built without an ApiClient (unit tests) can hold a recorder; only a
+    write needs the client, and its absence is a reported failure, not a crash."""
+    async with EventRecorder(SimpleNamespace(api_client=None), COMPONENT) as rec:
+        rec.event(configmap(), reason="Synced", note="")
+        await flushed(rec)
+    assert rec.stats.failed == 1
+    assert [type(f.error) for f in handler_failures] == [TypeError]
 
 
 def test_long_notes_are_cut_to_1_kib() -> None:
@@ -433,9 +444,11 @@ async def test_event_lands_as_events_k8s_io_v1(api_client: Any, namespace: str) 
 
 async def test_cluster_scoped_object_event_goes_to_default(api_client: Any, namespace: str) -> None:
     """client-go ``makeEvent``: an Event about a cluster-scoped object lives in
-    ``default`` (API validation accepts ``default`` or ``kube-system`` for those)."""
+    ``default`` (API validation accepts ``default`` or ``kube-system`` for those). The
+    recorder is given an object holding the ApiClient, as an ``informer.Client`` does."""
     ns = await request_json(api_client, "GET", f"/api/v1/namespaces/{namespace}")
-    async with EventRecorder(api_client, COMPONENT) as rec:
+    holder = SimpleNamespace(api_client=api_client)  # as an informer.Client holds it
+    async with EventRecorder(holder, COMPONENT) as rec:
         rec.event(ns, reason="Seen", note="")
         await flushed(rec)
     events = await _events(api_client, "/apis/events.k8s.io/v1", "default")

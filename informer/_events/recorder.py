@@ -110,8 +110,12 @@ class EventRecorder:
     """Records Events about objects on behalf of ``component`` (see the module docstring).
 
     ``client`` is an :class:`informer.Client` or anything with an ``api_client``
-    attribute, or a kubernetes_asyncio ``ApiClient``; the default sink writes through
-    that ApiClient. ``sink`` replaces the writer (``client`` may then be ``None``).
+    attribute (a ``Controller``: read at each write, so it may still be ``None`` when the
+    recorder is built; a write without an ApiClient then fails as a sink bug), or a
+    kubernetes_asyncio ``ApiClient``; the default sink (:class:`.sink.ApiEventSink`)
+    writes through it. ``sink`` replaces the writer (``client`` may then be ``None``).
+    ``async with recorder`` is used once: leaving it closes the recorder (later events are
+    dropped and counted).
     ``component`` becomes ``reportingController`` (a qualified name, e.g. the
     controller's name: ``ValueError`` otherwise); ``instance`` the ``reportingInstance``
     (default ``<component>-<hostname>``, as client-go). ``clock`` (epoch seconds) stamps
@@ -141,13 +145,12 @@ class EventRecorder:
         if sink is None:
             if client is None:
                 raise ValueError("EventRecorder needs a client (or a sink)")
-            api = getattr(client, "api_client", client)
-            if not isinstance(api, ApiClient):
+            if not isinstance(client, ApiClient) and not hasattr(client, "api_client"):
                 raise TypeError(
                     "EventRecorder needs an informer.Client (or an object with an api_client "
                     f"attribute) or a kubernetes_asyncio ApiClient, not {type(client).__name__}"
                 )
-            sink = ApiEventSink(api)
+            sink = ApiEventSink(client)
         self.component = component
         self.instance = (instance or default_instance(component))[:128]
         self.sink = sink

@@ -54,21 +54,35 @@ class EventSink(Protocol):
 
 
 class ApiEventSink:
-    """Writes Events to the API server through ``api_client`` (see the module docstring).
+    """Writes Events to the API server (see the module docstring).
 
+    ``client`` is a kubernetes_asyncio ``ApiClient``, or an object whose ``api_client``
+    attribute holds one (an ``informer.Client``, a ``Controller``), read at each write so
+    it may be set after construction (a write without one raises ``TypeError``).
     ``group_version`` is the Events API probed and used (``events.k8s.io/v1``); pointing
     it at a group-version the server does not serve makes the sink write core/v1 Events,
     which is how the tests take that path on a current server. :attr:`api_version` is the
     ``apiVersion`` written, ``None`` until the first write found out.
     """
 
-    def __init__(self, api_client: ApiClient, *, group_version: str = "events.k8s.io/v1") -> None:
+    def __init__(self, client: Any, *, group_version: str = "events.k8s.io/v1") -> None:
         group, _, version = group_version.rpartition("/")
         if not group or not version:
             raise ValueError(f"group_version must be 'group/version', not {group_version!r}")
-        self.api_client = api_client
+        self.client = client
         self.events = Resource(group, version, "events", kind="Event")
         self.api_version: str | None = None
+
+    @property
+    def api_client(self) -> ApiClient:
+        """The ApiClient written through: ``client``, or its ``api_client``."""
+        api = getattr(self.client, "api_client", self.client)
+        if not isinstance(api, ApiClient):
+            raise TypeError(
+                f"cannot write Events: {type(self.client).__name__} holds no kubernetes_asyncio "
+                f"ApiClient (found {type(api).__name__})"
+            )
+        return api
 
     async def _resource(self) -> Resource:
         if self.api_version is None:
