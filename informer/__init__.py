@@ -29,6 +29,7 @@ from ._controller import ReconcileStats as ReconcileStats
 from ._controller import Result as Result
 from ._controller import own_key as own_key
 from ._controller import owner_key as owner_key
+from ._events.recorder import EventRecorder as EventRecorder
 from ._exceptions import AlreadyExists as AlreadyExists
 from ._exceptions import ApiError as ApiError
 from ._exceptions import BadRequest as BadRequest
@@ -148,6 +149,7 @@ __all__ = [
     "DeltaType",
     "Endpoints",
     "EventHandler",
+    "EventRecorder",
     "ExponentialFailureRateLimiter",
     "FIFOClosedError",
     "FilteringHandler",

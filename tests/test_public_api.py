@@ -30,7 +30,7 @@ EXPECTED = {
     "Client", "OperationResult",
     # controllers
     "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
-    "LeaderElector", "Manager", "LeaderElectionConfig",
+    "LeaderElector", "Manager", "LeaderElectionConfig", "EventRecorder",
     # observability
     "Observability", "Endpoints", "run_observability", "Metrics", "serve_metrics",
     "BindError", "HealthChecks", "serve_health", "HttpLimits",
