@@ -26,9 +26,14 @@ EXPECTED = {
     "QueueMetricsProvider", "use_queue_metrics_provider",
     "ExponentialFailureRateLimiter", "BucketRateLimiter", "ItemFastSlowRateLimiter",
     "MaxOfRateLimiter", "default_controller_rate_limiter",
+    # client
+    "Client", "OperationResult",
     # controllers
     "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
-    "LeaderElector", "Manager", "LeaderElectionConfig",
+    "LeaderElector", "Manager", "LeaderElectionConfig", "EventRecorder",
+    # operator toolkit: finalizers, owner references, conditions
+    "has_finalizer", "is_being_deleted", "set_controller_reference", "set_owner_reference",
+    "AlreadyOwnedError", "set_condition", "get_condition", "is_condition_true",
     # observability
     "Observability", "Endpoints", "run_observability", "Metrics", "serve_metrics",
     "BindError", "HealthChecks", "serve_health", "HttpLimits",
@@ -37,7 +42,8 @@ EXPECTED = {
     "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",
     "ConnectionFailed", "WatchDecodeError", "WatchEventTooLarge", "FIFOClosedError",
     "QueueShutDown",
-    "TargetError", "CacheSyncTimeout", "LeaderElectionLost",
+    "TargetError", "CacheSyncTimeout", "LeaderElectionLost", "AlreadyExists",
+    "ResourceNotServed",
 }  # fmt: skip
 
 

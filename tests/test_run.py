@@ -63,7 +63,13 @@ class ConfigMapLogger(Controller):
             log.info("slow.started")
             await anyio.sleep(1.0)
             log.info("slow.finished")
-        log.info("reconciled", exists=self.configmaps.lister().get_by_key(key) is not None)
+        obj = self.configmaps.lister().get_by_key(key)
+        log.info(
+            "reconciled",
+            exists=obj is not None,
+            managed_fields=bool(obj and obj["metadata"].get("managedFields")),
+            kind=obj and obj.get("kind"),
+        )
         return None
 
 
@@ -690,6 +696,54 @@ async def test_sample_controllers_start_and_stop(
         assert runner.event("manager.gc_frozen")
         runner.process.send_signal(signal.SIGINT)
     assert runner.process.returncode == 0, runner.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "watch_list", "gc_frozen"),
+    [
+        pytest.param([], True, True, id="defaults"),
+        pytest.param(["--no-watch-list", "--no-gc-freeze"], False, False, id="opted-out"),
+    ],
+)
+async def test_runner_defaults_watch_list_stripped_cache_and_gc_freeze(
+    control_plane: Any,
+    api_client: Any,
+    namespace: str,
+    tmp_path: Path,
+    flags: list[str],
+    watch_list: bool,
+    gc_frozen: bool,
+) -> None:
+    """README: the runner syncs with watch-list by default (``--no-watch-list`` lists),
+    strips ``managedFields`` from cached objects either way, and freezes the GC after the
+    initial sync by default (``--no-gc-freeze``)."""
+    await create_configmap(api_client, namespace, "before")  # the server sets managedFields
+    args = [
+        str(user_file(tmp_path)),
+        "--kubeconfig",
+        str(control_plane.kubeconfig_path),
+        "-n",
+        namespace,
+        "--log-level",
+        "debug",
+        *flags,
+    ]
+    async with start_runner(args, tmp_path) as runner:
+        await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        before = await runner.wait_for(reconciled(f"{namespace}/before"))
+        await create_configmap(api_client, namespace, "after")
+        after = await runner.wait_for(reconciled(f"{namespace}/after"))
+        runner.process.send_signal(signal.SIGTERM)
+    assert runner.process.returncode == 0, runner.stderr
+    for event in (before, after):  # listed (or streamed) and watched: one shape, stripped
+        assert event["exists"] is True and event["managed_fields"] is False, event
+        assert event["kind"] == "ConfigMap", event
+    initial = [
+        e for e in runner.event("watch.started") if e.get("resource", "").startswith("configmaps")
+    ]
+    assert initial and initial[0]["watch_list"] is watch_list, initial
+    assert bool(runner.event("list.started")) is not watch_list
+    assert bool(runner.event("manager.gc_frozen")) is gc_frozen
 
 
 async def test_drain_is_bounded_and_a_second_signal_exits_at_once(
