@@ -16,6 +16,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import signal
 import ssl
 import subprocess
@@ -35,7 +36,7 @@ from runner_logs import RunnerLogs
 
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from controllers.deployment_inventory import INVENTORY_NAME
-from informer import NotFound, Observability, new_api_client
+from informer import Forbidden, NotFound, Observability, new_api_client
 from informer._kube import request_json
 from informer.run import DEFAULT_LEADER_ELECTION_ID, ExitCode, build_parser
 
@@ -69,24 +70,71 @@ KINDS = {
 
 # ------------------------------------------------------------------------------ manifests
 
-
-def kustomization() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
-    return data
+WATCHED = "default"
+"""The namespace the namespaced variant's Role and ``--namespace`` name."""
 
 
-def manifests() -> list[dict[str, Any]]:
-    """Every document of the files kustomization.yaml lists, in its order."""
+def render(directory: Path) -> list[dict[str, Any]]:
+    """The documents a kustomization directory produces, in its order: its ``resources``
+    (files, or directories rendered the same way), then its inline JSON 6902
+    ``patches`` applied to their target. Only what deploy/ uses is supported (checked);
+    ``test_rendering_matches_kustomize`` compares the result with kubectl kustomize."""
+    spec = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    assert set(spec) <= {"apiVersion", "kind", "resources", "patches"}, set(spec)
     docs: list[dict[str, Any]] = []
-    for name in kustomization()["resources"]:
-        docs.extend(d for d in yaml.safe_load_all((DEPLOY / name).read_text()) if d)
+    for entry in spec["resources"]:
+        path = (directory / entry).resolve()
+        if path.is_dir():
+            docs.extend(render(path))
+        else:
+            docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    for patch in spec.get("patches", []):
+        assert set(patch) == {"target", "patch"} and set(patch["target"]) == {"kind", "name"}
+        [doc] = [
+            d
+            for d in docs
+            if (d["kind"], d["metadata"]["name"])
+            == (patch["target"]["kind"], patch["target"]["name"])
+        ]
+        for op in yaml.safe_load(patch["patch"]):
+            assert op["op"] == "add", op
+            *parents, last = op["path"].lstrip("/").split("/")
+            node: Any = doc
+            for token in parents:
+                node = node[int(token)] if isinstance(node, list) else node[token]
+            if isinstance(node, list):
+                node.insert(len(node) if last == "-" else int(last), op["value"])
+            else:
+                node[last] = op["value"]
     return docs
 
 
-def find(kind: str, name: str | None = None) -> dict[str, Any]:
+def manifests() -> list[dict[str, Any]]:
+    """The cluster-wide variant (``kubectl apply -k deploy/``), in its order."""
+    return render(DEPLOY)
+
+
+def namespaced(watched: str = WATCHED) -> list[dict[str, Any]]:
+    """The namespaced variant (``deploy/namespaced/``), watching ``watched`` instead of
+    the namespace it names (as its kustomization tells a user to edit)."""
+    docs = render(DEPLOY / "namespaced")
+    for doc in docs:
+        if doc["metadata"].get("namespace") == WATCHED:
+            doc["metadata"]["namespace"] = watched
+        if doc["kind"] == "Deployment":
+            args = doc["spec"]["template"]["spec"]["containers"][0]["args"]
+            args[:] = [
+                f"--namespace={watched}" if a == f"--namespace={WATCHED}" else a for a in args
+            ]
+    return docs
+
+
+def find(
+    kind: str, name: str | None = None, docs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     matches = [
         d
-        for d in manifests()
+        for d in (manifests() if docs is None else docs)
         if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
     ]
     assert len(matches) == 1, (kind, name, len(matches))
@@ -101,16 +149,18 @@ def path_of(doc: dict[str, Any]) -> str:
     return f"{prefix}{ns}/{plural}/{doc['metadata']['name']}"
 
 
-def container() -> dict[str, Any]:
-    containers = find("Deployment")["spec"]["template"]["spec"]["containers"]
+def container(docs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    containers = find("Deployment", docs=docs)["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return dict(containers[0])
 
 
-def rules(kind: str, name: str) -> set[tuple[str, str, str, str]]:
+def rules(
+    kind: str, name: str, docs: list[dict[str, Any]] | None = None
+) -> set[tuple[str, str, str, str]]:
     """The role's rules flattened to (group, resource, verb, resourceName or '')."""
     flat: set[tuple[str, str, str, str]] = set()
-    for rule in find(kind, name)["rules"]:
+    for rule in find(kind, name, docs)["rules"]:
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 for verb in rule["verbs"]:
@@ -122,15 +172,55 @@ def rules(kind: str, name: str) -> set[tuple[str, str, str, str]]:
 # -------------------------------------------------------------------------------- static
 
 
-def test_kustomization_lists_every_manifest() -> None:
-    listed = kustomization()["resources"]
-    on_disk = sorted(p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
-    assert sorted(listed) == on_disk
-    for doc in manifests():
-        assert doc["kind"] in KINDS, doc["kind"]
-        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "kube-informer"
-        if KINDS[doc["kind"]][1]:
-            assert doc["metadata"]["namespace"] == NAMESPACE, doc["metadata"]
+def test_kustomizations_list_every_manifest() -> None:
+    """Every YAML file under deploy/ is a resource of exactly one kustomization; every
+    document is labelled and lives in the operator's namespace (the namespaced variant's
+    Role and RoleBinding: in the watched one)."""
+    listed: list[Path] = []
+    for spec_path in DEPLOY.rglob("kustomization.yaml"):
+        spec = yaml.safe_load(spec_path.read_text())
+        listed.extend(
+            (spec_path.parent / r).resolve()
+            for r in spec["resources"]
+            if not (spec_path.parent / r).is_dir()
+        )
+    on_disk = [p.resolve() for p in DEPLOY.rglob("*.yaml") if p.name != "kustomization.yaml"]
+    assert sorted(listed) == sorted(on_disk)
+    for docs in (manifests(), namespaced()):
+        for doc in docs:
+            assert doc["kind"] in KINDS, doc["kind"]
+            assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "kube-informer"
+            if KINDS[doc["kind"]][1]:
+                expected = NAMESPACE
+                if (
+                    doc["kind"] in ("Role", "RoleBinding")
+                    and doc["metadata"]["name"] == "kube-informer"
+                ):
+                    expected = WATCHED
+                assert doc["metadata"]["namespace"] == expected, doc["metadata"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
+@pytest.mark.parametrize("variant", ["", "namespaced"], ids=["cluster-wide", "namespaced"])
+def test_rendering_matches_kustomize(variant: str) -> None:
+    """The tests' rendering of a variant is what ``kubectl kustomize`` makes of it."""
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(DEPLOY / variant)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+    def by_identity(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
+        ident = {
+            (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d for d in docs
+        }
+        assert len(ident) == len(docs)
+        return ident
+
+    rendered = manifests() if not variant else render(DEPLOY / variant)
+    assert by_identity([d for d in yaml.safe_load_all(out) if d]) == by_identity(rendered)
 
 
 def test_deployment_runs_the_runner_with_leader_election_and_probes() -> None:
@@ -234,6 +324,48 @@ def test_rbac_grants_only_what_the_samples_and_the_runner_use() -> None:
             {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
         ]
     assert find("Role")["metadata"]["namespace"] == NAMESPACE
+
+
+def test_namespaced_variant_grants_the_same_rules_in_one_namespace() -> None:
+    """deploy/namespaced/: the controllers' rules in a Role of the watched namespace, no
+    cluster-wide grant but the access reviews of secure metrics (cluster-scoped APIs),
+    the runner told to watch that namespace; everything else as the cluster-wide one."""
+    docs = namespaced()
+    assert rules("Role", "kube-informer", docs) == rules("ClusterRole", "kube-informer")
+    role = find("Role", "kube-informer", docs)
+    binding = find("RoleBinding", "kube-informer", docs)
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == WATCHED
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "kube-informer",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+    ]
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"} == {
+        "kube-informer-metrics-auth",
+        "kube-informer-metrics-reader",
+    }
+    assert [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"] == [
+        "kube-informer-metrics-auth"
+    ]
+    args = container(docs)["args"]
+    assert args == [*container()["args"], f"--namespace={WATCHED}"]
+    assert build_parser().parse_args(args).namespace == [[WATCHED]]  # one flag, one name
+
+    def shared(variant: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+        return {
+            (d["kind"], d["metadata"]["name"]): d
+            for d in variant
+            if d["metadata"]["name"] != "kube-informer" or d["kind"] in KINDS_SHARED
+        }
+
+    assert shared(docs) == shared(manifests())
+
+
+KINDS_SHARED = ("Namespace", "ServiceAccount", "Service", "PodDisruptionBudget", "NetworkPolicy")
+"""Kinds whose ``kube-informer`` object is the same in both variants."""
 
 
 def test_network_policy_admits_only_the_metrics_and_probe_ports() -> None:
@@ -609,6 +741,106 @@ async def test_a_missing_rule_fails_with_a_403_naming_verb_and_resource(
         print(lines[0])
     else:
         assert r.process.returncode == 0, r.stderr
+
+
+def denied(verb: str, resource: str, group: str, namespace: str) -> str:
+    """The API server's 403 message for the ServiceAccount, as a regex."""
+    return re.escape(
+        f'User "{SA_USER}" cannot {verb} resource "{resource}" in API group "{group}" '
+        f'in the namespace "{namespace}"'
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(90)
+async def test_namespaced_variant_confines_the_samples_to_their_namespace(
+    api_client: Any, sa_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    """deploy/namespaced/ applied (watching the test's namespace) in place of the
+    cluster-wide grant: the samples work with the Role only, started with the
+    Deployment's own arguments; the runner without ``--namespace`` cannot start (exit 7);
+    the ServiceAccount cannot write, nor list, in another namespace, and the reloader
+    leaves an opted-in Deployment there alone."""
+    docs = namespaced(namespace)
+    cluster_wide = [
+        find("ClusterRoleBinding", "kube-informer"),
+        find("ClusterRole", "kube-informer"),
+    ]
+    other = f"{namespace[:50]}-other"
+    await request_json(api_client, "POST", "/api/v1/namespaces", body={"metadata": {"name": other}})
+    try:
+        for doc in cluster_wide:
+            await request_json(api_client, "DELETE", path_of(doc))
+        for doc in docs:
+            await apply(api_client, doc)
+        await wait_allowed(api_client, False, "list", "", "configmaps", "")
+        await wait_allowed(api_client, True, "patch", "apps", "deployments", namespace)
+        for ns in (namespace, other):
+            await create_workload(api_client, ns)
+        await reset_lease(api_client)
+
+        serving = ("--metrics-bind-address", "--metrics-secure", "--health-probe-bind-address")
+        args = [a for a in container(docs)["args"] if not a.startswith(serving)]
+        assert f"--namespace={namespace}" in args and "--leader-elect" in args
+        args += ["--kubeconfig", str(sa_kubeconfig), "--leader-election-namespace", NAMESPACE]
+        async with runner([a for a in args if not a.startswith("--namespace")], tmp_path) as r:
+            with anyio.fail_after(30):
+                await r.process.wait()
+        assert r.process.returncode == ExitCode.FORBIDDEN, (r.process.returncode, r.stderr)
+        assert r.stderr.startswith("error: forbidden: cannot list"), r.stderr
+        print(r.stderr.strip().splitlines()[0])
+
+        deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
+        inventory_path = f"/api/v1/namespaces/{namespace}/configmaps/{INVENTORY_NAME}"
+        async with runner(args, tmp_path) as r:
+            await r.wait_for(lambda: r.has("leader.acquired"))
+            await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
+            await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
+            r.process.send_signal(signal.SIGTERM)
+        assert r.process.returncode == 0, r.stderr
+        failures = [e for e in r.events if e.get("level") in ("warning", "error")]
+        assert not failures, failures
+
+        outside = await request_json(
+            api_client, "GET", f"/apis/apps/v1/namespaces/{other}/deployments/web"
+        )
+        assert config_hash(outside) is None  # opted in, but not in the watched namespace
+        async with await new_api_client(kubeconfig=str(sa_kubeconfig)) as sa_api:
+            with pytest.raises(Forbidden, match=denied("patch", "deployments", "apps", other)):
+                await request_json(
+                    sa_api,
+                    "PATCH",
+                    f"/apis/apps/v1/namespaces/{other}/deployments/web",
+                    body={"spec": {"template": {"spec": {"containers": [
+                        {"name": "web", "image": "attacker.example/miner:latest"}
+                    ]}}}},
+                    content_type="application/strategic-merge-patch+json",
+                )  # fmt: skip
+            with pytest.raises(Forbidden, match=denied("create", "configmaps", "", other)):
+                await request_json(
+                    sa_api,
+                    "POST",
+                    f"/api/v1/namespaces/{other}/configmaps",
+                    body={"metadata": {"name": INVENTORY_NAME}},
+                )
+            with pytest.raises(Forbidden):
+                await request_json(sa_api, "GET", "/api/v1/configmaps")
+            # In the watched namespace the same writes are allowed.
+            await request_json(
+                sa_api,
+                "PATCH",
+                deployment_path,
+                body={"spec": {"template": {"metadata": {"annotations": {"probe": "1"}}}}},
+                content_type="application/strategic-merge-patch+json",
+            )
+        after = await request_json(
+            api_client, "GET", f"/apis/apps/v1/namespaces/{other}/deployments/web"
+        )
+        assert after["spec"]["template"]["spec"] == outside["spec"]["template"]["spec"]
+    finally:
+        await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
+        await apply_all(api_client)  # the cluster-wide variant back, for the other tests
+        await wait_allowed(api_client, True, "list", "", "configmaps", "")
 
 
 async def service_account_token(api: Any, namespace: str, name: str) -> str:
