@@ -1,13 +1,17 @@
-"""``deploy/``: the manifests, checked statically and on the real control plane.
+"""``deploy/``: both variants' manifests, checked statically and on the real control plane.
 
-- Static: the Deployment's hardening, probes and command line; the RBAC rules pinned
-  (least privilege); the Dockerfile's user.
+- Static: the rendering of each variant (``deploy/`` cluster-wide, ``deploy/namespaced/``)
+  equals ``kubectl kustomize``'s when kubectl is installed; the Deployment's hardening,
+  probes and command line; the RBAC rules pinned (least privilege), the namespaced
+  variant's the same in one namespace; the Dockerfile's user.
 - Real server: the manifests apply with server-side apply (the Deployment is stored;
   nothing runs it: there is no kubelet); the sample controllers work when the runner
   authenticates as the ServiceAccount with a token from the TokenRequest API (what a Pod
   mounts), exercising every verb granted; removing one rule makes the runner fail with a
-  403 naming the verb and the resource; secure metrics served as the ServiceAccount (its
-  token and access reviews) answer 401/403/200 by the scraper's token and RBAC.
+  403 naming the verb and the resource; the namespaced variant works with its Role only
+  and forbids writes elsewhere; the admission policy admits only the reloader's patch
+  from the ServiceAccount; secure metrics served as the ServiceAccount (its token and
+  access reviews) answer 401/403/200 by the scraper's token and RBAC.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ KINDS = {
     "Service": ("services", True),
     "PodDisruptionBudget": ("poddisruptionbudgets", True),
     "NetworkPolicy": ("networkpolicies", True),
+    "ValidatingAdmissionPolicy": ("validatingadmissionpolicies", False),
+    "ValidatingAdmissionPolicyBinding": ("validatingadmissionpolicybindings", False),
 }
 
 
@@ -743,6 +749,77 @@ async def test_a_missing_rule_fails_with_a_403_naming_verb_and_resource(
         assert r.process.returncode == 0, r.stderr
 
 
+POLICY = "kube-informer-deployment-writes"
+WRITES: dict[str, Any] = {
+    "config-hash": {"spec": {"template": {"metadata": {"annotations": {
+        CONFIG_HASH_ANNOTATION: "0" * 64}}}}},
+    "image": {"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "image": "attacker.example/miner:latest"}]}}}},
+    "service-account": {"spec": {"template": {"spec": {"serviceAccountName": "admin"}}}},
+    "other-template-annotation": {"spec": {"template": {"metadata": {"annotations": {
+        "container.apparmor.security.beta.kubernetes.io/web": "unconfined"}}}}},
+    "template-label": {"spec": {"template": {"metadata": {"labels": {"extra": "x"}}}}},
+    "replicas": {"spec": {"replicas": 0}},
+    "paused": {"spec": {"paused": True}},
+    "deployment-annotation": {"metadata": {"annotations": {RELOAD_ANNOTATION: "false"}}},
+    "owner": {"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap",
+        "name": "app-config", "uid": "00000000-0000-0000-0000-000000000000"}]}},
+    "finalizer": {"metadata": {"finalizers": ["example.com/never"]}},
+}  # fmt: skip
+"""Strategic-merge patches the ServiceAccount may send (RBAC allows all of them)."""
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_admission_policy_lets_the_service_account_change_only_the_config_hash(
+    api_client: Any, sa_kubeconfig: Path, namespace: str
+) -> None:
+    """deployment-writes-policy.yaml: of the patches RBAC allows the ServiceAccount, only
+    the reloader's (the pod template's config-hash annotation) is admitted; an admin is
+    not restricted."""
+    await create_workload(api_client, namespace)
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
+
+    async def patch(api: Any, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
+        return await request_json(
+            api,
+            "PATCH",
+            path,
+            query={"dryRun": "All"} if dry_run else None,
+            body=body,
+            content_type="application/strategic-merge-patch+json",
+        )
+
+    before = await request_json(api_client, "GET", path)
+    outcomes: dict[str, str] = {}
+    async with await new_api_client(kubeconfig=str(sa_kubeconfig)) as sa_api:
+        with anyio.fail_after(20):  # the API server loads new policies asynchronously
+            while True:
+                try:
+                    await patch(sa_api, WRITES["image"], dry_run=True)
+                except Forbidden:
+                    break
+                await anyio.sleep(0.1)
+        for case, body in WRITES.items():
+            try:
+                await patch(sa_api, body, dry_run=case != "config-hash")
+            except Forbidden as exc:
+                assert f"ValidatingAdmissionPolicy '{POLICY}'" in str(exc), exc
+                assert "may change only the pod template's informer.dev/config-hash" in str(exc)
+                outcomes[case] = "denied"
+            else:
+                outcomes[case] = "allowed"
+    assert outcomes == {case: "denied" for case in WRITES} | {"config-hash": "allowed"}
+    # (The denials carry the policy's message, so its expression evaluated to false,
+    # not to an error; the config-hash patch shows it evaluates to true.)
+    after = await request_json(api_client, "GET", path)
+    assert config_hash(after) == "0" * 64
+    assert after["spec"]["template"]["spec"] == before["spec"]["template"]["spec"]
+    # Anyone else (here the admin) is not restricted by it.
+    admin = await patch(api_client, WRITES["image"])
+    assert admin["spec"]["template"]["spec"]["containers"][0]["image"].startswith("attacker")
+
+
 def denied(verb: str, resource: str, group: str, namespace: str) -> str:
     """The API server's 403 message for the ServiceAccount, as a regex."""
     return re.escape(
@@ -811,11 +888,9 @@ async def test_namespaced_variant_confines_the_samples_to_their_namespace(
                     sa_api,
                     "PATCH",
                     f"/apis/apps/v1/namespaces/{other}/deployments/web",
-                    body={"spec": {"template": {"spec": {"containers": [
-                        {"name": "web", "image": "attacker.example/miner:latest"}
-                    ]}}}},
+                    body=WRITES["image"],
                     content_type="application/strategic-merge-patch+json",
-                )  # fmt: skip
+                )
             with pytest.raises(Forbidden, match=denied("create", "configmaps", "", other)):
                 await request_json(
                     sa_api,
@@ -825,14 +900,16 @@ async def test_namespaced_variant_confines_the_samples_to_their_namespace(
                 )
             with pytest.raises(Forbidden):
                 await request_json(sa_api, "GET", "/api/v1/configmaps")
-            # In the watched namespace the same writes are allowed.
-            await request_json(
-                sa_api,
-                "PATCH",
-                deployment_path,
-                body={"spec": {"template": {"metadata": {"annotations": {"probe": "1"}}}}},
-                content_type="application/strategic-merge-patch+json",
-            )
+            # In the watched namespace RBAC allows the patch; the admission policy
+            # refuses anything but the reloader's annotation.
+            with pytest.raises(Forbidden, match=f"ValidatingAdmissionPolicy '{POLICY}'"):
+                await request_json(
+                    sa_api,
+                    "PATCH",
+                    deployment_path,
+                    body=WRITES["image"],
+                    content_type="application/strategic-merge-patch+json",
+                )
         after = await request_json(
             api_client, "GET", f"/apis/apps/v1/namespaces/{other}/deployments/web"
         )
