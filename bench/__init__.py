@@ -9,5 +9,7 @@ Each benchmark prints one table, peers measured in the same run on the same inpu
 - ``memory``: memory per cached object, with and without dropping managedFields.
 - ``latency``: API write to ``reconcile(key)``, p50/p99, under a steady write load.
 
-See ``bench/RESULTS.md`` for figures and how to reproduce them.
+The run ends with a summary and exits 1 if any measurement failed (see
+:mod:`bench._cli`); ``--json FILE`` writes every row. See ``bench/RESULTS.md`` for
+figures and how to reproduce them.
 """

@@ -1,4 +1,13 @@
-"""``python -m bench [names...] [--quick]``: run the benchmarks, print one table each."""
+"""``python -m bench [names...] [--quick]``: run the benchmarks, print one table each.
+
+The exit status is 0 only when every row that ran holds a figure: a peer that raised,
+timed out, exited non-zero or received fewer events (objects) than were sent, a peer
+named by ``--peers`` that is not available, a benchmark named on the command line that
+cannot run here, and a benchmark that crashed all make it 1 (2: bad arguments). Peers
+not named by ``--peers`` that are not installed (or client-go, not built) are skipped.
+The run ends with a summary of what failed and what was skipped (:mod:`bench._outcome`);
+``--json FILE`` writes every row's figure or failure as JSON.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +16,17 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
 
 import anyio
+import orjson
 
+from bench import _faults
 from bench._config import QUICK, Config
+from bench._outcome import Outcome
 from bench._proc import ROOT
 
 NAMES = ("throughput", "sync", "memory", "latency")
@@ -103,7 +116,15 @@ def parse(argv: list[str] | None) -> tuple[list[str], Config]:
         help="write pyinstrument profiles of kube-informer's throughput runs here",
     )
     p.add_argument("--output", type=Path, help="also write the tables (Markdown) to this file")
+    p.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="also write every row (its figure, or why it failed or was skipped) as JSON",
+    )
     args = p.parse_args(argv)
+    if (why := _faults.problem()) is not None:
+        p.error(why)
     cfg = Config()
     if args.quick:
         for k, v in QUICK.items():
@@ -131,12 +152,16 @@ def parse(argv: list[str] | None) -> tuple[list[str], Config]:
     if cfg.profile_dir is not None:
         cfg.profile_dir.mkdir(parents=True, exist_ok=True)
     cfg.output = args.output
-    return list(args.names) or list(NAMES), cfg
+    cfg.json = args.json
+    cfg.names_explicit = bool(args.names)
+    return list(dict.fromkeys(args.names)) or list(NAMES), cfg
 
 
 async def amain(names: list[str], cfg: Config) -> int:
-    from bench import _cluster, _throughput
+    """Run ``names`` in order; returns the exit status (see the module docstring)."""
+    from bench import _cluster, _latency, _sync, _throughput
 
+    outcome = Outcome(cfg.peers)
     header = "## kube-informer benchmarks\n\n" + machine()
     print(header, flush=True)
     tables: list[str] = [header]
@@ -145,32 +170,58 @@ async def amain(names: list[str], cfg: Config) -> int:
         print("\n" + text, flush=True)
         tables.append(text)
 
+    def crashed(name: str, exc: BaseException, *, trace: bool = True) -> None:
+        if trace:
+            traceback.print_exception(exc)
+        why = f"the benchmark crashed: {type(exc).__name__}: {exc}"
+        show(f"### {name}\n\n{outcome.failed(name, '', '', '', why)}\n")
+
     started = time.perf_counter()
     if "throughput" in names:
-        show(await _throughput.run(cfg))
+        try:
+            show(await _throughput.run(cfg, outcome))
+        except Exception as exc:
+            crashed("throughput", exc)
     cluster_names = [n for n in names if n in CLUSTER_NAMES]
     if cluster_names:
         why = _cluster.assets_available()
         if why is not None:
             for n in cluster_names:
-                show(f"### {n}\n\nskipped: {why}\n")
+                if cfg.names_explicit:
+                    cell = outcome.failed(n, "", "", "", f"requested but cannot run: {why}")
+                else:
+                    cell = outcome.skipped(n, "", "", "", why)
+                show(f"### {n}\n\n{cell}\n")
         else:
             cluster = _cluster.Cluster(cfg)
-            runners: dict[str, Callable[[_cluster.Cluster, Config], Awaitable[str]]] = {
-                "sync": _cluster.run_sync,
-                "memory": _cluster.run_memory,
-                "latency": _cluster.run_latency,
+            runners: dict[str, Callable[[_cluster.Cluster, Config, Outcome], Awaitable[str]]] = {
+                "sync": _sync.run_sync,
+                "memory": _sync.run_memory,
+                "latency": _latency.run_latency,
             }
-            async with cluster.running():
-                for n in cluster_names:
-                    show(await runners[n](cluster, cfg))
+            done: set[str] = set()
+            try:
+                async with cluster.running():
+                    for n in cluster_names:
+                        try:
+                            show(await runners[n](cluster, cfg, outcome))
+                        except Exception as exc:
+                            crashed(n, exc)
+                        done.add(n)
+            except Exception as exc:  # the control plane failed
+                for i, n in enumerate(n for n in cluster_names if n not in done):
+                    crashed(n, exc, trace=i == 0)
             if cluster.populate_seconds:
                 made = ", ".join(f"{k} in {v:.0f} s" for k, v in cluster.populate_seconds.items())
                 show(f"(data sets created: {made})\n")
-    print(f"\nbenchmarks done in {time.perf_counter() - started:.0f} s", flush=True)
+    summary = outcome.summary()
+    print(f"\nbenchmarks done in {time.perf_counter() - started:.0f} s\n\n{summary}", flush=True)
+    tables.append(summary)
     if cfg.output is not None:
         cfg.output.write_text("\n".join(tables))
-    return 0
+    if cfg.json is not None:
+        cfg.json.write_bytes(orjson.dumps(outcome.to_json(), option=orjson.OPT_INDENT_2))
+    return outcome.exit_code()
 
 
 def main(argv: list[str] | None = None) -> int:

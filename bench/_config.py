@@ -13,7 +13,7 @@ class Config:
     events: int = 20_000
     objects: int = 1_000
     peers: set[str] | None = None
-    """Only these peers (None: all)."""
+    """Only these peers (None: all). A named peer that cannot run is a failure."""
     build_go: bool = True
     sync_sizes: dict[str, int] = field(
         default_factory=lambda: {"cm10k": 10_000, "cm100k": 100_000, "deploy20k": 20_000}
@@ -25,6 +25,9 @@ class Config:
     timeout: float = 600.0
     profile_dir: Path | None = None
     output: Path | None = None
+    json: Path | None = None
+    names_explicit: bool = False
+    """Benchmarks were named on the command line (one that cannot run then fails)."""
 
     def wants(self, peer: str) -> bool:
         return self.peers is None or peer in self.peers

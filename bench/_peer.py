@@ -8,14 +8,18 @@ orjson + a dict: the decode floor), ``kubernetes_asyncio`` (list + ``watch.Watch
 model deserialisation), ``official`` (the official client's ``kubernetes.informer``),
 ``kopf`` (a no-op ``@kopf.on.event`` operator).
 
-Throughput timing: every peer reports the wall-clock time its handler saw the last
-MODIFIED event; the runner subtracts the time the replay server received the watch.
+Throughput: every peer counts in its handler the MODIFIED events it received (kopf: see
+:func:`kopf_peer`) and reports that count and the wall-clock time its handler saw the
+last one; the runner checks the count against the events sent and subtracts the time the
+replay server received the watch. ``BENCH_BREAK`` breaks a peer on purpose
+(:mod:`bench._faults`).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import threading
 import time
@@ -26,6 +30,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from bench._faults import BREAK_ENV, injected
 from bench._mem import peak_rss, settle
 
 PEERS = ("ours", "floor", "kubernetes_asyncio", "official", "kopf")
@@ -129,17 +134,22 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"peer": "ours"}
     async with factory:
         await factory.wait_for_cache_sync()
-        result["sync_seconds"] = time.perf_counter() - start
-        # The handler saw every add (a registration offers no event to await).
-        while not registration.has_synced():  # noqa: ASYNC110
-            await anyio.sleep(0.001)
+        result["store_sync_seconds"] = time.perf_counter() - start
+        await informer.wait_for_sync(registration)  # the handler saw every add
         result["handler_sync_seconds"] = time.perf_counter() - start
+        # Every peer's sync time is its handler having seen the initial list.
+        result["sync_seconds"] = result["handler_sync_seconds"]
         if opts.gc == "freeze":
             freeze_gc()
             result["freeze_seconds"] = time.perf_counter() - start - result["handler_sync_seconds"]
         result["objects"] = len(informer.indexer)
         if opts.mode == "throughput":
-            await done.wait()
+            with anyio.move_on_after(opts.timeout):
+                await done.wait()
+            if not done.is_set():
+                raise SystemExit(
+                    f"ours: {updates} of {target} MODIFIED events in {opts.timeout:g} s"
+                )
             result.update(events=updates, first_event_unix=first, last_event_unix=last)
         result.update(rss_before=rss0, rss_after=settle(), peak_rss=peak_rss())
     await api.close()
@@ -395,12 +405,23 @@ def _official_blocking(opts: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- kopf
 
 
+def replay_events_upto(j: int, rv: int, *, objects: int, events: int) -> int:
+    """How many of the replay server's ``events`` modify object ``j`` at a
+    resourceVersion ``<= rv`` (event ``i`` modifies object ``i % objects`` at
+    resourceVersion ``objects + 1 + i``: see :mod:`bench._replay`)."""
+    last = min(rv - objects - 1, events - 1)
+    return 0 if last < j else (last - j) // objects + 1
+
+
 async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
     """A no-op ``@kopf.on.event`` operator (kopf handles raw dicts, one task per object).
 
     kopf batches the events of one object (``batching.batch_window``, 0.1 s) and hands
     its handler only the latest, so the throughput run ends when the handler has seen the
-    final resourceVersion of every object; ``events`` is how many calls that took.
+    final resourceVersion of every object. Its ``events`` is counted in the handler: the
+    replayed events at or below the highest resourceVersion it saw of each object (a
+    call stands for the events of that object it batched); ``handler_calls`` is how many
+    MODIFIED calls that took.
     """
     import logging
 
@@ -412,12 +433,13 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
     m = opts.objects
     final_rv = {}
     if opts.mode == "throughput":
-        for j in range(m):
-            last_i = max(i for i in range(j, opts.events, m)) if j < opts.events else -1
-            final_rv[j] = m + 1 + last_i if last_i >= 0 else j + 1
+        for j in range(min(m, opts.events)):  # the objects the events modify
+            last_i = j + (opts.events - 1 - j) // m * m
+            final_rv[j] = m + 1 + last_i
     seen: set[str] = set()
-    converged: set[str] = set()
-    calls = 0
+    rv_seen: dict[int, int] = {}  # object index -> highest MODIFIED resourceVersion seen
+    converged: set[int] = set()
+    modified_calls = 0
     synced = anyio.Event()
     done = anyio.Event()
     first = last = 0.0
@@ -425,8 +447,7 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
     index_of: dict[str, int] = {}
 
     async def on_event(event: Any, body: Any, **_: Any) -> None:
-        nonlocal calls, first, last
-        calls += 1
+        nonlocal modified_calls, first, last
         meta = body.get("metadata", {})
         name = meta.get("name", "")
         seen.add(name)
@@ -435,14 +456,18 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
         if opts.mode == "latency":
             lat.observe(body.get("data"))
         elif opts.mode == "throughput" and event.get("type") == "MODIFIED":
+            modified_calls += 1
             if first == 0.0:
                 first = time.time()
             j = index_of.get(name)
             if j is None:
                 j = index_of[name] = int(name.rsplit("-", 1)[1])
-            if int(meta.get("resourceVersion", "0")) >= final_rv.get(j, 0):
-                converged.add(name)
-                if len(converged) >= m:
+            rv = int(meta.get("resourceVersion", "0"))
+            if rv > rv_seen.get(j, 0):
+                rv_seen[j] = rv
+            if j in final_rv and rv >= final_rv[j]:
+                converged.add(j)
+                if len(converged) >= len(final_rv):
                     last = time.time()
                     done.set()
 
@@ -458,8 +483,6 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> Any:
         return kopf.login_with_kubeconfig(**kwargs)
-
-    import os
 
     os.environ["KUBECONFIG"] = opts.kubeconfig
     rss0 = settle()
@@ -487,12 +510,16 @@ async def kopf_peer(opts: argparse.Namespace) -> dict[str, Any]:
                 await done.wait()
             if not done.is_set():
                 raise SystemExit(
-                    f"kopf: {len(converged)} of {m} objects reached their final state "
-                    f"({calls} handler calls) in {opts.timeout:g} s"
+                    f"kopf: {len(converged)} of {len(final_rv)} objects reached their final "
+                    f"state ({modified_calls} MODIFIED handler calls) in {opts.timeout:g} s"
                 )
+            received = sum(
+                replay_events_upto(j, rv, objects=m, events=opts.events)
+                for j, rv in rv_seen.items()
+            )
             result.update(
-                events=opts.events,
-                handler_calls=calls,
+                events=received,
+                handler_calls=modified_calls,
                 first_event_unix=first,
                 last_event_unix=last,
             )
@@ -541,6 +568,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     opts = parse(argv)
+    if injected(opts.peer) == "crash":
+        raise RuntimeError(f"{BREAK_ENV} asks this peer ({opts.peer}) to crash")
     runner = RUNNERS[opts.peer]
     if not opts.profile:
         emit(anyio.run(runner, opts))
@@ -559,8 +588,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def _exit() -> None:
     """Leave at once: no teardown of a large cache, no join of a blocked reader thread."""
-    import os
-
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

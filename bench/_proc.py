@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.abc
@@ -28,6 +28,8 @@ class PeerRun:
     error: str | None = None
     stderr: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    unavailable: bool = False
+    """The peer cannot run here (not installed, not built): a skip unless requested."""
 
     @property
     def ok(self) -> bool:
@@ -36,6 +38,14 @@ class PeerRun:
 
 def python_peer(peer: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "bench._peer", peer, *args]
+
+
+def clientgo_run(*, build: bool) -> tuple[Path | None, PeerRun | None]:
+    """The client-go binary, or the :class:`PeerRun` saying why it cannot run."""
+    binary = clientgo_binary(build=build)
+    if binary.path is not None:
+        return binary.path, None
+    return None, PeerRun(error=binary.why, unavailable=not binary.broken)
 
 
 def missing_python_peer(peer: str) -> str | None:
@@ -49,6 +59,12 @@ def missing_python_peer(peer: str) -> str | None:
     if peer == "official" and importlib.util.find_spec("kubernetes.informer") is None:
         return "this kubernetes release has no kubernetes.informer"
     return None
+
+
+def unavailable_python_peer(peer: str) -> PeerRun | None:
+    """The :class:`PeerRun` of a Python peer that cannot run here, or ``None``."""
+    why = missing_python_peer(peer)
+    return PeerRun(error=why, unavailable=True) if why else None
 
 
 def _last_json(stdout: str) -> dict[str, Any] | None:
@@ -85,8 +101,9 @@ async def run_peer(
     result = _last_json(stdout) if proc.returncode == 0 else None
     if result is None:
         why = _tail(stderr, 3) or _tail(stdout, 3) or f"exit code {proc.returncode}"
-        if "skip:" in why:
+        if "skip:" in why:  # the peer found itself unable to run here
             why = why[why.index("skip:") + 5 :].strip()
+            return PeerRun(error=why, stderr=stderr, unavailable=True)
         return PeerRun(error=why, stderr=stderr)
     return PeerRun(result=result, stderr=stderr)
 
@@ -133,26 +150,36 @@ class InteractivePeer:
                 await self.proc.wait()
 
 
-def clientgo_binary(*, build: bool) -> tuple[Path | None, str]:
+class GoBinary(NamedTuple):
+    path: Path | None
+    why: str
+    """Why there is no binary (or a remark about the one there is)."""
+    broken: bool = False
+    """Go is there but ``go build`` failed: a failure, not a missing peer."""
+
+
+def clientgo_binary(*, build: bool) -> GoBinary:
     """The client-go peer's binary, built on demand into ``.cache/bench/`` (git-ignored).
 
-    Returns ``(path, "")`` or ``(None, why)``. With ``build=False`` only an existing
-    binary is used (the smoke test keeps ``make test`` bounded that way).
+    With ``build=False`` only an existing binary is used (the smoke test keeps ``make
+    test`` bounded that way).
     """
     sources = [p for p in CLIENTGO_SRC.iterdir() if p.suffix in (".go", ".mod", ".sum")]
     fresh = CLIENTGO_BIN.exists() and all(
         CLIENTGO_BIN.stat().st_mtime >= p.stat().st_mtime for p in sources
     )
     if fresh:
-        return CLIENTGO_BIN, ""
+        return GoBinary(CLIENTGO_BIN, "")
     if not build:
         state = "is stale" if CLIENTGO_BIN.exists() else "is not built"
         if CLIENTGO_BIN.exists():
-            return CLIENTGO_BIN, f"binary {state}; using it anyway"
-        return None, f"{CLIENTGO_BIN.relative_to(ROOT)} {state} (run `make bench` once to build it)"
+            return GoBinary(CLIENTGO_BIN, f"binary {state}; using it anyway")
+        return GoBinary(
+            None, f"{CLIENTGO_BIN.relative_to(ROOT)} {state} (run `make bench` once to build it)"
+        )
     go = shutil.which("go")
     if go is None:
-        return None, "Go is not installed (needed to build the client-go peer)"
+        return GoBinary(None, "Go is not installed (needed to build the client-go peer)")
     CLIENTGO_BIN.parent.mkdir(parents=True, exist_ok=True)
     print(f"building the client-go peer into {CLIENTGO_BIN.relative_to(ROOT)} ...", flush=True)
     env = {**os.environ, "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "local")}
@@ -165,5 +192,5 @@ def clientgo_binary(*, build: bool) -> tuple[Path | None, str]:
         check=False,
     )
     if proc.returncode != 0:
-        return None, f"go build failed: {_tail(proc.stderr, 5)}"
-    return CLIENTGO_BIN, ""
+        return GoBinary(None, f"go build failed: {_tail(proc.stderr, 5)}", broken=True)
+    return GoBinary(CLIENTGO_BIN, "")

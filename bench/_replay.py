@@ -16,6 +16,7 @@ it dies with the runner). It answers, for the one kind it holds:
   start of a client's measured interval.
 
 Event ``i`` (0-based) modifies object ``i % M`` at resourceVersion ``M + 1 + i``.
+``BENCH_BREAK=replay:short`` serves only the first half (:mod:`bench._faults`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from bench._faults import injected
 from bench._objects import KINDS, served
 
 _CHUNK = 1 << 16
@@ -175,7 +177,9 @@ class Replay:
 async def serve(replay: Replay) -> None:
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", replay.handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Clients that re-watch (kopf, the official informer) leave a silent watch open: do
+    # not wait for it at exit (the default waits 60 s, the runner kills us after 10 s).
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -199,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--namespace", default="default")
     args = parser.parse_args(argv)
-    asyncio.run(serve(Replay(args.kind, args.objects, args.events, args.namespace)))
+    events = args.events // 2 if injected("replay") == "short" else args.events
+    asyncio.run(serve(Replay(args.kind, args.objects, events, args.namespace)))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 For each kind (Deployments 1.8 KB, ConfigMaps 0.3 KB) a replay server process serves a
 list of ``objects`` and a watch of ``events`` MODIFIED events. Each peer runs in its own
-process, one after the other (rounds interleave the peers); its rate is ``events`` over
-the time from the server receiving its watch request to its handler seeing the last
-event. Medians over the rounds.
+process, one after the other (rounds interleave the peers); its rate is the events its
+handler counted (which must be every event sent) over the time from the server receiving
+its watch request to its handler seeing the last event. Medians over the rounds.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import orjson
 
 from bench._config import Config
 from bench._kubeconfig import write_http_kubeconfig
-from bench._proc import PeerRun, clientgo_binary, missing_python_peer, python_peer, run_peer
+from bench._outcome import Outcome
+from bench._proc import PeerRun, clientgo_run, python_peer, run_peer, unavailable_python_peer
 from bench._report import fmt_rate, fmt_ratio, median, table
 
 KIND_LABEL = {"deployments": "Deployments", "configmaps": "ConfigMaps"}
@@ -108,11 +109,18 @@ async def measure(
     cfg: Config,
     profile: Path | None,
 ) -> PeerRun:
+    """One run of one client; ``extra["rate"]``: events it received per second.
+
+    A run fails unless the client received exactly the events the server sent (its
+    own count, from its handler) and the server saw its streaming watch.
+    """
+    sent = events_for(kind, cfg)
     common = ["--kubeconfig", str(kubeconfig), "--resource", kind]
     if client.peer == "client-go":
-        binary, why = clientgo_binary(build=cfg.build_go)
+        binary, why_not = clientgo_run(build=cfg.build_go)
         if binary is None:
-            return PeerRun(error=why)
+            assert why_not is not None
+            return why_not
         argv = [
             str(binary),
             "-mode",
@@ -122,18 +130,20 @@ async def measure(
             "-resource",
             kind,
             "-events",
-            str(events_for(kind, cfg)),
+            str(sent),
             "-timeout",
             f"{cfg.timeout:.0f}s",
         ]
     else:
+        if (missing := unavailable_python_peer(client.peer)) is not None:
+            return missing
         argv = python_peer(
             client.peer,
             "--mode",
             "throughput",
             *common,
             "--events",
-            str(events_for(kind, cfg)),
+            str(sent),
             "--objects",
             str(cfg.objects),
             "--timeout",
@@ -147,13 +157,25 @@ async def measure(
     if not run.ok:
         return run
     assert run.result is not None
+    received = run.result.get("events")
+    if received != sent:
+        return PeerRun(error=f"received {received} of {sent} events", stderr=run.stderr)
     watches = await anyio.to_thread.run_sync(server.watches)
     starts = [w["time"] for w in watches if w["streams"] and w["time"] >= launched]
     if not starts:
         return PeerRun(error="the server saw no streaming watch from this client")
     elapsed = run.result["last_event_unix"] - starts[0]
-    run.extra["rate"] = events_for(kind, cfg) / elapsed if elapsed > 0 else None
+    if elapsed <= 0:
+        return PeerRun(error=f"its last event came {-elapsed:.3f} s before its watch started")
+    run.extra["rate"] = received / elapsed
     return run
+
+
+def _unavailable(client: Client, cfg: Config) -> PeerRun | None:
+    """Why ``client`` cannot run here (a :class:`PeerRun` with ``unavailable``), or None."""
+    if client.peer == "client-go":
+        return clientgo_run(build=cfg.build_go)[1]
+    return unavailable_python_peer(client.peer)
 
 
 def events_for(kind: str, cfg: Config) -> int:
@@ -161,25 +183,34 @@ def events_for(kind: str, cfg: Config) -> int:
     return cfg.events * 5 if kind == "configmaps" else cfg.events
 
 
-async def run(cfg: Config) -> str:
+async def run(cfg: Config, outcome: Outcome) -> str:
+    """Measure every wanted client on both kinds; one row each in ``outcome``.
+
+    A client that fails in any round fails its row (later rounds of it are not run).
+    """
     kinds = ("deployments", "configmaps")
     rates: dict[tuple[str, str], list[float]] = {}
-    errors: dict[tuple[str, str], str] = {}
+    cells: dict[tuple[str, str], str] = {}  # the table cell of a row with no figure
     event_bytes: dict[str, int] = {}
     clients = [c for c in CLIENTS if cfg.wants(c.peer)]
     for c in clients:
-        if c.peer not in ("client-go",) and (why := missing_python_peer(c.peer)):
+        if (why_not := _unavailable(c, cfg)) is not None:
             for kind in kinds:
-                errors[(c.name, kind)] = f"skipped: {why}"
+                cells[(c.name, kind)] = outcome.unavailable(
+                    "throughput", kind, c.name, c.peer, why_not.error or "?"
+                )
+                print(f"  throughput {kind:11s}: {c.name}: {cells[(c.name, kind)]}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for kind in kinds:
+            if all((c.name, kind) in cells for c in clients):
+                continue  # nothing to measure: no server
             with ReplayServer(kind, cfg.objects, events_for(kind, cfg)) as server:
                 event_bytes[kind] = server.event_bytes
                 kubeconfig = write_http_kubeconfig(Path(tmp) / f"{kind}.kubeconfig", server.port)
                 for round_ in range(cfg.repeat):
                     for c in clients:
                         key = (c.name, kind)
-                        if errors.get(key, "").startswith("skipped"):
+                        if key in cells:
                             continue
                         profile = None
                         if (
@@ -191,16 +222,33 @@ async def run(cfg: Config) -> str:
                             profile = cfg.profile_dir / f"throughput-ours-{kind}.txt"
                         result = await measure(c, server, kubeconfig, kind, cfg, profile)
                         rate = result.extra.get("rate")
-                        if rate:
+                        if rate is not None:
                             rates.setdefault(key, []).append(rate)
-                        elif result.error:
-                            errors[key] = result.error.splitlines()[-1][:120]
+                            said = f"{fmt_rate(rate)} ev/s"
+                            if calls := (result.result or {}).get("handler_calls"):
+                                said += f" ({calls} handler calls)"
+                        elif result.unavailable:
+                            said = cells[key] = outcome.unavailable(
+                                "throughput", kind, c.name, c.peer, result.error or "?"
+                            )
+                        else:
+                            said = cells[key] = outcome.failed(
+                                "throughput", kind, c.name, c.peer, result.error or "failed"
+                            )
                         print(
-                            f"  throughput {kind:11s} round {round_ + 1}: {c.name}: "
-                            f"{fmt_rate(rate) + ' ev/s' if rate else result.error}",
+                            f"  throughput {kind:11s} round {round_ + 1}: {c.name}: {said}",
                             flush=True,
                         )
-    med = {k: median(v) for k, v in rates.items()}
+    med: dict[tuple[str, str], float | None] = {}
+    for c in clients:
+        for kind in kinds:
+            key = (c.name, kind)
+            if key not in cells:
+                v = median(rates.get(key, []))
+                if cell := outcome.ok("throughput", kind, c.name, c.peer, v, "events/s"):
+                    cells[key] = cell
+                else:
+                    med[key] = v
     floor = CLIENTS[0].name
     clientgo = next(c.name for c in CLIENTS if c.peer == "client-go")
     ours = CLIENTS[1].name
@@ -212,9 +260,10 @@ async def run(cfg: Config) -> str:
     for c in clients:
         row = [c.name]
         for kind in kinds:
-            v = med.get((c.name, kind))
-            if v is None:
-                row += [errors.get((c.name, kind), "-"), "", "", ""]
+            key = (c.name, kind)
+            v = med.get(key)
+            if key in cells or v is None:
+                row += [cells.get(key, "-"), "", "", ""]
                 continue
             ours_v = med.get((ours, kind))
             row += [
@@ -228,10 +277,13 @@ async def run(cfg: Config) -> str:
         f"{cfg.events} Deployment and {events_for('configmaps', cfg)} ConfigMap MODIFIED "
         f"events over {cfg.objects} objects "
         f"({event_bytes.get('deployments', 0)} B and {event_bytes.get('configmaps', 0)} B per "
-        f"event line); median of {cfg.repeat} round(s). Timed from the server receiving the "
-        "watch to the handler seeing the last event; every client in its own process. "
-        "'ours is' = kube-informer's rate / that client's. kopf: time until its handler saw "
-        "the final state of every object (it batches an object's events).",
+        f"event line); median of {cfg.repeat} round(s). Rate = the events the client "
+        "counted (a run fails unless that is every event sent) / the time from the server "
+        "receiving the watch to the handler seeing the last event; every client in its own "
+        "process. 'ours is' = kube-informer's rate / that client's. kopf batches an "
+        "object's events and calls its handler with the latest only: it counts the events "
+        "whose resourceVersion its handler has seen reached, and its run ends when every "
+        "object reached its final state.",
     ]
     notes += _targets(med, ours, floor, clientgo, kinds)
     return table("Pipeline throughput (replay server, events/s)", header, rows, notes)

@@ -21,12 +21,15 @@ from ._cache.store import NAMESPACE_INDEX as NAMESPACE_INDEX
 from ._cache.store import Indexer as Indexer
 from ._cache.store import IndexFunc as IndexFunc
 from ._cache.store import namespace_index as namespace_index
+from ._client.client import Client as Client
+from ._client.mutate import OperationResult as OperationResult
 from ._controller import Controller as Controller
 from ._controller import KeyMapper as KeyMapper
 from ._controller import ReconcileStats as ReconcileStats
 from ._controller import Result as Result
 from ._controller import own_key as own_key
 from ._controller import owner_key as owner_key
+from ._exceptions import AlreadyExists as AlreadyExists
 from ._exceptions import ApiError as ApiError
 from ._exceptions import BadRequest as BadRequest
 from ._exceptions import BindError as BindError
@@ -42,6 +45,7 @@ from ._exceptions import NotFound as NotFound
 from ._exceptions import ObjectKeyError as ObjectKeyError
 from ._exceptions import QueueShutDown as QueueShutDown
 from ._exceptions import ResourceExpired as ResourceExpired
+from ._exceptions import ResourceNotServed as ResourceNotServed
 from ._exceptions import ServerError as ServerError
 from ._exceptions import TargetError as TargetError
 from ._exceptions import TooManyRequests as TooManyRequests
@@ -125,12 +129,14 @@ __all__ = [
     "SERVICES",
     "SERVICE_ACCOUNTS",
     "STATEFULSETS",
+    "AlreadyExists",
     "ApiError",
     "ApiListerWatcher",
     "BadRequest",
     "BindError",
     "BucketRateLimiter",
     "CacheSyncTimeout",
+    "Client",
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
@@ -166,6 +172,7 @@ __all__ = [
     "Obj",
     "ObjectKeyError",
     "Observability",
+    "OperationResult",
     "QueueMetrics",
     "QueueMetricsProvider",
     "QueueShutDown",
@@ -176,6 +183,7 @@ __all__ = [
     "ReflectorStats",
     "Resource",
     "ResourceExpired",
+    "ResourceNotServed",
     "Result",
     "ServerError",
     "SharedIndexInformer",

@@ -13,12 +13,14 @@ sees a transport exception.
     ├── WatchDecodeError            a watch line that is not a JSON watch event
     │   └── WatchEventTooLarge      a watch line over 16 MiB (client-go's limit) -> relist
     ├── ObjectKeyError              an object without a name, or a malformed key (ValueError)
+    ├── ResourceNotServed           API discovery: the server serves no such apiVersion/kind
     ├── ApiError                    the API server answered with a failure Status
     │   ├── BadRequest              400
     │   ├── Unauthorized            401
     │   ├── Forbidden               403 (names verb, resource, namespace)
     │   ├── NotFound                404
-    │   ├── Conflict                409
+    │   ├── Conflict                409 (a stale resourceVersion, a failed precondition)
+    │   │   └── AlreadyExists       409 with reason AlreadyExists: create() of an existing name
     │   ├── ResourceExpired         410 Gone: the resourceVersion is too old -> relist
     │   ├── TooManyRequests         429 (retry_after seconds when the server says)
     │   └── ServerError             5xx
@@ -36,6 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "AlreadyExists",
     "ApiError",
     "BadRequest",
     "BindError",
@@ -51,6 +54,7 @@ __all__ = [
     "ObjectKeyError",
     "QueueShutDown",
     "ResourceExpired",
+    "ResourceNotServed",
     "ServerError",
     "TargetError",
     "TooManyRequests",
@@ -107,6 +111,18 @@ class ObjectKeyError(InformerError, ValueError):
     """
 
 
+class ResourceNotServed(InformerError):
+    """API discovery found no resource for ``api_version``/``kind`` (controller-runtime's
+    ``NoKindMatchError``): the group/version is not served, or serves no such kind (a CRD
+    not installed yet, a typo in ``apiVersion`` or ``kind``). Raised after discovery was
+    refreshed once."""
+
+    def __init__(self, message: str, *, api_version: str, kind: str) -> None:
+        super().__init__(message)
+        self.api_version = api_version
+        self.kind = kind
+
+
 class ApiError(InformerError):
     """The API server answered with a failure.
 
@@ -159,6 +175,11 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status = 409
+
+
+class AlreadyExists(Conflict):
+    """409 with reason ``AlreadyExists``: a create named an object that exists (client-go's
+    ``IsAlreadyExists``). A :class:`Conflict`, so ``except Conflict`` still catches it."""
 
 
 class ResourceExpired(ApiError):
@@ -260,6 +281,8 @@ def api_error_from_status(
     cls: type[ApiError]
     if reason in ("Expired", "Gone"):
         cls = ResourceExpired
+    elif code == 409 and reason == "AlreadyExists":
+        cls = AlreadyExists
     elif code in _BY_CODE:
         cls = _BY_CODE[code]
     elif code >= 500:

@@ -177,3 +177,37 @@ async def test_demo_keeps_running_then_stops_on_sigint(tmp_path: Path) -> None:
     assert "[demo] the controllers stopped (exit code 0)" in output.text
     assert output.text.rstrip().endswith("[demo] stopped")
     await no_process_left(tmp_path)
+
+
+@pytest.mark.anyio
+async def test_killed_demo_leaves_no_process(tmp_path: Path) -> None:
+    """README: "the children also die with the demo if it is killed": SIGKILL (no
+    cleanup code runs) takes the runner, kube-apiserver and etcd with it."""
+    state_dir = tmp_path / "run"
+    output = Output()
+    process = await anyio.open_process(
+        demo_argv(state_dir),
+        cwd=str(ROOT),
+        env=demo_env(),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with anyio.create_task_group() as tg:
+            assert process.stdout is not None
+            tg.start_soon(output.pump, process.stdout)
+            with anyio.fail_after(DEMO_TIMEOUT):
+                await output.wait_for("press Ctrl-C")
+            children = processes_mentioning(str(tmp_path))
+            assert len(children) >= 3, children  # runner, kube-apiserver, etcd at least
+            process.kill()
+            with anyio.fail_after(10):
+                await process.wait()
+            tg.cancel_scope.cancel()
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await process.aclose()  # closes its pipes too (no transport left to the GC)
+    assert process.returncode == -signal.SIGKILL
+    await no_process_left(tmp_path)

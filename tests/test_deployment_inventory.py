@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 import yaml
-from api_helpers import create, delete, merge_patch, until
+from api_helpers import create, delete, get, merge_patch, until
 
 from controllers.deployment_inventory import (
     INVENTORY_LABELS,
@@ -27,6 +27,7 @@ from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
     NotFound,
+    Result,
     SharedInformerFactory,
     request_json,
     strip_managed_fields,
@@ -315,3 +316,33 @@ async def test_unchanged_namespace_is_not_rewritten(api_client: Any, namespace: 
 
 async def _until(condition: Callable[[], bool], what: str) -> None:
     await until(condition, what, WITHIN)
+
+
+@pytest.mark.anyio
+async def test_a_conflict_from_a_stale_cache_requeues_the_namespace(
+    api_client: Any, namespace: str
+) -> None:
+    """README: the inventory is replaced with PUT at its cached ``resourceVersion``, and a
+    409 (the cached copy is older than the server's) requeues the namespace
+    (``Result(requeue=True)``) instead of overwriting the newer version."""
+    deployment = await create(api_client, DEPLOYMENTS, namespace, make_deployment("web"))
+    stale = await create(
+        api_client,
+        CONFIGMAPS,
+        namespace,
+        {"metadata": {"name": INVENTORY_NAME}, "data": {"old": "x"}},
+    )
+    newer = await merge_patch(
+        api_client, CONFIGMAPS, namespace, INVENTORY_NAME, {"data": {"edited": "y"}}
+    )
+    factory = SharedInformerFactory(api_client, namespace=namespace)
+    controller = DeploymentInventory(factory, api_client)
+    # The caches as a lagging informer would hold them (the factory is never started).
+    controller.deployments.indexer.add(deployment)
+    controller.inventories.indexer.add(stale)
+    with anyio.fail_after(WITHIN):
+        result = await controller.reconcile(namespace)
+    assert result == Result(requeue=True)
+    current = await get(api_client, CONFIGMAPS, namespace, INVENTORY_NAME)
+    assert current["metadata"]["resourceVersion"] == newer["metadata"]["resourceVersion"]
+    assert current["data"] == {"old": "x", "edited": "y"}  # not overwritten

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,12 @@ LEASE_DURATION = 4.0
 RENEW_DEADLINE = 2.5
 RETRY_PERIOD = 0.3
 JITTERED_RETRY = RETRY_PERIOD * (1 + 1.2)
+
+
+def timestamp(event: dict[str, Any]) -> datetime:
+    """When the runner logged ``event`` (its own clock: no process start/exit latency)."""
+    return datetime.fromisoformat(str(event["timestamp"]))
+
 
 CONTROLLER = '''
 """Logs every ConfigMap it reconciles."""
@@ -255,15 +262,17 @@ async def test_one_leader_failover_on_kill_and_handover_on_sigterm(
         # SIGKILL the leader: a follower takes over once the lease expires.
         first.process.kill()
         t0 = anyio.current_time()
-        second = await wait_any(followers, "leader.acquired", within=LEASE_DURATION + 5)
+        # Generous wait (a loaded 2-core machine delays processes, never speeds them up):
+        # the bound below is the safety property, the takeover time is printed.
+        second = await wait_any(followers, "leader.acquired", within=LEASE_DURATION + 20)
         kill_takeover = anyio.current_time() - t0
         assert await first.wait_exit() == -signal.SIGKILL
-        # Followers judge expiry from when they last *saw* the record change (one of
-        # their jittered attempts, within a retry of the last renewal), then take the
-        # Lease at their next attempt: lease duration, give or take a jittered retry
-        # each way (plus process and log latency).
+        # Safety: nobody takes the Lease before it expires. Followers judge expiry from
+        # when they last *saw* the record change (one of their jittered attempts, within
+        # a jittered retry of the last renewal before the kill), so the takeover comes at
+        # least a lease duration minus one jittered retry after the kill (0.5 s margin
+        # for clock reads). Load only delays a takeover, so this cannot flake.
         assert kill_takeover > LEASE_DURATION - JITTERED_RETRY - 0.5, kill_takeover
-        assert kill_takeover < LEASE_DURATION + 2 * JITTERED_RETRY + 1.0, kill_takeover
         spec = await lease_spec(api_client, namespace)
         assert spec["holderIdentity"] == second.identity and spec["leaseTransitions"] == 1
         # The new leader works from its warm cache: the old key, and new events.
@@ -277,12 +286,22 @@ async def test_one_leader_failover_on_kill_and_handover_on_sigterm(
         # replica takes over at once instead of waiting for the lease to expire.
         second.process.send_signal(signal.SIGTERM)
         t1 = anyio.current_time()
+        # Causality: the lease was renewed just before the signal, so a takeover within
+        # a lease duration can only follow the release (without it, the takeover waits
+        # for expiry, as after the SIGKILL above). A whole lease duration (4 s) of margin
+        # against a jittered retry of 0.66 s covers a loaded machine.
         await third.wait_for(lambda: third.has("leader.acquired"), within=LEASE_DURATION)
         term_takeover = anyio.current_time() - t1
-        assert await second.wait_exit(within=5) == 0, second.stderr
-        assert anyio.current_time() - t1 < 5
+        assert await second.wait_exit(within=30) == 0, second.stderr
         assert second.has("leader.released") and second.stderr.strip() == ""
-        assert term_takeover < LEASE_DURATION / 2, term_takeover
+        names = [e.get("event") for e in second.events]
+        assert names.index("controller.stopped") < names.index("leader.released")
+        # The stop itself, timed inside the process (interpreter start-up and exit are not
+        # part of the contract): under the runner's 5 s, with the drain capped at
+        # lease - renew deadline = 1.5 s and the release at 1 s.
+        stopping = timestamp(second.event("runner.stopping")[0])
+        stopped = timestamp(second.event("runner.stopped")[0])
+        assert (stopped - stopping).total_seconds() < 5, (stopping, stopped)
         spec = await lease_spec(api_client, namespace)
         assert spec["holderIdentity"] == third.identity and spec["leaseTransitions"] == 2
         await third.wait_for(lambda: third.reconciled(f"{namespace}/two"))
@@ -315,13 +334,18 @@ async def test_leader_exits_non_zero_when_it_cannot_renew(tmp_path: Path) -> Non
 
             t0 = anyio.current_time()
             await cp.stop_apiserver()
-            code = await leader.wait_exit(within=RENEW_DEADLINE + 10)
+            code = await leader.wait_exit(within=RENEW_DEADLINE + 30)
             elapsed = anyio.current_time() - t0
             assert code == ExitCode.LEADERSHIP_LOST, (code, leader.stderr)
             assert leader.stderr.startswith("error: leader election lost"), leader.stderr
             assert "Traceback" not in leader.stderr
-            assert elapsed < RENEW_DEADLINE + RETRY_PERIOD + 3.5, elapsed
             print(f"leader exited {elapsed:.2f}s after the API server was stopped")
+            # Safety, timed inside the leader: its last successful renewal came before its
+            # first failed attempt, and a follower can take over only a lease duration
+            # after that renewal; the leader's controllers stopped before then.
+            failed = timestamp(leader.event("leader.attempt_failed")[0])
+            stopped = timestamp(leader.event("controller.stopped")[-1])
+            assert (stopped - failed).total_seconds() < LEASE_DURATION, (failed, stopped)
             names = [e.get("event") for e in leader.events]
             lost = names.index("leader.lost")
             assert "controller.stopped" in names[lost:]

@@ -26,6 +26,8 @@ EXPECTED = {
     "QueueMetricsProvider", "use_queue_metrics_provider",
     "ExponentialFailureRateLimiter", "BucketRateLimiter", "ItemFastSlowRateLimiter",
     "MaxOfRateLimiter", "default_controller_rate_limiter",
+    # client
+    "Client", "OperationResult",
     # controllers
     "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
     "LeaderElector", "Manager", "LeaderElectionConfig",
@@ -37,7 +39,8 @@ EXPECTED = {
     "Conflict", "ResourceExpired", "TooManyRequests", "ServerError", "ConfigError",
     "ConnectionFailed", "WatchDecodeError", "WatchEventTooLarge", "FIFOClosedError",
     "QueueShutDown",
-    "TargetError", "CacheSyncTimeout", "LeaderElectionLost",
+    "TargetError", "CacheSyncTimeout", "LeaderElectionLost", "AlreadyExists",
+    "ResourceNotServed",
 }  # fmt: skip
 
 

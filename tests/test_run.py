@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from runner_logs import RunnerLogs
 
 from informer._kube import request_json
-from informer.run import ExitCode, build_parser
+from informer.run import SHUTDOWN_GRACE, ExitCode, build_parser
 
 pytestmark = pytest.mark.anyio
 
@@ -63,7 +63,13 @@ class ConfigMapLogger(Controller):
             log.info("slow.started")
             await anyio.sleep(1.0)
             log.info("slow.finished")
-        log.info("reconciled", exists=self.configmaps.lister().get_by_key(key) is not None)
+        obj = self.configmaps.lister().get_by_key(key)
+        log.info(
+            "reconciled",
+            exists=obj is not None,
+            managed_fields=bool(obj and obj["metadata"].get("managedFields")),
+            kind=obj and obj.get("kind"),
+        )
         return None
 
 
@@ -390,6 +396,8 @@ def test_unreachable_server_names_the_address(tmp_path: Path, server: str) -> No
     line = assert_one_line_error(proc, ExitCode.UNREACHABLE)
     assert f"https://127.0.0.1:{port}" in line
     assert "--startup-timeout 2s" in line
+    # The runner gives up after --startup-timeout 2s; the rest is interpreter start-up
+    # and imports (~1 s idle, measured 4.5 s on a loaded 2-core machine): 13 s of margin.
     assert elapsed < 15
 
 
@@ -580,7 +588,19 @@ async def test_watch_forbidden_exits_fast_with_a_hundred_namespaces(
     cause = datetime.fromisoformat(runner.event("watch.error")[0]["timestamp"])
     elapsed = (exited - cause).total_seconds()
     print(f"exit 7 with 100 namespaces {elapsed:.2f}s after the first forbidden watch")
+    # Measured 1.4 s (issue target: 2 s). The bug this guards against grew exponentially
+    # with the namespaces (92 s at 24, days at 37), so 5 s leaves a wide margin for load
+    # and still fails on any regression.
     assert elapsed < 5, elapsed
+
+
+def stop_seconds(runner: Any) -> float:
+    """Seconds from ``runner.stopping`` (the signal handled) to ``runner.stopped``, by the
+    runner's own log timestamps: the shutdown contract without process start/exit
+    latency, which a loaded machine stretches arbitrarily."""
+    stopping = datetime.fromisoformat(runner.event("runner.stopping")[0]["timestamp"])
+    stopped = datetime.fromisoformat(runner.event("runner.stopped")[0]["timestamp"])
+    return (stopped - stopping).total_seconds()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
@@ -601,13 +621,11 @@ async def test_user_controller_runs_and_stops_on_signal(
         event = await runner.wait_for(reconciled(f"{namespace}/hello"))
         assert event["controller"] == "cm-logger" and event["exists"] is True
         assert event["level"] == "info" and event["logger"] == "user"
-        t0 = anyio.current_time()
         runner.process.send_signal(signum)
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):  # process exit on a loaded machine; the contract below
             await runner.process.wait()
-        elapsed = anyio.current_time() - t0
     assert runner.process.returncode == 0, runner.stderr
-    assert elapsed < 5
+    assert stop_seconds(runner) < 5  # the runner's contract, timed in-process
     assert "Traceback" not in runner.stderr and runner.stderr.strip() == ""
     assert runner.event("runner.stopped")[0]["signal"] == signal.Signals(signum).name
 
@@ -626,13 +644,11 @@ async def test_signal_waits_for_the_in_flight_reconcile(
         await runner.wait_for(lambda e: e.get("event") == "runner.started")
         await create_configmap(api_client, namespace, "slow")
         await runner.wait_for(lambda e: e.get("event") == "slow.started")
-        t0 = anyio.current_time()
         runner.process.send_signal(signal.SIGTERM)
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             await runner.process.wait()
-        elapsed = anyio.current_time() - t0
     assert runner.process.returncode == 0, runner.stderr
-    assert elapsed < 5
+    assert stop_seconds(runner) < 5
     names = [e.get("event") for e in runner.events]
     assert names.index("slow.finished") < names.index("runner.stopped")
 
@@ -682,6 +698,54 @@ async def test_sample_controllers_start_and_stop(
     assert runner.process.returncode == 0, runner.stderr
 
 
+@pytest.mark.parametrize(
+    ("flags", "watch_list", "gc_frozen"),
+    [
+        pytest.param([], True, True, id="defaults"),
+        pytest.param(["--no-watch-list", "--no-gc-freeze"], False, False, id="opted-out"),
+    ],
+)
+async def test_runner_defaults_watch_list_stripped_cache_and_gc_freeze(
+    control_plane: Any,
+    api_client: Any,
+    namespace: str,
+    tmp_path: Path,
+    flags: list[str],
+    watch_list: bool,
+    gc_frozen: bool,
+) -> None:
+    """README: the runner syncs with watch-list by default (``--no-watch-list`` lists),
+    strips ``managedFields`` from cached objects either way, and freezes the GC after the
+    initial sync by default (``--no-gc-freeze``)."""
+    await create_configmap(api_client, namespace, "before")  # the server sets managedFields
+    args = [
+        str(user_file(tmp_path)),
+        "--kubeconfig",
+        str(control_plane.kubeconfig_path),
+        "-n",
+        namespace,
+        "--log-level",
+        "debug",
+        *flags,
+    ]
+    async with start_runner(args, tmp_path) as runner:
+        await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        before = await runner.wait_for(reconciled(f"{namespace}/before"))
+        await create_configmap(api_client, namespace, "after")
+        after = await runner.wait_for(reconciled(f"{namespace}/after"))
+        runner.process.send_signal(signal.SIGTERM)
+    assert runner.process.returncode == 0, runner.stderr
+    for event in (before, after):  # listed (or streamed) and watched: one shape, stripped
+        assert event["exists"] is True and event["managed_fields"] is False, event
+        assert event["kind"] == "ConfigMap", event
+    initial = [
+        e for e in runner.event("watch.started") if e.get("resource", "").startswith("configmaps")
+    ]
+    assert initial and initial[0]["watch_list"] is watch_list, initial
+    assert bool(runner.event("list.started")) is not watch_list
+    assert bool(runner.event("manager.gc_frozen")) is gc_frozen
+
+
 async def test_drain_is_bounded_and_a_second_signal_exits_at_once(
     control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
 ) -> None:
@@ -690,14 +754,13 @@ async def test_drain_is_bounded_and_a_second_signal_exits_at_once(
         await runner.wait_for(lambda e: e.get("event") == "runner.started")
         await create_configmap(api_client, namespace, "stuck")
         await runner.wait_for(lambda e: e.get("event") == "stuck.started")
-        t0 = anyio.current_time()
         runner.process.send_signal(signal.SIGTERM)
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             await runner.process.wait()
-        elapsed = anyio.current_time() - t0
-    # The stuck reconcile is cancelled once the runner's grace is over.
+    # The stuck reconcile is cancelled once the runner's grace (3 s) is over: the stop,
+    # timed in-process, stays under the documented 5 s.
     assert runner.process.returncode == 0, runner.stderr
-    assert elapsed < 5
+    assert SHUTDOWN_GRACE <= stop_seconds(runner) < 5
     assert runner.event("controller.drain_timeout")
 
     async with start_runner([*args, "-n", namespace], tmp_path) as runner:

@@ -167,7 +167,7 @@ func runInformer(ctx context.Context, client kubernetes.Interface, mode, resourc
 	var firstUpdate, lastUpdate atomic.Int64 // unix ns
 	done := make(chan struct{})
 	var once sync.Once
-	_, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	registration, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { adds.Add(1) },
 		UpdateFunc: func(old, new any) {
 			n := updates.Add(1)
@@ -188,8 +188,10 @@ func runInformer(ctx context.Context, client kubernetes.Interface, mode, resourc
 	start := time.Now()
 	stop := make(chan struct{})
 	go informer.Run(stop)
-	// Poll HasSynced tightly (WaitForCacheSync polls every 100 ms, too coarse to time).
-	for !informer.HasSynced() {
+	// Poll the handler registration's HasSynced tightly (WaitForCacheSync polls every
+	// 100 ms, too coarse to time): the handler has seen every add of the initial list,
+	// the same point every Python peer is timed at.
+	for !registration.HasSynced() {
 		if ctx.Err() != nil {
 			fail("not synced before the timeout")
 		}

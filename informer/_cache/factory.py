@@ -112,6 +112,27 @@ class SharedInformerFactory:
             informer.add_indexers(indexers)
         return informer
 
+    def find_informer(
+        self, resource: Resource, *, namespace: str | None = None
+    ) -> SharedIndexInformer | None:
+        """An informer already requested that caches every object of ``resource`` in
+        ``namespace`` (``None``: all namespaces), or ``None``; never creates one.
+
+        Only informers without label or field selectors qualify (a selector's cache
+        would miss objects), matched on group, version and plural; an all-namespaces
+        informer covers every namespace. A cluster-scoped resource ignores ``namespace``.
+        """
+        want = (resource.group, resource.version, resource.plural)
+        found: SharedIndexInformer | None = None
+        for (res, ns, labels, fields), informer in self._informers.items():
+            if (res.group, res.version, res.plural) != want or labels or fields:
+                continue
+            if ns is None or not res.namespaced:
+                found = informer  # covers any namespace; keep looking for an exact one
+            elif ns == namespace:
+                return informer
+        return found
+
     @property
     def informers(self) -> list[SharedIndexInformer]:
         return list(self._informers.values())

@@ -183,6 +183,16 @@ class SharedIndexInformer:
     def last_sync_resource_version(self) -> str:
         return str(self.reflector.last_sync_resource_version)
 
+    def has_queued(self, key: str) -> bool:
+        """Whether deltas for ``key`` were received but are not applied to the store yet.
+
+        With :attr:`last_sync_resource_version` (R) this says what the store reflects:
+        when nothing is queued for a key, the store holds that key's state as of R or
+        later, or does not hold it if it did not exist at R (``Client.wait_cached``
+        relies on this). Cheap (one dict lookup); never awaits.
+        """
+        return self._fifo.get_by_key(key) is not None
+
     # -- running ------------------------------------------------------------------
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED

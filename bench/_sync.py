@@ -1,0 +1,328 @@
+"""Benchmarks 2 and 3 on the local control plane (see :mod:`bench._cluster`).
+
+- ``sync``: seconds from start to ``has_synced`` and peak RSS, per peer and data set.
+- ``memory``: RSS added by the cache per object (after a GC and ``malloc_trim``; Go:
+  after ``runtime.GC`` and ``FreeOSMemory``), with and without dropping managedFields.
+
+A run fails unless the client synced every object of the data set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench._cluster import Cluster, DataSet, datasets
+from bench._config import Config
+from bench._outcome import Outcome
+from bench._proc import PeerRun, clientgo_run, python_peer, run_peer, unavailable_python_peer
+from bench._report import fmt_num, fmt_ratio, median, table
+
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class SyncClient:
+    name: str
+    peer: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+
+SYNC_CLIENTS = (
+    SyncClient("kube-informer (list, GC on)", "ours"),
+    SyncClient("kube-informer (list, --gc-freeze)", "ours", ("--gc", "freeze")),
+    SyncClient(
+        "kube-informer (watch-list, --gc-freeze)", "ours", ("--gc", "freeze", "--watch-list")
+    ),
+    SyncClient("client-go (watch-list, its default)", "client-go"),
+    SyncClient("client-go (list)", "client-go", env=(("KUBE_FEATURE_WatchListClient", "false"),)),
+    SyncClient("decode floor (aiohttp + orjson + dict)", "floor"),
+    SyncClient("kubernetes_asyncio list (models)", "kubernetes_asyncio"),
+    SyncClient("official kubernetes.informer", "official"),
+    SyncClient("kopf @on.event", "kopf"),
+)
+
+
+async def sync_once(
+    cluster: Cluster, ds: DataSet, client: SyncClient, cfg: Config, *, strip: bool = False
+) -> PeerRun:
+    """One sync of ``ds`` by ``client``; fails unless it holds every object of ``ds``.
+
+    A configured limit (``--kopf-max-objects``) returns an error starting ``skipped:``.
+    """
+    kubeconfig = str(cluster.kubeconfig)
+    if client.peer == "client-go":
+        binary, why_not = clientgo_run(build=cfg.build_go)
+        if binary is None:
+            assert why_not is not None
+            return why_not
+        argv = [
+            str(binary),
+            "-mode",
+            "sync",
+            "-kubeconfig",
+            kubeconfig,
+            "-resource",
+            ds.kind,
+            "-namespace",
+            ds.namespace,
+            "-timeout",
+            f"{cfg.timeout:.0f}s",
+        ]
+        if strip:
+            argv.append("-strip-managed-fields")
+    else:
+        if (missing := unavailable_python_peer(client.peer)) is not None:
+            return missing
+        if client.peer == "kopf" and ds.count > cfg.kopf_max_objects:
+            return PeerRun(
+                error=f"skipped: > {cfg.kopf_max_objects:,} objects (--kopf-max-objects)"
+            )
+        argv = python_peer(
+            client.peer,
+            "--mode",
+            "sync",
+            "--kubeconfig",
+            kubeconfig,
+            "--resource",
+            ds.kind,
+            "--namespace",
+            ds.namespace,
+            "--objects",
+            str(ds.count),
+            "--timeout",
+            str(cfg.timeout),
+            *client.args,
+        )
+        if strip:
+            argv.append("--strip")
+    run = await run_peer(argv, time_limit=cfg.timeout + 30, env=dict(client.env))
+    got = run.result.get("objects") if run.result is not None else None
+    if run.result is not None and (not isinstance(got, int) or got < ds.count):
+        return PeerRun(error=f"synced {got} of the {ds.count} objects", stderr=run.stderr)
+    return run
+
+
+def _record(
+    outcome: Outcome, benchmark: str, case: str, client: str, peer: str, run: PeerRun
+) -> str:
+    """Record a run that has no result; returns its table cell."""
+    why = run.error or "failed"
+    if run.unavailable:
+        return outcome.unavailable(benchmark, case, client, peer, why)
+    if why.startswith("skipped: "):
+        return outcome.skipped(benchmark, case, client, peer, why.removeprefix("skipped: "))
+    return outcome.failed(benchmark, case, client, peer, why)
+
+
+def _med(runs: list[PeerRun], field: str) -> float | None:
+    return median([r.result[field] for r in runs if r.result and field in r.result])
+
+
+async def run_sync(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
+    """Sync every data set with every wanted client; one row each in ``outcome``."""
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    target_lines: list[str] = []
+    clients = [c for c in SYNC_CLIENTS if cfg.wants(c.peer)]
+    for ds in datasets(cfg):
+        await cluster.ensure(ds)
+        results: dict[str, list[PeerRun]] = {c.name: [] for c in clients}
+        errors: dict[str, str] = {}  # the table cell of a row with no figure
+        for round_ in range(cfg.repeat):
+            for c in clients:
+                if c.name in errors:
+                    continue
+                run = await sync_once(cluster, ds, c, cfg)
+                if run.ok:
+                    results[c.name].append(run)
+                else:
+                    errors[c.name] = _record(outcome, "sync", ds.label, c.name, c.peer, run)
+                secs = (run.result or {}).get("sync_seconds")
+                print(
+                    f"  sync {ds.label} round {round_ + 1}: {c.name}: "
+                    f"{fmt_num(secs, 2, ' s') if run.ok else errors[c.name]}",
+                    flush=True,
+                )
+        go_best = min(
+            (
+                v
+                for v in (
+                    _med(results.get(c.name, []), "sync_seconds")
+                    for c in clients
+                    if c.peer == "client-go" and c.name not in errors
+                )
+                if v is not None
+            ),
+            default=None,
+        )
+        ours_best = min(
+            (
+                v
+                for v in (
+                    _med(results.get(c.name, []), "sync_seconds")
+                    for c in clients
+                    if c.peer == "ours" and c.name not in errors
+                )
+                if v is not None
+            ),
+            default=None,
+        )
+        for c in clients:
+            runs = results[c.name]
+            secs = _med(runs, "sync_seconds")
+            if c.name not in errors and (
+                cell := outcome.ok("sync", ds.label, c.name, c.peer, secs, "s")
+            ):
+                errors[c.name] = cell
+            if c.name in errors or secs is None:
+                rows.append([ds.label, c.name, errors.get(c.name, "-"), "", "", "", ""])
+                continue
+            peak = _med(runs, "peak_rss")
+            delta = median(
+                [(r.result["rss_after"] - r.result["rss_before"]) for r in runs if r.result]
+            )
+            rows.append(
+                [
+                    ds.label,
+                    c.name,
+                    fmt_num(secs, 2),
+                    fmt_num(ds.count / secs / 1000, 1, "k"),
+                    fmt_ratio(secs, go_best),
+                    fmt_num((peak or 0) / MB, 0),
+                    fmt_num((delta or 0) / MB, 0),
+                ]
+            )
+        if go_best and ours_best:
+            ratio = ours_best / go_best
+            verdict = "met" if ratio <= 1.5 else "MISSED"
+            target_lines.append(
+                f"- {ds.label}: best kube-informer {ours_best:.2f} s = {ratio:.2f}x the best "
+                f"client-go {go_best:.2f} s (target <= 1.5x: {verdict})"
+            )
+    notes.append(
+        f"Median of {cfg.repeat} run(s); each client in its own process against the same "
+        "control plane (kube-apiserver + etcd on this machine, so the server's own work is "
+        "part of every figure). 'vs client-go' = seconds / the faster client-go mode's "
+        "(lower is better). Peak RSS is the process's; 'cache RSS' is the RSS added by the "
+        "synced cache (after a GC). --gc-freeze: gc.disable() during the initial list, then "
+        "gc.collect() + gc.freeze() (not counted: it runs after has_synced)."
+    )
+    notes.extend(target_lines)
+    header = [
+        "data set",
+        "client",
+        "seconds",
+        "objects/s",
+        "vs client-go",
+        "peak RSS MB",
+        "cache RSS MB",
+    ]
+    return table("Initial sync from the local control plane", header, rows, notes)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+async def run_memory(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
+    """Memory per object of every wanted variant; one row each in ``outcome``."""
+    ds = next((d for d in datasets(cfg) if d.kind == "deployments"), None)
+    if ds is None:
+        outcome.failed("memory", "", "", "", "no Deployments data set (--sizes deploy...=N)")
+        return "### Memory per cached object\n\nFAILED: no Deployments data set configured\n"
+    await cluster.ensure(ds)
+    variants = [
+        ("kube-informer", SyncClient("ours", "ours"), False),
+        ("kube-informer", SyncClient("ours", "ours"), True),
+        (
+            "kube-informer, watch-list",
+            SyncClient("ours", "ours", ("--watch-list",)),
+            True,
+        ),
+        ("client-go", SyncClient("client-go", "client-go"), False),
+        ("client-go", SyncClient("client-go", "client-go"), True),
+        ("decode floor (dicts)", SyncClient("floor", "floor"), False),
+        (
+            "kubernetes_asyncio (models)",
+            SyncClient("kubernetes_asyncio", "kubernetes_asyncio"),
+            False,
+        ),
+    ]
+    per: dict[tuple[str, bool], list[float]] = {}
+    heap: dict[tuple[str, bool], list[float]] = {}
+    errors: dict[tuple[str, bool], str] = {}
+    for round_ in range(cfg.repeat):
+        for name, client, strip in variants:
+            if not cfg.wants(client.peer) or (name, strip) in errors:
+                continue
+            run = await sync_once(cluster, ds, client, cfg, strip=strip)
+            if not run.ok or run.result is None:
+                errors[(name, strip)] = _record(
+                    outcome, "memory", _case(strip), name, client.peer, run
+                )
+                print(
+                    f"  memory round {round_ + 1}: {name} strip={strip}: {errors[(name, strip)]}",
+                    flush=True,
+                )
+                continue
+            r = run.result
+            objects = max(1, r["objects"])
+            per.setdefault((name, strip), []).append((r["rss_after"] - r["rss_before"]) / objects)
+            if "heap_after" in r:
+                heap.setdefault((name, strip), []).append(
+                    (r["heap_after"] - r["heap_before"]) / objects
+                )
+            print(
+                f"  memory round {round_ + 1}: {name} strip={strip}: "
+                f"{per[(name, strip)][-1] / 1024:.2f} KB/object",
+                flush=True,
+            )
+    rows = []
+    lines = []
+    for name, client, strip in variants:
+        if not cfg.wants(client.peer):
+            continue
+        v = median(per.get((name, strip), []))
+        kb = None if v is None else v / 1024
+        if (name, strip) not in errors and (
+            cell := outcome.ok("memory", _case(strip), name, client.peer, kb, "KB/object")
+        ):
+            errors[(name, strip)] = cell
+        if (name, strip) in errors or v is None:
+            rows.append([name, "on" if strip else "off", errors.get((name, strip), "-"), "", ""])
+            continue
+        go = (
+            median(per.get(("client-go", strip), []))
+            if ("client-go", strip) not in errors
+            else None
+        )
+        h = median(heap.get((name, strip), []))
+        rows.append(
+            [
+                name,
+                "on" if strip else "off",
+                fmt_num(v / 1024, 2),
+                "" if name == "client-go" else fmt_ratio(v, go),
+                fmt_num(h / 1024, 2) if h is not None else "",
+            ]
+        )
+        if name.startswith("kube-informer") and strip and go:
+            verdict = "met" if v / go <= 2 else "MISSED"
+            lines.append(
+                f"- with the transform, {name}: {v / 1024:.2f} KB = {v / go:.2f}x "
+                f"client-go {go / 1024:.2f} KB per object (target <= 2x: {verdict})"
+            )
+    notes = [
+        f"{ds.label} from the control plane (each with one managedFields entry, no status: "
+        "nothing runs the Deployment controller). Per object = (RSS after sync - RSS before "
+        f"start) / objects, after a full GC and malloc_trim (Go: runtime.GC + FreeOSMemory); "
+        f"median of {cfg.repeat}. 'transform' drops metadata.managedFields "
+        "(informer.strip_managed_fields / client-go SetTransform). Go heap = HeapAlloc delta.",
+        *lines,
+    ]
+    header = ["client", "transform", "KB/object (RSS)", "vs client-go", "Go heap KB/object"]
+    return table("Memory per cached object", header, rows, notes)
+
+
+def _case(strip: bool) -> str:
+    return "transform on" if strip else "transform off"

@@ -1,0 +1,487 @@
+"""``Client``: controller-runtime's client for plain dicts.
+
+Reads (:meth:`Client.get`, :meth:`Client.list`) are served from the informer cache of the
+client's factory when one covers the resource and namespace (``informer._client.
+cache_reads``: no API call, a deep copy), otherwise from the API server. Writes always go
+to the API server and return the object the server answered. Every request goes through
+``informer._kube.request_json``.
+
+Which resource a written dict belongs to comes from its ``apiVersion`` and ``kind``
+through API discovery (:class:`~informer._client.discovery.Discovery`); every write
+method takes ``resource=`` to skip discovery. The namespace of a written dict is its
+``metadata.namespace`` (required for a namespaced resource: a ``ValueError`` otherwise,
+before any request).
+
+Every write names :attr:`Client.field_manager` as its ``fieldManager`` (controller-runtime's
+``client.WithFieldOwner``), so ``managedFields`` attribute create, update, patch and apply
+to one manager; :meth:`Client.apply` takes another per call.
+
+Contracts: the client never mutates a dict it is given and never returns one the cache
+or another caller holds. A ``Client`` is used from one event loop; it holds no
+connection of its own (the ``ApiClient``'s pool is used).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Literal
+
+from .._api_request import QueryParams
+from .._cache.factory import SharedInformerFactory
+from .._exceptions import NotFound
+from .._kube import request_json
+from .._objects import name_of, namespace_of, uid_of
+from .._resource import Resource
+from .._types import Obj
+from . import finalizers as _finalizers
+from . import manifests as _manifests
+from . import mutate as _mutate
+from . import wait as _wait
+from .cache_reads import (
+    cached_get,
+    cached_list,
+    covering_informer,
+    field_matcher,
+    label_selector_query,
+)
+from .discovery import Discovery
+from .mutate import OperationResult
+
+__all__ = ["Client", "PatchType"]
+
+PatchType = Literal["merge", "strategic", "json"]
+"""``patch_type`` of :meth:`Client.patch`: JSON merge patch (RFC 7386), strategic merge
+patch (built-in kinds only: custom resources answer 415), JSON patch (RFC 6902)."""
+
+_PATCH_TYPES: Final = ("merge", "strategic", "json")
+_REMEMBERED_DELETES: Final = 1024
+
+
+class Client:
+    """Reads from the cache, writes to the API server; objects are dicts.
+
+    ``api_client`` is a kubernetes_asyncio ``ApiClient`` (from
+    :func:`~informer.new_api_client`, or the ``api_client`` fixture). ``factory`` is the
+    :class:`~informer.SharedInformerFactory` whose informers serve cached reads and
+    :meth:`wait_cached` (a Manager's ``manager.factory``); the client never creates nor
+    starts an informer. ``field_manager`` names this client's writes in
+    ``managedFields``.
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        factory: SharedInformerFactory | None = None,
+        field_manager: str = "kube-informer",
+    ) -> None:
+        if not field_manager:
+            raise ValueError("field_manager must be a non-empty string")
+        self.api_client = api_client
+        self.factory = factory
+        self.field_manager = field_manager
+        self.discovery = Discovery(api_client)
+        # (group_resource, namespace, name) -> uid of objects this client deleted and the
+        # server removed at once, so wait_cached(pre-delete object) waits for the delete.
+        self._deleted: OrderedDict[tuple[str, str | None, str], str | None] = OrderedDict()
+
+    # -- resources ------------------------------------------------------------------
+
+    async def resource_for(self, obj: Obj, resource: Resource | None = None) -> Resource:
+        """The resource of ``obj``: ``resource`` when given, else discovery of its
+        ``apiVersion``/``kind`` (``ValueError`` when either is missing,
+        :class:`~informer.ResourceNotServed` when the server does not serve them)."""
+        if resource is not None:
+            return resource
+        api_version = obj.get("apiVersion")
+        kind = obj.get("kind")
+        if not isinstance(api_version, str) or not api_version or not isinstance(kind, str):
+            raise ValueError(
+                f"cannot tell the resource of an object without apiVersion and kind "
+                f"(apiVersion={api_version!r}, kind={kind!r}, "
+                f"name={obj.get('metadata', {}).get('name')!r}): set both, or pass resource="
+            )
+        return await self.discovery.resource_for(api_version, kind)
+
+    @staticmethod
+    def namespace_for(resource: Resource, obj: Obj) -> str | None:
+        """``metadata.namespace`` of ``obj`` for a namespaced resource (``ValueError`` when
+        absent), ``None`` for a cluster-scoped one."""
+        if not resource.namespaced:
+            return None
+        ns = namespace_of(obj)
+        if ns is None:
+            name = obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get(
+                "generateName"
+            )
+            raise ValueError(
+                f"{resource.kind or resource.group_resource} {name!r} is namespaced "
+                f"({resource.group_resource}) but has no metadata.namespace: set it"
+            )
+        return ns
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def get(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        namespace: str | None = None,
+        cached: bool = True,
+    ) -> Obj:
+        """The object ``name`` (in ``namespace`` for a namespaced resource).
+
+        With ``cached=True`` it comes from the factory's synced informer covering the
+        resource and namespace when there is one (no API call), else from the API
+        server. Raises :class:`~informer.NotFound` when it does not exist (there).
+        """
+        _check_namespace(resource, namespace, "get")
+        if not resource.namespaced:
+            namespace = None
+        informer = covering_informer(self.factory, resource, namespace) if cached else None
+        if informer is not None:
+            obj = cached_get(informer, name, namespace=namespace)
+            if obj is None:
+                raise NotFound(
+                    f'{resource.group_resource} "{name}" not found (informer cache)',
+                    status=404,
+                    reason="NotFound",
+                    verb="get",
+                    resource=resource.group_resource,
+                    namespace=namespace,
+                )
+            return obj
+        return await request_json(
+            self.api_client,
+            "GET",
+            resource.path(name, namespace=namespace),
+            verb="get",
+            resource=resource.group_resource,
+            namespace=namespace,
+        )
+
+    async def list(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
+        field_selector: str | None = None,
+        cached: bool = True,
+    ) -> builtins.list[Obj]:
+        """The objects of ``resource`` in ``namespace`` (``None``: all namespaces) matching
+        the selectors, each with ``apiVersion`` and ``kind``.
+
+        With ``cached=True`` they come from the factory's synced informer covering the
+        resource and namespace when there is one; a ``field_selector`` on anything but
+        ``metadata.name`` / ``metadata.namespace`` is evaluated by the API server, so
+        that read goes there. ``label_selector`` is a selector string or a mapping of
+        labels that must all match.
+        """
+        labels = None if label_selector is None else label_selector_query(label_selector)
+        field_match = field_matcher(field_selector) if field_selector else None
+        informer = None
+        if cached and (not field_selector or field_match is not None):
+            informer = covering_informer(self.factory, resource, namespace)
+        if informer is not None:
+            return cached_list(
+                informer,
+                namespace=namespace if resource.namespaced else None,
+                label_selector=label_selector or None,
+                field_match=field_match,
+            )
+        query: dict[str, str] = {}
+        if labels:
+            query["labelSelector"] = labels
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        answer = await request_json(
+            self.api_client,
+            "GET",
+            resource.path(namespace=namespace),
+            query=query,
+            verb="list",
+            resource=resource.group_resource,
+            namespace=namespace,
+        )
+        return _listed_items(answer, resource)
+
+    # -- writes ---------------------------------------------------------------------
+
+    async def create(self, obj: Obj, *, resource: Resource | None = None) -> Obj:
+        """Create ``obj`` (``metadata.name`` or ``generateName``); the created object.
+
+        Raises :class:`~informer.AlreadyExists` (a :class:`~informer.Conflict`) when the
+        name is taken.
+        """
+        res = await self.resource_for(obj, resource)
+        ns = self.namespace_for(res, obj)
+        return await self._write("POST", res, res.path(namespace=ns), ns, obj)
+
+    async def update(
+        self, obj: Obj, *, subresource: str | None = None, resource: Resource | None = None
+    ) -> Obj:
+        """Replace ``obj`` (PUT) at its ``metadata.resourceVersion``: a
+        :class:`~informer.Conflict` when the object changed since (an object without a
+        resourceVersion is replaced unconditionally). ``subresource="status"`` replaces
+        the status only (the server ignores the rest), as ``update_status``."""
+        res = await self.resource_for(obj, resource)
+        ns = self.namespace_for(res, obj)
+        path = res.path(name_of(obj), namespace=ns, subresource=subresource)
+        return await self._write("PUT", res, path, ns, obj)
+
+    async def update_status(self, obj: Obj, *, resource: Resource | None = None) -> Obj:
+        """:meth:`update` of the ``status`` subresource."""
+        return await self.update(obj, subresource="status", resource=resource)
+
+    async def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: Obj | builtins.list[Any],
+        *,
+        namespace: str | None = None,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+    ) -> Obj:
+        """Patch the object ``name``: ``patch_type`` is ``"merge"`` (a dict),
+        ``"strategic"`` (a dict; built-in kinds only) or ``"json"`` (a list of
+        operations; a failed ``test`` operation is rejected by the server). A merge or
+        strategic patch that sets ``metadata.resourceVersion`` is applied only at that
+        resourceVersion (:class:`~informer.Conflict` otherwise)."""
+        if patch_type not in _PATCH_TYPES:
+            raise ValueError(
+                f"patch_type={patch_type!r}: pass 'merge', 'strategic' or 'json' "
+                "(server-side apply is Client.apply)"
+            )
+        _check_namespace(resource, namespace, "patch")
+        path = resource.path(name, namespace=namespace, subresource=subresource)
+        return await self._write("PATCH", resource, path, namespace, patch, content_type=patch_type)
+
+    async def apply(
+        self,
+        obj: Obj,
+        *,
+        force: bool = False,
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        resource: Resource | None = None,
+    ) -> Obj:
+        """Server-side apply ``obj``, the fields this manager wants to own (an apply
+        configuration: ``apiVersion``, ``kind``, ``metadata.name``, and only the fields
+        you set; no ``managedFields``). Creates the object when it does not exist.
+
+        ``field_manager`` defaults to the client's. A field another manager owns with a
+        different value raises :class:`~informer.Conflict` naming the fields and
+        managers, unless ``force=True`` takes them over. Fields written by
+        create/update/patch are owned by an ``Update`` manager, which counts as another
+        manager even under the same name: to change them by apply, pass ``force=True``
+        once (or manage an object by apply only). A ``metadata.resourceVersion`` in
+        ``obj`` makes the apply conditional on it.
+        """
+        res = await self.resource_for(obj, resource)
+        ns = self.namespace_for(res, obj)
+        path = res.path(name_of(obj), namespace=ns, subresource=subresource)
+        query: dict[str, str | bool] = {"fieldManager": field_manager or self.field_manager}
+        if force:
+            query["force"] = True
+        return await self._write(
+            "PATCH", res, path, ns, obj, content_type="apply", query=query, verb="apply"
+        )
+
+    async def apply_status(
+        self,
+        obj: Obj,
+        *,
+        force: bool = False,
+        field_manager: str | None = None,
+        resource: Resource | None = None,
+    ) -> Obj:
+        """:meth:`apply` to the ``status`` subresource."""
+        return await self.apply(
+            obj, force=force, subresource="status", field_manager=field_manager, resource=resource
+        )
+
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        namespace: str | None = None,
+        missing_ok: bool = False,
+        uid: str | None = None,
+        resource_version: str | None = None,
+        propagation_policy: Literal["Orphan", "Background", "Foreground"] | None = None,
+    ) -> Obj | None:
+        """Delete the object ``name``; the server's answer: the object (still there with a
+        ``deletionTimestamp`` while finalizers run, or as deleted for some resources),
+        or a ``Status``. ``None`` when it did not exist and ``missing_ok``, else
+        :class:`~informer.NotFound`.
+
+        ``uid`` / ``resource_version`` are preconditions: the server deletes only that
+        incarnation / that version (:class:`~informer.Conflict` otherwise).
+        ``propagation_policy`` decides what happens to dependents (the server's default:
+        ``Background`` for most resources).
+        """
+        _check_namespace(resource, namespace, "delete")
+        options: Obj = {}
+        preconditions = {
+            k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
+        }
+        if preconditions:
+            options["preconditions"] = preconditions
+        if propagation_policy is not None:
+            options["propagationPolicy"] = propagation_policy
+        body: Obj | None = None
+        if options:
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", **options}
+        try:
+            answer = await request_json(
+                self.api_client,
+                "DELETE",
+                resource.path(name, namespace=namespace),
+                body=body,
+                verb="delete",
+                resource=resource.group_resource,
+                namespace=namespace,
+            )
+        except NotFound:
+            if missing_ok:
+                return None
+            raise
+        self._remember_delete(resource, namespace, name, answer)
+        return answer
+
+    # -- composite operations (one module each) ------------------------------------
+
+    async def create_or_update(
+        self,
+        obj: Obj,
+        mutate: Callable[[Obj], Awaitable[None] | None],
+        *,
+        resource: Resource | None = None,
+    ) -> tuple[Obj, OperationResult]:
+        """controller-runtime's ``controllerutil.CreateOrUpdate``: see
+        :func:`informer._client.mutate.create_or_update`."""
+        return await _mutate.create_or_update(self, obj, mutate, resource=resource)
+
+    async def apply_manifests(
+        self,
+        text: str,
+        *,
+        namespace: str | None = None,
+        force: bool = False,
+        field_manager: str | None = None,
+    ) -> builtins.list[Obj]:
+        """Server-side apply every document of a multi-document YAML string, in order:
+        see :func:`informer._client.manifests.apply_manifests`."""
+        return await _manifests.apply_manifests(
+            self, text, namespace=namespace, force=force, field_manager=field_manager
+        )
+
+    async def wait_cached(
+        self,
+        obj: Obj,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - the public signature (issue 11)
+        resource: Resource | None = None,
+    ) -> Obj | None:
+        """Wait until the factory's informer reflects this client's write of ``obj``:
+        see :func:`informer._client.wait.wait_cached`."""
+        return await _wait.wait_cached(self, obj, timeout=timeout, resource=resource)
+
+    async def add_finalizer(self, obj: Obj, name: str, *, resource: Resource | None = None) -> Obj:
+        """Add finalizer ``name`` at ``obj``'s resourceVersion: see
+        :func:`informer._client.finalizers.add_finalizer`."""
+        return await _finalizers.add_finalizer(self, obj, name, resource=resource)
+
+    async def remove_finalizer(
+        self, obj: Obj, name: str, *, resource: Resource | None = None
+    ) -> Obj:
+        """Remove finalizer ``name`` at ``obj``'s resourceVersion: see
+        :func:`informer._client.finalizers.remove_finalizer`."""
+        return await _finalizers.remove_finalizer(self, obj, name, resource=resource)
+
+    # -- internals ------------------------------------------------------------------
+
+    async def _write(
+        self,
+        method: str,
+        resource: Resource,
+        path: str,
+        namespace: str | None,
+        body: Obj | builtins.list[Any],
+        *,
+        content_type: str | None = None,
+        query: QueryParams | None = None,
+        verb: str | None = None,
+    ) -> Obj:
+        return await request_json(
+            self.api_client,
+            method,
+            path,
+            query=query if query is not None else {"fieldManager": self.field_manager},
+            body=body,
+            content_type=content_type,
+            verb=verb,
+            resource=resource.group_resource,
+            namespace=namespace,
+        )
+
+    def _remember_delete(
+        self, resource: Resource, namespace: str | None, name: str, answer: Obj
+    ) -> None:
+        """Record a delete the server carried out at once (its answer is a ``Status``,
+        or the object with neither finalizers nor a grace period left):
+        :meth:`wait_cached` then waits for the cache to drop that object even when
+        given its pre-delete state."""
+        if answer.get("kind") == "Status":
+            details = answer.get("details")
+            uid = details.get("uid") if isinstance(details, Mapping) else None
+        else:
+            meta = answer.get("metadata", {})
+            if meta.get("finalizers") or (meta.get("deletionGracePeriodSeconds") or 0) > 0:
+                return  # still there, at the answer's resourceVersion: wait for that
+            uid = uid_of(answer)
+        key = (resource.group_resource, namespace if resource.namespaced else None, name)
+        self._deleted[key] = uid
+        self._deleted.move_to_end(key)
+        while len(self._deleted) > _REMEMBERED_DELETES:
+            self._deleted.popitem(last=False)
+
+    def was_deleted(self, resource: Resource, obj: Obj) -> tuple[bool, str | None]:
+        """Whether this client deleted ``obj`` and the server removed it at once (the
+        uid must match when both are known), with the uid the delete answered. Only the
+        last :data:`_REMEMBERED_DELETES` such deletes are remembered."""
+        ns = namespace_of(obj) if resource.namespaced else None
+        key = (resource.group_resource, ns, name_of(obj))
+        if key not in self._deleted:
+            return False, None
+        uid = self._deleted[key]
+        mine = uid_of(obj)
+        return (uid is None or mine is None or uid == mine), uid
+
+
+def _check_namespace(resource: Resource, namespace: str | None, verb: str) -> None:
+    if resource.namespaced and namespace is None and verb != "list":
+        raise ValueError(f"{resource.group_resource} is namespaced: pass namespace= to {verb} one")
+
+
+def _listed_items(answer: Obj, resource: Resource) -> builtins.list[Obj]:
+    """The items of a List answer, each given the List's ``apiVersion`` and its ``kind``
+    minus ``List`` when it lacks them (as the informer's cache does)."""
+    items: builtins.list[Obj] = answer.get("items") or []
+    list_kind = answer.get("kind")
+    kind = resource.kind
+    if isinstance(list_kind, str) and len(list_kind) > 4 and list_kind.endswith("List"):
+        kind = list_kind[:-4]
+    api_version = answer.get("apiVersion") or resource.api_version
+    for obj in items:
+        if kind and "kind" not in obj:
+            obj["kind"] = kind
+        if "apiVersion" not in obj:
+            obj["apiVersion"] = api_version
+    return items

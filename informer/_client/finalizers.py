@@ -1,0 +1,71 @@
+"""Adding and removing finalizers without losing anyone's (controller-runtime's
+``controllerutil.AddFinalizer`` / ``RemoveFinalizer`` followed by a patch with
+``client.MergeFromWithOptions(obj, client.MergeFromWithOptimisticLock{})``).
+
+Both are idempotent: a finalizer already present (absent) in the given object writes
+nothing and returns that object. Otherwise the client sends a JSON merge patch with the
+whole new ``metadata.finalizers`` list **and** the object's ``metadata.resourceVersion``:
+the API server applies it only to that version of the object, so a concurrent change of
+the object (another finalizer added, a spec edit, a status write) makes it answer
+:class:`~informer.Conflict` instead of overwriting the list computed from a stale one. A
+lost finalizer would let the object go before its cleanup ran; a ``Conflict`` only makes
+the reconcile run again on the current object.
+
+The given object is not modified; the server's object is returned. Removing the last
+finalizer of an object being deleted lets the server delete it: the answer is its final
+state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._objects import name_of, resource_version
+from .._resource import Resource
+from .._types import Obj
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["add_finalizer", "remove_finalizer"]
+
+
+def _finalizers(obj: Obj) -> list[str]:
+    return list(obj.get("metadata", {}).get("finalizers") or ())
+
+
+async def add_finalizer(
+    client: Client, obj: Obj, name: str, *, resource: Resource | None = None
+) -> Obj:
+    """Add ``name`` to ``obj``'s finalizers (at its resourceVersion); the server's object,
+    or ``obj`` itself when it has the finalizer already."""
+    current = _finalizers(obj)
+    if name in current:
+        return obj
+    return await _patch(client, obj, [*current, name], resource)
+
+
+async def remove_finalizer(
+    client: Client, obj: Obj, name: str, *, resource: Resource | None = None
+) -> Obj:
+    """Remove ``name`` from ``obj``'s finalizers (at its resourceVersion); the server's
+    object, or ``obj`` itself when it does not have the finalizer."""
+    current = _finalizers(obj)
+    if name not in current:
+        return obj
+    return await _patch(client, obj, [f for f in current if f != name], resource)
+
+
+async def _patch(client: Client, obj: Obj, finalizers: list[str], resource: Resource | None) -> Obj:
+    rv = resource_version(obj)
+    if not rv:
+        raise ValueError(
+            f"{obj.get('kind', 'object')} {obj.get('metadata', {}).get('name')!r} has no "
+            "metadata.resourceVersion: finalizers are changed at a known version only; "
+            "pass an object read from the cluster"
+        )
+    res = await client.resource_for(obj, resource)
+    patch = {"metadata": {"finalizers": finalizers or None, "resourceVersion": rv}}
+    return await client.patch(
+        res, name_of(obj), patch, namespace=client.namespace_for(res, obj), patch_type="merge"
+    )

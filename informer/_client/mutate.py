@@ -1,0 +1,105 @@
+"""``create_or_update``: controller-runtime's ``controllerutil.CreateOrUpdate`` on dicts.
+
+The semantics (controller-runtime ``pkg/controller/controllerutil``):
+
+1. get the object named by ``obj`` (its ``metadata.name`` and ``metadata.namespace``);
+2. missing: call ``mutate`` on a copy of ``obj`` and create it -> ``CREATED``;
+3. present: call ``mutate`` on a copy of the current object; when the result equals the
+   current object (deep equality, ``equality.Semantic.DeepEqual``) nothing is written ->
+   ``UNCHANGED`` (controller-runtime's ``OperationResultNone``); otherwise update it at
+   the resourceVersion read -> ``UPDATED``.
+
+``mutate`` must set the desired state on the dict it is given (in place; it may be a
+coroutine function) and must not change ``metadata.name`` or ``metadata.namespace``
+(``ValueError``, as controller-runtime's "MutateFn cannot mutate object name and/or
+object namespace"). It is called once per attempt, so it must be idempotent.
+
+Where the get reads from. controller-runtime reads through its cache, so a lagging
+cache makes the write fail (``AlreadyExists`` for a create of an object the cache has
+not seen yet, ``Conflict`` for an update at a stale resourceVersion) and the reconcile is
+retried. Here the first get reads the cache too (when the client's factory covers the
+resource: the steady state, ``UNCHANGED``, then costs no API call), and on such a
+``Conflict`` (``AlreadyExists`` included) the whole sequence runs once more reading from
+the API server, which is current, instead of failing the reconcile. A ``Conflict`` after
+an API read is a concurrent writer: it propagates, as in controller-runtime.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from collections.abc import Awaitable, Callable
+from inspect import isawaitable
+from typing import TYPE_CHECKING
+
+from .._exceptions import Conflict, NotFound
+from .._objects import name_of, namespace_of
+from .._resource import Resource
+from .._types import Obj
+from .cache_reads import covering_informer, deep_copy
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["MutateFn", "OperationResult", "create_or_update"]
+
+MutateFn = Callable[[Obj], Awaitable[None] | None]
+
+
+class OperationResult(enum.StrEnum):
+    """What :meth:`~informer.Client.create_or_update` did (controller-runtime's
+    ``controllerutil.OperationResult``)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+async def create_or_update(
+    client: Client, obj: Obj, mutate: MutateFn, *, resource: Resource | None = None
+) -> tuple[Obj, OperationResult]:
+    """Make the object named by ``obj`` what ``mutate`` says; ``(object, result)``, the
+    object being the server's answer (or the current object when ``UNCHANGED``).
+
+    ``obj`` is not modified. See the module docstring for the semantics and the reads.
+    """
+    res = await client.resource_for(obj, resource)
+    ns = client.namespace_for(res, obj)
+    from_cache = covering_informer(client.factory, res, ns) is not None
+    try:
+        return await _attempt(client, res, obj, mutate, ns, cached=from_cache)
+    except Conflict:
+        if not from_cache:
+            raise
+    return await _attempt(client, res, obj, mutate, ns, cached=False)
+
+
+async def _attempt(
+    client: Client, res: Resource, obj: Obj, mutate: MutateFn, ns: str | None, *, cached: bool
+) -> tuple[Obj, OperationResult]:
+    name = name_of(obj)
+    try:
+        current = await client.get(res, name, namespace=ns, cached=cached)
+    except NotFound:
+        desired = deep_copy(obj)
+        await _mutate(mutate, desired, name, ns)
+        return await client.create(desired, resource=res), OperationResult.CREATED
+    desired = copy.deepcopy(current)  # exact types, so equality means "unchanged"
+    await _mutate(mutate, desired, name, ns)
+    if desired == current:
+        return current, OperationResult.UNCHANGED
+    return await client.update(desired, resource=res), OperationResult.UPDATED
+
+
+async def _mutate(mutate: MutateFn, obj: Obj, name: str, namespace: str | None) -> None:
+    result = mutate(obj)
+    if result is not None and isawaitable(result):
+        await result
+    meta = obj.get("metadata")
+    after = (meta.get("name"), namespace_of(obj)) if isinstance(meta, dict) else (None, None)
+    if after != (name, namespace):
+        raise ValueError(
+            "mutate must not change the object's name or namespace "
+            f"(controller-runtime's MutateFn rule): {namespace}/{name} became "
+            f"{after[1]}/{after[0]}"
+        )
