@@ -3,6 +3,7 @@ shared by the e2e tests."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,10 @@ async def until_rejected(control_plane: Any, token: str) -> None:
             except Forbidden:
                 pass
             await anyio.sleep(0.1)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """As a kubelet projected volume or a secret mount does: a new file renamed in place."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

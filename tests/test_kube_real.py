@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from api_helpers import (
     create,
     delete,
     get,
+    replace_file,
     until,
     until_rejected,
     write_kubeconfig,
@@ -82,13 +82,6 @@ async def test_plain_json_patch_is_refused_before_sending(api_client: Any, names
 
 
 # ------------------------------------------------------------- rotated credentials
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """As a kubelet projected volume or a secret mount does: a new file renamed in place."""
-    tmp = path.with_name(path.name + ".new")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 async def test_rotated_token_file_recovers_without_restart(
