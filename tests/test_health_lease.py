@@ -390,8 +390,10 @@ async def test_observability_serves_metrics_and_probes(
         e = elector(api, namespace, "alpha", clock)
         obs.add_elector(e)
         obs.add_elector(e)  # idempotent
+        obs.add_api_client(api)
+        obs.add_api_client(api)  # idempotent
         assert [c.name for c in obs.checks.liveness] == ["event-loop", "watches", "leader-election"]
-        assert [c.name for c in obs.checks.readiness] == ["informers"]
+        assert [c.name for c in obs.checks.readiness] == ["informers", "watches", "credentials"]
         with anyio.fail_after(30):
             async with obs.serve(metrics_address="127.0.0.1:0", health_address="127.0.0.1:0") as ep:
                 assert ep.metrics_port is not None and ep.health_port is not None
@@ -413,6 +415,7 @@ async def test_observability_serves_metrics_and_probes(
                         "workqueue_adds_total",
                         "controller_runtime_reconcile_total",
                         "informer_store_objects",
+                        "informer_auth_failures_total",
                     } <= {name for name, _ in samples(text)}
                     assert samples(text)[master] == 1.0
                     assert await http_get(ep.health_port, "/healthz") == (200, "ok")

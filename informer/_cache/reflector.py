@@ -197,6 +197,7 @@ from .listwatch import ListerWatcher
 from .throttle import LogThrottle
 
 __all__ = [
+    "BAD_EVENT_CAUSES",
     "DEFAULT_INACTIVITY_TIMEOUT",
     "INITIAL_EVENTS_END_ANNOTATION",
     "ExponentialBackoff",
@@ -293,6 +294,12 @@ class ReflectorStats:
     watch_list_fallbacks: int = 0
     """Syncs that fell back from watch-list to a list (one-attempt and permanent)."""
     last_event_monotonic: float | None = None
+    connecting_since: float | None = None
+    """Clock time since which the reflector has been trying to reach the API server
+    without an answer: set when a watch open starts, or when a list fails with
+    ``ConnectionFailed`` (its time of sending), unless already set; cleared by any
+    answer (a watch opened, a list page received, an error status). ``None`` while the
+    server answers (health reports a reflector connecting for too long)."""
 
     @property
     def events_by_type(self) -> dict[str, int]:
@@ -391,6 +398,8 @@ _MALFORMED: Final = "malformed_event"
 _UNKNOWN_TYPE: Final = "unknown_type"
 _NO_RV: Final = "no_resource_version"
 _STORE_FAILED: Final = "store_failed"
+BAD_EVENT_CAUSES: Final = (_MALFORMED, _NO_RV, _STORE_FAILED, _UNKNOWN_TYPE)
+"""Every key ``stats.bad_events`` may hold (metrics export each, zero or not)."""
 _REASONS: Final = {
     _MALFORMED: "malformed event",
     _UNKNOWN_TYPE: "unknown event type",
@@ -634,6 +643,7 @@ class Reflector:
         self._running = True
         self._task_status = task_status
         self._started = False
+        self.stats.connecting_since = None
         nxt = _Next.RELIST
         try:
             while True:
@@ -705,11 +715,21 @@ class Reflector:
             page += 1
             self._list_page = page
             self.stats.list_pages += 1
-            result = await self._lw.list(
-                resource_version=rv if token is None else None,
-                limit=limit,
-                continue_token=token,
-            )
+            sent = self._clock()
+            try:
+                result = await self._lw.list(
+                    resource_version=rv if token is None else None,
+                    limit=limit,
+                    continue_token=token,
+                )
+            except ConnectionFailed:
+                if self.stats.connecting_since is None:
+                    self.stats.connecting_since = sent
+                raise
+            except ApiError:
+                self.stats.connecting_since = None  # answered
+                raise
+            self.stats.connecting_since = None
             meta = result.get("metadata") or {}
             page_items = _received_items(result, self._transform)
             if page == 1 and not meta.get("continue"):
@@ -764,9 +784,12 @@ class Reflector:
         self._in_initial_events = watch_list
         self._state = ReflectorState.CONNECTING
         opened = self._clock()
+        if stats.connecting_since is None:
+            stats.connecting_since = opened
         progress_before = stats.events - stats.error_events
         try:
             async with cm as events:
+                stats.connecting_since = None
                 self._state = (
                     ReflectorState.WATCH_LISTING if watch_list else ReflectorState.WATCHING
                 )
@@ -775,6 +798,8 @@ class Reflector:
                 )
                 end = await self._consume_guarded(events, watch_list)
         except Exception as exc:
+            if isinstance(exc, ApiError):
+                stats.connecting_since = None  # the open was answered (with an error)
             if stats.events - stats.error_events != progress_before:
                 self._consecutive_expired = 0
             return self._after_watch_error(exc)
