@@ -16,7 +16,7 @@ from ._cache.lister import Lister as Lister
 from ._cache.listwatch import ApiListerWatcher as ApiListerWatcher
 from ._cache.listwatch import ListerWatcher as ListerWatcher
 from ._cache.reflector import Reflector as Reflector
-from ._cache.reflector import ReflectorStats as ReflectorStats
+from ._cache.reflector_stats import ReflectorStats as ReflectorStats
 from ._cache.store import NAMESPACE_INDEX as NAMESPACE_INDEX
 from ._cache.store import Indexer as Indexer
 from ._cache.store import IndexFunc as IndexFunc
