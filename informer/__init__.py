@@ -22,11 +22,6 @@ from ._cache.store import Indexer as Indexer
 from ._cache.store import IndexFunc as IndexFunc
 from ._cache.store import namespace_index as namespace_index
 from ._controller import Controller as Controller
-from ._controller import KeyMapper as KeyMapper
-from ._controller import ReconcileStats as ReconcileStats
-from ._controller import Result as Result
-from ._controller import own_key as own_key
-from ._controller import owner_key as owner_key
 from ._exceptions import ApiError as ApiError
 from ._exceptions import BadRequest as BadRequest
 from ._exceptions import BindError as BindError
@@ -48,6 +43,9 @@ from ._exceptions import TooManyRequests as TooManyRequests
 from ._exceptions import Unauthorized as Unauthorized
 from ._exceptions import WatchDecodeError as WatchDecodeError
 from ._exceptions import WatchEventTooLarge as WatchEventTooLarge
+from ._keys import KeyMapper as KeyMapper
+from ._keys import own_key as own_key
+from ._keys import owner_key as owner_key
 from ._kube import new_api_client as new_api_client
 from ._kube import request_json as request_json
 from ._labels import parse_label_selector as parse_label_selector
@@ -76,6 +74,8 @@ from ._queue.ratelimit import default_controller_rate_limiter as default_control
 from ._queue.workqueue import DelayingQueue as DelayingQueue
 from ._queue.workqueue import RateLimitingQueue as RateLimitingQueue
 from ._queue.workqueue import WorkQueue as WorkQueue
+from ._reconcile import ReconcileStats as ReconcileStats
+from ._reconcile import Result as Result
 from ._resource import CONFIGMAPS as CONFIGMAPS
 from ._resource import CRONJOBS as CRONJOBS
 from ._resource import CUSTOM_RESOURCE_DEFINITIONS as CUSTOM_RESOURCE_DEFINITIONS

@@ -22,8 +22,9 @@ from informer._cache.factory import SharedInformerFactory
 from informer._cache.handlers import HandlerFuncs
 from informer._cache.informer import SharedIndexInformer
 from informer._cache.list_sync import received_items
-from informer._controller import Controller, Result
+from informer._controller import Controller
 from informer._objects import DeletedFinalStateUnknown, meta_namespace_key
+from informer._reconcile import Result
 from informer._types import Obj, WatchEvent
 from informer.testing._fake import FakeListerWatcher
 

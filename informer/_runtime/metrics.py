@@ -102,8 +102,9 @@ from prometheus_client.utils import floatToGoString
 
 from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
-from .._controller import Controller, ReconcileOutcome, ReconcileStats
+from .._controller import Controller
 from .._queue.workqueue import WorkQueue
+from .._reconcile import ReconcileOutcome, ReconcileStats
 from .._types import LeaderStatus
 from .http import HttpHandler, HttpRequest, HttpResponse, serve_http
 from .informer_metrics import informer_families
