@@ -16,7 +16,7 @@ from ._cache.lister import Lister as Lister
 from ._cache.listwatch import ApiListerWatcher as ApiListerWatcher
 from ._cache.listwatch import ListerWatcher as ListerWatcher
 from ._cache.reflector import Reflector as Reflector
-from ._cache.reflector import ReflectorStats as ReflectorStats
+from ._cache.reflector_stats import ReflectorStats as ReflectorStats
 from ._cache.store import NAMESPACE_INDEX as NAMESPACE_INDEX
 from ._cache.store import Indexer as Indexer
 from ._cache.store import IndexFunc as IndexFunc
@@ -27,11 +27,6 @@ from ._conditions import get_condition as get_condition
 from ._conditions import is_condition_true as is_condition_true
 from ._conditions import set_condition as set_condition
 from ._controller import Controller as Controller
-from ._controller import KeyMapper as KeyMapper
-from ._controller import ReconcileStats as ReconcileStats
-from ._controller import Result as Result
-from ._controller import own_key as own_key
-from ._controller import owner_key as owner_key
 from ._events.recorder import EventRecorder as EventRecorder
 from ._exceptions import AlreadyExists as AlreadyExists
 from ._exceptions import AlreadyOwnedError as AlreadyOwnedError
@@ -59,6 +54,9 @@ from ._exceptions import WatchDecodeError as WatchDecodeError
 from ._exceptions import WatchEventTooLarge as WatchEventTooLarge
 from ._finalizers import has_finalizer as has_finalizer
 from ._finalizers import is_being_deleted as is_being_deleted
+from ._keys import KeyMapper as KeyMapper
+from ._keys import own_key as own_key
+from ._keys import owner_key as owner_key
 from ._kube import new_api_client as new_api_client
 from ._kube import request_json as request_json
 from ._labels import parse_label_selector as parse_label_selector
@@ -89,6 +87,8 @@ from ._queue.ratelimit import default_controller_rate_limiter as default_control
 from ._queue.workqueue import DelayingQueue as DelayingQueue
 from ._queue.workqueue import RateLimitingQueue as RateLimitingQueue
 from ._queue.workqueue import WorkQueue as WorkQueue
+from ._reconcile import ReconcileStats as ReconcileStats
+from ._reconcile import Result as Result
 from ._resource import CONFIGMAPS as CONFIGMAPS
 from ._resource import CRONJOBS as CRONJOBS
 from ._resource import CUSTOM_RESOURCE_DEFINITIONS as CUSTOM_RESOURCE_DEFINITIONS

@@ -30,9 +30,10 @@ from prometheus_client.parser import text_string_to_metric_families
 import informer._leaderelection as le_module
 from informer import ConnectionFailed, use_queue_metrics_provider
 from informer._cache.factory import SharedInformerFactory
-from informer._controller import Controller, Result
+from informer._controller import Controller
 from informer._kube import request_json
 from informer._leaderelection import LeaderElector
+from informer._reconcile import Result
 from informer._resource import CONFIGMAPS, LEASES, Resource
 from informer._runtime.health import LeaseHolder, lease_check
 from informer._runtime.observability import Observability

@@ -20,11 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from informer._cache.factory import SharedInformerFactory
-from informer._controller import Controller, Result
+from informer._controller import Controller
 from informer._kube import request_json
 from informer._queue.metrics import use_queue_metrics_provider
 from informer._queue.ratelimit import ExponentialFailureRateLimiter
 from informer._queue.workqueue import RateLimitingQueue
+from informer._reconcile import Result
 from informer._resource import CONFIGMAPS, Resource
 from informer._runtime import metrics as _metrics
 from informer._runtime.metrics import (
@@ -329,7 +330,7 @@ async def test_informer_and_controller_metrics_on_the_fake() -> None:
     assert value(families, "informer_watch_events_total", type="ADDED", **res) == 0
     age = value(families, "informer_last_watch_event_age_seconds", **res)
     assert age is not None and 0 <= age < TIMEOUT
-    handler = {"resource": "configmaps", "handler": "Enqueue(flaky, informer._controller.own_key)"}
+    handler = {"resource": "configmaps", "handler": "Enqueue(flaky, informer._keys.own_key)"}
     assert value(families, "informer_handler_buffer_depth", **handler) == 0
     assert value(families, "informer_handler_notifications_total", **handler) == 4
     assert value(families, "informer_handler_failures_total", **handler) == 0
@@ -578,7 +579,7 @@ async def test_scrape_during_an_end_to_end_run(api_client: Any, namespace: str) 
     assert added is not None and 1 <= added <= 4 and modified == 1
     age = value(families, "informer_last_watch_event_age_seconds", **resource)
     assert age is not None and 0 <= age < 30
-    handler = {"handler": "Enqueue(counter, informer._controller.own_key)", **resource}
+    handler = {"handler": "Enqueue(counter, informer._keys.own_key)", **resource}
     assert value(families, "informer_handler_buffer_depth", **handler) == 0
     assert value(families, "informer_handler_notifications_total", **handler) == 5
     assert "process_resident_memory_bytes" in families or "python_info" in families

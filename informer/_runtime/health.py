@@ -78,7 +78,8 @@ import anyio.abc
 import structlog
 
 from .._cache.informer import SharedIndexInformer
-from .._cache.reflector import Reflector, ReflectorState
+from .._cache.reflector import Reflector
+from .._cache.reflector_stats import ReflectorState
 from .._exceptions import ConnectionFailed
 from .._types import LeaderStatus
 from .http import HttpHandler, HttpRequest, HttpResponse, serve_http

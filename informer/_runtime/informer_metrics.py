@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from .._cache.bad_events import BAD_EVENT_CAUSES
 from .._cache.informer import SharedIndexInformer
 from .._cache.listener import ProcessorListener
-from .._cache.reflector import BAD_EVENT_CAUSES
 
 __all__ = ["informer_families", "listener_label", "unique_label"]
 

@@ -110,10 +110,11 @@ from prometheus_client.utils import floatToGoString
 
 from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
-from .._controller import Controller, ReconcileOutcome, ReconcileStats
+from .._controller import Controller
 from .._credentials import AuthStatus
 from .._kube import ApiClient, auth_status
 from .._queue.workqueue import WorkQueue
+from .._reconcile import ReconcileOutcome, ReconcileStats
 from .._types import LeaderStatus
 from .credentials import credential_families
 from .http import HttpHandler, HttpRequest, HttpResponse, serve_http
