@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_DIR := .cache/run
 
-.PHONY: install control-plane test lint typecheck run bench clean
+.PHONY: install control-plane test lint typecheck run bench chaos clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ run: install
 bench: install
 	@assets="$$(hack/build-control-plane.sh)" && \
 	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m bench $(BENCH_ARGS)
+
+# Chaos soak (not part of `make test`, which runs a 60 s version): CHAOS_ARGS="--seed 7 --duration 120".
+chaos: install
+	@assets="$$(hack/build-control-plane.sh)" && \
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m hack.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(RUN_DIR) *.egg-info

@@ -16,20 +16,20 @@ from ._cache.lister import Lister as Lister
 from ._cache.listwatch import ApiListerWatcher as ApiListerWatcher
 from ._cache.listwatch import ListerWatcher as ListerWatcher
 from ._cache.reflector import Reflector as Reflector
-from ._cache.reflector import ReflectorStats as ReflectorStats
+from ._cache.reflector_stats import ReflectorStats as ReflectorStats
 from ._cache.store import NAMESPACE_INDEX as NAMESPACE_INDEX
 from ._cache.store import Indexer as Indexer
 from ._cache.store import IndexFunc as IndexFunc
 from ._cache.store import namespace_index as namespace_index
 from ._client.client import Client as Client
 from ._client.mutate import OperationResult as OperationResult
+from ._conditions import get_condition as get_condition
+from ._conditions import is_condition_true as is_condition_true
+from ._conditions import set_condition as set_condition
 from ._controller import Controller as Controller
-from ._controller import KeyMapper as KeyMapper
-from ._controller import ReconcileStats as ReconcileStats
-from ._controller import Result as Result
-from ._controller import own_key as own_key
-from ._controller import owner_key as owner_key
+from ._events.recorder import EventRecorder as EventRecorder
 from ._exceptions import AlreadyExists as AlreadyExists
+from ._exceptions import AlreadyOwnedError as AlreadyOwnedError
 from ._exceptions import ApiError as ApiError
 from ._exceptions import BadRequest as BadRequest
 from ._exceptions import BindError as BindError
@@ -52,6 +52,11 @@ from ._exceptions import TooManyRequests as TooManyRequests
 from ._exceptions import Unauthorized as Unauthorized
 from ._exceptions import WatchDecodeError as WatchDecodeError
 from ._exceptions import WatchEventTooLarge as WatchEventTooLarge
+from ._finalizers import has_finalizer as has_finalizer
+from ._finalizers import is_being_deleted as is_being_deleted
+from ._keys import KeyMapper as KeyMapper
+from ._keys import own_key as own_key
+from ._keys import owner_key as owner_key
 from ._kube import new_api_client as new_api_client
 from ._kube import request_json as request_json
 from ._labels import parse_label_selector as parse_label_selector
@@ -68,6 +73,8 @@ from ._objects import resource_version as resource_version
 from ._objects import split_meta_namespace_key as split_meta_namespace_key
 from ._objects import uid_of as uid_of
 from ._objects import unwrap_tombstone as unwrap_tombstone
+from ._ownerrefs import set_controller_reference as set_controller_reference
+from ._ownerrefs import set_owner_reference as set_owner_reference
 from ._queue.metrics import QueueMetrics as QueueMetrics
 from ._queue.metrics import QueueMetricsProvider as QueueMetricsProvider
 from ._queue.metrics import use_queue_metrics_provider as use_queue_metrics_provider
@@ -80,6 +87,8 @@ from ._queue.ratelimit import default_controller_rate_limiter as default_control
 from ._queue.workqueue import DelayingQueue as DelayingQueue
 from ._queue.workqueue import RateLimitingQueue as RateLimitingQueue
 from ._queue.workqueue import WorkQueue as WorkQueue
+from ._reconcile import ReconcileStats as ReconcileStats
+from ._reconcile import Result as Result
 from ._resource import CONFIGMAPS as CONFIGMAPS
 from ._resource import CRONJOBS as CRONJOBS
 from ._resource import CUSTOM_RESOURCE_DEFINITIONS as CUSTOM_RESOURCE_DEFINITIONS
@@ -130,6 +139,7 @@ __all__ = [
     "SERVICE_ACCOUNTS",
     "STATEFULSETS",
     "AlreadyExists",
+    "AlreadyOwnedError",
     "ApiError",
     "ApiListerWatcher",
     "BadRequest",
@@ -148,6 +158,7 @@ __all__ = [
     "DeltaType",
     "Endpoints",
     "EventHandler",
+    "EventRecorder",
     "ExponentialFailureRateLimiter",
     "FIFOClosedError",
     "FilteringHandler",
@@ -198,6 +209,10 @@ __all__ = [
     "annotations_of",
     "controller_of",
     "default_controller_rate_limiter",
+    "get_condition",
+    "has_finalizer",
+    "is_being_deleted",
+    "is_condition_true",
     "labels_of",
     "meta_namespace_key",
     "name_of",
@@ -213,6 +228,9 @@ __all__ = [
     "run_observability",
     "serve_health",
     "serve_metrics",
+    "set_condition",
+    "set_controller_reference",
+    "set_owner_reference",
     "split_meta_namespace_key",
     "strip_managed_fields",
     "uid_of",

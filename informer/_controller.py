@@ -1,17 +1,19 @@
 """``Controller``: informer events -> keys -> a rate-limited work queue -> ``reconcile(key)``.
 
 A controller declares in :meth:`Controller.setup` the informers it watches
-(:meth:`Controller.watch`) and how their events become keys (a :data:`KeyMapper`: the
-object's own key by default, :func:`owner_key` for the owners named in
-``metadata.ownerReferences``, or any function of yours). Each key lands on the
-controller's :class:`~informer.RateLimitingQueue`; :meth:`Controller.run` waits until
-every watched informer has synced *and* the controller's handlers have seen the whole
-initial list, then runs ``workers`` worker tasks that call :meth:`Controller.reconcile`.
+(:meth:`Controller.watch`) and how their events become keys (a
+:data:`~informer.KeyMapper`: the object's own key by default,
+:func:`~informer.owner_key` for the owners named in ``metadata.ownerReferences``, or any
+function of yours). Each key lands on the controller's
+:class:`~informer.RateLimitingQueue`; :meth:`Controller.run` waits until every watched
+informer has synced *and* the controller's handlers have seen the whole initial list,
+then runs ``workers`` worker tasks that call :meth:`Controller.reconcile`.
 
 The worker loop is client-go's ``examples/workqueue`` (``process_next_item``): take a key,
 reconcile it inside a structlog context bound with ``controller`` and ``key``, then one
 place decides what happens to the key; ``done`` is always called. Retries are not the
-reconciler's business: ``reconcile`` returns a :class:`Result` (or ``None``) or raises.
+reconciler's business: ``reconcile`` returns a :class:`~informer.Result` (or ``None``) or
+raises.
 
 =============================== =====================================================
 ``reconcile`` outcome           what the controller does
@@ -34,28 +36,20 @@ that receives events while it is being reconciled is reconciled once more afterw
 events for a queued key collapse into one reconcile. Reconcilers are level-triggered:
 they read the current state from listers and act on it, whatever the events were.
 
-Events -> keys: every add, update and delete is mapped and enqueued, **including the
-periodic resync updates** (old and new resourceVersion equal), as controller-runtime
-does: resync is how a level-triggered controller re-checks the world. On an update the
-mapper runs on both the old and the new object (so that, e.g., an owner that lost a child
-is reconciled too); on a delete a :class:`~informer.DeletedFinalStateUnknown` tombstone
-is unwrapped before mapping (:func:`own_key` uses the tombstone's key directly, so even
-a tombstone without its last state enqueues the right key). A ``predicate`` filters by
-object (see :class:`~informer.FilteringHandler`): an object that stops matching enqueues
-once more, as a delete, so the reconciler can clean up. Mappers and predicates run on the
-informer's listener task for every event: they must be cheap, must not block and must
-not mutate the objects.
+Events -> keys (``informer/_keys.py``): every add, update (old and new object), delete
+(tombstones unwrapped) and periodic resync update is mapped and enqueued. A
+``predicate`` filters by object (see :class:`~informer.FilteringHandler`): an object
+that stops matching enqueues once more, as a delete, so the reconciler can clean up.
+Mappers and predicates run on the informer's listener task for every event: they must
+be cheap, must not block and must not mutate the objects.
 
 Shutdown: :meth:`Controller.run` runs until cancelled. On cancellation it shuts the queue
 down and waits, shielded and for at most :attr:`Controller.shutdown_grace` seconds, for
 the reconciles in flight to finish (they are shielded from the cancellation; once the
 grace is over they are cancelled); keys still queued are not processed.
 
-Statistics: :attr:`Controller.stats` (a :class:`ReconcileStats`) counts reconciles by
-result (``success``, ``error``, ``requeue``, ``requeue_after``), drops, and durations, and
-calls registered observers, so a metrics exporter can publish controller-runtime's
-``controller_runtime_reconcile_total``, ``..._reconcile_errors_total``,
-``..._reconcile_time_seconds`` and ``..._active_workers``.
+Statistics: :attr:`Controller.stats`, a :class:`~informer.ReconcileStats` (defined with
+:class:`~informer.Result` in ``informer/_reconcile.py``).
 
 The factory passed in may be started (``async with factory``) before or after
 :meth:`Controller.run`: the controller only waits for its informers' sync.
@@ -63,12 +57,11 @@ The factory passed in may be started (``async with factory``) before or after
 
 from __future__ import annotations
 
-import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 import anyio
 import anyio.abc
@@ -77,268 +70,31 @@ import structlog
 import structlog.contextvars
 
 from ._cache.factory import SharedInformerFactory
-from ._cache.handlers import FilteringHandler, handler_name
+from ._cache.handlers import FilteringHandler
 from ._cache.informer import SharedIndexInformer
 from ._cache.listener import ProcessorListener
 from ._cache.store import IndexFunc
 from ._exceptions import QueueShutDown
 from ._failures import report_failure
-from ._objects import (
-    DeletedFinalStateUnknown,
-    ObjectOrTombstone,
-    meta_namespace_key,
-    namespace_of,
-    owner_references,
-    unwrap_tombstone,
-)
+from ._keys import Enqueue, KeyMapper, own_key
 from ._queue.metrics import QueueMetrics
 from ._queue.ratelimit import RateLimiter
 from ._queue.workqueue import RateLimitingQueue
+from ._reconcile import ReconcileOutcome, ReconcileStats, Result
 from ._resource import Resource
 from ._types import Obj
 
-__all__ = [
-    "Controller",
-    "KeyMapper",
-    "ReconcileOutcome",
-    "ReconcileStats",
-    "Result",
-    "own_key",
-    "owner_key",
-]
+__all__ = ["Controller"]
 
 log = structlog.get_logger(__name__)
-
-KeyMapper = Callable[[Obj], Iterable[str]]
-"""Object -> the keys to reconcile for it (``"ns/name"`` or ``"name"``)."""
-
-ReconcileOutcome = Literal["success", "error", "requeue", "requeue_after"]
-"""The ``result`` label of ``controller_runtime_reconcile_total``."""
 
 DEFAULT_SHUTDOWN_GRACE: Final = 5.0
 DEFAULT_MAX_RETRIES: Final = 15
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What :meth:`Controller.reconcile` asks for once it succeeded.
-
-    ``requeue_after``: reconcile the key again after this many seconds (it is forgotten
-    by the rate limiter first: this is a schedule, not a failure); ``0`` or ``None``
-    means no timed requeue. ``requeue``: reconcile again after the rate limiter's
-    backoff (it grows the backoff like a failure, but does not spend ``max_retries``).
-    ``requeue_after`` wins when both are set.
-    """
-
-    requeue: bool = False
-    requeue_after: float | None = None
-
-    def __post_init__(self) -> None:
-        after = self.requeue_after
-        if after is not None and not (after >= 0 and math.isfinite(after)):
-            raise ValueError(f"requeue_after must be a finite number >= 0, got {after!r}")
-
-
-def own_key(obj: ObjectOrTombstone) -> list[str]:
-    """The object's own key, ``[meta_namespace_key(obj)]`` (a tombstone gives its key).
-
-    As the mapper of :meth:`Controller.watch` it stands for the watched informer's own
-    key function (:attr:`~informer.SharedIndexInformer.key_func`), so the keys it queues
-    are the ones that informer's lister serves.
-    """
-    return [meta_namespace_key(obj)]
-
-
-def owner_key(
-    kind: str,
-    *,
-    group: str | None = None,
-    api_version: str | None = None,
-    controller_only: bool = True,
-    namespaced: bool = True,
-) -> KeyMapper:
-    """A mapper to the keys of the object's owners of ``kind`` (``metadata.ownerReferences``).
-
-    ``group`` (``"apps"``, ``"example.com"``, ``""`` for the core group) restricts owners
-    to that API group; ``api_version`` (``"apps/v1"``, ``"v1"``) does the same through an
-    apiVersion: only its group is compared (as controller-runtime's
-    ``EnqueueRequestForOwner`` does, since one object may be served at several
-    versions). Without either, owners of ``kind`` in any group match. Raises
-    ``ValueError`` when both are given, when ``group`` contains a ``/``, or when
-    ``api_version`` is neither ``group/version`` nor a core version (``"example.com"``
-    would silently match nothing: pass ``group="example.com"``).
-
-    ``controller_only`` keeps only the reference with ``controller: true``. An owner of a
-    namespaced object lives in the object's namespace, so its key is
-    ``"<object namespace>/<owner name>"``; pass ``namespaced=False`` when the owner kind
-    is cluster-scoped (key ``"<owner name>"``).
-    """
-    wanted = _owner_group(kind, group=group, api_version=api_version)
-
-    def map_owners(obj: Obj) -> list[str]:
-        ns = namespace_of(obj) if namespaced else None
-        keys: list[str] = []
-        for ref in owner_references(obj):
-            if controller_only and ref.get("controller") is not True:
-                continue
-            if ref.get("kind") != kind:
-                continue
-            if wanted is not None and _group_of(str(ref.get("apiVersion", ""))) != wanted:
-                continue
-            name = ref.get("name")
-            if name:
-                keys.append(f"{ns}/{name}" if ns else str(name))
-        return keys
-
-    map_owners.__qualname__ = f"owner_key({kind!r})"
-    return map_owners
-
-
-_VERSION = re.compile(r"v[1-9][0-9]*(?:(?:alpha|beta)[1-9][0-9]*)?")
-"""A Kubernetes API version (``v1``, ``v2beta1``): an apiVersion without ``/`` is one."""
-
-
-def _owner_group(kind: str, *, group: str | None, api_version: str | None) -> str | None:
-    """The API group :func:`owner_key` compares, validated; ``None``: any group."""
-    call = f"owner_key({kind!r})"
-    if group is not None and api_version is not None:
-        raise ValueError(
-            f"{call}: pass group= or api_version=, not both"
-            f" (group={group!r}, api_version={api_version!r})"
-        )
-    if group is not None:
-        if "/" in group:
-            suggestion = group.rpartition("/")[0]
-            raise ValueError(
-                f"{call}: group={group!r} is an apiVersion, not a group;"
-                f" pass group={suggestion!r} or api_version={group!r}"
-            )
-        return group
-    if api_version is None:
-        return None
-    prefix, sep, version = api_version.rpartition("/")
-    if sep and prefix and version and "/" not in prefix:
-        return prefix  # a CRD version may be any DNS label: only the group is checked
-    if not sep and _VERSION.fullmatch(api_version):
-        return ""  # the core group ("v1")
-    if not sep:
-        raise ValueError(
-            f"{call}: api_version={api_version!r} has no version, so it matches no owner;"
-            f" pass group={api_version!r} to match owners of that API group, or a full"
-            f" apiVersion such as api_version='{api_version}/v1'"
-        )
-    raise ValueError(
-        f"{call}: api_version={api_version!r} is not an apiVersion ('group/version' such as"
-        f" 'apps/v1', or 'v1' for the core group); pass group='<group>' to match any version"
-    )
-
-
-def _group_of(api_version: str) -> str:
-    group, sep, _ = api_version.rpartition("/")
-    return group if sep else ""
-
-
 def _kebab(name: str) -> str:
     """``ConfigMapReloader`` -> ``config-map-reloader``; ``HTTPProxy`` -> ``http-proxy``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
-
-
-# ----------------------------------------------------------------------------- statistics
-
-
-@dataclass
-class ReconcileStats:
-    """Counters of one controller's reconciles (read by a metrics exporter).
-
-    ``total`` counts finished reconciles by outcome; ``errors`` equals
-    ``total["error"]``; ``dropped`` counts keys given up after ``max_retries``;
-    ``duration_seconds_sum`` / ``duration_seconds_count`` describe how long reconciles
-    took (each observer also receives every single duration, for histograms);
-    ``active_workers`` is the number of reconciles in flight; ``workers`` the configured
-    maximum (``controller_runtime_max_concurrent_reconciles``).
-    """
-
-    workers: int = 1
-    total: dict[ReconcileOutcome, int] = field(
-        default_factory=lambda: {"success": 0, "error": 0, "requeue": 0, "requeue_after": 0}
-    )
-    dropped: int = 0
-    active_workers: int = 0
-    duration_seconds_sum: float = 0.0
-    duration_seconds_count: int = 0
-    observers: list[Callable[[ReconcileOutcome, float], None]] = field(default_factory=list)
-
-    @property
-    def errors(self) -> int:
-        return self.total["error"]
-
-    def observe(self, outcome: ReconcileOutcome, seconds: float) -> None:
-        """Record one finished reconcile; observers are called synchronously."""
-        self.total[outcome] += 1
-        self.duration_seconds_sum += seconds
-        self.duration_seconds_count += 1
-        for observer in self.observers:
-            observer(outcome, seconds)
-
-
-# ------------------------------------------------------------------------- event handler
-
-
-class _Enqueue:
-    """The handler a controller registers on an informer: every event -> mapped keys."""
-
-    __slots__ = ("_add", "_controller", "_key", "_mapper", "_own")
-
-    def __init__(
-        self,
-        controller: Controller,
-        mapper: KeyMapper,
-        key_func: Callable[[ObjectOrTombstone], str] = meta_namespace_key,
-    ) -> None:
-        self._controller = controller
-        self._mapper = mapper
-        self._own = mapper is own_key
-        self._key = key_func  # the informer's: own keys match its lister's keys
-        self._add = controller.queue.add
-
-    def on_add(self, obj: Obj) -> None:
-        add = self._add
-        if self._own:
-            add(self._key(obj))
-            return
-        for key in self._mapper(obj):
-            add(key)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        add = self._add
-        if self._own:
-            add(self._key(new))
-            return
-        for key in self._mapper(new):
-            add(key)
-        for key in self._mapper(old):
-            add(key)
-
-    def on_delete(self, obj: ObjectOrTombstone) -> None:
-        add = self._add
-        if self._own:
-            add(self._key(obj))
-            return
-        target = unwrap_tombstone(obj)
-        if target is None:
-            key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else "?"
-            log.debug(
-                "watch.tombstone_unmapped",
-                controller=self._controller.name,
-                object_key=key,
-                mapper=handler_name(self._mapper),
-            )
-            return
-        for key in self._mapper(target):
-            add(key)
-
-    def __repr__(self) -> str:
-        return f"Enqueue({self._controller.name}, {handler_name(self._mapper)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,7 +244,9 @@ class Controller:
                 indexers=indexers,
                 metadata_only=metadata_only,
             )
-        handler: Any = _Enqueue(self, mapper if mapper is not None else own_key, informer.key_func)
+        handler: Any = Enqueue(
+            self.name, self.queue.add, mapper if mapper is not None else own_key, informer.key_func
+        )
         if predicate is not None:
             handler = FilteringHandler(predicate, handler)
         registration = informer.add_event_handler(handler)

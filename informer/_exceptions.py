@@ -29,7 +29,8 @@ sees a transport exception.
     ├── TargetError                 a controller name, module, class or file cannot be loaded
     ├── BindError                   a metrics/health endpoint cannot listen on its address
     ├── CacheSyncTimeout            caches did not sync within the Manager's startup timeout
-    └── LeaderElectionLost          the Lease was lost: the Manager stopped the controllers
+    ├── LeaderElectionLost          the Lease was lost: the Manager stopped the controllers
+    └── AlreadyOwnedError           set_controller_reference: another owner is the controller
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import Any
 
 __all__ = [
     "AlreadyExists",
+    "AlreadyOwnedError",
     "ApiError",
     "BadRequest",
     "BindError",
@@ -245,6 +247,21 @@ class LeaderElectionLost(InformerError):
         super().__init__(message)
         self.lease = lease
         self.identity = identity
+
+
+class AlreadyOwnedError(InformerError):
+    """:func:`~informer.set_controller_reference` found another controller reference.
+
+    An object has at most one controller (the API server rejects a second one).
+    ``owner`` is the current controller's owner reference (a copy), ``object_key`` the
+    owned object's ``namespace/name``. Do not retry: either the object is legitimately
+    another controller's (pick another name), or remove that reference deliberately.
+    """
+
+    def __init__(self, message: str, *, owner: Mapping[str, Any], object_key: str) -> None:
+        super().__init__(message)
+        self.owner = dict(owner)
+        self.object_key = object_key
 
 
 _BY_CODE: dict[int, type[ApiError]] = {

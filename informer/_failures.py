@@ -22,10 +22,11 @@ from typing import Literal
 
 __all__ = ["Failure", "FailureHook", "FailureKind", "add_failure_hook", "report_failure"]
 
-FailureKind = Literal["handler", "reconcile", "store", "processing", "callback"]
+FailureKind = Literal["handler", "reconcile", "store", "processing", "callback", "event"]
 """Where a failure was absorbed: an event handler, a reconcile, the reflector's store
-update (transform/key function), the informer's processing loop, or a user callback
-(``on_watch_error``, leader-election callbacks)."""
+update (transform/key function), the informer's processing loop, a user callback
+(``on_watch_error``, leader-election callbacks), or an Event the ``EventRecorder`` could
+not record (invalid arguments, a sink that raised something other than an API error)."""
 
 
 @dataclass(frozen=True, slots=True)

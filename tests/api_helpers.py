@@ -1,14 +1,19 @@
-"""Test helpers: raw-dict API writes and bounded polling, shared by the e2e tests."""
+"""Test helpers: raw-dict API writes, bounded polling and ServiceAccount credentials,
+shared by the e2e tests."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import pytest
+from kubernetes_asyncio.client import ApiClient, Configuration
 
-from informer import Obj, Resource, request_json
+from informer import Forbidden, Obj, Resource, Unauthorized, request_json
 
 
 async def create(api: Any, resource: Resource, namespace: str, body: Obj) -> Obj:
@@ -42,3 +47,93 @@ async def until(condition: Callable[[], Any], what: str, within: float) -> None:
                 await anyio.sleep(0.02)
     except TimeoutError:
         pytest.fail(f"not within {within}s: {what}")
+
+
+# ------------------------------------------------------------- credentials
+
+
+def write_kubeconfig(path: Path, control_plane: Any, user: dict[str, Any]) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {
+                    "server": control_plane.host,
+                    "certificate-authority": str(control_plane.dir / "ca.crt"),
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "ctx",
+    }
+    path.write_bytes(orjson.dumps(config))
+
+
+async def bound_token(api: Any, namespace: str, sa: str, secret: str) -> str:
+    """A ServiceAccount token bound to a Secret: deleting the Secret revokes it."""
+    answer = await request_json(
+        api,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{sa}/token",
+        body={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": 3600,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": secret},
+            },
+        },
+    )
+    token: str = answer["status"]["token"]
+    return token
+
+
+async def allow_configmaps(api: Any, namespace: str, sa: str) -> None:
+    """Let ServiceAccount ``sa`` read ConfigMaps in ``namespace``."""
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    verbs = ["get", "list", "watch"]
+    await request_json(
+        api,
+        "POST",
+        f"{rbac}/roles",
+        body={
+            "metadata": {"name": sa},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}],
+        },
+    )
+    await request_json(
+        api,
+        "POST",
+        f"{rbac}/rolebindings",
+        body={
+            "metadata": {"name": sa},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
+        },
+    )
+
+
+async def until_rejected(control_plane: Any, token: str) -> None:
+    """Wait until the API server answers ``token`` with 401 (revocation is eventual)."""
+    cfg = Configuration(host=control_plane.host)
+    cfg.ssl_ca_cert = str(control_plane.dir / "ca.crt")
+    cfg.api_key["BearerToken"] = f"Bearer {token}"
+    async with ApiClient(configuration=cfg) as probe:
+        while True:
+            try:
+                await request_json(probe, "GET", "/api/v1/namespaces/default/configmaps")
+            except Unauthorized:
+                return
+            except Forbidden:
+                pass
+            await anyio.sleep(0.1)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """As a kubelet projected volume or a secret mount does: a new file renamed in place."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -50,12 +50,9 @@ from kubernetes_asyncio.client import (
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.watch import Watch
 
-from informer.testing.control_plane import (
-    ControlPlane,
-    ControlPlaneError,
-    _remove_stale_temp_dirs,
-    merge_args,
-)
+from informer.testing._flags import merge_args
+from informer.testing._state_dir import remove_stale_temp_dirs
+from informer.testing.control_plane import ControlPlane, ControlPlaneError
 from informer.testing.pytest_plugin import namespace_name
 
 pytestmark = pytest.mark.anyio
@@ -546,7 +543,7 @@ def test_stale_temporary_folders_are_removed(
 
     with open(folders["locked"] / ".lock", "rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _remove_stale_temp_dirs()
+        remove_stale_temp_dirs()
 
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "kube-informer-cp-locked",

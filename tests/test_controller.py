@@ -20,11 +20,13 @@ import structlog.testing
 
 from informer._cache.factory import SharedInformerFactory
 from informer._cache.informer import SharedIndexInformer
-from informer._controller import Controller, ReconcileStats, Result, own_key, owner_key
+from informer._controller import Controller
 from informer._exceptions import ResourceExpired
+from informer._keys import own_key, owner_key
 from informer._kube import request_json
 from informer._objects import DeletedFinalStateUnknown
 from informer._queue.ratelimit import ExponentialFailureRateLimiter
+from informer._reconcile import ReconcileStats, Result
 from informer._resource import CONFIGMAPS, PODS, Resource
 from informer._types import Obj
 from informer.testing._fake import FakeListerWatcher

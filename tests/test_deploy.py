@@ -1,7 +1,8 @@
-"""``deploy/``: the manifests, checked statically and on the real control plane.
+"""``deploy/``: the cluster-wide variant's manifests, checked statically and on the real
+control plane (the namespaced variant and the admission policy: test_deploy_variants.py).
 
-- Static: the Deployment's hardening, probes and command line; the RBAC rules pinned
-  (least privilege); the Dockerfile's user.
+- Static: every manifest listed by a kustomization; the Deployment's hardening, probes
+  and command line; the RBAC rules pinned (least privilege); the Dockerfile's user.
 - Real server: the manifests apply with server-side apply (the Deployment is stored;
   nothing runs it: there is no kubelet); the sample controllers work when the runner
   authenticates as the ServiceAccount with a token from the TokenRequest API (what a Pod
@@ -13,15 +14,9 @@
 from __future__ import annotations
 
 import copy
-import json
-import os
 import re
 import signal
 import ssl
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,106 +26,71 @@ import anyio.abc
 import http_client
 import pytest
 import yaml
-from runner_logs import RunnerLogs
+from deploy_helpers import (
+    DEPLOY,
+    FIELD_MANAGER,
+    KINDS,
+    NAMESPACE,
+    SERVICE_ACCOUNT,
+    WATCHED,
+    allowed,
+    applied_as_service_account,
+    apply,
+    apply_all,
+    config_hash,
+    container,
+    create_workload,
+    find,
+    manifests,
+    namespaced,
+    poll,
+    reset_lease,
+    rules,
+    runner,
+    runner_args,
+    wait_allowed,
+)
 
-from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from controllers.deployment_inventory import INVENTORY_NAME
-from informer import NotFound, Observability, new_api_client
+from informer import Observability, new_api_client
 from informer._kube import request_json
 from informer.run import DEFAULT_LEADER_ELECTION_ID, ExitCode, build_parser
 
-ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = ROOT / "deploy"
-NAMESPACE = "kube-informer"
-SERVICE_ACCOUNT = "kube-informer"
-SA_USER = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
-SA_GROUPS = [
-    "system:serviceaccounts",
-    f"system:serviceaccounts:{NAMESPACE}",
-    "system:authenticated",
-]
-FIELD_MANAGER = "kube-informer-deploy-test"
-RUN = [sys.executable, "-m", "informer.run"]
 
-# kind -> (plural, namespaced)
-KINDS = {
-    "Namespace": ("namespaces", False),
-    "ServiceAccount": ("serviceaccounts", True),
-    "ClusterRole": ("clusterroles", False),
-    "ClusterRoleBinding": ("clusterrolebindings", False),
-    "Role": ("roles", True),
-    "RoleBinding": ("rolebindings", True),
-    "Deployment": ("deployments", True),
-    "Service": ("services", True),
-    "PodDisruptionBudget": ("poddisruptionbudgets", True),
-    "NetworkPolicy": ("networkpolicies", True),
-}
+@pytest.fixture(scope="module")
+async def sa_kubeconfig(
+    control_plane: Any, api_client: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The cluster-wide manifests applied; a kubeconfig for their ServiceAccount."""
+    return await applied_as_service_account(control_plane, api_client, tmp_path_factory)
 
 
-# ------------------------------------------------------------------------------ manifests
-
-
-def kustomization() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
-    return data
-
-
-def manifests() -> list[dict[str, Any]]:
-    """Every document of the files kustomization.yaml lists, in its order."""
-    docs: list[dict[str, Any]] = []
-    for name in kustomization()["resources"]:
-        docs.extend(d for d in yaml.safe_load_all((DEPLOY / name).read_text()) if d)
-    return docs
-
-
-def find(kind: str, name: str | None = None) -> dict[str, Any]:
-    matches = [
-        d
-        for d in manifests()
-        if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
-    ]
-    assert len(matches) == 1, (kind, name, len(matches))
-    return matches[0]
-
-
-def path_of(doc: dict[str, Any]) -> str:
-    plural, namespaced = KINDS[doc["kind"]]
-    api_version = doc["apiVersion"]
-    prefix = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
-    ns = f"/namespaces/{doc['metadata']['namespace']}" if namespaced else ""
-    return f"{prefix}{ns}/{plural}/{doc['metadata']['name']}"
-
-
-def container() -> dict[str, Any]:
-    containers = find("Deployment")["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    return dict(containers[0])
-
-
-def rules(kind: str, name: str) -> set[tuple[str, str, str, str]]:
-    """The role's rules flattened to (group, resource, verb, resourceName or '')."""
-    flat: set[tuple[str, str, str, str]] = set()
-    for rule in find(kind, name)["rules"]:
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                for verb in rule["verbs"]:
-                    for rname in rule.get("resourceNames") or [""]:
-                        flat.add((group, resource, verb, rname))
-    return flat
-
-
-# -------------------------------------------------------------------------------- static
-
-
-def test_kustomization_lists_every_manifest() -> None:
-    listed = kustomization()["resources"]
-    on_disk = sorted(p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
-    assert sorted(listed) == on_disk
-    for doc in manifests():
-        assert doc["kind"] in KINDS, doc["kind"]
-        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "kube-informer"
-        if KINDS[doc["kind"]][1]:
-            assert doc["metadata"]["namespace"] == NAMESPACE, doc["metadata"]
+def test_kustomizations_list_every_manifest() -> None:
+    """Every YAML file under deploy/ is a resource of exactly one kustomization; every
+    document is labelled and lives in the operator's namespace (the namespaced variant's
+    Role and RoleBinding: in the watched one)."""
+    listed: list[Path] = []
+    for spec_path in DEPLOY.rglob("kustomization.yaml"):
+        spec = yaml.safe_load(spec_path.read_text())
+        listed.extend(
+            (spec_path.parent / r).resolve()
+            for r in spec["resources"]
+            if not (spec_path.parent / r).is_dir()
+        )
+    on_disk = [p.resolve() for p in DEPLOY.rglob("*.yaml") if p.name != "kustomization.yaml"]
+    assert sorted(listed) == sorted(on_disk)
+    for docs in (manifests(), namespaced()):
+        for doc in docs:
+            assert doc["kind"] in KINDS, doc["kind"]
+            assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "kube-informer"
+            if KINDS[doc["kind"]][1]:
+                expected = NAMESPACE
+                if (
+                    doc["kind"] in ("Role", "RoleBinding")
+                    and doc["metadata"]["name"] == "kube-informer"
+                ):
+                    expected = WATCHED
+                assert doc["metadata"]["namespace"] == expected, doc["metadata"]
 
 
 def test_deployment_runs_the_runner_with_leader_election_and_probes() -> None:
@@ -247,199 +207,6 @@ def test_network_policy_admits_only_the_metrics_and_probe_ports() -> None:
     assert all(p["protocol"] == "TCP" for p in ports)
     metrics_rule = next(r for r in policy["ingress"] if r["ports"][0]["port"] == "metrics")
     assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"metrics": "enabled"}}}]
-
-
-# ----------------------------------------------------------------------- on the server
-
-
-async def apply(api: Any, doc: dict[str, Any]) -> dict[str, Any]:
-    """Server-side apply of one manifest (its JSON is YAML)."""
-    return await request_json(
-        api,
-        "PATCH",
-        path_of(doc),
-        query={"fieldManager": FIELD_MANAGER},
-        body=doc,
-        content_type="application/apply-patch+yaml",
-    )
-
-
-async def apply_all(api: Any) -> list[dict[str, Any]]:
-    return [await apply(api, doc) for doc in manifests()]
-
-
-async def allowed(api: Any, verb: str, group: str, resource: str, namespace: str) -> bool:
-    """Whether the ServiceAccount may do it (a SubjectAccessReview, as the admin)."""
-    review = await request_json(
-        api,
-        "POST",
-        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-        body={
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SubjectAccessReview",
-            "spec": {
-                "user": SA_USER,
-                "groups": SA_GROUPS,
-                "resourceAttributes": {
-                    "namespace": namespace,
-                    "verb": verb,
-                    "group": group,
-                    "resource": resource,
-                    "name": DEFAULT_LEADER_ELECTION_ID if resource == "leases" else "",
-                },
-            },
-        },
-    )
-    return bool(review["status"].get("allowed"))
-
-
-async def wait_allowed(api: Any, want: bool, *access: str) -> None:
-    """RBAC changes reach the authorizer through its informers: wait for them."""
-    with anyio.fail_after(10):
-        while await allowed(api, *access) != want:  # noqa: ASYNC110 - polls the API
-            await anyio.sleep(0.05)
-
-
-async def token_kubeconfig(api: Any, admin_kubeconfig: Path, path: Path) -> Path:
-    """A kubeconfig authenticating as the ServiceAccount with a TokenRequest token."""
-    answer = await request_json(
-        api,
-        "POST",
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SERVICE_ACCOUNT}/token",
-        body={
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        },
-    )
-    admin = json.loads(await anyio.Path(admin_kubeconfig).read_text())
-    cluster = admin["clusters"][0]["cluster"]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": SA_USER, "user": {"token": answer["status"]["token"]}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": SA_USER}}],
-        "current-context": "sa",
-    }
-    await anyio.Path(path).write_text(json.dumps(config))
-    return path
-
-
-@pytest.fixture(scope="module")
-async def sa_kubeconfig(
-    control_plane: Any, api_client: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """The manifests applied; a kubeconfig for their ServiceAccount."""
-    await apply_all(api_client)
-    return await token_kubeconfig(
-        api_client,
-        Path(control_plane.kubeconfig_path),
-        tmp_path_factory.mktemp("sa") / "kubeconfig",
-    )
-
-
-class Runner(RunnerLogs):
-    """A ``python -m informer.run`` child and its JSON log lines."""
-
-    async def wait_for(self, predicate: Callable[[], bool], within: float = 20.0) -> None:
-        await self.wait_until(predicate, within)
-
-
-@asynccontextmanager
-async def runner(args: Sequence[str], cwd: Path) -> AsyncIterator[Runner]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "KUBERNETES_"))}
-    env.update(HOME=str(cwd), PYTHONUNBUFFERED="1")
-    process = await anyio.open_process(
-        [*RUN, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    r = Runner(process)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(r.pump)
-            yield r
-            with anyio.fail_after(10):
-                await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
-
-
-def runner_args(kubeconfig: Path, namespace: str) -> list[str]:
-    """The Deployment's command line (without the metrics and probe servers), scoped to
-    the test's namespace, electing in the operator's namespace as in a Pod."""
-    return [
-        "--kubeconfig",
-        str(kubeconfig),
-        "--namespace",
-        namespace,
-        "--leader-elect",
-        "--leader-election-namespace",
-        NAMESPACE,
-    ]
-
-
-async def reset_lease(api: Any) -> None:
-    """No stale holder from an earlier run (the default lease is 15 s)."""
-    path = (
-        f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{DEFAULT_LEADER_ELECTION_ID}"
-    )
-    with suppress(NotFound):
-        await request_json(api, "DELETE", path)
-
-
-async def poll(api: Any, path: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """GET ``path`` until ``check(object)``; a missing object is ``{}``."""
-    with anyio.fail_after(20):
-        while True:
-            try:
-                obj = await request_json(api, "GET", path)
-            except NotFound:
-                obj = {}
-            if check(obj):
-                return obj
-            await anyio.sleep(0.05)
-
-
-def config_hash(deployment: dict[str, Any]) -> str | None:
-    annotations = deployment.get("spec", {}).get("template", {}).get("metadata", {})
-    return (annotations.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
-
-
-async def create_workload(api: Any, namespace: str) -> None:
-    """ConfigMap ``app-config`` and Deployment ``web`` (opted in, consuming it)."""
-    await request_json(
-        api,
-        "POST",
-        f"/api/v1/namespaces/{namespace}/configmaps",
-        body={"metadata": {"name": "app-config"}, "data": {"LOG_LEVEL": "info"}},
-    )
-    await request_json(
-        api,
-        "POST",
-        f"/apis/apps/v1/namespaces/{namespace}/deployments",
-        body={
-            "metadata": {"name": "web", "annotations": {RELOAD_ANNOTATION: "true"}},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "web",
-                                "image": "nginx:1.27",
-                                "envFrom": [{"configMapRef": {"name": "app-config"}}],
-                            }
-                        ]
-                    },
-                },
-            },
-        },
-    )
 
 
 @pytest.mark.anyio

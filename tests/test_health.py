@@ -9,27 +9,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
+from api_helpers import until
 
-from informer import BindError
+from informer import BindError, ConnectionFailed, Forbidden
 from informer._cache.factory import SharedInformerFactory
+from informer._credentials import AuthStatus
 from informer._leaderelection import LeaderElector
 from informer._resource import CONFIGMAPS, Resource
+from informer._runtime.credentials import credentials_check
 from informer._runtime.health import (
     EventLoopMonitor,
     HealthChecks,
     LeaseHolder,
+    WatchConnectCheck,
     WatchStallCheck,
     informers_synced_check,
     lease_check,
     serve_health,
 )
 from informer._runtime.observability import Endpoints, Observability, run_observability
-from informer._types import Obj
+from informer._types import Obj, WatchEvent
 from informer.testing._fake import FakeListerWatcher
 
 pytestmark = pytest.mark.anyio
@@ -278,6 +283,156 @@ async def test_stalls_without_bookmarks_or_guard_are_not_failures() -> None:
             assert check() is None
             await fake.wait_until(lambda: informer.reflector.stats.stalls >= 3)
             assert check() is None
+
+
+class Reachable:
+    """A ListerWatcher in front of ``fake`` that raises ``error`` at every list and watch
+    open while ``error`` is set (an unreachable API server, or one answering 403)."""
+
+    def __init__(self, fake: FakeListerWatcher) -> None:
+        self.fake = fake
+        self.error: Exception | None = None
+        self.refused = 0
+
+    async def list(self, **params: Any) -> Obj:
+        self._raise()
+        return await self.fake.list(**params)
+
+    def watch(self, **params: Any) -> AbstractAsyncContextManager[AsyncIterator[WatchEvent]]:
+        @asynccontextmanager
+        async def opened() -> AsyncIterator[AsyncIterator[WatchEvent]]:
+            await anyio.lowlevel.checkpoint()
+            self._raise()
+            async with self.fake.watch(**params) as events:
+                yield events
+
+        return opened()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            self.refused += 1
+            raise self.error
+
+
+REFUSED = ConnectionFailed(
+    "cannot reach the API server at https://10.0.0.1:6443: Connect call failed",
+    address="https://10.0.0.1:6443",
+)
+
+
+@pytest.mark.parametrize("when", ["from-the-start", "after-sync"])
+async def test_a_reflector_that_cannot_reach_the_server_fails_readiness(when: str) -> None:
+    """Lists and watch opens failing with ConnectionFailed: the ``watches`` readiness
+    check fails once the first unanswered attempt is older than the limit, names the
+    informer and the error, and passes again after the next answer."""
+    clock = FakeClock()
+    fake = FakeListerWatcher()
+    fake.create(cm("a"))
+    server = Reachable(fake)
+    factory = SharedInformerFactory(
+        None,
+        lister_watcher_factory=lambda resource, **_: server,
+        reflector_options={"backoff_initial": 0.01, "backoff_cap": 0.05, "clock": clock},
+    )
+    informer = factory.informer_for(CONFIGMAPS)
+    reflector = informer.reflector
+    checks = HealthChecks()
+    checks.add_readiness(
+        "watches", WatchConnectCheck(lambda: factory.informers, unreachable_after=60, clock=clock)
+    )
+    with anyio.fail_after(TIMEOUT):
+        async with health_server(checks) as port:
+            if when == "from-the-start":
+                server.error = REFUSED
+            async with factory:
+                if when == "after-sync":
+                    await informer.wait_for_sync()
+                    await fake.wait_for_watchers(1)
+                    server.error = REFUSED
+                    fake.push_exception(REFUSED)  # the open watch breaks
+                await until(lambda: server.refused >= 3, "three refused attempts", TIMEOUT)
+                assert reflector.stats.connecting_since == clock.now
+                assert await http_get(port, "/readyz") == (200, "ok")
+                clock.now += 60.0
+                assert await http_get(port, "/readyz") == (200, "ok")  # at the limit
+                clock.now += 1.0
+                status, body = await http_get(port, "/readyz")
+                assert status == 500
+                assert body.startswith(
+                    "[-]watches failed: configmaps: no answer from the API server for 61s "
+                    "(limit 60s; "
+                ), body
+                assert body.endswith(
+                    "; last error ConnectionFailed: cannot reach the API server at "
+                    "https://10.0.0.1:6443: Connect call failed)\nreadyz check failed\n"
+                ), body
+                server.error = None
+                await until(
+                    lambda: reflector.is_watching and reflector.stats.connecting_since is None,
+                    "the reflector to watch again",
+                    TIMEOUT,
+                )
+                assert await http_get(port, "/readyz") == (200, "ok")
+            # A stopped reflector is not reported.
+            server.error = REFUSED
+            reflector.stats.connecting_since = clock.now - 1000.0
+            assert await http_get(port, "/readyz") == (200, "ok")
+
+
+async def test_a_server_answering_errors_is_reachable() -> None:
+    """403 (or any status) is an answer: not a connection problem, whatever its length."""
+    clock = FakeClock()
+    fake = FakeListerWatcher()
+    server = Reachable(fake)
+    factory = SharedInformerFactory(
+        None,
+        lister_watcher_factory=lambda resource, **_: server,
+        reflector_options={"backoff_initial": 0.01, "backoff_cap": 0.05, "clock": clock},
+    )
+    informer = factory.informer_for(CONFIGMAPS)
+    check = WatchConnectCheck(lambda: factory.informers, clock=clock)
+    with anyio.fail_after(TIMEOUT):
+        async with factory:
+            await informer.wait_for_sync()
+            await fake.wait_for_watchers(1)
+            server.error = Forbidden("configmaps is forbidden", status=403, reason="Forbidden")
+            fake.push_exception(REFUSED)  # the open watch breaks; re-opens get 403
+            await until(lambda: server.refused >= 3, "three forbidden attempts", TIMEOUT)
+            clock.now += 1000.0
+            assert informer.reflector.stats.connecting_since is None
+            assert check() is None
+
+
+def test_credentials_check_fails_after_the_threshold() -> None:
+    """Every answer 401/403 for longer than the threshold; any other answer below 500
+    ends the streak, a 5xx does not."""
+    status = AuthStatus()
+    offset = [0.0]
+    check = credentials_check(
+        lambda: [("https://api:6443", status)],
+        threshold=120.0,
+        clock=lambda: time.monotonic() + offset[0],
+    )
+    assert check() is None
+    status.record(401)
+    assert status.failing_since is not None
+    offset[0] = 120.0 - (time.monotonic() - status.failing_since) - 1.0
+    assert check() is None
+    offset[0] += 2.0
+    reason = check()
+    assert reason is not None and reason.startswith(
+        "https://api:6443: every answer for 121s was 401/403 (1 in a row, limit 120s), the "
+        "last 401 Unauthorized: the API server does not accept the credentials"
+    ), reason
+    status.record(503)  # no proof either way
+    status.record(403)
+    reason = check()
+    assert reason is not None and "(2 in a row, limit 120s), the last 403 Forbidden" in reason
+    assert "RoleBindings" in reason
+    status.record(404)  # the server accepted the credentials
+    assert check() is None
+    with pytest.raises(ValueError, match="threshold"):
+        credentials_check(lambda: [], threshold=-1)
 
 
 # --------------------------------------------------------------------------------- lease

@@ -30,9 +30,10 @@ from prometheus_client.parser import text_string_to_metric_families
 import informer._leaderelection as le_module
 from informer import ConnectionFailed, use_queue_metrics_provider
 from informer._cache.factory import SharedInformerFactory
-from informer._controller import Controller, Result
+from informer._controller import Controller
 from informer._kube import request_json
 from informer._leaderelection import LeaderElector
+from informer._reconcile import Result
 from informer._resource import CONFIGMAPS, LEASES, Resource
 from informer._runtime.health import LeaseHolder, lease_check
 from informer._runtime.observability import Observability
@@ -390,8 +391,10 @@ async def test_observability_serves_metrics_and_probes(
         e = elector(api, namespace, "alpha", clock)
         obs.add_elector(e)
         obs.add_elector(e)  # idempotent
+        obs.add_api_client(api)
+        obs.add_api_client(api)  # idempotent
         assert [c.name for c in obs.checks.liveness] == ["event-loop", "watches", "leader-election"]
-        assert [c.name for c in obs.checks.readiness] == ["informers"]
+        assert [c.name for c in obs.checks.readiness] == ["informers", "watches", "credentials"]
         with anyio.fail_after(30):
             async with obs.serve(metrics_address="127.0.0.1:0", health_address="127.0.0.1:0") as ep:
                 assert ep.metrics_port is not None and ep.health_port is not None
@@ -413,6 +416,7 @@ async def test_observability_serves_metrics_and_probes(
                         "workqueue_adds_total",
                         "controller_runtime_reconcile_total",
                         "informer_store_objects",
+                        "informer_auth_failures_total",
                     } <= {name for name, _ in samples(text)}
                     assert samples(text)[master] == 1.0
                     assert await http_get(ep.health_port, "/healthz") == (200, "ok")

@@ -7,8 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import create, delete
-from test_kube_real import bound_token, replace_file, until_rejected
+from api_helpers import bound_token, create, delete, replace_file, until_rejected
 
 from informer import SECRETS, Forbidden, Unauthorized, new_api_client, request_json
 from informer._kube import auth_status

@@ -21,9 +21,10 @@ from structlog.testing import capture_logs
 from informer._cache.factory import SharedInformerFactory
 from informer._cache.handlers import HandlerFuncs
 from informer._cache.informer import SharedIndexInformer
-from informer._cache.reflector import _received_items
-from informer._controller import Controller, Result
+from informer._cache.list_sync import received_items
+from informer._controller import Controller
 from informer._objects import DeletedFinalStateUnknown, meta_namespace_key
+from informer._reconcile import Result
 from informer._types import Obj, WatchEvent
 from informer.testing._fake import FakeListerWatcher
 
@@ -192,7 +193,7 @@ def test_received_items(
 ) -> None:
     if transform is not None:
         expected = [{**o, "t": 1} for o in expected]
-    assert _received_items(page, transform) == expected
+    assert received_items(page, transform) == expected
 
 
 def by_uid(obj: Obj) -> str:

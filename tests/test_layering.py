@@ -72,8 +72,10 @@ def test_only_kube_module_imports_the_transport(path: Path) -> None:
         assert not used, f"{_rel(path)} imports {used}; only {TRANSPORT_MODULE} may"
 
 
-@pytest.mark.parametrize("path", [*_layer("_cache"), *_layer("_queue")], ids=_rel)
-def test_cache_and_queue_layers_never_import_the_runtime(path: Path) -> None:
+@pytest.mark.parametrize(
+    "path", [*_layer("_cache"), *_layer("_queue"), *_layer("_events")], ids=_rel
+)
+def test_cache_queue_and_event_layers_never_import_the_runtime(path: Path) -> None:
     imported = _imports(path)
     assert imported, f"{_rel(path)}: no imports found (parser broken?)"
     bad = [n for n in imported if n.startswith(("informer._runtime", "informer.run"))]

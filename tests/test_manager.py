@@ -175,6 +175,10 @@ async def test_a_controller_class_runs_in_process(api_client: Any, namespace: st
             assert endpoints.health_port is None  # "0": disabled
             await until(lambda: controller.queue.depth() == 0, "queue drained", TIMEOUT)
             families = await scrape(endpoints.metrics_port)
+            # The Manager's ApiClient is judged: readiness and metrics.
+            checks = manager.observability.checks
+            assert [c.name for c in checks.readiness] == ["informers", "watches", "credentials"]
+            assert all(c.check() is None for c in checks.readiness)
         assert controller.queue.metrics is not None  # built with the Manager's hooks
     # Queue hooks were given at construction: adds and durations are exported.
     queue = {"name": "cm-recorder", "controller": "cm-recorder"}
@@ -187,6 +191,8 @@ async def test_a_controller_class_runs_in_process(api_client: Any, namespace: st
         == 3
     )
     assert sample(families, "informer_synced", resource=f"configmaps@{namespace}") == 1
+    assert sample(families, "informer_auth_failures_total", code="401") == 0
+    assert sample(families, "informer_auth_failing_seconds") == 0
     # The caller's client is not closed by the Manager.
     assert (await get(api_client, CONFIGMAPS, namespace, "after"))["data"] == {"k": "v"}
 

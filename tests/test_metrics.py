@@ -14,16 +14,18 @@ from typing import Any
 
 import anyio
 import pytest
+from api_helpers import until
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from informer._cache.factory import SharedInformerFactory
-from informer._controller import Controller, Result
+from informer._controller import Controller
 from informer._kube import request_json
 from informer._queue.metrics import use_queue_metrics_provider
 from informer._queue.ratelimit import ExponentialFailureRateLimiter
 from informer._queue.workqueue import RateLimitingQueue
+from informer._reconcile import Result
 from informer._resource import CONFIGMAPS, Resource
 from informer._runtime import metrics as _metrics
 from informer._runtime.metrics import (
@@ -328,7 +330,7 @@ async def test_informer_and_controller_metrics_on_the_fake() -> None:
     assert value(families, "informer_watch_events_total", type="ADDED", **res) == 0
     age = value(families, "informer_last_watch_event_age_seconds", **res)
     assert age is not None and 0 <= age < TIMEOUT
-    handler = {"resource": "configmaps", "handler": "Enqueue(flaky, informer._controller.own_key)"}
+    handler = {"resource": "configmaps", "handler": "Enqueue(flaky, informer._keys.own_key)"}
     assert value(families, "informer_handler_buffer_depth", **handler) == 0
     assert value(families, "informer_handler_notifications_total", **handler) == 4
     assert value(families, "informer_handler_failures_total", **handler) == 0
@@ -354,6 +356,69 @@ async def test_expired_and_relists_are_counted() -> None:
     assert value(families, "informer_lists_total", **res) == 2
     assert value(families, "informer_watch_events_total", type="ERROR", **res) == 1
     assert value(families, "informer_list_watch_errors_total", **res) == 1
+
+
+@pytest.mark.allow_handler_failures  # the store failure is reported on purpose
+async def test_bad_events_suppressed_logs_and_watch_list_fallbacks_are_scraped() -> None:
+    """ReflectorStats' bad-event causes, throttled log lines and watch-list fallbacks,
+    read from ``/metrics`` over HTTP."""
+    fake = FakeListerWatcher(supports_watch_list=False)  # watch-list open: 400 -> fallback
+
+    def transform(obj: Obj) -> Obj:
+        if obj["metadata"]["name"] == "poison":
+            raise ValueError("cannot transform")
+        return obj
+
+    factory = SharedInformerFactory(
+        None,
+        lister_watcher_factory=lambda resource, **_: fake,
+        transform=transform,
+        reflector_options={"use_watch_list": True, "backoff_initial": 0.01, "backoff_cap": 0.05},
+    )
+    informer = factory.informer_for(CONFIGMAPS)
+    stats = informer.reflector.stats
+    metrics = Metrics(process_metrics=False)
+    metrics.add_factory(factory)
+    res = {"resource": "configmaps"}
+    with anyio.fail_after(TIMEOUT):
+        async with serving(metrics) as port:
+            before = await scrape(port)
+            async with factory:
+                await informer.wait_for_sync()
+                await fake.wait_for_watchers(1)
+                for _ in range(3):
+                    fake.push_event({"object": {"metadata": {"resourceVersion": "1"}}})
+                fake.push_unknown()
+                fake.push_event({"type": "BOOKMARK", "object": {"metadata": {}}})
+                fake.create(cm("poison"))
+                fake.create(cm("fine"))
+                await until(
+                    lambda: informer.indexer.get_by_key("ns/fine") is not None,
+                    "the event after the bad ones to be stored",
+                    TIMEOUT,
+                )
+                families = await scrape(port)
+    for cause in ("malformed_event", "unknown_type", "no_resource_version", "store_failed"):
+        assert value(before, "informer_reflector_bad_events_total", cause=cause, **res) == 0
+    assert value(before, "informer_reflector_suppressed_logs_total", **res) == 0
+    assert value(before, "informer_reflector_watch_list_fallbacks_total", **res) == 0
+
+    bad = {
+        cause: value(families, "informer_reflector_bad_events_total", cause=cause, **res)
+        for cause in ("malformed_event", "unknown_type", "no_resource_version", "store_failed")
+    }
+    assert bad == {
+        "malformed_event": 3,
+        "unknown_type": 1,
+        "no_resource_version": 1,
+        "store_failed": 1,
+    }
+    assert bad == stats.bad_events
+    # One line per cause at once; the 2nd and 3rd malformed events within the minute not.
+    assert value(families, "informer_reflector_suppressed_logs_total", **res) == 2
+    assert stats.logs_suppressed == 2
+    assert value(families, "informer_reflector_watch_list_fallbacks_total", **res) == 1
+    assert informer.reflector.watch_list_fallback  # the 400 made it permanent
 
 
 async def test_duplicate_label_values_get_a_suffix_and_registries_are_separate() -> None:
@@ -514,7 +579,7 @@ async def test_scrape_during_an_end_to_end_run(api_client: Any, namespace: str) 
     assert added is not None and 1 <= added <= 4 and modified == 1
     age = value(families, "informer_last_watch_event_age_seconds", **resource)
     assert age is not None and 0 <= age < 30
-    handler = {"handler": "Enqueue(counter, informer._controller.own_key)", **resource}
+    handler = {"handler": "Enqueue(counter, informer._keys.own_key)", **resource}
     assert value(families, "informer_handler_buffer_depth", **handler) == 0
     assert value(families, "informer_handler_notifications_total", **handler) == 5
     assert "process_resident_memory_bytes" in families or "python_info" in families

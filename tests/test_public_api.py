@@ -30,7 +30,10 @@ EXPECTED = {
     "Client", "OperationResult",
     # controllers
     "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
-    "LeaderElector", "Manager", "LeaderElectionConfig",
+    "LeaderElector", "Manager", "LeaderElectionConfig", "EventRecorder",
+    # operator toolkit: finalizers, owner references, conditions
+    "has_finalizer", "is_being_deleted", "set_controller_reference", "set_owner_reference",
+    "AlreadyOwnedError", "set_condition", "get_condition", "is_condition_true",
     # observability
     "Observability", "Endpoints", "run_observability", "Metrics", "serve_metrics",
     "BindError", "HealthChecks", "serve_health", "HttpLimits",

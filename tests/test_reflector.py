@@ -16,12 +16,9 @@ import anyio
 import pytest
 import structlog
 
-from informer._cache.reflector import (
-    DEFAULT_INACTIVITY_TIMEOUT,
-    ExponentialBackoff,
-    Reflector,
-    ReflectorState,
-)
+from informer._cache.backoff import ExponentialBackoff
+from informer._cache.reflector import DEFAULT_INACTIVITY_TIMEOUT, Reflector
+from informer._cache.reflector_stats import ReflectorState
 from informer._exceptions import (
     ApiError,
     ConnectionFailed,

@@ -85,19 +85,32 @@ class HandlerFuncs:
 
 
 class FilteringHandler:
-    """Passes only objects for which ``predicate(obj)`` is true to ``handler``.
+    """Passes to ``handler`` only the events ``predicate`` lets through.
 
-    Same rules as client-go's ``FilteringResourceEventHandler``: an update whose old
-    object passed and new one does not becomes ``on_delete(old)``; the reverse becomes
-    ``on_add(new)``. ``predicate`` must be cheap and pure: it runs on the listener task
-    for every notification. Tombstones are passed to the predicate unwrapped.
+    A plain callable ``predicate(obj) -> bool`` filters objects, with client-go's
+    ``FilteringResourceEventHandler`` rules: an update whose old object passed and new
+    one does not becomes ``on_delete(old)``; the reverse becomes ``on_add(new)``.
+
+    An update-aware predicate (one with a callable ``update(old, new)``, see
+    :mod:`informer.predicates`) filters events, as controller-runtime's predicates do:
+    ``predicate(obj)`` decides ``on_add`` and ``on_delete``, ``predicate.update(old,
+    new)`` decides ``on_update``, and a rejected update is dropped (never turned into a
+    delete or an add). Which rules apply is decided once, here.
+
+    ``predicate`` must be cheap and pure: it runs on the listener task for every
+    notification. Tombstones are passed to the predicate unwrapped; one without a last
+    known object never passes.
     """
 
-    __slots__ = ("handler", "predicate")
+    __slots__ = ("_update", "handler", "predicate")
 
     def __init__(self, predicate: Callable[[Any], bool], handler: Any) -> None:
+        if not callable(predicate):
+            raise TypeError(f"a predicate is a callable obj -> bool, got {predicate!r}")
         self.predicate = predicate
         self.handler: EventHandler = as_event_handler(handler)
+        update = getattr(predicate, "update", None)
+        self._update: Callable[[Any, Any], bool] | None = update if callable(update) else None
 
     def _passes(self, obj: Any) -> bool:
         target = unwrap_tombstone(obj)
@@ -109,6 +122,11 @@ class FilteringHandler:
         return None
 
     def on_update(self, old: Any, new: Any) -> MaybeAwaitable:
+        update = self._update
+        if update is not None:
+            if update(old, new):
+                return self.handler.on_update(old, new)
+            return None
         was, now = self._passes(old), self._passes(new)
         if was and now:
             return self.handler.on_update(old, new)
@@ -124,7 +142,8 @@ class FilteringHandler:
         return None
 
     def __repr__(self) -> str:
-        return f"FilteringHandler({handler_name(self.predicate)}, {handler_name(self.handler)})"
+        shown = repr(self.predicate) if self._update is not None else handler_name(self.predicate)
+        return f"FilteringHandler({shown}, {handler_name(self.handler)})"
 
 
 class _CallableHandler:

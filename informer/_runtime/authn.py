@@ -16,7 +16,7 @@
            verbs: ["get"]
 
 The runner's own identity (the ApiClient's) needs ``create`` on ``tokenreviews`` and
-``subjectaccessreviews`` (``deploy/metrics-rbac.yaml``). When a review cannot be made
+``subjectaccessreviews`` (``deploy/base/metrics-rbac.yaml``). When a review cannot be made
 (the API server unreachable, that RBAC missing) the scrape is refused, 401 for the
 authentication and 500 for the authorization (as controller-runtime), and the reason is
 logged with what to do.
@@ -199,7 +199,7 @@ def _hint(exc: BaseException) -> str:
     if isinstance(exc, Forbidden):
         return (
             "grant the runner's identity 'create' on tokenreviews.authentication.k8s.io and "
-            "subjectaccessreviews.authorization.k8s.io (deploy/metrics-rbac.yaml)"
+            "subjectaccessreviews.authorization.k8s.io (deploy/base/metrics-rbac.yaml)"
         )
     return "the API server must be reachable to check scrapers' tokens"
 

@@ -34,15 +34,29 @@ restart fixes and that do not fix themselves belong here):
     becomes free for the others, so a stuck leader is reported before two replicas can
     both act.
 
-Deliberately *not* liveness: an API server that cannot be reached (the reflectors back off
-and recover; restarting every replica would not bring the server back, as
-controller-runtime's probes do not either).
+Deliberately *not* liveness: an API server that cannot be reached, and credentials it
+rejects. A restart fixes neither (the reflectors back off and recover by themselves once
+the server is back; a restarted container reads the same token files), and restarting
+every replica during a control-plane outage would add crash-loop backoff to the recovery.
+They are readiness failures instead, as controller-runtime users add them: the Pod shows
+``0/1`` READY, alerts on unready Pods fire, and a rollout whose new Pods cannot reach or
+authenticate to the API server (a NetworkPolicy, a missing RBAC binding) stops before the
+old Pods are replaced.
 
 Readiness:
 
 ``informers``
     Every informer has synced (its first full list is in the store). Once synced, an
     informer stays ready: a relist replaces the store's content without emptying it.
+``watches``
+    :class:`WatchConnectCheck`: a reflector that has been trying to reach the API server
+    without an answer for longer than ``unreachable_after`` (60 s): a watch open not
+    answered (a stalled connection, a TLS handshake that never completes) or lists and
+    watches failing with ``ConnectionFailed`` over and over. Named by informer.
+``credentials`` (with an ApiClient)
+    :func:`~informer._runtime.credentials.credentials_check`: every answer of the API
+    server has been 401 or 403 for longer than 120 s (a revoked token, a deleted RBAC
+    binding).
 
 Checks run on the event loop when a probe arrives and must be cheap and never block.
 Some keep a little state between calls (``watches`` notices progress), which is why they
@@ -64,7 +78,9 @@ import anyio.abc
 import structlog
 
 from .._cache.informer import SharedIndexInformer
-from .._cache.reflector import Reflector, ReflectorState
+from .._cache.reflector import Reflector
+from .._cache.reflector_stats import ReflectorState
+from .._exceptions import ConnectionFailed
 from .._types import LeaderStatus
 from .http import HttpHandler, HttpRequest, HttpResponse, serve_http
 
@@ -73,11 +89,13 @@ __all__ = [
     "DEFAULT_MAX_LOOP_LAG",
     "DEFAULT_STALL_SLACK",
     "DEFAULT_STALL_STRIKES",
+    "DEFAULT_UNREACHABLE_AFTER",
     "Check",
     "EventLoopMonitor",
     "HealthCheck",
     "HealthChecks",
     "LeaseHolder",
+    "WatchConnectCheck",
     "WatchStallCheck",
     "health_routes",
     "informers_synced_check",
@@ -94,6 +112,7 @@ DEFAULT_LOOP_INTERVAL: Final = 1.0
 DEFAULT_MAX_LOOP_LAG: Final = 5.0
 DEFAULT_STALL_SLACK: Final = 10.0
 DEFAULT_STALL_STRIKES: Final = 3
+DEFAULT_UNREACHABLE_AFTER: Final = 60.0
 
 _GUARDED_STATES: Final = frozenset({ReflectorState.WATCHING, ReflectorState.WATCH_LISTING})
 
@@ -234,7 +253,8 @@ class WatchStallCheck:
        watch cache disabled — is silent by nature and never fails this rule).
 
     A reflector that cannot list or watch at all (API server unreachable, 403) backs off
-    and is not reported here: a restart would not help.
+    and is not reported here: a restart would not help (readiness reports it:
+    :class:`WatchConnectCheck`, the ``credentials`` check).
 
     ``clock`` must be the reflectors' clock (``time.monotonic`` unless injected through
     ``reflector_options``).
@@ -304,6 +324,65 @@ class WatchStallCheck:
                 f"{timeout:g}s each, not even a bookmark)"
             )
         return None
+
+
+class WatchConnectCheck:
+    """The ``watches`` readiness check: no reflector tries to reach the API server
+    without an answer for longer than ``unreachable_after`` seconds.
+
+    Reads ``stats.connecting_since`` (see :class:`~informer.ReflectorStats`): set while
+    a watch open waits for its answer and while lists and watch opens fail with
+    ``ConnectionFailed``, cleared by any answer, an error status included (a 403 is
+    the ``credentials`` check's business). So a reflector fails this check when the
+    server is unreachable, refuses connections, or accepts them and never answers (a
+    stalled open stays ``CONNECTING`` until its read timeout, minutes for a watch).
+
+    The default, 60 s, is two connect timeouts (30 s): one attempt that times out in
+    full, or a few refused ones with their backoff, and not a graceful API server
+    restart (seconds). ``clock`` must be the reflectors' clock. Readiness, not
+    liveness: see the module docstring.
+    """
+
+    def __init__(
+        self,
+        informers: Callable[[], Iterable[SharedIndexInformer]],
+        *,
+        unreachable_after: float = DEFAULT_UNREACHABLE_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not unreachable_after >= 0:
+            raise ValueError("unreachable_after must be >= 0 seconds")
+        self._informers = informers
+        self.unreachable_after = unreachable_after
+        self._clock = clock
+
+    def __call__(self) -> str | None:
+        now = self._clock()
+        problems: list[str] = []
+        for informer in self._informers():
+            reflector = informer.reflector
+            since = reflector.stats.connecting_since
+            if since is None or reflector.state is ReflectorState.STOPPED:
+                continue
+            waited = now - since
+            if waited <= self.unreachable_after:
+                continue
+            error = reflector.last_error
+            cause = (
+                f"last error {type(error).__name__}: {_one_line(error)}"
+                if isinstance(error, ConnectionFailed)
+                else "no answer yet"
+            )
+            problems.append(
+                f"{informer.name}: no answer from the API server for {waited:.0f}s "
+                f"(limit {self.unreachable_after:g}s; {reflector.state.value}; {cause})"
+            )
+        return "; ".join(problems) or None
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------- readiness & lease

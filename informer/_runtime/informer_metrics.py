@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from .._cache.bad_events import BAD_EVENT_CAUSES
 from .._cache.informer import SharedIndexInformer
 from .._cache.listener import ProcessorListener
 
@@ -62,6 +63,20 @@ def informer_families(informers: Iterable[SharedIndexInformer], now: float) -> I
     errors = counter(
         "informer_list_watch_errors_total", "List and watch failures the reflector retried"
     )
+    bad = counter(
+        "informer_reflector_bad_events_total",
+        "Watch events skipped and store failures, by cause (malformed_event, unknown_type, "
+        "no_resource_version, store_failed)",
+        ("resource", "cause"),
+    )
+    suppressed = counter(
+        "informer_reflector_suppressed_logs_total",
+        "Log lines about bad events not written (at most one per cause per minute)",
+    )
+    fallbacks = counter(
+        "informer_reflector_watch_list_fallbacks_total",
+        "Syncs that fell back from a watch-list stream to a list",
+    )
     events = counter(
         "informer_watch_events_total",
         "Watch events received, by type (skipped: malformed or unusable events)",
@@ -100,6 +115,10 @@ def informer_families(informers: Iterable[SharedIndexInformer], now: float) -> I
         expired.add_metric(label, stats.expired)
         stalls.add_metric(label, stats.stalls)
         errors.add_metric(label, stats.errors)
+        for cause in BAD_EVENT_CAUSES:
+            bad.add_metric([name, cause], stats.bad_events.get(cause, 0))
+        suppressed.add_metric(label, stats.logs_suppressed)
+        fallbacks.add_metric(label, stats.watch_list_fallbacks)
         for type_, count in stats.events_by_type.items():
             events.add_metric([name, type_], count)
         objects.add_metric(label, len(informer.indexer))
@@ -112,5 +131,6 @@ def informer_families(informers: Iterable[SharedIndexInformer], now: float) -> I
             buffer.add_metric(hl, listener.buffer_depth())
             handled.add_metric(hl, listener.handled)
             failures.add_metric(hl, listener.failures)
-    yield from (lists, watches, relists, expired, stalls, errors, events)
+    yield from (lists, watches, relists, expired, stalls, errors, bad, suppressed, fallbacks)
+    yield events
     yield from (objects, age, synced, buffer, handled, failures)

@@ -349,6 +349,7 @@ class Manager:
         if not self._factories:
             self._factories = self._new_factories(api)
         self._build_controllers(api)
+        self.observability.add_api_client(api)
         for factory in self._factories:
             self.observability.add_factory(factory)
         for controller in self._controllers:

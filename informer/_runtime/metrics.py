@@ -15,7 +15,8 @@ the global default: two runners, or two tests, in one process do not collide):
 - work queues: ``depth()``, ``unfinished_work_seconds()``,
   ``longest_running_processor_seconds()``;
 - controllers: :class:`~informer.ReconcileStats` (counters by result, active workers);
-- leader election: ``is_leader()``.
+- leader election: ``is_leader()``;
+- credentials: each added ApiClient's :class:`~informer._credentials.AuthStatus`.
 
 The watch hot path therefore makes **no** metric call at all. Histograms cannot be
 rebuilt from counters, so the only per-event hooks are cheap Python arithmetic (a
@@ -53,12 +54,18 @@ name                                                labels                     t
 ``informer_watch_stalls_total``                     resource                   counter
 ``informer_list_watch_errors_total``                resource                   counter
 ``informer_watch_events_total``                     resource, type             counter
+``informer_reflector_bad_events_total``             resource, cause            counter
+``informer_reflector_suppressed_logs_total``        resource                   counter
+``informer_reflector_watch_list_fallbacks_total``   resource                   counter
 ``informer_store_objects``                          resource                   gauge
 ``informer_last_watch_event_age_seconds``           resource                   gauge
 ``informer_synced``                                 resource                   gauge
 ``informer_handler_buffer_depth``                   resource, handler          gauge
 ``informer_handler_notifications_total``            resource, handler          counter
 ``informer_handler_failures_total``                 resource, handler          counter
+``informer_auth_failures_total``                    code (401, 403)            counter
+``informer_credential_reloads_total``               kind (token, certificate)  counter
+``informer_auth_failing_seconds``                                              gauge
 =================================================== ========================== =========
 
 ``workqueue_*`` carry both ``name`` and ``controller`` (equal), as controller-runtime
@@ -67,9 +74,10 @@ does since v0.15; their histograms use its buckets (``1e-8`` to ``1e3`` seconds,
 metrics (``process_*``, ``python_gc_*``, ``python_info``) are registered too, like
 controller-runtime's process and Go collectors. ``result`` is one of ``success``,
 ``error``, ``requeue``, ``requeue_after``; ``type`` one of ``ADDED``, ``MODIFIED``,
-``DELETED``, ``BOOKMARK``, ``ERROR``, ``skipped``. When two informers, handlers or
-queues would share a label value, later ones get ``#2``, ``#3``... appended (a series
-must be unique).
+``DELETED``, ``BOOKMARK``, ``ERROR``, ``skipped``; ``cause`` one of
+``malformed_event``, ``unknown_type``, ``no_resource_version``, ``store_failed``. When
+two informers, handlers or queues would share a label value, later ones get ``#2``,
+``#3``... appended (a series must be unique).
 
 HTTP exposition
 ---------------
@@ -102,9 +110,13 @@ from prometheus_client.utils import floatToGoString
 
 from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
-from .._controller import Controller, ReconcileOutcome, ReconcileStats
+from .._controller import Controller
+from .._credentials import AuthStatus
+from .._kube import ApiClient, auth_status
 from .._queue.workqueue import WorkQueue
+from .._reconcile import ReconcileOutcome, ReconcileStats
 from .._types import LeaderStatus
+from .credentials import credential_families
 from .http import HttpHandler, HttpRequest, HttpResponse, serve_http
 from .informer_metrics import informer_families
 from .informer_metrics import unique_label as _unique
@@ -270,6 +282,7 @@ class Metrics:
         self._queues: list[_QueueEntry] = []
         self._controllers: list[_ControllerEntry] = []
         self._electors: list[LeaderStatus] = []
+        self._auth: list[AuthStatus] = []
         self.registry.register(_Collector(self))
         if process_metrics:
             ProcessCollector(registry=self.registry)
@@ -330,6 +343,13 @@ class Metrics:
         if all(e is not elector for e in self._electors):
             self._electors.append(elector)
 
+    def add_api_client(self, api_client: ApiClient) -> None:
+        """Export how the API server answers ``api_client``'s credentials (401/403
+        counts, rotated files, the current streak: :mod:`informer._runtime.credentials`)."""
+        status = auth_status(api_client)
+        if all(s is not status for s in self._auth):
+            self._auth.append(status)
+
     @property
     def informers(self) -> list[SharedIndexInformer]:
         """Every exported informer (the factories' ones first), without duplicates."""
@@ -354,6 +374,7 @@ class Metrics:
         yield from self._collect_controllers()
         yield from self._collect_electors()
         yield from self._collect_informers()
+        yield from credential_families(self._auth, time.monotonic())
 
     def _collect_queues(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(

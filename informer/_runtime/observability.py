@@ -24,10 +24,14 @@ What is registered:
 
 - metrics (:class:`~informer._runtime.metrics.Metrics`, its own registry): every informer of the
   factories (also those created later), every controller (queue and reconcile
-  statistics), the elector (``leader_election_master_status``), process metrics;
+  statistics), the elector (``leader_election_master_status``), the ApiClient's
+  credentials (401/403 answers, rotated files), process metrics;
 - liveness: ``event-loop`` (a heartbeat task, run while serving), ``watches`` (the
   factories' informers), ``leader-election`` (once an elector is given);
-- readiness: ``informers`` (every informer of the factories synced).
+- readiness: ``informers`` (every informer of the factories synced), ``watches`` (no
+  reflector without an answer from the API server for ``unreachable_after``),
+  ``credentials`` (once an ApiClient is given: not every answer 401/403 for
+  ``auth_failure_threshold``; :mod:`informer._runtime.credentials`).
 
 An address of ``None`` or ``"0"`` disables that endpoint (the runner's default). A bind
 failure raises :class:`~informer.BindError` before anything is served.
@@ -57,18 +61,22 @@ from prometheus_client import CollectorRegistry
 from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
 from .._controller import Controller
+from .._credentials import AuthStatus
 from .._exceptions import ConfigError
-from .._kube import ApiClient
+from .._kube import ApiClient, auth_status
 from .._types import LeaderStatus
 from .authn import DelegatingAuthorizer
+from .credentials import DEFAULT_AUTH_FAILURE_THRESHOLD, credentials_check
 from .health import (
     DEFAULT_LOOP_INTERVAL,
     DEFAULT_MAX_LOOP_LAG,
     DEFAULT_STALL_SLACK,
     DEFAULT_STALL_STRIKES,
+    DEFAULT_UNREACHABLE_AFTER,
     EventLoopMonitor,
     HealthChecks,
     LeaseHolder,
+    WatchConnectCheck,
     WatchStallCheck,
     health_routes,
     informers_synced_check,
@@ -96,13 +104,14 @@ def _enabled(address: str | None) -> bool:
 
 
 class Observability:
-    """Metrics and health checks over ``factories``, ``controllers`` and ``elector``.
+    """Metrics and health checks over ``factories``, ``controllers``, ``elector`` and
+    ``api_client`` (the client the informers use: its credentials are judged).
 
     Construct it before the controllers (they take their queue hooks from
     ``metrics.queue_metrics`` when built, see the module docstring); add factories,
-    controllers and electors with the ``add_*`` methods or at construction, before the
-    factories start. ``registry`` defaults to a new ``CollectorRegistry``; ``clock``
-    must be the reflectors' clock. The other arguments tune the checks (see
+    controllers, electors and ApiClients with the ``add_*`` methods or at construction,
+    before the factories start. ``registry`` defaults to a new ``CollectorRegistry``;
+    ``clock`` must be the reflectors' clock. The other arguments tune the checks (see
     :mod:`informer._runtime.health`). Everything runs on the event loop.
     """
 
@@ -112,6 +121,7 @@ class Observability:
         factories: Iterable[SharedInformerFactory] = (),
         controllers: Iterable[Controller] = (),
         elector: LeaderStatus | None = None,
+        api_client: ApiClient | None = None,
         registry: CollectorRegistry | None = None,
         process_metrics: bool = True,
         clock: Callable[[], float] = time.monotonic,
@@ -119,8 +129,11 @@ class Observability:
         max_loop_lag: float = DEFAULT_MAX_LOOP_LAG,
         stall_slack: float = DEFAULT_STALL_SLACK,
         stall_strikes: int = DEFAULT_STALL_STRIKES,
+        unreachable_after: float = DEFAULT_UNREACHABLE_AFTER,
+        auth_failure_threshold: float = DEFAULT_AUTH_FAILURE_THRESHOLD,
     ) -> None:
         self.factories: list[SharedInformerFactory] = []
+        self.api_clients: list[ApiClient] = []
         self.metrics = Metrics(registry, process_metrics=process_metrics, clock=clock)
         for factory in factories:
             self.add_factory(factory)
@@ -138,9 +151,16 @@ class Observability:
             ),
         )
         self.checks.add_readiness("informers", informers_synced_check(self.informers))
+        self.checks.add_readiness(
+            "watches",
+            WatchConnectCheck(self.informers, unreachable_after=unreachable_after, clock=clock),
+        )
+        self._auth_failure_threshold = auth_failure_threshold
         self._electors: list[LeaderStatus] = []
         if elector is not None:
             self.add_elector(elector)
+        if api_client is not None:
+            self.add_api_client(api_client)
 
     def informers(self) -> list[SharedIndexInformer]:
         """Every informer of the factories (read live: later ones are included)."""
@@ -155,6 +175,26 @@ class Observability:
     def add_controller(self, controller: Controller) -> None:
         """Export a controller's queue and reconcile statistics. Idempotent."""
         self.metrics.add_controller(controller)
+
+    def add_api_client(self, api_client: ApiClient) -> None:
+        """Judge ``api_client``'s credentials: export its 401/403 answers and rotated
+        files, and add the ``credentials`` readiness check (with the first client).
+        Idempotent."""
+        if any(c is api_client for c in self.api_clients):
+            return
+        self.api_clients.append(api_client)
+        self.metrics.add_api_client(api_client)
+        if len(self.api_clients) == 1:
+            self.checks.add_readiness(
+                "credentials",
+                credentials_check(self._auth_statuses, threshold=self._auth_failure_threshold),
+            )
+
+    def _auth_statuses(self) -> list[tuple[str, AuthStatus]]:
+        return [
+            (str(getattr(c.configuration, "host", "") or "?"), auth_status(c))
+            for c in self.api_clients
+        ]
 
     def add_elector(self, elector: LeaderStatus) -> None:
         """Export the elector's status, and check its lease if it is a
@@ -290,7 +330,8 @@ async def run_observability(
     task_status: anyio.abc.TaskStatus[Endpoints] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Register everything and serve both endpoints until cancelled (one call; the
-    ``metrics_*`` and ``api_client`` options as :meth:`Observability.serve`).
+    ``metrics_*`` and ``api_client`` options as :meth:`Observability.serve`; the
+    ``api_client``'s credentials are judged too, see :meth:`Observability.add_api_client`).
 
     The controllers' queues were built before this call, so their adds, retries and
     durations are exported only if they were built with a queue-metrics provider in
@@ -300,7 +341,9 @@ async def run_observability(
     :class:`~informer.BindError` is raised before that when an address cannot be
     used.
     """
-    obs = Observability(factories=factories, controllers=controllers, elector=elector)
+    obs = Observability(
+        factories=factories, controllers=controllers, elector=elector, api_client=api_client
+    )
     await obs.run(
         metrics_address=metrics_address,
         health_address=health_address,

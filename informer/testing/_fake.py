@@ -70,35 +70,36 @@ Observation
 Tests await conditions instead of sleeping: :meth:`~FakeListerWatcher.wait_until`,
 :meth:`~FakeListerWatcher.wait_for_watchers`, :meth:`~FakeListerWatcher.wait_for_calls`.
 
-Everything runs on the caller's event loop; mutations never await, so no locks are needed.
+Everything runs on the caller's event loop; mutations never await, so no locks are
+needed. Open watches' queues: ``_fake_watch.py``; Status bodies, tokens: ``_fake_wire.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Literal, cast
+from typing import Any, Literal, cast
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+import anyio.lowlevel
 
-from .._exceptions import (
-    ApiError,
-    BadRequest,
-    ResourceExpired,
-    ServerError,
-    WatchDecodeError,
-)
+from .._exceptions import BadRequest, ResourceExpired, WatchDecodeError
 from .._types import Obj, WatchEvent
+from ._fake_watch import CLOSE, FakeWatch, Item, Notifier, Raise, WatchContext, bookmark
+from ._fake_wire import (
+    decode_token,
+    encode_token,
+    invalid,
+    object_key,
+    parse_rv,
+    stamp,
+    status,
+    too_large,
+)
 
 __all__ = ["FakeCall", "FakeListerWatcher"]
-
-INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,150 +122,6 @@ class _ListFault:
     exc: BaseException
     page: int
     times: int
-
-
-class _Close:
-    """Queue item: end the stream cleanly."""
-
-
-class _Raise:
-    """Queue item: the iterator raises ``exc``."""
-
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-_Item = WatchEvent | _Close | _Raise
-_CLOSE: Final = _Close()
-
-
-def _object_key(obj: Obj) -> str:
-    """``"ns/name"`` or ``"name"`` (kept local: the fake depends on nothing in flight)."""
-    meta = obj.get("metadata") or {}
-    name = meta.get("name")
-    if not name:
-        raise ValueError("object has no metadata.name")
-    namespace = meta.get("namespace")
-    return f"{namespace}/{name}" if namespace else str(name)
-
-
-def _stamp(obj: Obj, rv: int) -> Obj:
-    """A shallow copy of ``obj`` whose metadata carries ``rv`` (the caller's dict is untouched)."""
-    return {**obj, "metadata": {**(obj.get("metadata") or {}), "resourceVersion": str(rv)}}
-
-
-def _status(code: int, reason: str, message: str) -> Obj:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-
-
-def _too_large(requested: int, current: int) -> ServerError:
-    message = f"Too large resource version: {requested}, current: {current}"
-    body = _status(504, "Timeout", message)
-    body["details"] = {
-        "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]
-    }
-    return ServerError(message, status=504, reason="Timeout", body=body)
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(message, status=422, reason="Invalid", body=_status(422, "Invalid", message))
-
-
-class _Notifier:
-    """A level-triggered "something changed" signal; the anyio Event is created lazily."""
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event: anyio.Event | None = None
-
-    def notify(self) -> None:
-        if self._event is not None:
-            self._event.set()
-            self._event = None
-
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        while not predicate():
-            if self._event is None:
-                self._event = anyio.Event()
-            await self._event.wait()
-
-
-class _FakeWatch:
-    """One open watch: a queue of events and control items, consumed by the iterator."""
-
-    def __init__(self, owner: FakeListerWatcher, params: Mapping[str, Any]) -> None:
-        self.owner = owner
-        self.params = params
-        self.stalled = False
-        self.closed = False
-        send: MemoryObjectSendStream[_Item]
-        receive: MemoryObjectReceiveStream[_Item]
-        send, receive = anyio.create_memory_object_stream[_Item](math.inf)
-        self._send = send
-        self._receive = receive
-
-    def put(self, item: _Item) -> None:
-        if not self.stalled and not self.closed:
-            self._send.send_nowait(item)
-
-    def __aiter__(self) -> AsyncIterator[WatchEvent]:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        if self.closed:
-            raise StopAsyncIteration
-        if self.stalled:
-            await anyio.sleep_forever()
-        try:
-            item = await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise StopAsyncIteration from None
-        if isinstance(item, _Close):
-            self.closed = True
-            raise StopAsyncIteration
-        if isinstance(item, _Raise):
-            raise item.exc
-        self.owner.events_delivered += 1
-        self.owner._notifier.notify()
-        return item
-
-    def shut(self) -> None:
-        self.closed = True
-        self._send.close()
-        self._receive.close()
-
-
-class _WatchContext(AbstractAsyncContextManager[AsyncIterator[WatchEvent]]):
-    def __init__(self, owner: FakeListerWatcher, params: dict[str, Any]) -> None:
-        self._owner = owner
-        self._params = params
-        self._watch: _FakeWatch | None = None
-
-    async def __aenter__(self) -> AsyncIterator[WatchEvent]:
-        await anyio.lowlevel.checkpoint()
-        self._watch = self._owner._open_watch(self._params)
-        return self._watch
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._watch is not None:
-            self._owner._close_watch(self._watch)
-            self._watch = None
 
 
 class FakeListerWatcher:
@@ -305,10 +162,10 @@ class FakeListerWatcher:
         self._history: list[tuple[int, str, str, Obj]] = []  # (rv, type, key, object)
         self._compacted_rv = 0
         self._base: dict[str, Obj] = {}  # the state at _compacted_rv
-        self._watches: list[_FakeWatch] = []
+        self._watches: list[FakeWatch] = []
         self._list_faults: deque[_ListFault] = deque()
         self._watch_faults: deque[BaseException] = deque()
-        self._notifier = _Notifier()
+        self._notifier = Notifier()
         for obj in objects:
             self.create(obj)
 
@@ -341,28 +198,28 @@ class FakeListerWatcher:
     # -------------------------------------------------------------- mutations
     def create(self, obj: Obj) -> Obj:
         """Store a new object (KeyError if its key exists); push ``ADDED``."""
-        key = _object_key(obj)
+        key = object_key(obj)
         if key in self._objects:
             raise KeyError(f"{key} already exists")
         return self._record("ADDED", key, obj)
 
     def modify(self, obj: Obj) -> Obj:
         """Replace an existing object (KeyError if absent); push ``MODIFIED``."""
-        key = _object_key(obj)
+        key = object_key(obj)
         if key not in self._objects:
             raise KeyError(f"{key} does not exist")
         return self._record("MODIFIED", key, obj)
 
     def delete(self, key_or_obj: str | Obj) -> Obj:
         """Remove an object (KeyError if absent); push ``DELETED`` with its last state."""
-        key = key_or_obj if isinstance(key_or_obj, str) else _object_key(key_or_obj)
+        key = key_or_obj if isinstance(key_or_obj, str) else object_key(key_or_obj)
         if key not in self._objects:
             raise KeyError(f"{key} does not exist")
         return self._record("DELETED", key, self._objects[key])
 
     def _record(self, type_: str, key: str, obj: Obj) -> Obj:
         self._rv += 1
-        stored = _stamp(obj, self._rv)
+        stored = stamp(obj, self._rv)
         if type_ == "DELETED":
             del self._objects[key]
         else:
@@ -421,15 +278,15 @@ class FakeListerWatcher:
     def push_error(self, code: int, reason: str = "", message: str = "") -> None:
         """Deliver an ``ERROR`` event whose object is a failure Status."""
         msg = message or f"injected error {code}" + (f" ({reason})" if reason else "")
-        self._push({"type": "ERROR", "object": _status(code, reason, msg)})
+        self._push({"type": "ERROR", "object": status(code, reason, msg)})
 
     def push_malformed(self, line: bytes = b'{"type": "MODIFIED", "object": {') -> None:
         """The open watches' iterators raise :class:`WatchDecodeError` for ``line``."""
-        self._push(_Raise(WatchDecodeError("malformed watch line", line=line)))
+        self._push(Raise(WatchDecodeError("malformed watch line", line=line)))
 
     def push_exception(self, exc: BaseException) -> None:
         """The open watches' iterators raise ``exc`` (e.g. ConnectionFailed mid-stream)."""
-        self._push(_Raise(exc))
+        self._push(Raise(exc))
 
     def push_unknown(self, type_: str = "SURPRISE", obj: Obj | None = None) -> None:
         """Deliver an event of an unknown type."""
@@ -443,27 +300,20 @@ class FakeListerWatcher:
         """Deliver a ``BOOKMARK`` (default: at the current RV), optionally annotated as
         the end of the initial events."""
         rv = str(self._rv if resource_version is None else resource_version)
-        self._push(self._bookmark(rv, initial_events_end))
+        self._push(bookmark(rv, initial_events_end))
 
     def close_watches(self) -> None:
         """End every open watch cleanly (the iterators stop after what is queued)."""
-        self._push(_CLOSE)
+        self._push(CLOSE)
 
     def stall_watches(self) -> None:
         """From now on the open watches yield nothing, not even a close."""
         for w in self._watches:
             w.stalled = True
 
-    def _push(self, item: _Item) -> None:
+    def _push(self, item: Item) -> None:
         for w in self._watches:
             w.put(item)
-
-    @staticmethod
-    def _bookmark(rv: str, initial_events_end: bool) -> WatchEvent:
-        meta: Obj = {"resourceVersion": rv}
-        if initial_events_end:
-            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
-        return {"type": "BOOKMARK", "object": {"metadata": meta}}
 
     # ----------------------------------------------------------- conditions
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
@@ -510,7 +360,7 @@ class FakeListerWatcher:
                     "specifying resource version is not allowed when using continue",
                     reason="BadRequest",
                 )
-            snap_rv, offset, page = self._decode_token(continue_token)
+            snap_rv, offset, page = decode_token(continue_token)
         self._check_list_fault(page)
 
         if continue_token:
@@ -531,7 +381,7 @@ class FakeListerWatcher:
         items = [state[k] for k in keys[offset:end]]
         meta: Obj = {"resourceVersion": str(snap_rv)}
         if end < len(keys):
-            meta["continue"] = self._encode_token(snap_rv, end, page + 1)
+            meta["continue"] = encode_token(snap_rv, end, page + 1)
             meta["remainingItemCount"] = len(keys) - end
         return {"kind": "List", "apiVersion": "v1", "metadata": meta, "items": items}
 
@@ -551,7 +401,7 @@ class FakeListerWatcher:
             "send_initial_events": send_initial_events,
             "resource_version_match": resource_version_match,
         }
-        return _WatchContext(self, params)
+        return WatchContext(lambda: self._open_watch(params), self._close_watch)
 
     # -------------------------------------------------------------- helpers
     def _check_list_fault(self, page: int) -> None:
@@ -565,11 +415,11 @@ class FakeListerWatcher:
     def _snapshot_for_list(self, rv: str | None, match: str | None) -> tuple[int, dict[str, Obj]]:
         if not rv or rv == "0":
             if match == "Exact":
-                raise _invalid("resourceVersionMatch=Exact requires a resourceVersion")
+                raise invalid("resourceVersionMatch=Exact requires a resourceVersion")
             return self._rv, self._objects
-        requested = self._parse_rv(rv)
+        requested = parse_rv(rv)
         if requested > self._rv:
-            raise _too_large(requested, self._rv)
+            raise too_large(requested, self._rv)
         if match == "Exact":
             if requested < self._compacted_rv:
                 raise ResourceExpired(
@@ -579,29 +429,7 @@ class FakeListerWatcher:
             return requested, self._state_at(requested)
         return self._rv, self._objects
 
-    @staticmethod
-    def _parse_rv(rv: str) -> int:
-        try:
-            value = int(rv)
-        except ValueError:
-            raise BadRequest(f"invalid resourceVersion {rv!r}", reason="BadRequest") from None
-        if value < 0:
-            raise BadRequest(f"invalid resourceVersion {rv!r}", reason="BadRequest")
-        return value
-
-    @staticmethod
-    def _encode_token(rv: int, offset: int, page: int) -> str:
-        return base64.urlsafe_b64encode(f"{rv}:{offset}:{page}".encode()).decode()
-
-    @staticmethod
-    def _decode_token(token: str) -> tuple[int, int, int]:
-        try:
-            rv, offset, page = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-            return int(rv), int(offset), int(page)
-        except ValueError:
-            raise BadRequest("invalid continue token", reason="BadRequest") from None
-
-    def _open_watch(self, params: dict[str, Any]) -> _FakeWatch:
+    def _open_watch(self, params: dict[str, Any]) -> FakeWatch:
         """Validate, apply scripted faults and register a watch; never awaits, so no event
         can slip between the snapshot and the registration."""
         self.calls.append(FakeCall("watch", params))
@@ -620,31 +448,31 @@ class FakeListerWatcher:
             send_initial, match = False, None
         if send_initial:
             if match != "NotOlderThan":
-                raise _invalid("sendInitialEvents requires resourceVersionMatch=NotOlderThan")
+                raise invalid("sendInitialEvents requires resourceVersionMatch=NotOlderThan")
             if not params["allow_watch_bookmarks"]:
-                raise _invalid("sendInitialEvents requires allowWatchBookmarks=true")
+                raise invalid("sendInitialEvents requires allowWatchBookmarks=true")
         elif match:
-            raise _invalid("resourceVersionMatch is forbidden for watch unless sendInitialEvents")
+            raise invalid("resourceVersionMatch is forbidden for watch unless sendInitialEvents")
 
-        initial: list[_Item] = []
+        initial: list[Item] = []
         if send_initial or not rv or rv == "0":
-            if rv and rv != "0" and self._parse_rv(rv) > self._rv:
-                raise _too_large(self._parse_rv(rv), self._rv)
+            if rv and rv != "0" and parse_rv(rv) > self._rv:
+                raise too_large(parse_rv(rv), self._rv)
             initial.extend(
                 {"type": "ADDED", "object": self._objects[k]} for k in sorted(self._objects)
             )
             if send_initial:
-                initial.append(self._bookmark(str(self._rv), True))
+                initial.append(bookmark(str(self._rv), True))
         else:
-            start = self._parse_rv(rv)
+            start = parse_rv(rv)
             if start > self._rv:
-                raise _too_large(start, self._rv)
+                raise too_large(start, self._rv)
             if start < self._compacted_rv:
                 message = f"too old resource version: {start} ({self._compacted_rv})"
                 if self.expired_watch == "raise":
                     raise ResourceExpired(message, reason="Expired")
-                initial.append({"type": "ERROR", "object": _status(410, "Expired", message)})
-                initial.append(_CLOSE)
+                initial.append({"type": "ERROR", "object": status(410, "Expired", message)})
+                initial.append(CLOSE)
             else:
                 initial.extend(
                     {"type": type_, "object": obj}
@@ -652,7 +480,7 @@ class FakeListerWatcher:
                     if h_rv > start
                 )
         # Created only now that nothing can fail: streams are never left unclosed.
-        w = _FakeWatch(self, params)
+        w = FakeWatch(params, self._delivered)
         for item in initial:
             w.put(item)
         self._watches.append(w)
@@ -660,7 +488,11 @@ class FakeListerWatcher:
         self._notifier.notify()
         return w
 
-    def _close_watch(self, w: _FakeWatch) -> None:
+    def _delivered(self) -> None:
+        self.events_delivered += 1
+        self._notifier.notify()
+
+    def _close_watch(self, w: FakeWatch) -> None:
         w.shut()
         if w in self._watches:
             self._watches.remove(w)
