@@ -27,6 +27,7 @@ from api_helpers import (
     until_rejected,
     write_kubeconfig,
 )
+from http_client import http_get
 from prometheus_client.parser import text_string_to_metric_families
 
 from informer import CONFIGMAPS, SECRETS, ConnectionFailed, SharedInformerFactory, new_api_client
@@ -47,20 +48,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-async def http_get(port: int, path: str) -> tuple[int, str]:
-    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        await stream.send_eof()
-        data = b""
-        try:
-            while True:
-                data += await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body.decode()
 
 
 def sample(body: str, name: str, **labels: str) -> float | None:
