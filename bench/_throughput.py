@@ -30,7 +30,16 @@ import orjson
 from bench._config import Config
 from bench._kubeconfig import write_http_kubeconfig
 from bench._outcome import Outcome
-from bench._proc import PeerRun, clientgo_run, python_peer, run_peer, unavailable_python_peer
+from bench._proc import (
+    CLIENTGO_LIST_MODE,
+    CLIENTGO_PROTOBUF,
+    PeerRun,
+    clientgo_format_problem,
+    clientgo_run,
+    python_peer,
+    run_peer,
+    unavailable_python_peer,
+)
 from bench._report import fmt_rate, fmt_ratio, median, table
 
 KIND_LABEL = {"deployments": "Deployments", "configmaps": "ConfigMaps"}
@@ -47,23 +56,20 @@ class Client:
     @property
     def protobuf(self) -> bool:
         """client-go speaking Kubernetes protobuf (else JSON)."""
-        return PROTOBUF in self.args
+        return CLIENTGO_PROTOBUF in self.args
 
-
-PROTOBUF = "-protobuf"
-LIST_MODE = (("KUBE_FEATURE_WatchListClient", "false"),)
 
 CLIENTS = (
     Client("decode floor (aiohttp + orjson + dict)", "floor"),
     Client("kube-informer SharedIndexInformer", "ours"),
     Client("kube-informer, --gc-freeze", "ours", ("--gc", "freeze")),
     Client("decode floor, --gc-freeze", "floor", ("--gc", "freeze")),
-    Client("client-go SharedIndexInformer", "client-go", env=LIST_MODE),
+    Client("client-go SharedIndexInformer", "client-go", env=CLIENTGO_LIST_MODE),
     Client(
         "client-go SharedIndexInformer (protobuf, list)",
         "client-go",
-        (PROTOBUF,),
-        env=LIST_MODE,
+        (CLIENTGO_PROTOBUF,),
+        env=CLIENTGO_LIST_MODE,
     ),
     Client("kubernetes_asyncio watch.Watch (models)", "kubernetes_asyncio"),
     Client("official kubernetes.informer (models)", "official"),
@@ -188,6 +194,8 @@ async def measure(
     received = run.result.get("events")
     if received != sent:
         return PeerRun(error=f"received {received} of {sent} events", stderr=run.stderr)
+    if client.peer == "client-go" and (problem := clientgo_format_problem(argv, run.result)):
+        return PeerRun(error=problem, stderr=run.stderr)
     watches = await anyio.to_thread.run_sync(server.watches)
     streamed = [w for w in watches if w["streams"] and w["time"] >= launched]
     if not streamed:

@@ -26,6 +26,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"mime"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -53,6 +55,45 @@ import (
 )
 
 type result map[string]any
+
+// mediaTypes records the media type of every successful API response (the informer's
+// lists and watches), so that the runner can check the format a run really used.
+type mediaTypes struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+var responses = &mediaTypes{seen: map[string]bool{}}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func (m *mediaTypes) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err == nil && resp.StatusCode < 300 {
+			if mt, _, perr := mime.ParseMediaType(resp.Header.Get("Content-Type")); perr == nil {
+				m.mu.Lock()
+				m.seen[mt] = true
+				m.mu.Unlock()
+			}
+		}
+		return resp, err
+	})
+}
+
+// list returns the media types seen so far, sorted.
+func (m *mediaTypes) list() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.seen))
+	for mt := range m.seen {
+		out = append(out, mt)
+	}
+	sort.Strings(out)
+	return out
+}
 
 func emit(r result) {
 	b, err := json.Marshal(r)
@@ -146,6 +187,7 @@ func main() {
 	}
 	cfg.QPS = -1
 	cfg.Burst = 0
+	cfg.WrapTransport = responses.wrap
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		fail("client: %v", err)
@@ -245,6 +287,7 @@ func runInformer(ctx context.Context, client kubernetes.Interface, mode, resourc
 	r["rss_after"] = rss1
 	r["heap_after"] = heap1
 	r["peak_rss"] = peakRSSBytes()
+	r["content_types"] = responses.list()
 	close(stop)
 	emit(r)
 }
@@ -306,7 +349,7 @@ func runLatency(ctx context.Context, client kubernetes.Interface, namespace stri
 	mu.Lock()
 	defer mu.Unlock()
 	sort.Float64s(latencies)
-	emit(result{"peer": "client-go", "latencies_ms": latencies})
+	emit(result{"peer": "client-go", "latencies_ms": latencies, "content_types": responses.list()})
 }
 
 func populate(ctx context.Context, client kubernetes.Interface, resource, namespace string, count, concurrency int) {
