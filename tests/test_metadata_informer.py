@@ -14,11 +14,12 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import create, delete, get, merge_patch, until
+from api_helpers import until
 
 from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    Client,
     Controller,
     DeletedFinalStateUnknown,
     HandlerFuncs,
@@ -37,6 +38,11 @@ TIMEOUT = 30.0
 FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
 SYNC_MODES = {"list-watch": {"use_watch_list": False}, "watch-list": {"use_watch_list": True}}
 METADATA_ONLY = {"apiVersion", "kind", "metadata"}
+
+
+def placed(namespace: str, obj: Obj) -> Obj:
+    """``obj`` with its ``metadata.namespace`` set, for ``Client.create``."""
+    return {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
 
 
 def configmap(name: str, labels: dict[str, str]) -> Obj:
@@ -106,7 +112,9 @@ async def test_sync_updates_and_deletes_carry_metadata_only(
 ) -> None:
     resource, body = KINDS[kind]
     for name in ("one", "two"):
-        await create(api_client, resource, namespace, body(name, {"team": "a"}))
+        await Client(api_client).create(
+            resource=resource, obj=placed(namespace, body(name, {"team": "a"}))
+        )
     factory = SharedInformerFactory(
         api_client, namespace=namespace, reflector_options={**FAST, **SYNC_MODES[sync]}
     )
@@ -127,8 +135,8 @@ async def test_sync_updates_and_deletes_carry_metadata_only(
             assert all(set(o) == METADATA_ONLY for _, o in events.log)
 
             # A metadata change flows...
-            await merge_patch(
-                api_client, resource, namespace, "one", {"metadata": {"labels": {"team": "b"}}}
+            await Client(api_client).patch(
+                resource, "one", namespace=namespace, patch={"metadata": {"labels": {"team": "b"}}}
             )
             await until(
                 lambda: label(lister.get("one", namespace=namespace), "team") == "b",
@@ -136,8 +144,8 @@ async def test_sync_updates_and_deletes_carry_metadata_only(
                 TIMEOUT,
             )
             # ...and so does a change outside metadata (a new resourceVersion).
-            changed = await merge_patch(
-                api_client, resource, namespace, "two", NON_METADATA_CHANGE[kind]
+            changed = await Client(api_client).patch(
+                resource, "two", namespace=namespace, patch=NON_METADATA_CHANGE[kind]
             )
             rv = changed["metadata"]["resourceVersion"]
             await until(
@@ -147,7 +155,7 @@ async def test_sync_updates_and_deletes_carry_metadata_only(
                 "the update of two",
                 TIMEOUT,
             )
-            await delete(api_client, resource, namespace, "two")
+            await Client(api_client).delete(resource, "two", namespace=namespace)
             await until(lambda: events.of("delete", "two"), "the delete of two", TIMEOUT)
             assert lister.get("two", namespace=namespace) is None
             latest = await server_objects(api_client, resource, namespace)
@@ -175,7 +183,9 @@ async def test_lister_and_index_beside_the_whole_object_informer(
     api_client: Any, namespace: str
 ) -> None:
     for name, team in (("d1", "a"), ("d2", "b"), ("d3", "a")):
-        await create(api_client, DEPLOYMENTS, namespace, deployment(name, {"team": team}))
+        await Client(api_client).create(
+            resource=DEPLOYMENTS, obj=placed(namespace, deployment(name, {"team": team}))
+        )
     factory = SharedInformerFactory(api_client, namespace=namespace, reflector_options=FAST)
     meta = factory.informer_for(DEPLOYMENTS, metadata_only=True, indexers={"team": by_team})
     whole = factory.informer_for(DEPLOYMENTS)
@@ -198,8 +208,11 @@ async def test_lister_and_index_beside_the_whole_object_informer(
             assert full is not None and full["spec"]["replicas"] == 1
             assert full["metadata"] == d1["metadata"]
             # The index follows a relabelling.
-            await merge_patch(
-                api_client, DEPLOYMENTS, namespace, "d3", {"metadata": {"labels": {"team": "b"}}}
+            await Client(api_client).patch(
+                DEPLOYMENTS,
+                "d3",
+                namespace=namespace,
+                patch={"metadata": {"labels": {"team": "b"}}},
             )
             await until(
                 lambda: names(lister.by_index("team", "b")) == ["d2", "d3"],
@@ -243,7 +256,9 @@ class LabelMirror(Controller):
 async def test_controller_under_the_manager_reconciles_from_a_metadata_only_watch(
     api_client: Any, namespace: str
 ) -> None:
-    await create(api_client, CONFIGMAPS, namespace, configmap("before", {"mirror": "x"}))
+    await Client(api_client).create(
+        resource=CONFIGMAPS, obj=placed(namespace, configmap("before", {"mirror": "x"}))
+    )
     manager = Manager(api_client, namespaces=[namespace])
     manager.add(LabelMirror)
 
@@ -263,19 +278,20 @@ async def test_controller_under_the_manager_reconciles_from_a_metadata_only_watc
                 )
 
             await wait_annotation("before", "x")
-            await create(api_client, CONFIGMAPS, namespace, configmap("after", {"mirror": "y"}))
+            await Client(api_client).create(
+                resource=CONFIGMAPS, obj=placed(namespace, configmap("after", {"mirror": "y"}))
+            )
             await wait_annotation("after", "y")
-            await merge_patch(
-                api_client,
+            await Client(api_client).patch(
                 CONFIGMAPS,
-                namespace,
                 "before",
-                {"metadata": {"labels": {"mirror": "z"}}},
+                namespace=namespace,
+                patch={"metadata": {"labels": {"mirror": "z"}}},
             )
             await wait_annotation("before", "z")
             # The Manager's transform ran on the metadata-only objects too.
             cached = lister.get("before", namespace=namespace)
             assert cached is not None and "managedFields" not in cached["metadata"]
             assert set(cached) == METADATA_ONLY
-    server = await get(api_client, CONFIGMAPS, namespace, "after")
+    server = await Client(api_client).get(CONFIGMAPS, "after", namespace=namespace)
     assert annotation(server, MIRROR) == "y" and server["data"] == {"k": "v"}
