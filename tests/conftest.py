@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,3 +33,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+async def mirror_crd(api_client: Any) -> None:
+    """The ConfigMapMirror CRD installed and served: ``python -m informer.run`` with no
+    target runs every registered controller, the mirror included, and its startup check
+    fails (404) without it."""
+    from controllers.configmap_mirror import CRD_PATH
+    from informer.testing import install_crds
+
+    await install_crds(api_client, CRD_PATH)

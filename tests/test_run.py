@@ -686,13 +686,18 @@ async def test_one_controller_per_namespace(
         await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
 
 
+@pytest.mark.usefixtures("mirror_crd")
 async def test_sample_controllers_start_and_stop(
     control_plane: Any, namespace: str, tmp_path: Path
 ) -> None:
     args = ["--kubeconfig", str(control_plane.kubeconfig_path), "-n", namespace, "--gc-freeze"]
     async with start_runner(args, tmp_path) as runner:
         started = await runner.wait_for(lambda e: e.get("event") == "runner.started")
-        assert len(started["controllers"]) >= 2
+        assert started["controllers"] == [
+            "configmap-mirror",
+            "configmap-reloader",
+            "deployment-inventory",
+        ]
         assert runner.event("manager.gc_frozen")
         runner.process.send_signal(signal.SIGINT)
     assert runner.process.returncode == 0, runner.stderr

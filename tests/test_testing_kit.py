@@ -115,7 +115,8 @@ async def test_install_crds_returns_once_every_version_is_served(
 
 
 async def test_install_crds_from_files_and_folders(api_client: Any, tmp_path: Path) -> None:
-    """A multi-document YAML file and a folder (its .yaml/.yml/.json files by name)."""
+    """A multi-document YAML file and a folder (its .yaml/.yml/.json files by name, but
+    a kustomization.yaml: the folders kubebuilder and deploy/ reference have one)."""
     group = fresh_group()
     namespaced = crd(group, "Alpha")
     cluster = crd(group, "Beta", scope="Cluster")
@@ -123,6 +124,7 @@ async def test_install_crds_from_files_and_folders(api_client: Any, tmp_path: Pa
     (tmp_path / "a.yaml").write_text(yaml.safe_dump_all([namespaced, None, cluster]))
     (tmp_path / "b.json").write_text(yaml.safe_dump(third))
     (tmp_path / "notes.txt").write_text("ignored")
+    (tmp_path / "kustomization.yaml").write_text("resources: [a.yaml, b.json]\n")  # skipped
     try:
         from_file = await install_crds(api_client, tmp_path / "a.yaml")
         assert [(r.kind, r.namespaced) for r in from_file] == [("Alpha", True), ("Beta", False)]

@@ -9,7 +9,7 @@
 - The pytest plugin (``informer.testing.pytest_plugin``, registered as an entry point)
   provides the ``control_plane``, ``api_client`` and ``namespace`` fixtures, fails a test
   whose handlers or reconciles raised, and keeps debug logs quiet.
-- The operator testing kit: :func:`install_crds` (CRDs applied and served),
+- The operator testing kit: :func:`install_crds` (CRDs applied and served; :func:`wait_for_crds`),
   :func:`run_controllers` (controllers in-process through a Manager) and
   :func:`eventually` (assertions on asynchronous state).
 
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._crds import install_crds as install_crds
+    from ._crds import wait_for_crds as wait_for_crds
     from ._eventually import eventually as eventually
     from ._fake import FakeListerWatcher as FakeListerWatcher
     from ._proxy import TcpProxy as TcpProxy
@@ -40,6 +41,7 @@ __all__ = [
     "eventually",
     "install_crds",
     "run_controllers",
+    "wait_for_crds",
 ]
 
 _WHERE = {
@@ -51,6 +53,7 @@ _WHERE = {
     "eventually": "._eventually",
     "install_crds": "._crds",
     "run_controllers": "._run_controllers",
+    "wait_for_crds": "._crds",
 }
 
 

@@ -26,7 +26,7 @@ from .._kube import request_json
 from .._resource import CUSTOM_RESOURCE_DEFINITIONS, Resource
 from .._types import Obj
 
-__all__ = ["CrdSource", "install_crds", "load_crds"]
+__all__ = ["CrdSource", "install_crds", "load_crds", "wait_for_crds"]
 
 CrdSource = str | os.PathLike[str] | Mapping[str, Any]
 """A YAML/JSON file of one or more definitions, a folder of such files, or one as a dict."""
@@ -36,8 +36,9 @@ _NOT_YET = (NotFound, TooManyRequests, ServerError)
 
 
 def load_crds(sources: CrdSource | Iterable[CrdSource]) -> list[Obj]:
-    """The definitions named by ``sources``, in order (a folder's files sorted by name;
-    empty documents skipped). ``ValueError`` for a document that is not a
+    """The definitions named by ``sources``, in order (a folder's files sorted by name,
+    but its ``kustomization.yaml``, as kubebuilder's ``config/crd/`` has one; empty
+    documents skipped). ``ValueError`` for a document that is not a
     ``CustomResourceDefinition`` (or a path that does not exist)."""
     if isinstance(sources, str | os.PathLike | Mapping):
         sources = [sources]
@@ -48,7 +49,9 @@ def load_crds(sources: CrdSource | Iterable[CrdSource]) -> list[Obj]:
             continue
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix in _SUFFIXES)
+            files = sorted(
+                p for p in path.iterdir() if p.suffix in _SUFFIXES and p.stem != "kustomization"
+            )
         elif path.is_file():
             files = [path]
         else:
@@ -99,7 +102,7 @@ async def install_crds(
     field_manager: str = "kube-informer-testing",
 ) -> list[Resource]:
     """Server-side apply the definitions of ``crds`` (paths, folders or dicts: see
-    :func:`load_crds`) and wait until each is served; returns the
+    :func:`load_crds`) and wait until each is served (:func:`wait_for_crds`); returns the
     :class:`~informer.Resource` of each definition's storage version, in order.
 
     Raises ``TimeoutError`` naming the resources still not served (and their last answer)
@@ -110,6 +113,18 @@ async def install_crds(
     client = Client(api_client, field_manager=field_manager)
     for crd in objects:
         await client.apply(crd, force=True, resource=CUSTOM_RESOURCE_DEFINITIONS)
+    return await wait_for_crds(api_client, objects, timeout=timeout)
+
+
+async def wait_for_crds(
+    api_client: Any,
+    crds: CrdSource | Iterable[CrdSource],
+    *,
+    timeout: float = 60.0,  # noqa: ASYNC109 - a bound on the whole wait
+) -> list[Resource]:
+    """Wait until every served version of the definitions of ``crds`` (applied by
+    someone else, e.g. with a kustomization) is served: see :func:`install_crds`."""
+    objects = load_crds(crds)
     waiting = [r for crd in objects for r in served_resources(crd)]
     last: dict[Resource, ApiError] = {}
     delay = 0.02
