@@ -54,7 +54,6 @@ import structlog
 from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
-    Client,
     Controller,
     NotFound,
     Obj,
@@ -173,7 +172,6 @@ class ConfigMapReloader(Controller):
     configmaps: SharedIndexInformer
 
     def setup(self) -> None:
-        self.client = Client(self.api_client, factory=self.factory)
         self.deployments = self.watch(DEPLOYMENTS, indexers={CONFIGMAP_INDEX: configmaps_index})
         self.configmaps = self.watch(CONFIGMAPS, mapper=self._consumers_of)
 

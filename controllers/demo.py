@@ -67,8 +67,9 @@ from informer import (
     Obj,
     new_api_client,
 )
-from informer.testing import ControlPlane
+from informer.testing import ControlPlane, install_crds
 
+from .configmap_mirror import CRD_PATH
 from .configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from .deployment_inventory import INVENTORY_NAME
 
@@ -231,6 +232,8 @@ async def _demo(args: argparse.Namespace) -> None:
         say(f"control plane ready at {cp.host}; kubeconfig {kubeconfig}")
         async with cp.api_client() as api:
             client = Client(api, field_manager=FIELD_MANAGER)
+            say("installing the ConfigMapMirror CRD (the configmap-mirror sample) ...")
+            await install_crds(api, CRD_PATH)
             await _apply_examples(client, args.manifests)
             async with running_controllers(kubeconfig) as runner:
                 await _script(client, lambda: _check_alive(runner, cp))

@@ -54,7 +54,6 @@ import yaml
 from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
-    Client,
     Conflict,
     Controller,
     Forbidden,
@@ -203,7 +202,6 @@ class DeploymentInventory(Controller):
     inventories: SharedIndexInformer
 
     def setup(self) -> None:
-        self.client = Client(self.api_client, factory=self.factory)
         self.deployments = self.watch(DEPLOYMENTS, mapper=_namespace_key)
         self.inventories = self.watch(
             CONFIGMAPS, mapper=_namespace_key, field_selector=f"metadata.name={INVENTORY_NAME}"

@@ -59,6 +59,7 @@ from ._keys import own_key as own_key
 from ._keys import owner_key as owner_key
 from ._kube import new_api_client as new_api_client
 from ._kube import request_json as request_json
+from ._labels import format_label_selector as format_label_selector
 from ._labels import parse_label_selector as parse_label_selector
 from ._leaderelection import LeaderElector as LeaderElector
 from ._objects import DeletedFinalStateUnknown as DeletedFinalStateUnknown
@@ -209,6 +210,7 @@ __all__ = [
     "annotations_of",
     "controller_of",
     "default_controller_rate_limiter",
+    "format_label_selector",
     "get_condition",
     "has_finalizer",
     "is_being_deleted",

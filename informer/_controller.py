@@ -51,13 +51,24 @@ grace is over they are cancelled); keys still queued are not processed.
 Statistics: :attr:`Controller.stats`, a :class:`~informer.ReconcileStats` (defined with
 :class:`~informer.Result` in ``informer/_reconcile.py``).
 
+Writing: :attr:`Controller.client` is a :class:`~informer.Client` on the controller's
+factory (field manager: the controller's name without its ``@namespace`` suffix, see
+``_controller_tuning.component_of``; discovery shared per ApiClient); :attr:`Controller.recorder` an
+:class:`~informer.EventRecorder` of that component. :meth:`Controller.run` runs the
+recorder from sync until after the drain, flushing what was recorded within what is left
+of ``shutdown_grace`` (at least :data:`EVENT_FLUSH_MIN` s): run by a Manager or alone,
+a controller writes its events. Events recorded before :meth:`run` wait in the buffer.
+
+The primary resource is that of the first :meth:`Controller.watch` without ``mapper``
+(its own keys are what :meth:`reconcile` receives); :meth:`Controller.owns` maps objects
+to their controlling owner of that kind (controller-runtime's ``Owns``).
+
 The factory passed in may be started (``async with factory``) before or after
 :meth:`Controller.run`: the controller only waits for its informers' sync.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -74,9 +85,13 @@ from ._cache.handlers import FilteringHandler
 from ._cache.informer import SharedIndexInformer
 from ._cache.listener import ProcessorListener
 from ._cache.store import IndexFunc
+from ._client.client import Client
+from ._client.discovery import shared_discovery
+from ._controller_tuning import check_tuning, component_of, kebab, limiter_from_class
+from ._events.recorder import EventRecorder
 from ._exceptions import QueueShutDown
 from ._failures import report_failure
-from ._keys import Enqueue, KeyMapper, own_key
+from ._keys import Enqueue, KeyMapper, own_key, owner_key
 from ._queue.metrics import QueueMetrics
 from ._queue.ratelimit import RateLimiter
 from ._queue.workqueue import RateLimitingQueue
@@ -90,11 +105,8 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_SHUTDOWN_GRACE: Final = 5.0
 DEFAULT_MAX_RETRIES: Final = 15
-
-
-def _kebab(name: str) -> str:
-    """``ConfigMapReloader`` -> ``config-map-reloader``; ``HTTPProxy`` -> ``http-proxy``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
+EVENT_FLUSH_MIN: Final = 1.0
+"""Seconds the recorder's final flush gets at least, however long the drain took."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +149,9 @@ class Controller:
     ``queue_metrics`` are the hooks of the controller's queue (default: the current
     queue-metrics provider's, see :func:`~informer.use_queue_metrics_provider`).
 
-    The constructor stores :attr:`factory`, :attr:`api_client` and :attr:`queue`, then
-    calls :meth:`setup`. A controller runs once (:meth:`run`).
+    The constructor stores :attr:`factory`, :attr:`api_client`, :attr:`queue`,
+    :attr:`client` and :attr:`recorder`, then calls :meth:`setup`. A controller runs
+    once (:meth:`run`).
     """
 
     name: ClassVar[str] = ""
@@ -154,7 +167,7 @@ class Controller:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("name"):
-            cls.name = _kebab(cls.__name__)
+            cls.name = kebab(cls.__name__)
 
     def __init__(
         self,
@@ -172,7 +185,7 @@ class Controller:
             # Per-instance override of the class attribute (it shadows it on reads).
             self.__dict__["name"] = name
         elif not self.name:
-            self.__dict__["name"] = _kebab(type(self).__name__)
+            self.__dict__["name"] = kebab(type(self).__name__)
         # Instance attributes shadow the class's only when an argument was given.
         if workers is not None:
             self.workers = workers
@@ -180,11 +193,23 @@ class Controller:
             self.max_retries = max_retries
         if shutdown_grace is not None:
             self.shutdown_grace = shutdown_grace
-        _check_tuning(self)
+        check_tuning(self)
         if rate_limiter is None:
-            rate_limiter = _limiter_from_class(type(self))
+            rate_limiter = limiter_from_class(type(self))
         self.factory = factory
         self.api_client = api_client
+        component = component_of(self.name)
+        self.client = Client(
+            api_client,
+            factory=factory,
+            field_manager=component,
+            discovery=shared_discovery(api_client),
+        )
+        """Cached reads from :attr:`factory`'s informers, writes to the API server."""
+        self.recorder = EventRecorder(self, component)
+        """Events about the controller's objects; :meth:`run` runs it."""
+        self._primary: Resource | None = None
+        self._has_primary = False
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(
             rate_limiter, name=self.name, metrics=queue_metrics
         )
@@ -251,7 +276,59 @@ class Controller:
             handler = FilteringHandler(predicate, handler)
         registration = informer.add_event_handler(handler)
         self._watches.append(_Watch(informer, registration))
+        if mapper is None and not self._has_primary:
+            self._has_primary = True
+            self._primary = _resource_of(resource)
         return informer
+
+    def owns(
+        self,
+        resource: Resource | SharedIndexInformer,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        predicate: Callable[[Obj], bool] | None = None,
+        indexers: Mapping[str, IndexFunc] | None = None,
+    ) -> SharedIndexInformer:
+        """Watch ``resource`` and enqueue, for every event, the key of the object's
+        controlling owner (``ownerReferences`` entry with ``controller: true``) of the
+        :attr:`primary_resource` kind and group; objects without one enqueue nothing.
+
+        controller-runtime's ``Builder.Owns``. Call it after the primary's
+        :meth:`watch` (``RuntimeError`` otherwise); the primary must name its ``kind``.
+        Other arguments as :meth:`watch`.
+        """
+        primary = self._primary
+        if self._has_primary and primary is None:
+            raise TypeError(
+                f"controller {self.name}: the primary watch was given an informer whose "
+                "lister-watcher has no Resource: watch the primary as a Resource"
+            )
+        if primary is None:
+            raise RuntimeError(
+                f"controller {self.name}: owns() enqueues owners of the primary resource: "
+                "call self.watch(<primary Resource>) (without mapper=) before self.owns()"
+            )
+        if not primary.kind:
+            raise ValueError(
+                f"controller {self.name}: the primary resource {primary.group_resource} has "
+                "no kind, so owner references cannot be matched: give it Resource(kind=...)"
+            )
+        mapper = owner_key(primary.kind, group=primary.group, namespaced=primary.namespaced)
+        return self.watch(
+            resource,
+            mapper=mapper,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            predicate=predicate,
+            indexers=indexers,
+        )
+
+    @property
+    def primary_resource(self) -> Resource | None:
+        """The resource of the first :meth:`watch` without a ``mapper`` (see the module
+        docstring), or ``None``; :meth:`owns` enqueues owners of this kind."""
+        return self._primary
 
     @property
     def informers(self) -> list[SharedIndexInformer]:
@@ -295,15 +372,16 @@ class Controller:
             self.queue.shut_down()
             raise
         self._log.info("controller.started", workers=self.workers, queued=self.queue.depth())
-        task_status.started()
         try:
-            async with anyio.create_task_group() as tg:
-                for i in range(self.workers):
-                    tg.start_soon(self._worker, name=f"{self.name} worker {i}")
-                try:
-                    await anyio.sleep_forever()
-                finally:
-                    await self._drain()
+            async with self.recorder:
+                task_status.started()
+                async with anyio.create_task_group() as tg:
+                    for i in range(self.workers):
+                        tg.start_soon(self._worker, name=f"{self.name} worker {i}")
+                    try:
+                        await anyio.sleep_forever()
+                    finally:
+                        await self._drain()
         finally:
             self.queue.shut_down()
             self._log.info("controller.stopped")
@@ -313,8 +391,18 @@ class Controller:
             await w.informer.wait_for_sync(w.registration)
 
     async def _drain(self) -> None:
-        """Shut the queue down; let in-flight reconciles finish within the grace."""
+        """Shut the queue down; let in-flight reconciles finish within the grace; leave
+        the recorder what is left of it (at least :data:`EVENT_FLUSH_MIN`) to flush."""
         self._stopping = True
+        started = anyio.current_time()
+        try:
+            await self._drain_workers()
+        finally:
+            left = self.shutdown_grace - (anyio.current_time() - started)
+            recorder = self.recorder
+            recorder.shutdown_timeout = min(recorder.shutdown_timeout, max(left, EVENT_FLUSH_MIN))
+
+    async def _drain_workers(self) -> None:
         with anyio.CancelScope(shield=True):
             in_flight = len(self._in_flight)
             if in_flight:
@@ -427,29 +515,9 @@ class Controller:
         return f"<{type(self).__name__} {self.name!r} workers={self.workers}>"
 
 
-def _check_tuning(controller: Controller) -> None:
-    """Validate the effective tuning (class attributes or arguments); errors name the class."""
-    where = type(controller).__qualname__
-    workers = controller.workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"{where}: workers must be an int >= 1, got {workers!r}")
-    retries = controller.max_retries
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"{where}: max_retries must be an int >= 0, got {retries!r}")
-    grace = controller.shutdown_grace
-    if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
-        raise ValueError(f"{where}: shutdown_grace must be seconds >= 0, got {grace!r}")
-
-
-def _limiter_from_class(cls: type[Controller]) -> RateLimiter | None:
-    """A new limiter from the class attribute ``rate_limiter`` (None: the queue's default)."""
-    factory = cls.rate_limiter
-    if factory is None:
-        return None
-    if not callable(factory):
-        raise TypeError(
-            f"{cls.__qualname__}.rate_limiter must be a factory (a callable returning a "
-            f"RateLimiter, e.g. lambda: ExponentialFailureRateLimiter(0.01, 60)), not a "
-            f"limiter: instances must not share one; got {factory!r}"
-        )
-    return factory()
+def _resource_of(watched: Resource | SharedIndexInformer) -> Resource | None:
+    """The resource a watch was given, or the one its informer's lister-watcher lists."""
+    if isinstance(watched, Resource):
+        return watched
+    resource = getattr(watched.lister_watcher, "resource", None)
+    return resource if isinstance(resource, Resource) else None

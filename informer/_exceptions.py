@@ -156,6 +156,14 @@ class ApiError(InformerError):
         self.resource = resource
         self.namespace = namespace
 
+    def has_cause(self, reason: str) -> bool:
+        """Whether the Status lists a cause of ``reason`` in ``details.causes``
+        (apimachinery's ``HasStatusCause``): e.g. ``"NamespaceTerminating"`` on the 403 a
+        creation in a namespace being deleted gets."""
+        details = (self.body or {}).get("details")
+        causes = details.get("causes") if isinstance(details, Mapping) else None
+        return any(isinstance(c, Mapping) and c.get("reason") == reason for c in causes or ())
+
 
 class BadRequest(ApiError):
     status = 400

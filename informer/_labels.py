@@ -2,15 +2,18 @@
 
 Supported: ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k`` (exists),
 ``!k`` (does not exist), comma-separated (all must match). A ``Mapping`` selector means
-equality on every pair, like ``matchLabels``.
+equality on every pair, like ``matchLabels``. :func:`format_label_selector` turns a
+``metav1.LabelSelector`` (``matchLabels`` + ``matchExpressions``, as custom resources
+spell selectors) into that syntax.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
-__all__ = ["LabelSelector", "parse_label_selector"]
+__all__ = ["LabelSelector", "format_label_selector", "parse_label_selector"]
 
 LabelSelector = Callable[[Mapping[str, str]], bool]
 
@@ -77,3 +80,29 @@ def parse_label_selector(selector: str | Mapping[str, str] | None) -> LabelSelec
     if len(terms) == 1:
         return terms[0]
     return lambda labels: all(t(labels) for t in terms)
+
+
+_OPERATORS = {"In": "in", "NotIn": "notin"}
+
+
+def format_label_selector(selector: Mapping[str, Any]) -> str:
+    """The selector string of a ``metav1.LabelSelector`` dict (apimachinery's
+    ``FormatLabelSelector``, but ``""`` for the empty selector, which matches everything):
+    ``{"matchLabels": {"a": "b"}, "matchExpressions": [{"key": "t", "operator": "In",
+    "values": ["x", "y"]}]}`` -> ``"a=b,t in (x,y)"``. Usable as an API ``labelSelector``
+    and by :func:`parse_label_selector`. ``ValueError`` names an unknown operator or an
+    ``In``/``NotIn`` without values (the API server rejects both).
+    """
+    terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or ():
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op in _OPERATORS and values:
+            terms.append(f"{key} {_OPERATORS[op]} ({','.join(sorted(values))})")
+        elif op in ("Exists", "DoesNotExist") and not values:
+            terms.append(key if op == "Exists" else f"!{key}")
+        else:
+            raise ValueError(
+                f"label selector expression {dict(expr)!r}: operator must be In or NotIn "
+                "with values, or Exists or DoesNotExist without"
+            )
+    return ",".join(terms)

@@ -23,6 +23,7 @@ from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTA
 from informer import NotFound
 from informer._kube import request_json
 from informer.run import DEFAULT_LEADER_ELECTION_ID
+from informer.testing import wait_for_crds
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -39,6 +40,7 @@ RUN = [sys.executable, "-m", "informer.run"]
 
 # kind -> (plural, namespaced)
 KINDS = {
+    "CustomResourceDefinition": ("customresourcedefinitions", False),
     "Namespace": ("namespaces", False),
     "ServiceAccount": ("serviceaccounts", True),
     "ClusterRole": ("clusterroles", False),
@@ -174,7 +176,12 @@ async def apply(api: Any, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def apply_all(api: Any) -> list[dict[str, Any]]:
-    return [await apply(api, doc) for doc in manifests()]
+    """Apply the cluster-wide variant; return once its CRDs are served (the runner's
+    startup check lists them)."""
+    docs = manifests()
+    applied = [await apply(api, doc) for doc in docs]
+    await wait_for_crds(api, [d for d in docs if d["kind"] == "CustomResourceDefinition"])
+    return applied
 
 
 async def allowed(api: Any, verb: str, group: str, resource: str, namespace: str) -> bool:

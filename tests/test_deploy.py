@@ -51,6 +51,7 @@ from deploy_helpers import (
     wait_allowed,
 )
 
+from controllers.configmap_mirror import MIRRORS
 from controllers.deployment_inventory import INVENTORY_NAME
 from informer import Observability, new_api_client
 from informer._kube import request_json
@@ -164,10 +165,20 @@ def test_rbac_grants_only_what_the_samples_and_the_runner_use() -> None:
         ("", "configmaps", "list", ""),
         ("", "configmaps", "watch", ""),
         ("apps", "deployments", "patch", ""),  # configmap-reloader
-        ("", "configmaps", "create", ""),  # deployment-inventory
-        ("", "configmaps", "get", INVENTORY_NAME),
-        ("", "configmaps", "update", INVENTORY_NAME),
-        ("", "configmaps", "delete", INVENTORY_NAME),
+        # deployment-inventory and configmap-mirror (configmap-writes-policy.yaml limits
+        # updates and deletes to their ConfigMaps)
+        ("", "configmaps", "create", ""),
+        ("", "configmaps", "get", ""),
+        ("", "configmaps", "update", ""),
+        ("", "configmaps", "delete", ""),
+        ("mirror.informer.dev", "configmapmirrors", "list", ""),  # configmap-mirror
+        ("mirror.informer.dev", "configmapmirrors", "watch", ""),
+        ("mirror.informer.dev", "configmapmirrors", "patch", ""),  # finalizer
+        ("mirror.informer.dev", "configmapmirrors/status", "patch", ""),
+        ("", "namespaces", "list", ""),
+        ("", "namespaces", "watch", ""),
+        ("events.k8s.io", "events", "create", ""),  # its Events (and their series)
+        ("events.k8s.io", "events", "patch", ""),
     }
     assert rules("Role", "kube-informer-leader-election") == {
         ("coordination.k8s.io", "leases", "create", ""),
@@ -211,6 +222,9 @@ def test_network_policy_admits_only_the_metrics_and_probe_ports() -> None:
 
 @pytest.mark.anyio
 async def test_manifests_apply_server_side(api_client: Any) -> None:
+    # Applied once before, so that the API server's own writes to a new CRD's status
+    # (Established...) are over: they change its resourceVersion.
+    await apply_all(api_client)
     first = await apply_all(api_client)
     kinds = [obj["kind"] for obj in first]
     assert kinds == [d["kind"] for d in manifests()]
@@ -232,55 +246,90 @@ async def test_sample_controllers_work_as_the_service_account(
     api_client: Any, sa_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:
     """Every granted verb is used: list/watch (informers), leases get/create/update,
-    deployments patch, inventory create/update/delete."""
-    for group, resource in (("apps", "deployments"), ("", "configmaps")):
+    deployments patch, inventory create/update/delete; the mirror's finalizer and status
+    patches, its copy created, read, updated and deleted in another namespace, an Event."""
+    for group, resource in (
+        ("apps", "deployments"),
+        ("", "configmaps"),
+        ("mirror.informer.dev", "configmapmirrors"),
+        ("", "namespaces"),
+    ):
         for verb in ("list", "watch"):  # what the Deployment (all namespaces) needs
             assert await allowed(api_client, verb, group, resource, "")
     for verb, group, resource in (
         ("list", "", "secrets"),
         ("delete", "apps", "deployments"),
         ("update", "apps", "deployments"),
-        ("delete", "", "configmaps"),  # only the inventory, by name
         ("create", "apps", "deployments"),
+        ("update", "mirror.informer.dev", "configmapmirrors"),
+        ("delete", "", "namespaces"),
     ):
         assert not await allowed(api_client, verb, group, resource, namespace), (verb, resource)
     await reset_lease(api_client)
     await create_workload(api_client, namespace)
+    other = f"{namespace[:50]}-copies"
+    await request_json(api_client, "POST", "/api/v1/namespaces", body={"metadata": {"name": other}})
     deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
     inventory_path = f"/api/v1/namespaces/{namespace}/configmaps/{INVENTORY_NAME}"
-    async with runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
-        await r.wait_for(lambda: r.has("leader.acquired"))
-        stamped = await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
-        inventory = await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
-        assert "replicas: 1" in inventory["data"]["web"]
+    mirror_path = MIRRORS.path("mirror", namespace=namespace)
+    copy_path = f"/api/v1/namespaces/{other}/configmaps/app-config"
+    try:
+        async with runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
+            await r.wait_for(lambda: r.has("leader.acquired"))
+            stamped = await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
+            inventory = await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
+            assert "replicas: 1" in inventory["data"]["web"]
+            await request_json(
+                api_client,
+                "POST",
+                MIRRORS.path(namespace=namespace),
+                body={
+                    "apiVersion": "mirror.informer.dev/v1alpha1",
+                    "kind": "ConfigMapMirror",
+                    "metadata": {"name": "mirror"},
+                    "spec": {"source": "app-config", "targetNamespaces": [other]},
+                },
+            )
+            await poll(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "info"})
+            await poll(
+                api_client, mirror_path, lambda m: m.get("status", {}).get("syncedNamespaces")
+            )
 
-        await request_json(
-            api_client,
-            "PATCH",
-            f"/api/v1/namespaces/{namespace}/configmaps/app-config",
-            body={"data": {"LOG_LEVEL": "debug"}},
-            content_type="application/merge-patch+json",
-        )
-        rolled = await poll(
-            api_client,
-            deployment_path,
-            lambda d: config_hash(d) not in (None, config_hash(stamped)),
-        )
-        assert rolled["metadata"]["generation"] > stamped["metadata"]["generation"]
+            await request_json(
+                api_client,
+                "PATCH",
+                f"/api/v1/namespaces/{namespace}/configmaps/app-config",
+                body={"data": {"LOG_LEVEL": "debug"}},
+                content_type="application/merge-patch+json",
+            )
+            rolled = await poll(
+                api_client,
+                deployment_path,
+                lambda d: config_hash(d) not in (None, config_hash(stamped)),
+            )
+            assert rolled["metadata"]["generation"] > stamped["metadata"]["generation"]
+            await poll(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "debug"})
 
-        await request_json(
-            api_client,
-            "PATCH",
-            deployment_path,
-            body={"spec": {"replicas": 3}},
-            content_type="application/merge-patch+json",
-        )
-        await poll(api_client, inventory_path, lambda c: "replicas: 3" in c["data"].get("web", ""))
+            await request_json(
+                api_client,
+                "PATCH",
+                deployment_path,
+                body={"spec": {"replicas": 3}},
+                content_type="application/merge-patch+json",
+            )
+            await poll(
+                api_client, inventory_path, lambda c: "replicas: 3" in c["data"].get("web", "")
+            )
 
-        await request_json(api_client, "DELETE", deployment_path)
-        await poll(api_client, inventory_path, lambda c: c == {})
+            await request_json(api_client, "DELETE", deployment_path)
+            await poll(api_client, inventory_path, lambda c: c == {})
+            await request_json(api_client, "DELETE", mirror_path)
+            await poll(api_client, mirror_path, lambda m: m == {})
+            assert await poll(api_client, copy_path, lambda c: c == {}) == {}
 
-        r.process.send_signal(signal.SIGTERM)
+            r.process.send_signal(signal.SIGTERM)
+    finally:
+        await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
     assert r.process.returncode == 0, r.stderr
     assert r.has("leader.released") and r.stderr.strip() == ""
     failures = [e for e in r.events if e.get("level") in ("warning", "error")]
@@ -291,6 +340,11 @@ async def test_sample_controllers_work_as_the_service_account(
         f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{DEFAULT_LEADER_ELECTION_ID}",
     )
     assert lease["spec"]["holderIdentity"] == ""  # released on SIGTERM
+    events = await request_json(
+        api_client, "GET", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"
+    )
+    synced = [e for e in events["items"] if e["reason"] == "Synced"]
+    assert synced and synced[0]["reportingController"] == "configmap-mirror"
 
 
 @dataclass(frozen=True)
@@ -330,6 +384,9 @@ class MissingRule:
 
 MISSING = [
     MissingRule("ClusterRole", "kube-informer", "", "configmaps", ("watch",)),
+    MissingRule(
+        "ClusterRole", "kube-informer", "mirror.informer.dev", "configmapmirrors", ("list",)
+    ),
     MissingRule("ClusterRole", "kube-informer", "apps", "deployments", ("list", "watch")),
     MissingRule(
         "Role", "kube-informer-leader-election", "coordination.k8s.io", "leases", ("get", "update")
@@ -343,7 +400,13 @@ MISSING = [
 @pytest.mark.parametrize(
     "missing",
     MISSING,
-    ids=["configmaps-watch", "deployments-list-watch", "leases-get-update", "deployments-patch"],
+    ids=[
+        "configmaps-watch",
+        "configmapmirrors-list",
+        "deployments-list-watch",
+        "leases-get-update",
+        "deployments-patch",
+    ],
 )
 async def test_a_missing_rule_fails_with_a_403_naming_verb_and_resource(
     api_client: Any, sa_kubeconfig: Path, namespace: str, tmp_path: Path, missing: MissingRule

@@ -2,11 +2,13 @@
 
 - Static: the tests' rendering of each variant (``deploy/`` cluster-wide,
   ``deploy/namespaced/``) equals ``kubectl kustomize``'s when kubectl is installed; the
-  namespaced variant grants the cluster-wide rules in a Role of one namespace and tells
-  the runner to watch it.
+  namespaced variant grants the cluster-wide rules of the controllers that stay in one
+  namespace (not configmap-mirror) in a Role of that namespace and tells the runner to
+  watch it and run those.
 - Real server: the namespaced variant works with its Role only, and its ServiceAccount
-  can neither write nor list elsewhere; the admission policy admits only the
-  reloader's patch from the ServiceAccount, whatever RBAC allows.
+  can neither write nor list elsewhere; the admission policies admit only the
+  reloader's patch of a Deployment, and updates and deletes of the controllers' own
+  ConfigMaps, from the ServiceAccount, whatever RBAC allows.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from deploy_helpers import (
     wait_allowed,
 )
 
+from controllers.configmap_mirror import MIRROR_LABEL
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from controllers.deployment_inventory import INVENTORY_NAME
 from informer import Forbidden, new_api_client
@@ -89,7 +92,16 @@ def test_namespaced_variant_grants_the_same_rules_in_one_namespace() -> None:
     cluster-wide grant but the access reviews of secure metrics (cluster-scoped APIs),
     the runner told to watch that namespace; everything else as the cluster-wide one."""
     docs = namespaced()
-    assert rules("Role", "kube-informer", docs) == rules("ClusterRole", "kube-informer")
+    # configmap-mirror does not run there (its copies go to other namespaces): the others'
+    # rules, the inventory's ConfigMap access limited to its name.
+    mirror_only = {r for r in rules("ClusterRole", "kube-informer") if r[0] != "apps"} - {
+        ("", "configmaps", "list", ""),
+        ("", "configmaps", "watch", ""),
+        ("", "configmaps", "create", ""),
+    }
+    inventory = {("", "configmaps", verb, INVENTORY_NAME) for verb in ("get", "update", "delete")}
+    expected = rules("ClusterRole", "kube-informer") - mirror_only | inventory
+    assert rules("Role", "kube-informer", docs) == expected
     role = find("Role", "kube-informer", docs)
     binding = find("RoleBinding", "kube-informer", docs)
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == WATCHED
@@ -109,17 +121,22 @@ def test_namespaced_variant_grants_the_same_rules_in_one_namespace() -> None:
         "kube-informer-metrics-auth"
     ]
     args = container(docs)["args"]
-    assert args == [*container()["args"], f"--namespace={WATCHED}"]
-    assert build_parser().parse_args(args).namespace == [[WATCHED]]  # one flag, one name
+    controllers = "--controllers=configmap-reloader,deployment-inventory"
+    assert args == [*container()["args"], f"--namespace={WATCHED}", controllers]
+    parsed = build_parser().parse_args(args)
+    assert parsed.namespace == [[WATCHED]]  # one flag, one name
+    assert "configmap-mirror" not in str(parsed.controllers)
 
     def shared(variant: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
         return {
             (d["kind"], d["metadata"]["name"]): d
             for d in variant
-            if d["metadata"]["name"] != "kube-informer" or d["kind"] in KINDS_SHARED
+            if (d["metadata"]["name"] != "kube-informer" or d["kind"] in KINDS_SHARED)
+            and d["kind"] != "CustomResourceDefinition"
         }
 
     assert shared(docs) == shared(manifests())
+    assert not [d for d in docs if d["kind"] == "CustomResourceDefinition"]
 
 
 KINDS_SHARED = ("Namespace", "ServiceAccount", "Service", "PodDisruptionBudget", "NetworkPolicy")
@@ -195,6 +212,61 @@ async def test_admission_policy_lets_the_service_account_change_only_the_config_
     # Anyone else (here the admin) is not restricted by it.
     admin = await patch(api_client, WRITES["image"])
     assert admin["spec"]["template"]["spec"]["containers"][0]["image"].startswith("attacker")
+
+
+CONFIGMAP_POLICY = "kube-informer-configmap-writes"
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_admission_policy_lets_the_service_account_write_only_its_own_configmaps(
+    api_client: Any, sa_kubeconfig: Path, namespace: str
+) -> None:
+    """configmap-writes-policy.yaml: RBAC lets the ServiceAccount update and delete every
+    ConfigMap; the policy admits it for the inventory and configmap-mirror's labelled
+    copies only (a label cannot be added to someone else's ConfigMap on the way); an
+    admin is not restricted."""
+    configmaps = f"/api/v1/namespaces/{namespace}/configmaps"
+    labelled = {"labels": {MIRROR_LABEL: "0000"}}
+    for name, meta in (("theirs", {}), (INVENTORY_NAME, {}), ("copy", labelled)):
+        body = {"metadata": {"name": name, **meta}, "data": {"k": "v"}}
+        await request_json(api_client, "POST", configmaps, body=body)
+
+    async def write(api: Any, name: str, verb: str) -> str:
+        try:
+            if verb == "delete":
+                await request_json(api, "DELETE", f"{configmaps}/{name}", query={"dryRun": "All"})
+            else:  # a PUT, as the controllers write (RBAC grants no patch)
+                cm = await request_json(api_client, "GET", f"{configmaps}/{name}")
+                if verb == "update":
+                    cm["data"] = {"k": "new"}
+                else:
+                    cm["metadata"].setdefault("labels", {}).update(labelled["labels"])
+                await request_json(
+                    api, "PUT", f"{configmaps}/{name}", query={"dryRun": "All"}, body=cm
+                )
+        except Forbidden as exc:
+            assert f"ValidatingAdmissionPolicy '{CONFIGMAP_POLICY}'" in str(exc), exc
+            assert "may update or delete only its own ConfigMaps" in str(exc)
+            return "denied"
+        return "allowed"
+
+    async with await new_api_client(kubeconfig=str(sa_kubeconfig)) as sa_api:
+        with anyio.fail_after(20):  # the API server loads new policies asynchronously
+            while await write(sa_api, "theirs", "update") != "denied":  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        outcomes = {
+            (name, verb): await write(sa_api, name, verb)
+            for name in ("theirs", INVENTORY_NAME, "copy")
+            for verb in ("update", "delete", "label")
+        }
+    assert outcomes == {
+        (name, verb): "denied" if name == "theirs" else "allowed"
+        for name in ("theirs", INVENTORY_NAME, "copy")
+        for verb in ("update", "delete", "label")
+    }
+    assert await write(api_client, "theirs", "update") == "allowed"  # the admin
+    assert await write(api_client, "theirs", "delete") == "allowed"
 
 
 def denied(verb: str, resource: str, group: str, namespace: str) -> str:

@@ -12,7 +12,7 @@ EXPECTED = {
     "Obj", "WatchEvent",
     # store, FIFO
     "Indexer", "IndexFunc", "namespace_index", "NAMESPACE_INDEX", "Lister",
-    "parse_label_selector", "DeltaType", "Delta", "DeltaFIFO",
+    "parse_label_selector", "format_label_selector", "DeltaType", "Delta", "DeltaFIFO",
     # list/watch, reflector, informers
     "ListerWatcher", "ApiListerWatcher", "Reflector", "ReflectorStats",
     "SharedIndexInformer", "SharedInformerFactory", "EventHandler", "HandlerFuncs",

@@ -686,13 +686,36 @@ async def test_one_controller_per_namespace(
         await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
 
 
+async def test_a_custom_resource_not_served_hints_at_its_crd(
+    control_plane: Any, namespace: str, tmp_path: Path
+) -> None:
+    """The startup check's 404 for a resource of an API group names the likely cause."""
+    (tmp_path / "thing_ctl.py").write_text(
+        "from informer import Controller, Resource\n"
+        "class ThingController(Controller):\n"
+        "    def setup(self):\n"
+        "        self.watch(Resource('nope.example.com', 'v1', 'things', kind='Thing'))\n"
+        "    async def reconcile(self, key):\n"
+        "        return None\n"
+    )
+    args = ["thing_ctl.py", "--kubeconfig", str(control_plane.kubeconfig_path), "-n", namespace]
+    line = assert_runner_error(await run_to_exit(args, tmp_path), ExitCode.API_ERROR)
+    assert "does not serve things.nope.example.com" in line
+    assert "install its CustomResourceDefinition first" in line
+
+
+@pytest.mark.usefixtures("mirror_crd")
 async def test_sample_controllers_start_and_stop(
     control_plane: Any, namespace: str, tmp_path: Path
 ) -> None:
     args = ["--kubeconfig", str(control_plane.kubeconfig_path), "-n", namespace, "--gc-freeze"]
     async with start_runner(args, tmp_path) as runner:
         started = await runner.wait_for(lambda e: e.get("event") == "runner.started")
-        assert len(started["controllers"]) >= 2
+        assert started["controllers"] == [
+            "configmap-mirror",
+            "configmap-reloader",
+            "deployment-inventory",
+        ]
         assert runner.event("manager.gc_frozen")
         runner.process.send_signal(signal.SIGINT)
     assert runner.process.returncode == 0, runner.stderr

@@ -76,13 +76,14 @@ class Client:
         *,
         factory: SharedInformerFactory | None = None,
         field_manager: str = "kube-informer",
+        discovery: Discovery | None = None,
     ) -> None:
         if not field_manager:
             raise ValueError("field_manager must be a non-empty string")
         self.api_client = api_client
         self.factory = factory
         self.field_manager = field_manager
-        self.discovery = Discovery(api_client)
+        self.discovery = discovery if discovery is not None else Discovery(api_client)
         # (group_resource, namespace, name) -> uid of objects this client deleted and the
         # server removed at once, so wait_cached(pre-delete object) waits for the delete.
         self._deleted: OrderedDict[tuple[str, str | None, str], str | None] = OrderedDict()

@@ -10,10 +10,15 @@ the server stays mapped (writes to it then fail with ``NotFound``).
 
 Concurrency: lookups run on one event loop; concurrent misses for one group/version share
 one fetch.
+
+Sharing: a :class:`~informer.Client` has its own ``Discovery`` unless given one;
+:func:`shared_discovery` hands out one per ApiClient (what every ``Controller.client``
+uses), so the controllers of a Manager discover each group/version once.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import anyio
@@ -23,7 +28,7 @@ from .._kube import request_json
 from .._resource import Resource
 from .._types import Obj
 
-__all__ = ["Discovery", "group_version_path", "split_api_version"]
+__all__ = ["Discovery", "group_version_path", "shared_discovery", "split_api_version"]
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:
@@ -123,3 +128,19 @@ class Discovery:
         finally:
             del self._fetching[api_version]
             done.set()
+
+
+_SHARED: weakref.WeakKeyDictionary[Any, Discovery] = weakref.WeakKeyDictionary()
+
+
+def shared_discovery(api_client: Any) -> Discovery:
+    """The :class:`Discovery` of ``api_client``, created on first use and kept while the
+    ApiClient lives; an object that cannot be weakly referenced (``None``, a test double)
+    gets a new one each call."""
+    try:
+        found = _SHARED.get(api_client)
+    except TypeError:
+        return Discovery(api_client)
+    if found is None:
+        found = _SHARED[api_client] = Discovery(api_client)
+    return found

@@ -18,9 +18,11 @@ The contract:
   event (client-go's ``DropIfChannelFull``). Call it from the event loop's thread.
 - A background task, :meth:`EventRecorder.run`, empties the buffer in order: it
   aggregates repeated events into series (:mod:`.series`) and writes through the sink
-  (:mod:`.sink`), one write at a time. Whoever owns the recorder starts it: the Manager
-  for the recorders of its controllers; ``async with recorder`` otherwise. Events
-  recorded before it starts wait in the buffer.
+  (:mod:`.sink`), one write at a time. Whoever owns the recorder starts it: ``Controller.run``
+  for a controller's (so the Manager for its controllers'); ``async with recorder``
+  otherwise. Events
+  recorded before it starts wait in the buffer. Leaving ``async with`` writes what is
+  buffered (within ``shutdown_timeout``) even when the block is left by cancellation.
 - A write that fails for a transport reason (connection, 429, 5xx) is tried again, up to
   ``max_tries`` (12) times ``retry_delay`` (10 s, jitter 25%) apart, as client-go's
   ``attemptRecording`` (client-go retries transport errors only; 429 and 5xx are retried
@@ -170,6 +172,7 @@ class EventRecorder:
         self._wake: anyio.Event | None = None
         self._idle: anyio.Event | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._run_scope: anyio.CancelScope | None = None
         self._log = log.bind(component=component)
 
     @property
@@ -290,8 +293,17 @@ class EventRecorder:
     async def __aenter__(self) -> EventRecorder:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        await self._task_group.start(self.run)
+        await self._task_group.start(self._run_until_exit)
         return self
+
+    async def _run_until_exit(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """:meth:`run`, shielded from the cancellation of the code around ``async with``
+        (a stopping controller): ``__aexit__`` flushes, then stops it."""
+        with anyio.CancelScope(shield=True) as scope:
+            self._run_scope = scope
+            await self.run(task_status=task_status)
 
     async def __aexit__(
         self,
@@ -303,6 +315,8 @@ class EventRecorder:
         with anyio.move_on_after(self.shutdown_timeout, shield=True):
             await self.flush()
         self._closed = True
+        if self._run_scope is not None:
+            self._run_scope.cancel()
         self._task_group.cancel_scope.cancel()
         return await self._task_group.__aexit__(exc_type, exc, tb)
 

@@ -30,7 +30,9 @@ The Manager owns the startup order (nothing is left to the caller): ``async with
 Leaving the block (or cancelling :meth:`Manager.run`) stops everything: in-flight
 reconciles get ``shutdown_grace`` seconds (capped, with leader election, at
 ``lease_duration - renew_deadline``, so a lost leader's writes end before a successor
-starts), the Lease is released, the endpoints close, the GC state is restored and an
+starts), the events the controllers recorded are written (each controller's recorder
+runs within its ``run``: flushed after the drain, within the rest of the grace), the
+Lease is released, the endpoints close, the GC state is restored and an
 ApiClient the Manager created is closed. A lost lease cancels the block and raises
 :class:`~informer.LeaderElectionLost`.
 

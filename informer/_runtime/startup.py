@@ -127,7 +127,12 @@ def startup_api_error(exc: ApiError, what: str | None, address: str) -> ApiError
         return unauthorized(exc, address)
     subject = what or "a watched resource"
     if isinstance(exc, NotFound):
-        return restated(exc, f"the API server at {address} does not serve {subject} (404): {exc}")
+        hint = ""
+        if what and "." in what.partition("@")[0].partition("{")[0]:  # plural.group: an API group
+            hint = " (a custom resource? install its CustomResourceDefinition first)"
+        return restated(
+            exc, f"the API server at {address} does not serve {subject} (404){hint}: {exc}"
+        )
     return restated(exc, f"{subject}: {exc}")
 
 

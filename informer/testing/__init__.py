@@ -7,7 +7,11 @@
   edge cases a real server will not produce on demand.
 - :class:`TcpProxy`: a loopback proxy to cut or stall a client's connections.
 - The pytest plugin (``informer.testing.pytest_plugin``, registered as an entry point)
-  provides the ``control_plane``, ``api_client`` and ``namespace`` fixtures.
+  provides the ``control_plane``, ``api_client`` and ``namespace`` fixtures, fails a test
+  whose handlers or reconciles raised, and keeps debug logs quiet.
+- The operator testing kit: :func:`install_crds` (CRDs applied and served; :func:`wait_for_crds`),
+  :func:`run_controllers` (controllers in-process through a Manager) and
+  :func:`eventually` (assertions on asynchronous state).
 
 Names are imported lazily, so that loading the pytest plugin stays cheap.
 """
@@ -18,13 +22,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._crds import install_crds as install_crds
+    from ._crds import wait_for_crds as wait_for_crds
+    from ._eventually import eventually as eventually
     from ._fake import FakeListerWatcher as FakeListerWatcher
     from ._proxy import TcpProxy as TcpProxy
+    from ._run_controllers import run_controllers as run_controllers
     from .control_plane import ControlPlane as ControlPlane
     from .control_plane import ControlPlaneError as ControlPlaneError
     from .control_plane import User as User
 
-__all__ = ["ControlPlane", "ControlPlaneError", "FakeListerWatcher", "TcpProxy", "User"]
+__all__ = [
+    "ControlPlane",
+    "ControlPlaneError",
+    "FakeListerWatcher",
+    "TcpProxy",
+    "User",
+    "eventually",
+    "install_crds",
+    "run_controllers",
+    "wait_for_crds",
+]
 
 _WHERE = {
     "ControlPlane": ".control_plane",
@@ -32,6 +50,10 @@ _WHERE = {
     "User": ".control_plane",
     "FakeListerWatcher": "._fake",
     "TcpProxy": "._proxy",
+    "eventually": "._eventually",
+    "install_crds": "._crds",
+    "run_controllers": "._run_controllers",
+    "wait_for_crds": "._crds",
 }
 
 

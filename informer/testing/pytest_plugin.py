@@ -33,6 +33,13 @@ watched: if anything was absorbed during it, the test fails at teardown with the
 unless it requests ``handler_failures`` or is marked
 ``@pytest.mark.allow_handler_failures`` (like pytest's unraisable-exception check).
 
+**Debug logs are quiet.** Unless something configured structlog before the session (your
+``conftest.py``'s ``pytest_configure`` running first, say), the plugin keeps structlog's
+default output but drops events below ``info`` (the library logs every list, watch and
+reconcile at debug level, which would bury a failure report).
+``--kube-informer-log-level=debug`` (or the ini option ``kube_informer_log_level``)
+shows them; ``structlog.testing.capture_logs`` still captures every level.
+
 This module is imported by every pytest run in an environment where kube-informer is
 installed: it imports nothing heavy (no cryptography, no kubernetes_asyncio) at import time.
 """
@@ -53,6 +60,38 @@ __all__ = ["api_client", "control_plane", "handler_failures", "namespace"]
 
 _MARKER = "control_plane"
 _ALLOW = "allow_handler_failures"
+_LOG_LEVEL = "kube_informer_log_level"
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    help_text = (
+        "lowest structlog level printed during tests (default: info; the library's debug "
+        "logs are dropped)"
+    )
+    parser.addoption("--kube-informer-log-level", dest=_LOG_LEVEL, choices=_LEVELS, help=help_text)
+    parser.addini(_LOG_LEVEL, help_text, default="info")
+
+
+def quiet_logs(level: str) -> bool:
+    """Drop structlog events below ``level`` (keeping the default processors), unless
+    structlog was configured already; returns whether it configured it."""
+    import structlog
+
+    if structlog.is_configured():
+        return False
+    if level not in _LEVELS:
+        raise pytest.UsageError(f"{_LOG_LEVEL}={level!r}: pick one of {', '.join(_LEVELS)}")
+    dropped = frozenset(_LEVELS[: _LEVELS.index(level)])
+
+    def drop_below_level(logger: Any, method_name: str, event_dict: Any) -> Any:
+        if method_name in dropped:
+            raise structlog.DropEvent
+        return event_dict
+
+    processors = structlog.get_config()["processors"]
+    structlog.configure(processors=[drop_below_level, *processors])
+    return True
 
 
 @pytest.hookimpl(trylast=True)
@@ -65,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{_ALLOW}: the test expects event handlers/reconciles to raise (kube-informer "
         "otherwise fails a test in which the library absorbed an exception)",
     )
+    quiet_logs(config.getoption(_LOG_LEVEL) or config.getini(_LOG_LEVEL))
     # Registered now, after anyio's plugin, so its session scope wins (see the module).
     from . import _pytest_backend
 

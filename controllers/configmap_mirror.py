@@ -1,0 +1,154 @@
+"""ConfigMapMirror (``mirror.informer.dev/v1alpha1``): copies the ConfigMap ``spec.source``
+of its namespace into ``spec.targetNamespaces`` or the namespaces matching
+``spec.namespaceSelector`` (not its own, nor terminating ones), labelled with the mirror's
+uid; leaves a same-named ConfigMap it did not make alone; repairs copies; deletes them with
+the source, a target, or (finalizer) the mirror. Run it for all namespaces, its CRD
+(``CRD_PATH``) installed. Contract in detail: README, "Operators".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from pathlib import Path
+from typing import ClassVar
+
+from informer import (
+    CONFIGMAPS,
+    NAMESPACES,
+    Controller,
+    Forbidden,
+    IndexFunc,
+    NotFound,
+    Obj,
+    OperationResult,
+    Resource,
+    format_label_selector,
+    is_being_deleted,
+    labels_of,
+    name_of,
+    namespace_of,
+    parse_label_selector,
+    set_condition,
+    uid_of,
+)
+from informer.predicates import generation_changed
+
+MIRRORS = Resource("mirror.informer.dev", "v1alpha1", "configmapmirrors", kind="ConfigMapMirror")
+CRD_PATH = Path(__file__).parent / "crds" / "configmapmirror.yaml"
+FINALIZER = "mirror.informer.dev/copies"
+MIRROR_LABEL = "mirror.informer.dev/mirror-uid"
+
+
+class ConfigMapMirror(Controller):
+    name: ClassVar[str] = "configmap-mirror"
+
+    def setup(self) -> None:
+        by: dict[str, IndexFunc] = {
+            "uid": lambda m: [uid_of(m) or ""],
+            "source": lambda m: [f"{namespace_of(m)}/{m['spec']['source']}"],
+        }
+        # generation_changed: its own status (and finalizer) writes do not reconcile it
+        self.mirrors = self.watch(MIRRORS, predicate=generation_changed, indexers=by)
+        self.configmaps = self.watch(CONFIGMAPS, mapper=self.mirrors_of)
+        self.namespaces = self.watch(NAMESPACES, mapper=self.mirrors_targeting)
+
+    def mirrors_of(self, cm: Obj) -> list[str]:  # a source: its mirrors; a copy: its maker
+        mirrors, uid = self.mirrors.lister(), labels_of(cm).get(MIRROR_LABEL, "")
+        source = f"{namespace_of(cm)}/{name_of(cm)}"
+        return [*mirrors.index_keys("source", source), *mirrors.index_keys("uid", uid)]
+
+    def mirrors_targeting(self, ns: Obj) -> list[str]:  # a namespace: the mirrors it concerns
+        mirrors = self.mirrors.lister().list()
+        return [f"{namespace_of(m)}/{name_of(m)}" for m in mirrors if self.targets(m, [ns])]
+
+    def targets(self, mirror: Obj, namespaces: list[Obj]) -> list[str]:
+        spec = mirror["spec"]
+        selector = spec.get("namespaceSelector")
+        match = parse_label_selector(format_label_selector(selector)) if selector else None
+        return sorted(
+            name_of(ns)
+            for ns in namespaces
+            if (match(labels_of(ns)) if match else name_of(ns) in spec.get("targetNamespaces", ()))
+            and name_of(ns) != namespace_of(mirror)
+            and not is_being_deleted(ns)
+        )
+
+    async def reconcile(self, key: str) -> None:
+        namespace, _, name = key.partition("/")
+        mirror = self.mirrors.lister().get(name, namespace=namespace)
+        if mirror is None:
+            return
+        mine = f"{MIRROR_LABEL}={uid_of(mirror)}"
+        if is_being_deleted(mirror):  # listed from the API: copies the cache may not hold yet
+            for cm in await self.client.list(CONFIGMAPS, label_selector=mine, cached=False):
+                await self.delete(cm)
+            with contextlib.suppress(NotFound):  # a stale cache: removed already
+                await self.client.remove_finalizer(mirror, FINALIZER)
+            return
+        mirror = await self.client.add_finalizer(mirror, FINALIZER)
+        spec, status = mirror["spec"], copy.deepcopy(mirror.get("status") or {})
+        source = self.configmaps.lister().get(spec["source"], namespace=namespace)
+        done: dict[str, OperationResult | None] = {}
+        if source is not None:
+            for target in self.targets(mirror, self.namespaces.lister().list()):
+                done[target] = await self.copy(mirror, source, target)
+        synced = [ns for ns, result in done.items() if result]
+        copies = self.configmaps.lister().list(label_selector=mine)
+        stale = [c for c in copies if namespace_of(c) not in synced or name_of(c) != spec["source"]]
+        removed = [await self.delete(c) for c in stale]
+        skipped = ", ".join(ns for ns, result in done.items() if not result)
+        if source is None:
+            ready, reason, message = False, "SourceMissing", f"no ConfigMap {spec['source']}"
+        elif skipped:
+            ready, reason, message = False, "NotSynced", f"{skipped}: name taken or terminating"
+        else:
+            ready, reason, message = True, "Synced", f"copied to {len(synced)} namespaces"
+        gen, holder = mirror["metadata"]["generation"], {"status": status}
+        changed = set_condition(
+            holder, "Ready", ready, reason=reason, message=message, observed_generation=gen
+        )
+        if changed and source is None:
+            self.recorder.event(mirror, type="Warning", reason="SourceMissing", note=message)
+        status.update(observedGeneration=gen, syncedNamespaces=synced)
+        if status != mirror.get("status"):
+            await self.client.patch(
+                MIRRORS, name, holder, namespace=namespace, subresource="status"
+            )
+        written = [ns for ns in synced if done[ns] != OperationResult.UNCHANGED]
+        if written or removed:
+            note = f"copied to [{', '.join(written)}], removed from [{', '.join(removed)}]"
+            self.recorder.event(mirror, reason="Synced", note=note)
+
+    async def copy(self, mirror: Obj, source: Obj, namespace: str) -> OperationResult | None:
+        """Create or update the copy in ``namespace``; None when it cannot be written."""
+
+        def mutate(cm: Obj) -> None:
+            labels = cm["metadata"].setdefault("labels", {})
+            if "resourceVersion" in cm["metadata"] and labels.get(MIRROR_LABEL) != uid_of(mirror):
+                raise _NotOurs  # a ConfigMap of that name we did not make
+            labels[MIRROR_LABEL] = uid_of(mirror)
+            for field in ("data", "binaryData"):  # absent when empty, as the server has it
+                cm.pop(field, None)
+                if source.get(field):
+                    cm[field] = dict(source[field])
+
+        meta = {"name": name_of(source), "namespace": namespace}
+        stub = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
+        try:
+            return (await self.client.create_or_update(stub, mutate, resource=CONFIGMAPS))[1]
+        except (_NotOurs, NotFound):  # not ours, or the namespace is gone
+            return None
+        except Forbidden as exc:  # a terminating namespace refuses creations
+            if not exc.has_cause("NamespaceTerminating"):
+                raise
+            return None
+
+    async def delete(self, cm: Obj) -> str:
+        ns = namespace_of(cm) or ""
+        await self.client.delete(CONFIGMAPS, name_of(cm), namespace=ns, missing_ok=True)
+        return ns
+
+
+class _NotOurs(Exception):
+    pass
