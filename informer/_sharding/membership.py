@@ -138,7 +138,7 @@ class Membership:
         self._view = ""
         self._poke = anyio.Event()
         self._started = False
-        self._last_error: str | None = None
+        self._last_error: dict[str, str] = {}  # by request kind (join, renew, list)
         self.members: tuple[str, ...] | None = None
         """The live members, sorted (ourselves included); ``None`` before the first list
         and once lapsed."""
@@ -308,7 +308,7 @@ class Membership:
             self._failed("renew", exc)
             return
         self._valid_until = sent + self.renew_deadline
-        self._last_error = None
+        self._last_error.pop("renew", None)
 
     async def _refresh(self) -> None:
         """One consistent list of the group's Leases: judge every member's expiry."""
@@ -329,6 +329,7 @@ class Membership:
             self._failed("list", exc)
             return
         returned = self._clock()
+        self._last_error.pop("list", None)
         present: set[str] = set()
         for item in listed.get("items") or ():
             record = MemberRecord.from_lease(item)
@@ -434,10 +435,10 @@ class Membership:
             self.on_change()
 
     def _failed(self, what: str, exc: BaseException) -> None:
-        error = f"{what}: {type(exc).__name__}: {exc}"
-        level = self._log.debug if error == self._last_error else self._log.warning
-        level("shard.request_failed", error=error, valid_for=round(self.valid_for, 3))
-        self._last_error = error
+        error = f"{type(exc).__name__}: {exc}"
+        level = self._log.debug if error == self._last_error.get(what) else self._log.warning
+        level("shard.request_failed", request=what, error=error, valid_for=round(self.valid_for, 3))
+        self._last_error[what] = error
 
     def __repr__(self) -> str:
         state = "lapsed" if self.lapsed_reason else f"members={list(self.members or ())}"
