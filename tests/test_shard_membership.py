@@ -80,10 +80,12 @@ class Member:
         self.views_cleared: list[tuple[str, ...]] = []
 
     def _changed(self) -> None:
-        was = self.handoff.cleared
         self.handoff.update(self.membership.members, self.membership.drained_of)
-        if self.handoff.cleared and not was and self.handoff.members is not None:
-            self.views_cleared.append(self.handoff.members)
+        self.membership.hurry = self.handoff.members is not None and not self.handoff.cleared
+        members = self.handoff.members
+        cleared = self.views_cleared
+        if self.handoff.cleared and members is not None and (not cleared or cleared[-1] != members):
+            cleared.append(members)
 
     async def _work(self) -> None:
         try:

@@ -150,7 +150,9 @@ class Sharding:
         return self.membership.lease_name
 
     def _changed(self) -> None:
-        self.handoff.update(self.membership.members, self.membership.drained_of)
+        handoff = self.handoff
+        handoff.update(self.membership.members, self.membership.drained_of)
+        self.membership.hurry = handoff.members is not None and not handoff.cleared
 
     def check(self) -> str | None:
         """The ``sharding`` readiness check."""

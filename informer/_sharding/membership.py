@@ -1,9 +1,9 @@
 """``Membership``: hold our member Lease, and judge which members of the group are live.
 
-One loop per replica (:meth:`Membership.run`), every ``retry_period`` (or at once when
-the handoff publishes "drained"):
+One loop per replica (:meth:`Membership.run`):
 
-1. **renew** our Lease: a PUT at the ``resourceVersion`` we wrote last, with a fresh
+1. **renew** our Lease, every ``retry_period`` and at once when the handoff publishes a
+   new "drained": a PUT at the ``resourceVersion`` we wrote last, with a fresh
    ``renewTime`` and our annotations (``records``). A renewal counts from the moment its
    request was *sent*: our membership is valid until ``sent + renew_deadline`` of the
    local monotonic clock. When that passes without a newer successful renewal (or the
@@ -12,15 +12,16 @@ the handoff publishes "drained"):
    key), the work (the controllers) is cancelled and awaited, and :meth:`run` raises
    :class:`~informer.ShardMembershipLost`. A lapsed identity never comes back (the
    runner exits; a restarted process is a new member).
-2. **list** the group's Leases with the label selector, as a *consistent* read (no
-   ``resourceVersion``: served from etcd, never from a lagging cache), and judge each
-   other Lease as the leader elector judges its record, by the local clock: the time
-   ``first_seen`` at which a list first returned its current ``resourceVersion``; it is
-   **expired** once ``first_seen + leaseDurationSeconds`` is not after the start of a
-   list that still returns that ``resourceVersion``. A released Lease (empty
-   ``holderIdentity``: a replica that stopped gracefully, after its controllers
-   stopped) is not a member at once. A Lease that disappears without having been seen
-   released stays a member (a *ghost*) until it would have expired.
+2. **list** the group's Leases with the label selector, every ``retry_period`` (four
+   times as often while the handoff waits for the others to drain: :attr:`hurry`), as
+   a *consistent* read (no ``resourceVersion``: served from etcd, never from a lagging
+   cache), and judge each other Lease as the leader elector judges its record, by the
+   local clock: the time ``first_seen`` at which a list first returned its current
+   ``resourceVersion``; it is **expired** once ``first_seen + leaseDurationSeconds`` is
+   not after the start of a list that still returns that ``resourceVersion``. A
+   released Lease (empty ``holderIdentity``: a replica that stopped gracefully, after
+   its controllers stopped) is not a member at once. A Lease that disappears without
+   having been seen released stays a member (a *ghost*) until it would have expired.
 
 The live members are ourselves plus every other holder whose Lease is neither expired
 nor released. ``on_change()`` is called after each list (and at a lapse), so the handoff
@@ -75,6 +76,10 @@ from .records import (
 )
 
 __all__ = ["Membership"]
+
+
+HURRY_FACTOR = 4
+"""While :attr:`Membership.hurry`, the group is listed this many times per retry period."""
 
 
 class _Lapse(Exception):
@@ -135,6 +140,7 @@ class Membership:
         self._seen: dict[str, _Seen] = {}  # other Leases of the group, by name
         self._records: dict[str, MemberRecord] = {}  # live members' records, by holder
         self._drained = ""
+        self._written_drained = ""  # the "drained" our Lease holds (last renewal)
         self._view = ""
         self._poke = anyio.Event()
         self._started = False
@@ -143,6 +149,9 @@ class Membership:
         """The live members, sorted (ourselves included); ``None`` before the first list
         and once lapsed."""
         self.lapsed_reason: str | None = None
+        self.hurry = False
+        """Set by the handoff while its view waits for other members' "drained": the
+        group is then listed every ``retry_period / 4`` (renewals keep their pace)."""
         self._log = structlog.get_logger(__name__, group=group, identity=identity)
 
     # -- read and written by the handoff ------------------------------------------------
@@ -155,9 +164,8 @@ class Membership:
     def publish(self, *, view: str, drained: str) -> None:
         """Write ``view`` and ``drained`` on our Lease with the next renewal; a new
         ``drained`` renews at once."""
-        poke = drained != self._drained
         self._view, self._drained = view, drained
-        if poke:
+        if drained != self._written_drained:
             self._poke.set()
 
     @property
@@ -259,15 +267,25 @@ class Membership:
         The lapse is noticed when ``valid_for`` reaches 0, even while a request hangs.
         """
         deadline = f"not renewed within the renew deadline ({self.renew_deadline:g}s)"
+        renewed = self._clock()
         while True:
-            self._poke = anyio.Event()
-            with anyio.move_on_after(min(self.retry_period, max(0.0, self.valid_for))):
-                await self._poke.wait()
+            # A new "drained" is written at once, unless renewals are failing (no spin).
+            if self._drained == self._written_drained or "renew" in self._last_error:
+                self._poke = anyio.Event()
+                pause = self.retry_period / HURRY_FACTOR if self.hurry else self.retry_period
+                with anyio.move_on_after(min(pause, max(0.0, self.valid_for))):
+                    await self._poke.wait()
             try:
                 if self.valid_for <= 0:
                     raise _Lapse(deadline)
+                renew = (
+                    self._drained != self._written_drained
+                    or self._clock() - renewed >= self.retry_period
+                )
+                if renew:
+                    renewed = self._clock()
                 with anyio.move_on_after(self.valid_for):
-                    await self._cycle(renew=True)
+                    await self._cycle(renew=renew)
                 if self.valid_for <= 0:
                     raise _Lapse(deadline)
             except _Lapse as lapse:
@@ -290,7 +308,7 @@ class Membership:
         metadata = body.setdefault("metadata", {})
         metadata.pop("managedFields", None)
         annotations = metadata.get("annotations") or {}
-        annotations[DRAINED_ANNOTATION] = self._drained
+        drained = annotations[DRAINED_ANNOTATION] = self._drained
         annotations[VIEW_ANNOTATION] = self._view
         metadata["annotations"] = annotations
         body.setdefault("spec", {})["renewTime"] = micro_time()
@@ -308,6 +326,7 @@ class Membership:
             self._failed("renew", exc)
             return
         self._valid_until = sent + self.renew_deadline
+        self._written_drained = drained
         self._last_error.pop("renew", None)
 
     async def _refresh(self) -> None:
