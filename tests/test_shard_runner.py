@@ -487,3 +487,10 @@ def test_sharding_options(
     got = (config.group, config.shard_by, config.lease_duration)
     assert (*got, config.renew_deadline, config.retry_period) == expected
     assert config.namespace == "default"
+
+
+def test_a_lapsed_membership_exits_10() -> None:
+    from informer import ShardMembershipLost
+    from informer.run import exit_code
+
+    assert exit_code(ShardMembershipLost("lost", lease="ns/l", identity="me")) == 10
