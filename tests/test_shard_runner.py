@@ -494,3 +494,48 @@ def test_a_lapsed_membership_exits_10() -> None:
     from informer.run import exit_code
 
     assert exit_code(ShardMembershipLost("lost", lease="ns/l", identity="me")) == 10
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(120)
+async def test_replicas_that_cannot_renew_stop_before_their_lease_expires(tmp_path: Path) -> None:
+    """The API server goes away: every replica stops admitting keys at its renew
+    deadline, stops its controllers within the drain grace, and exits 10, all before a
+    lease duration has passed since its last renewal."""
+    from informer.testing import ControlPlane
+
+    async with ControlPlane() as cp, cp.api_client() as api:
+        namespace = "sharded"
+        await request_json(
+            api, "POST", "/api/v1/namespaces", body={"metadata": {"name": namespace}}
+        )
+        keys = await create_configmaps(api, namespace, 30)
+        ctl = controller_file(tmp_path)
+        async with shard_group(ctl, cp.kubeconfig_path, namespace, tmp_path) as group:
+            for _ in range(2):
+                await group.start()
+            await group.converged(2)
+            for r in group.replicas:
+                await r.wait_until(lambda r=r: bool(r.keys_since(0)))
+            async with anyio.create_task_group() as touching:
+                touching.start_soon(touch_forever, api, keys, 20.0)
+                await anyio.sleep(0.5)
+                touching.cancel_scope.cancel()
+            await cp.stop_apiserver()
+            for r in group.replicas:
+                with anyio.fail_after(RENEW_DEADLINE + 20):
+                    code = await r.process.wait()
+                assert code == ExitCode.LEADERSHIP_LOST, (code, r.stderr)
+                assert r.stderr.startswith("error: shard membership lost"), r.stderr
+                assert "Traceback" not in r.stderr
+                names = [e.get("event") for e in r.events]
+                lapsed = names.index("shard.lapsed")
+                assert "controller.stopped" in names[lapsed:]
+                assert "reconcile.begin" not in names[lapsed:]
+                # Timed inside the replica: its last renewal was sent before its first
+                # failed request; the controllers stopped less than a lease duration
+                # after that (renew deadline + drain grace = 2.5 + 0.75 s).
+                failed = when(r.event("shard.request_failed")[0])
+                stopped = when(r.event("controller.stopped")[-1])
+                assert stopped - failed < LEASE_DURATION, (failed, stopped)
+            group.check_no_overlap()
