@@ -221,3 +221,16 @@ async def test_a_member_cut_off_lapses_before_the_others_drop_it(
             await wait_until(lambda: a.cleared("a"))
             lapse, drop = lapsed_at[0] - t0, dropped_at[0] - t0
             print(f"b lapsed {lapse:.2f}s and a dropped b {drop:.2f}s after the cut")
+
+
+async def test_an_identity_cannot_be_reused(api_client: Any, namespace: str) -> None:
+    """A Lease left by an earlier run under the same identity: joining fails clearly
+    (a member that stopped must never come back under its old name)."""
+    from informer import ConfigError
+
+    first = Member(api_client, namespace, "same")
+    async with members(first):
+        await wait_until(lambda: first.cleared("same"))
+    again = Member(api_client, namespace, "same")
+    with pytest.raises(ConfigError, match="already exists: identity 'same'"):
+        await again.membership.run()

@@ -85,7 +85,8 @@ def default_group(controller_names: Iterable[str]) -> str:
 class ShardingConfig:
     """Sharding for a :class:`Manager`: the shard ``group`` (a DNS-1123 label, at most
     50 characters: it labels the member Leases and prefixes their names), the Lease
-    ``namespace``, our ``identity``, and the membership timings (seconds, the leader
+    ``namespace``, our ``identity`` (unique per process run: keep the default
+    ``<hostname>_<uuid4>``), and the membership timings (seconds, the leader
     elector's rules: ``lease_duration > renew_deadline > retry_period * 1.2``, else
     ``ValueError``). ``shard_by`` is what is hashed (:data:`SHARD_MODES`).
     ``release_timeout`` bounds the Lease release on a graceful stop."""

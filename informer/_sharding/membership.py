@@ -55,6 +55,8 @@ import anyio.abc
 import structlog
 
 from .._exceptions import (
+    AlreadyExists,
+    ConfigError,
     Conflict,
     Forbidden,
     InformerError,
@@ -95,6 +97,11 @@ class _Seen:
 
 class Membership:
     """Our member Lease in ``namespace`` for ``group``, held as ``identity``.
+
+    ``identity`` must be unique per process *run*: the protocol's safety argument relies
+    on a member that lapsed or stopped never coming back under the same name (a Lease
+    left by an earlier run with the same identity makes :meth:`run` raise
+    :class:`~informer.ConfigError`).
 
     Timings (seconds, :func:`~informer._leaderelection.validate_timings`):
     ``lease_duration`` is written to our Lease (rounded up to whole seconds) and is how
@@ -247,6 +254,13 @@ class Membership:
                     )
             except (Unauthorized, Forbidden):
                 raise
+            except AlreadyExists as exc:
+                lease = f"{self.namespace}/{self.lease_name}"
+                raise ConfigError(
+                    f"shard member Lease {lease} already exists: identity {self.identity!r} "
+                    "is (or was) used by another process; give every process run its own "
+                    "identity (the default, <hostname>_<uuid4>, is)"
+                ) from exc
             except (InformerError, TimeoutError) as exc:
                 self._failed("join", exc)
                 await anyio.sleep(self.retry_period)
