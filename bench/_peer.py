@@ -3,7 +3,8 @@
 ``python -m bench._peer PEER --mode MODE [options]`` prints one JSON line (the result);
 in ``latency`` mode it first prints ``{"ready": true}``, then waits for ``stop`` on stdin.
 
-Peers: ``ours`` (SharedIndexInformer, or Controller for latency), ``floor`` (aiohttp +
+Peers: ``ours`` (SharedIndexInformer, or Controller for latency; ``--metadata-only``: the
+metadata-only informer, ``PartialObjectMetadata``), ``floor`` (aiohttp +
 orjson + a dict: the decode floor), ``kubernetes_asyncio`` (list + ``watch.Watch`` with
 model deserialisation), ``official`` (the official client's ``kubernetes.informer``),
 ``kopf`` (a no-op ``@kopf.on.event`` operator).
@@ -106,7 +107,7 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
         transform=strip_managed_fields if opts.strip else None,
         reflector_options={"use_watch_list": opts.watch_list},
     )
-    informer = factory.informer_for(resource)
+    informer = factory.informer_for(resource, metadata_only=opts.metadata_only)
     updates = 0
     adds = 0
     first = last = 0.0
@@ -561,6 +562,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strip", action="store_true", help="drop managedFields (transform)")
     p.add_argument("--gc", choices=("default", "freeze"), default="default")
     p.add_argument("--watch-list", action="store_true", help="ours: sync by watch-list")
+    p.add_argument(
+        "--metadata-only",
+        action="store_true",
+        help="ours: a metadata-only informer (PartialObjectMetadata; sync and memory)",
+    )
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--profile", default="", help="write a pyinstrument profile (text) here")
     return p.parse_args(argv)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,10 +15,16 @@ import anyio
 import anyio.abc
 import orjson
 
+from bench._protobuf import MEDIA_TYPE
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTGO_SRC = ROOT / "bench" / "clientgo"
 CLIENTGO_BIN = ROOT / ".cache" / "bench" / "clientgo"
 INSTALL_HINT = "pip install -e '.[bench]'"
+CLIENTGO_PROTOBUF = "-protobuf"
+"""The client-go peer's flag: speak Kubernetes protobuf (else JSON)."""
+CLIENTGO_LIST_MODE = (("KUBE_FEATURE_WatchListClient", "false"),)
+"""The client-go peer's environment to sync by a paginated list (else watch-list)."""
 
 
 @dataclass
@@ -46,6 +53,16 @@ def clientgo_run(*, build: bool) -> tuple[Path | None, PeerRun | None]:
     if binary.path is not None:
         return binary.path, None
     return None, PeerRun(error=binary.why, unavailable=not binary.broken)
+
+
+def clientgo_format_problem(argv: Sequence[str], result: dict[str, Any]) -> str | None:
+    """Why a client-go run was not answered only in the format its flags ask for
+    (``content_types``: the media types of its API responses), or ``None``."""
+    want = MEDIA_TYPE if CLIENTGO_PROTOBUF in argv else "application/json"
+    got = result.get("content_types")
+    if got != [want]:
+        return f"the API answered it in {got}, not only {want}"
+    return None
 
 
 def missing_python_peer(peer: str) -> str | None:

@@ -54,6 +54,7 @@ import structlog
 from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    Client,
     Controller,
     NotFound,
     Obj,
@@ -62,7 +63,6 @@ from informer import (
     annotations_of,
     meta_namespace_key,
     namespace_of,
-    request_json,
     split_meta_namespace_key,
 )
 
@@ -173,6 +173,7 @@ class ConfigMapReloader(Controller):
     configmaps: SharedIndexInformer
 
     def setup(self) -> None:
+        self.client = Client(self.api_client, factory=self.factory)
         self.deployments = self.watch(DEPLOYMENTS, indexers={CONFIGMAP_INDEX: configmaps_index})
         self.configmaps = self.watch(CONFIGMAPS, mapper=self._consumers_of)
 
@@ -210,14 +211,8 @@ class ConfigMapReloader(Controller):
             "spec": {"template": {"metadata": {"annotations": {CONFIG_HASH_ANNOTATION: wanted}}}}
         }
         try:
-            await request_json(
-                self.api_client,
-                "PATCH",
-                DEPLOYMENTS.path(name, namespace=namespace),
-                body=patch,
-                content_type="application/strategic-merge-patch+json",
-                resource=DEPLOYMENTS.group_resource,
-                namespace=namespace,
+            await self.client.patch(
+                DEPLOYMENTS, name, patch, namespace=namespace, patch_type="strategic"
             )
         except NotFound:
             return None  # deleted meanwhile: its delete event ends the story

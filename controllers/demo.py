@@ -13,8 +13,9 @@ What the demo does, in order (lines starting with ``[demo]`` on stdout):
    etcd; binaries from ``$KUBEBUILDER_ASSETS``, which ``make run`` sets) whose state lives
    in ``--dir``: its admin kubeconfig is ``<dir>/kubeconfig`` (etcd's data is wiped at
    every start);
-2. applies ``examples/*.yaml`` in name order with server-side apply (namespace ``demo``,
-   ConfigMaps, Deployments that opt in to the reloader and one that does not);
+2. applies ``examples/*.yaml`` in name order with ``Client.apply_manifests`` (server-side
+   apply; namespace ``demo``, ConfigMaps, Deployments that opt in to the reloader and one
+   that does not);
 3. runs the sample controllers with ``python -m informer.run --kubeconfig <dir>/kubeconfig``
    as a child process: exactly the runner a user runs, on the same code path (its log
    lines go to the same stdout);
@@ -51,7 +52,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import anyio
 import structlog
@@ -60,15 +61,11 @@ import yaml
 from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
-    NAMESPACES,
-    SECRETS,
-    SERVICES,
+    Client,
     InformerError,
     NotFound,
     Obj,
-    Resource,
     new_api_client,
-    request_json,
 )
 from informer.testing import ControlPlane
 
@@ -88,7 +85,6 @@ STEP_TIMEOUT: Final = 60.0
 RUNNER_STOP_GRACE: Final = 8.0
 """Seconds the runner gets to stop after SIGINT (it needs < 5) before SIGKILL."""
 
-_APPLIABLE: Final = (NAMESPACES, CONFIGMAPS, SECRETS, SERVICES, DEPLOYMENTS)
 _PR_SET_PDEATHSIG: Final = 1
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not load it
 
@@ -105,44 +101,19 @@ def say(message: str) -> None:
 # ----------------------------------------------------------------------------- API helpers
 
 
-def _resource_for(obj: Obj) -> Resource:
-    for resource in _APPLIABLE:
-        if obj.get("apiVersion") == resource.api_version and obj.get("kind") == resource.kind:
-            return resource
-    raise DemoError(f"cannot apply {obj.get('apiVersion')}/{obj.get('kind')}: unknown kind")
-
-
-async def apply(api: Any, obj: Obj) -> str:
-    """Server-side apply ``obj`` (as ``kubectl apply --server-side``); return its name."""
-    resource = _resource_for(obj)
-    meta = obj.get("metadata") or {}
-    namespace = (meta.get("namespace") or "default") if resource.namespaced else None
-    name = meta["name"]
-    await request_json(
-        api,
-        "PATCH",
-        resource.path(name, namespace=namespace),
-        query={"fieldManager": FIELD_MANAGER, "force": True},
-        body=yaml.safe_dump(obj).encode(),
-        content_type="application/apply-patch+yaml",
-        resource=resource.group_resource,
-        namespace=namespace,
-    )
-    where = f"{namespace}/{name}" if namespace else name
-    return f"{resource.kind.lower()}/{where}"
-
-
-async def get_or_none(api: Any, resource: Resource, name: str) -> Obj | None:
+async def inventory(client: Client) -> Obj | None:
+    """The demo's inventory ConfigMap (from the API), or None when there is none."""
     try:
-        return await request_json(api, "GET", resource.path(name, namespace=DEMO_NAMESPACE))
+        return await client.get(CONFIGMAPS, INVENTORY_NAME, namespace=DEMO_NAMESPACE)
     except NotFound:
         return None
 
 
-async def merge_patch(api: Any, path: str, body: Obj) -> Obj:
-    return await request_json(
-        api, "PATCH", path, body=body, content_type="application/merge-patch+json"
-    )
+def described(obj: Obj) -> str:
+    """``kind/namespace/name`` (``kind/name`` for a cluster-scoped object), as kubectl."""
+    meta = obj["metadata"]
+    where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+    return f"{obj['kind'].lower()}/{where}"
 
 
 def config_hash_of(deployment: Obj | None) -> str | None:
@@ -259,9 +230,10 @@ async def _demo(args: argparse.Namespace) -> None:
         kubeconfig = cp.kubeconfig_path
         say(f"control plane ready at {cp.host}; kubeconfig {kubeconfig}")
         async with cp.api_client() as api:
-            await _apply_examples(api, args.manifests)
+            client = Client(api, field_manager=FIELD_MANAGER)
+            await _apply_examples(client, args.manifests)
             async with running_controllers(kubeconfig) as runner:
-                await _script(api, lambda: _check_alive(runner, cp))
+                await _script(client, lambda: _check_alive(runner, cp))
                 _print_try_it(kubeconfig)
                 if args.exit_after_demo:
                     say("done (--exit-after-demo): stopping everything")
@@ -272,29 +244,36 @@ async def _demo(args: argparse.Namespace) -> None:
                     await anyio.sleep(0.5)
 
 
-def _load_manifests(folder: Path) -> list[tuple[str, list[Obj]]]:
-    """``(file name, objects)`` for each ``*.yaml`` of ``folder``, in name order."""
+def _load_manifests(folder: Path) -> list[tuple[str, str]]:
+    """``(file name, YAML text)`` for each ``*.yaml`` of ``folder``, in name order; the
+    YAML is parsed here once, so a broken file fails before the control plane starts."""
     files = sorted(folder.glob("*.yaml"))
     if not files:
         raise DemoError(f"no *.yaml to apply in {folder}")
     try:
-        return [(p.name, [d for d in yaml.safe_load_all(p.read_text()) if d]) for p in files]
+        manifests = [(p.name, p.read_text()) for p in files]
+        for _, text in manifests:
+            list(yaml.safe_load_all(text))
     except (OSError, yaml.YAMLError) as exc:
         raise DemoError(f"cannot read the examples: {exc}") from exc
+    return manifests
 
 
-async def _apply_examples(api: Any, manifests: list[tuple[str, list[Obj]]]) -> None:
-    for file_name, objects in manifests:
-        applied = [await apply(api, obj) for obj in objects]
-        say(f"applied {file_name}: {', '.join(applied)}")
+async def _apply_examples(client: Client, manifests: list[tuple[str, str]]) -> None:
+    """Server-side apply each file (``kubectl apply --server-side --force-conflicts``);
+    namespaced objects without a namespace go into ``default``, as with kubectl."""
+    for file_name, text in manifests:
+        try:
+            applied = await client.apply_manifests(text, namespace="default", force=True)
+        except ValueError as exc:
+            raise DemoError(f"cannot apply {file_name}: {exc}") from exc
+        say(f"applied {file_name}: {', '.join(described(obj) for obj in applied)}")
 
 
-async def _script(api: Any, alive: Callable[[], None]) -> None:
-    deployments = DEPLOYMENTS.path(namespace=DEMO_NAMESPACE)
-
+async def _script(client: Client, alive: Callable[[], None]) -> None:
     async def opted_in_hashes() -> dict[str, Obj] | None:
-        listing = await request_json(api, "GET", deployments)
-        items = {d["metadata"]["name"]: d for d in listing.get("items", [])}
+        listing = await client.list(DEPLOYMENTS, namespace=DEMO_NAMESPACE)
+        items = {d["metadata"]["name"]: d for d in listing}
         opted = {
             n: d
             for n, d in items.items()
@@ -305,7 +284,7 @@ async def _script(api: Any, alive: Callable[[], None]) -> None:
         return None
 
     async def inventory_with(names: set[str]) -> Obj | None:
-        inv = await get_or_none(api, CONFIGMAPS, INVENTORY_NAME)
+        inv = await inventory(client)
         return inv if inv is not None and set(inv.get("data") or {}) == names else None
 
     # 1. The controllers' first actions.
@@ -329,10 +308,8 @@ async def _script(api: Any, alive: Callable[[], None]) -> None:
     # 2. Edit a consumed ConfigMap's data: each opted-in consumer rolls once.
     say("scripted change 1: set LOG_LEVEL=debug in ConfigMap demo/app-config")
     before = items
-    await merge_patch(
-        api,
-        CONFIGMAPS.path("app-config", namespace=DEMO_NAMESPACE),
-        {"data": {"LOG_LEVEL": "debug"}},
+    await client.patch(
+        CONFIGMAPS, "app-config", {"data": {"LOG_LEVEL": "debug"}}, namespace=DEMO_NAMESPACE
     )
 
     async def rolled() -> dict[str, Obj] | None:
@@ -364,12 +341,12 @@ async def _script(api: Any, alive: Callable[[], None]) -> None:
 
     # 3. Scale a Deployment (the scale subresource): the inventory follows.
     say("scripted change 2: scale Deployment demo/web to 4 replicas")
-    await merge_patch(
-        api, f"{DEPLOYMENTS.path('web', namespace=DEMO_NAMESPACE)}/scale", {"spec": {"replicas": 4}}
+    await client.patch(
+        DEPLOYMENTS, "web", {"spec": {"replicas": 4}}, namespace=DEMO_NAMESPACE, subresource="scale"
     )
 
     async def scaled() -> Obj | None:
-        inv = await get_or_none(api, CONFIGMAPS, INVENTORY_NAME)
+        inv = await inventory(client)
         entry = yaml.safe_load(((inv or {}).get("data") or {}).get("web", "")) or {}
         return inv if entry.get("replicas") == 4 else None
 
@@ -381,10 +358,10 @@ async def _script(api: Any, alive: Callable[[], None]) -> None:
     # 4. Delete the inventory by hand: it is recreated.
     say(f"scripted change 3: delete ConfigMap {DEMO_NAMESPACE}/{INVENTORY_NAME} by hand")
     old_uid = inv["metadata"]["uid"]
-    await request_json(api, "DELETE", CONFIGMAPS.path(INVENTORY_NAME, namespace=DEMO_NAMESPACE))
+    await client.delete(CONFIGMAPS, INVENTORY_NAME, namespace=DEMO_NAMESPACE)
 
     async def recreated() -> Obj | None:
-        inv = await get_or_none(api, CONFIGMAPS, INVENTORY_NAME)
+        inv = await inventory(client)
         return inv if inv is not None and inv["metadata"]["uid"] != old_uid else None
 
     inv = await until("the inventory to be recreated", recreated, alive)
@@ -424,9 +401,10 @@ def _print_try_it(kubeconfig: Path) -> None:
 
 async def _status(kubeconfig: str | None) -> None:
     async with await new_api_client(kubeconfig=kubeconfig) as api:
-        listing = await request_json(api, "GET", DEPLOYMENTS.path(namespace=DEMO_NAMESPACE))
+        client = Client(api, field_manager=FIELD_MANAGER)
+        listing = await client.list(DEPLOYMENTS, namespace=DEMO_NAMESPACE)
         print(f"Deployments in {DEMO_NAMESPACE}:")
-        for d in sorted(listing.get("items", []), key=lambda d: d["metadata"]["name"]):
+        for d in sorted(listing, key=lambda d: d["metadata"]["name"]):
             opted = (d["metadata"].get("annotations") or {}).get(RELOAD_ANNOTATION) == "true"
             print(
                 f"  {d['metadata']['name']:<10} replicas={d['spec'].get('replicas')} "
@@ -434,7 +412,7 @@ async def _status(kubeconfig: str | None) -> None:
                 f"reload={'yes' if opted else 'no '} "
                 f"{CONFIG_HASH_ANNOTATION}={short(config_hash_of(d))}"
             )
-        inv = await get_or_none(api, CONFIGMAPS, INVENTORY_NAME)
+        inv = await inventory(client)
         if inv is None:
             print(f"ConfigMap {DEMO_NAMESPACE}/{INVENTORY_NAME}: absent")
             return
@@ -453,16 +431,16 @@ async def _set_config(kubeconfig: str | None, pairs: list[str]) -> None:
             raise DemoError(f"expected KEY=VALUE, got {pair!r}")
         data[key] = value
     async with await new_api_client(kubeconfig=kubeconfig) as api:
-        await merge_patch(
-            api, CONFIGMAPS.path("app-config", namespace=DEMO_NAMESPACE), {"data": data}
-        )
+        client = Client(api, field_manager=FIELD_MANAGER)
+        await client.patch(CONFIGMAPS, "app-config", {"data": data}, namespace=DEMO_NAMESPACE)
     print(f"ConfigMap {DEMO_NAMESPACE}/app-config: set {', '.join(sorted(data))}")
 
 
 async def _scale(kubeconfig: str | None, name: str, replicas: int) -> None:
     async with await new_api_client(kubeconfig=kubeconfig) as api:
-        path = f"{DEPLOYMENTS.path(name, namespace=DEMO_NAMESPACE)}/scale"
-        await merge_patch(api, path, {"spec": {"replicas": replicas}})
+        client = Client(api, field_manager=FIELD_MANAGER)
+        scale = {"spec": {"replicas": replicas}}
+        await client.patch(DEPLOYMENTS, name, scale, namespace=DEMO_NAMESPACE, subresource="scale")
     print(f"Deployment {DEMO_NAMESPACE}/{name}: replicas={replicas}")
 
 

@@ -18,9 +18,11 @@ unchanged namespace never causes a write.
 - **Create-or-update from a YAML template.** :data:`INVENTORY_TEMPLATE` is rendered (with
   :class:`string.Template`; every value is quoted as a JSON string, which YAML reads
   verbatim, so no value can inject YAML) and loaded; ``data`` and ``ownerReferences`` are
-  filled in code. It is created with POST; when it exists already (in the API though not
-  yet in the cache), it is read and updated with PUT at its ``resourceVersion``. A 409 on
-  update means the cache was stale: the key is requeued (rate-limited) and recomputed.
+  filled in code. An inventory the cache holds is compared with the desired one and,
+  when they differ, replaced (``Client.update``: PUT at its cached ``resourceVersion``).
+  A 409 means the cache was stale: the key is requeued (rate-limited) and recomputed.
+  One the cache does not hold (yet) goes through ``Client.create_or_update``, which reads
+  the API server and creates it, or updates it when it exists already.
   The controller owns ``data`` (``binaryData`` is dropped), the two labels of the template
   and ``ownerReferences``; other labels and annotations added by hand are kept.
 - **Owner references.** The inventory lists every Deployment it describes as a
@@ -52,18 +54,17 @@ import yaml
 from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    Client,
     Conflict,
     Controller,
     Forbidden,
-    NotFound,
     Obj,
+    OperationResult,
     Result,
     SharedIndexInformer,
     labels_of,
     name_of,
     namespace_of,
-    owner_references,
-    request_json,
     uid_of,
 )
 
@@ -175,26 +176,14 @@ def desired_inventory(namespace: str, deployments: Sequence[Obj]) -> Obj:
     return inventory
 
 
-def _up_to_date(current: Obj, desired: Obj) -> bool:
-    labels = labels_of(current)
-    return (
-        (current.get("data") or {}) == desired["data"]
-        and not current.get("binaryData")
-        and all(labels.get(k) == v for k, v in labels_of(desired).items())
-        and list(owner_references(current)) == desired["metadata"]["ownerReferences"]
-    )
-
-
-def _merged(current: Obj, desired: Obj) -> Obj:
-    """``current`` (deep-copied) with the fields the controller owns taken from ``desired``."""
-    body = copy.deepcopy(current)
-    body.pop("binaryData", None)
-    body["data"] = desired["data"]
-    meta = body.setdefault("metadata", {})
-    meta.pop("managedFields", None)
+def _own(inventory: Obj, desired: Obj) -> None:
+    """Set, in place, the fields the controller owns to ``desired``'s: ``data`` (without
+    ``binaryData``), the template's labels (others are kept) and ``ownerReferences``."""
+    inventory.pop("binaryData", None)
+    inventory["data"] = desired["data"]
+    meta = inventory.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), **desired["metadata"]["labels"]}
     meta["ownerReferences"] = desired["metadata"]["ownerReferences"]
-    return body
 
 
 def _namespace_key(obj: Obj) -> list[str]:
@@ -214,6 +203,7 @@ class DeploymentInventory(Controller):
     inventories: SharedIndexInformer
 
     def setup(self) -> None:
+        self.client = Client(self.api_client, factory=self.factory)
         self.deployments = self.watch(DEPLOYMENTS, mapper=_namespace_key)
         self.inventories = self.watch(
             CONFIGMAPS, mapper=_namespace_key, field_selector=f"metadata.name={INVENTORY_NAME}"
@@ -229,23 +219,16 @@ class DeploymentInventory(Controller):
                     await self._delete(namespace, current)
                 return None
             desired = desired_inventory(namespace, deployments)
-            if current is None:
-                created = await self._create(namespace, desired)
-                if created:
+            if current is None:  # not cached (yet): create it, or update the server's copy
+                _, result = await self.client.create_or_update(desired, lambda i: _own(i, desired))
+            else:  # update at the cached resourceVersion: 409 Conflict when the cache is stale
+                body = copy.deepcopy(current)
+                _own(body, desired)
+                if body == current:
                     return None
-                current = await request_json(
-                    self.api_client, "GET", CONFIGMAPS.path(INVENTORY_NAME, namespace=namespace)
-                )
-            if _up_to_date(current, desired):
-                return None
-            await request_json(
-                self.api_client,
-                "PUT",
-                CONFIGMAPS.path(INVENTORY_NAME, namespace=namespace),
-                body=_merged(current, desired),
-                resource=CONFIGMAPS.group_resource,
-                namespace=namespace,
-            )
+                body["metadata"].pop("managedFields", None)
+                await self.client.update(body)
+                result = OperationResult.UPDATED
         except Conflict:
             # Our cached inventory is older than the server's: recompute from a fresher cache.
             log.debug("inventory.conflict", namespace=namespace)
@@ -255,37 +238,14 @@ class DeploymentInventory(Controller):
                 raise
             log.info("inventory.namespace_terminating", namespace=namespace)
             return None
-        log.info("inventory.updated", namespace=namespace, deployments=sorted(desired["data"]))
+        if result is not OperationResult.UNCHANGED:
+            names = sorted(desired["data"])
+            log.info(f"inventory.{result}", namespace=namespace, deployments=names)
         return None
 
-    async def _create(self, namespace: str, desired: Obj) -> bool:
-        """POST the inventory; False when it exists already (409 AlreadyExists)."""
-        try:
-            await request_json(
-                self.api_client,
-                "POST",
-                CONFIGMAPS.path(namespace=namespace),
-                body=desired,
-                resource=CONFIGMAPS.group_resource,
-                namespace=namespace,
-            )
-        except Conflict as exc:
-            if exc.reason != "AlreadyExists":
-                raise
-            return False
-        log.info("inventory.created", namespace=namespace, deployments=sorted(desired["data"]))
-        return True
-
     async def _delete(self, namespace: str, current: Obj) -> None:
-        try:
-            await request_json(
-                self.api_client,
-                "DELETE",
-                CONFIGMAPS.path(INVENTORY_NAME, namespace=namespace),
-                body={"preconditions": {"uid": uid_of(current)}},
-                resource=CONFIGMAPS.group_resource,
-                namespace=namespace,
-            )
-        except NotFound:
-            return
-        log.info("inventory.deleted", namespace=namespace, deployments=[])
+        deleted = await self.client.delete(
+            CONFIGMAPS, INVENTORY_NAME, namespace=namespace, uid=uid_of(current), missing_ok=True
+        )
+        if deleted is not None:
+            log.info("inventory.deleted", namespace=namespace, deployments=[])

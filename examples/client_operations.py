@@ -8,16 +8,20 @@
 It shows, in order:
 
 1. creating a client from a kubeconfig (``new_api_client``: ``--kubeconfig``, else
-   ``$KUBECONFIG``, else ``~/.kube/config``; in-cluster inside a Pod);
-2. creating a Deployment in code, with labels, namespace, selector and imagePullPolicy;
-3. creating a Deployment from a YAML string;
+   ``$KUBECONFIG``, else ``~/.kube/config``; in-cluster inside a Pod) and an
+   ``informer.Client`` on it;
+2. creating a Deployment in code, with labels, namespace, selector and imagePullPolicy
+   (``Client.create_or_update``: created when missing, else what the script manages is
+   set and written only when it changed);
+3. creating a Deployment from a YAML string (``Client.apply_manifests``: server-side
+   apply, the namespace given to objects that set none);
 4. getting a Deployment through the API (one GET, a fresh dict);
-5. getting it through an informer's lister (from the informer's cache, no API call);
+5. getting it through an informer's cache (a ``Client`` on a started factory serves
+   ``get`` and ``list`` from the informer, no API call);
 6. getting a ConfigMap (created first if it is missing).
 
-Objects are plain dicts, exactly the JSON the API server speaks (camelCase keys); writes
-go through ``request_json`` on the kubernetes_asyncio ``ApiClient``. The script is
-idempotent: objects that exist already are reused. It exits 0 on success and 1 with a
+Objects are plain dicts, exactly the JSON the API server speaks (camelCase keys). The
+script is idempotent: a second run changes nothing. It exits 0 on success and 1 with a
 one-line ``error: ...`` otherwise. The namespace must exist (default: ``default``).
 """
 
@@ -30,26 +34,25 @@ from typing import Any
 
 import anyio
 import structlog
-import yaml
 
 from informer import (
-    CONFIGMAPS,
     DEPLOYMENTS,
-    Conflict,
+    Client,
     InformerError,
     SharedInformerFactory,
     new_api_client,
-    request_json,
     strip_managed_fields,
 )
 
 Obj = dict[str, Any]
 
+FIELD_MANAGER = "client-operations"
+
 DEPLOYMENT_YAML = """\
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: hello-yaml
+  name: hello-yaml  # no namespace: apply_manifests(namespace=...) sets it
   labels:
     app: hello-yaml
     created-by: client-operations
@@ -98,17 +101,6 @@ def deployment_in_code(namespace: str) -> Obj:
     }
 
 
-async def create_or_get(api: Any, path: str, obj: Obj) -> tuple[Obj, bool]:
-    """POST ``obj`` to the collection ``path``; if it exists already, GET it instead."""
-    name = obj["metadata"]["name"]
-    try:
-        return await request_json(api, "POST", path, body=obj), True
-    except Conflict as exc:
-        if exc.reason != "AlreadyExists":
-            raise
-        return await request_json(api, "GET", f"{path}/{name}"), False
-
-
 def describe(d: Obj) -> str:
     c = d["spec"]["template"]["spec"]["containers"][0]
     return (
@@ -121,55 +113,55 @@ def describe(d: Obj) -> str:
 async def run(kubeconfig: str | None, namespace: str) -> None:
     # 1. A client from a kubeconfig. The caller owns it: ``async with`` closes it.
     async with await new_api_client(kubeconfig=kubeconfig) as api:
+        client = Client(api, field_manager=FIELD_MANAGER)
         print(f"1. client for {api.configuration.host}")
 
-        # 2. A Deployment built in code.
-        created, new = await create_or_get(
-            api, DEPLOYMENTS.path(namespace=namespace), deployment_in_code(namespace)
-        )
-        print(f"2. {'created' if new else 'exists '} {describe(created)}")
+        # 2. A Deployment built in code: created when missing; when it exists, ``manage``
+        # (controller-runtime's MutateFn) sets what the script manages, and it is updated
+        # only if that changed something.
+        wanted = deployment_in_code(namespace)
+
+        def manage(deployment: Obj) -> None:
+            deployment["metadata"].setdefault("labels", {}).update(wanted["metadata"]["labels"])
+            deployment["spec"]["replicas"] = wanted["spec"]["replicas"]
+
+        created, result = await client.create_or_update(wanted, manage)
+        print(f"2. {result} {describe(created)}")
 
         # 3. A Deployment from a YAML string (namespace set here, not in the YAML).
-        from_yaml = yaml.safe_load(DEPLOYMENT_YAML)
-        from_yaml["metadata"]["namespace"] = namespace
-        created, new = await create_or_get(api, DEPLOYMENTS.path(namespace=namespace), from_yaml)
-        print(f"3. {'created' if new else 'exists '} {describe(created)}")
+        [applied] = await client.apply_manifests(DEPLOYMENT_YAML, namespace=namespace)
+        print(f"3. applied {describe(applied)}")
 
-        # 4. Get a Deployment through the API.
-        fetched = await request_json(
-            api, "GET", DEPLOYMENTS.path("hello-code", namespace=namespace)
-        )
+        # 4. Get a Deployment through the API (a Client without a factory has no cache).
+        fetched = await client.get(DEPLOYMENTS, "hello-code", namespace=namespace)
         print(f"4. API GET:    {describe(fetched)}")
 
-        # 5. Get it through an informer's lister: list+watch once, then read the cache.
+        # 5. Get it from an informer's cache: list+watch once, then reads cost no request.
         factory = SharedInformerFactory(api, namespace=namespace, transform=strip_managed_fields)
-        deployments = factory.informer_for(DEPLOYMENTS)
+        factory.informer_for(DEPLOYMENTS)
+        cached = Client(api, factory=factory, field_manager=FIELD_MANAGER)
         async with factory:
             if not await factory.wait_for_cache_sync(timeout=30):
                 raise InformerError("the Deployments informer did not sync within 30s")
-            cached = deployments.lister().get("hello-code", namespace=namespace)
-            if cached is None:
-                raise InformerError(f"{namespace}/hello-code is not in the informer's cache")
-            print(f"5. lister get: {describe(cached)}")
-            names = sorted(
-                d["metadata"]["name"] for d in deployments.lister().list(namespace=namespace)
+            hello = await cached.get(DEPLOYMENTS, "hello-code", namespace=namespace)
+            print(f"5. cached get: {describe(hello)}")
+            listed = await cached.list(DEPLOYMENTS, namespace=namespace)
+            names = sorted(d["metadata"]["name"] for d in listed)
+            print(f"   cached list: {', '.join(names)}")
+            labelled = await cached.list(
+                DEPLOYMENTS, namespace=namespace, label_selector={"created-by": "client-operations"}
             )
-            print(f"   lister list: {', '.join(names)}")
-            labelled = deployments.lister().list(
-                namespace=namespace, label_selector="created-by=client-operations"
-            )
-            print(f"   lister list created-by=client-operations: {len(labelled)} Deployment(s)")
+            print(f"   cached list created-by=client-operations: {len(labelled)} Deployment(s)")
 
-        # 6. Get a ConfigMap (created first when missing).
+        # 6. Get a ConfigMap, created first when missing (mutate changes nothing that exists).
         config = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": "hello-config", "namespace": namespace},
             "data": {"greeting": "hello", "color": "blue"},
         }
-        await create_or_get(api, CONFIGMAPS.path(namespace=namespace), config)
-        cm = await request_json(api, "GET", CONFIGMAPS.path("hello-config", namespace=namespace))
-        print(f"6. ConfigMap {namespace}/hello-config data={cm.get('data', {})}")
+        cm, result = await client.create_or_update(config, lambda cm: None)
+        print(f"6. ConfigMap {namespace}/hello-config ({result}) data={cm.get('data', {})}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -233,6 +233,7 @@ class Controller:
         field_selector: str | None = None,
         predicate: Callable[[Obj], bool] | None = None,
         indexers: Mapping[str, IndexFunc] | None = None,
+        metadata_only: bool = False,
     ) -> SharedIndexInformer:
         """Enqueue keys for every event of ``resource``; return its (shared) informer.
 
@@ -240,15 +241,19 @@ class Controller:
         :attr:`factory` (in the factory's namespace, with the selectors), or an informer
         you built (selectors must then be ``None``). ``mapper`` turns an object into keys
         (default :func:`own_key`); ``predicate`` filters objects; ``indexers`` are added
-        to the informer's store. Keep the returned informer to read its ``lister()`` in
+        to the informer's store. ``metadata_only=True`` watches through the factory's
+        metadata-only informer of ``resource`` (its objects carry only ``metadata``, see
+        ``SharedInformerFactory.informer_for``), as controller-runtime's
+        ``WatchesMetadata``. Keep the returned informer to read its ``lister()`` in
         :meth:`reconcile`. Must be called before :meth:`run`.
         """
         if self._started:
             raise RuntimeError(f"controller {self.name}: watch() after run() started")
         if isinstance(resource, SharedIndexInformer):
-            if label_selector or field_selector:
+            if label_selector or field_selector or metadata_only:
                 raise ValueError(
-                    "label_selector/field_selector apply to a Resource, not to an informer"
+                    "label_selector/field_selector/metadata_only apply to a Resource, "
+                    "not to an informer"
                 )
             informer = resource
             if indexers:
@@ -259,6 +264,7 @@ class Controller:
                 label_selector=label_selector,
                 field_selector=field_selector,
                 indexers=indexers,
+                metadata_only=metadata_only,
             )
         handler: Any = Enqueue(
             self.name, self.queue.add, mapper if mapper is not None else own_key, informer.key_func

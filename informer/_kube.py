@@ -171,6 +171,7 @@ async def request_json(
     resource: str | None = None,
     namespace: str | None = None,
     read_timeout: float | None = DEFAULT_READ_TIMEOUT,
+    accept: str = "application/json",
 ) -> Obj:
     """Send one request and return the decoded JSON object of the answer.
 
@@ -182,8 +183,9 @@ async def request_json(
     (``application/strategic-merge-patch+json``...); anything else raises ``ValueError``
     before sending (the server would answer a bare 415).
     ``verb`` (default from the method: get, create, update, patch, delete), ``resource``
-    (``plural.group``) and ``namespace`` only name the request in errors. An empty answer
-    (204) returns ``{}``.
+    (``plural.group``) and ``namespace`` only name the request in errors. ``accept`` is
+    the ``Accept`` header (a JSON media type, e.g. with ``as=PartialObjectMetadataList``
+    parameters); the answer must still be JSON. An empty answer (204) returns ``{}``.
 
     Raises the :class:`~informer.ApiError` subclass of an HTTP failure,
     :class:`~informer.ConnectionFailed` when the server cannot be reached or the
@@ -209,6 +211,7 @@ async def request_json(
         resource=resource,
         namespace=namespace,
         read_timeout=read_timeout,
+        accept=accept,
     ) as (response, address):
         with _map_transport_errors(address):
             raw = await response.read()
@@ -280,11 +283,13 @@ async def stream_request(
     resource: str | None = None,
     namespace: str | None = None,
     read_timeout: float | None = None,
+    accept: str = "application/json",
 ) -> AsyncIterator[ResponseStream]:
     """GET ``path`` and yield its body as a :class:`ResponseStream`, unread.
 
     The status is checked before anything is yielded (an HTTP failure raises the matching
     :class:`~informer.ApiError`, naming ``verb``, ``resource``, ``namespace``).
+    ``accept`` is the ``Accept`` header, as for :func:`request_json`.
     ``read_timeout`` bounds the silence between two reads (``None``: no bound; a watch
     passes its ``timeoutSeconds`` plus slack) and nothing bounds the total time, but
     opening the connection must succeed within :data:`CONNECT_TIMEOUT` (else
@@ -304,6 +309,7 @@ async def stream_request(
         namespace=namespace,
         read_timeout=read_timeout,
         stream=True,
+        accept=accept,
     ) as (response, address):
         stream = ResponseStream(response, address)
         try:
@@ -328,6 +334,7 @@ async def _open(
     namespace: str | None,
     read_timeout: float | None,
     stream: bool = False,
+    accept: str = "application/json",
 ) -> AsyncIterator[tuple[aiohttp.ClientResponse, str]]:
     """Send the request; yield a successful response.
 
@@ -341,7 +348,7 @@ async def _open(
     transport = _transport(api_client)
     address: str = (cfg.host or "").rstrip("/")
     headers: dict[str, str] = dict(api_client.default_headers)
-    headers["Accept"] = "application/json"
+    headers["Accept"] = accept
     if api_client.cookie:
         headers["Cookie"] = api_client.cookie
     if content_type is not None:

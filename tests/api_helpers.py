@@ -1,5 +1,5 @@
-"""Test helpers: raw-dict API writes, bounded polling and ServiceAccount credentials,
-shared by the e2e tests."""
+"""Test helpers shared by the e2e tests: object builders, bounded polling and
+ServiceAccount credentials. Writes go through the ``client`` fixture (``informer.Client``)."""
 
 from __future__ import annotations
 
@@ -13,29 +13,18 @@ import orjson
 import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from informer import Forbidden, Obj, Resource, Unauthorized, request_json
+from informer import Forbidden, Obj, Unauthorized, request_json
 
 
-async def create(api: Any, resource: Resource, namespace: str, body: Obj) -> Obj:
-    return await request_json(api, "POST", resource.path(namespace=namespace), body=body)
-
-
-async def get(api: Any, resource: Resource, namespace: str, name: str) -> Obj:
-    return await request_json(api, "GET", resource.path(name, namespace=namespace))
-
-
-async def merge_patch(api: Any, resource: Resource, namespace: str, name: str, body: Obj) -> Obj:
-    return await request_json(
-        api,
-        "PATCH",
-        resource.path(name, namespace=namespace),
-        body=body,
-        content_type="application/merge-patch+json",
-    )
-
-
-async def delete(api: Any, resource: Resource, namespace: str, name: str) -> None:
-    await request_json(api, "DELETE", resource.path(name, namespace=namespace))
+def core_object(
+    kind: str, name: str, namespace: str, *, labels: dict[str, str] | None = None, **fields: Any
+) -> Obj:
+    """A core/v1 ``kind`` named ``name`` in ``namespace`` with ``labels`` and top-level
+    ``fields`` (``data=...``, ``stringData=...``), ready for ``Client.create``."""
+    meta: Obj = {"name": name, "namespace": namespace}
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": "v1", "kind": kind, "metadata": meta, **fields}
 
 
 async def until(condition: Callable[[], Any], what: str, within: float) -> None:

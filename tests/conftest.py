@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from informer import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,3 +35,10 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def client(api_client: Any) -> Client:
+    """An ``informer.Client`` on the session's ``api_client``, without a factory: every
+    read goes to the API server (the tests' view of the cluster, never a cache)."""
+    return Client(api_client, field_manager="tests")

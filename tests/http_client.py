@@ -94,3 +94,9 @@ class Connection:
                 self._buf += await self.stream.receive()
         except (anyio.EndOfStream, anyio.BrokenResourceError):
             return not self._buf
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    """``GET path`` on 127.0.0.1:``port`` (plain HTTP): the status and the body as text."""
+    answer = await request(port, get(path))
+    return answer.status, answer.body.decode()

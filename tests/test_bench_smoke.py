@@ -8,6 +8,9 @@
   (a dependency of the library) always; kopf and the official client when the ``bench``
   extra is installed; client-go only when its binary is already built under
   ``.cache/bench/`` (``make bench`` builds it), so that ``make test`` never waits for Go.
+  With that binary, client-go (JSON and protobuf) also runs every benchmark of the first
+  test, and the replay server's protobuf forms are checked byte for byte against the
+  real API server's.
 - A broken run exits 1 and says what failed: ``BENCH_BREAK`` crashes a peer and cuts the
   replay server's stream short; a peer named by ``--peers`` that cannot run fails too.
 
@@ -26,14 +29,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
+import orjson
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # bench/ is not an installed package: it runs from the repo
     sys.path.insert(0, str(ROOT))
 
-from bench import _cli, _proc  # noqa: E402
+from bench import _cli, _proc, _protobuf  # noqa: E402
 from bench._faults import BREAK_ENV  # noqa: E402
+from bench._objects import configmap_spec, deployment_spec  # noqa: E402
 from bench._outcome import Outcome  # noqa: E402
 from bench._throughput import CLIENTS  # noqa: E402
 
@@ -96,11 +102,15 @@ def _assert_all_ok(data: dict[str, Any], peers: set[str]) -> None:
         assert isinstance(r["value"], float) and math.isfinite(r["value"]) and r["value"] > 0, r
 
 
+def _clientgo_built() -> bool:
+    return _proc.clientgo_binary(build=False).path is not None
+
+
 def _other_peers() -> set[str]:
     peers = {
         p for p in ("kubernetes_asyncio", "official", "kopf") if not _proc.missing_python_peer(p)
     }
-    if _proc.clientgo_binary(build=False).path is not None:
+    if _clientgo_built():
         peers.add("client-go")
     return peers
 
@@ -115,18 +125,28 @@ def test_every_benchmark_runs_and_ours_is_near_the_floor(tmp_path: Path) -> None
         pytest.skip("KUBEBUILDER_ASSETS is not set (conftest sets it when it can)")
     # 6000 Deployment (30000 ConfigMap) events: long enough a timed interval for the
     # ratio to mean something, still well under a second per client.
-    args = ["--quick", "--no-build", "--peers", "ours,floor", "--events", "6000"]
+    peers = {"ours", "floor"} | ({"client-go"} if _clientgo_built() else set())
+    args = ["--quick", "--no-build", "--peers", ",".join(sorted(peers)), "--events", "6000"]
     proc, data = _bench([*args, "--sizes", "deploy=100"], tmp_path, timeout=220)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{_tails(proc)}"
     assert data["exit_code"] == 0
     for title in TABLES:
         assert title in proc.stdout, f"missing table {title!r}\n{proc.stdout[-3000:]}"
-    _assert_all_ok(data, {"ours", "floor"})
+    _assert_all_ok(data, peers)
     rows = data["rows"]
     for bench in BENCHMARKS:
-        assert any(r["benchmark"] == bench and r["peer"] == "ours" for r in rows), bench
+        for peer in peers - {"floor"}:
+            assert any(r["benchmark"] == bench and r["peer"] == peer for r in rows), (bench, peer)
+        if "client-go" in peers:  # both formats, every benchmark
+            assert any(r["benchmark"] == bench and "protobuf" in r["client"] for r in rows), bench
+            assert any(
+                r["benchmark"] == bench
+                and r["peer"] == "client-go"
+                and "protobuf" not in r["client"]
+                for r in rows
+            ), bench
     rate = {(r["client"], r["case"]): r["value"] for r in rows if r["benchmark"] == "throughput"}
-    assert set(rate) == _throughput_rows({"ours", "floor"})
+    assert set(rate) == _throughput_rows(peers)
     ratios = {
         kind: rate[(OURS, kind)] / rate[(FLOOR, kind)] for kind in ("deployments", "configmaps")
     }
@@ -180,9 +200,11 @@ def test_a_requested_peer_that_cannot_run_fails_the_run(
     argv = ["throughput", "--quick", "--no-build", "--peers", "client-go", "--json", str(out)]
     assert _cli.main(argv) == 1
     rows = json.loads(out.read_text())["rows"]
-    assert [r["status"] for r in rows] == ["failed", "failed"], rows
+    expected = _throughput_rows({"client-go"})  # JSON and protobuf, both kinds
+    assert {(r["client"], r["case"]) for r in rows} == expected, rows
+    assert all(r["status"] == "failed" for r in rows), rows
     assert all("requested but unavailable" in r["reason"] for r in rows), rows
-    assert "FAILED: 2 of 2 rows" in capsys.readouterr().out
+    assert f"FAILED: {len(expected)} of {len(expected)} rows" in capsys.readouterr().out
 
 
 def test_an_unavailable_peer_is_skipped_unless_requested() -> None:
@@ -206,3 +228,56 @@ def test_a_row_without_a_usable_figure_fails(value: float | None) -> None:
     ok = Outcome({"ours"})
     assert ok.ok("sync", "100 Deployments", "kube-informer", "ours", 0.02, "s") is None
     assert ok.exit_code() == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(
+    not _clientgo_built(), reason="the client-go peer is not built (make bench builds it)"
+)
+async def test_the_replay_servers_protobuf_is_the_api_servers(
+    api_client: Any, namespace: str
+) -> None:
+    """What the replay server sends protobuf clients (objects and lists encoded by the
+    client-go peer, watch frames by :mod:`bench._protobuf`) is byte for byte what the
+    real API server sends for the same objects."""
+    binary = _proc.clientgo_binary(build=False).path
+    assert binary is not None
+    from informer._kube import request_json
+
+    session = api_client.rest_client.pool_manager
+    host = str(api_client.configuration.host).rstrip("/")
+    cms = f"/api/v1/namespaces/{namespace}/configmaps"
+    deploys = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+
+    async def get(path: str, accept: str) -> tuple[str, bytes]:
+        async with session.get(host + path, headers={"Accept": accept}) as resp:
+            assert resp.status == 200, (path, resp.status, await resp.text())
+            return resp.headers["Content-Type"], await resp.read()
+
+    with anyio.fail_after(45):
+        for i in range(2):
+            await request_json(api_client, "POST", cms, body=configmap_spec(i))
+        await request_json(api_client, "POST", deploys, body=deployment_spec(0))
+        paths = [cms, f"{cms}/cm-000000", deploys, f"{deploys}/web-000000"]
+        for path in paths:
+            content_type, served = await get(path, _protobuf.MEDIA_TYPE)
+            assert content_type == _protobuf.MEDIA_TYPE and served.startswith(_protobuf.MAGIC)
+            _, as_json = await get(path, "application/json")
+            assert _protobuf.encode_objects(binary, [as_json]) == [served], path
+        rv = orjson.loads((await get(cms, "application/json"))[1])["metadata"]["resourceVersion"]
+        params = {"watch": "true", "resourceVersion": rv}
+        headers = {"Accept": f"{_protobuf.MEDIA_TYPE}, application/json"}
+        async with session.get(host + cms, params=params, headers=headers) as resp:
+            assert resp.headers["Content-Type"] == _protobuf.WATCH_CONTENT_TYPE
+            patch = {"data": {"t": "1"}}
+            await request_json(
+                api_client, "PATCH", f"{cms}/cm-000001", body=patch,
+                content_type="application/merge-patch+json",
+            )  # fmt: skip
+            frame = b""
+            while len(frame) < 4 or len(frame) < 4 + int.from_bytes(frame[:4], "big"):
+                frame += await resp.content.readany()
+        _, modified = await get(f"{cms}/cm-000001", "application/json")
+        expected = _protobuf.watch_frame("MODIFIED", *_protobuf.encode_objects(binary, [modified]))
+        assert frame[: len(expected)] == expected

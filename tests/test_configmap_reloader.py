@@ -16,7 +16,6 @@ import anyio
 import api_helpers
 import pytest
 import structlog
-from api_helpers import create, delete, get, merge_patch
 from structlog.testing import capture_logs
 
 from controllers import configmap_reloader
@@ -34,6 +33,7 @@ from controllers.configmap_reloader import (
 from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    Client,
     Resource,
     SharedInformerFactory,
     strip_managed_fields,
@@ -54,6 +54,7 @@ def make_deployment(
     containers: list[Obj] | None = None,
     init_containers: list[Obj] | None = None,
     volumes: list[Obj] | None = None,
+    namespace: str | None = None,
 ) -> Obj:
     pod_spec: Obj = {"containers": containers or [{"name": "app", "image": "busybox:1.36"}]}
     if init_containers:
@@ -61,6 +62,8 @@ def make_deployment(
     if volumes:
         pod_spec["volumes"] = volumes
     meta: Obj = {"name": name, "labels": {"app": name}}
+    if namespace is not None:
+        meta["namespace"] = namespace
     if opt_in:
         meta["annotations"] = {RELOAD_ANNOTATION: "true"}
     return {
@@ -94,13 +97,17 @@ def env_from(cm: str, container: str = "app") -> Obj:
     }
 
 
-def configmap(name: str, data: dict[str, str], labels: dict[str, str] | None = None) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "labels": labels or {}},
-        "data": data,
-    }
+def configmap(
+    name: str,
+    data: dict[str, str],
+    labels: dict[str, str] | None = None,
+    *,
+    namespace: str | None = None,
+) -> Obj:
+    meta: Obj = {"name": name, "labels": labels or {}}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
 
 
 # ------------------------------------------------------------------------ pure helpers
@@ -259,9 +266,10 @@ def expected_hash(controller: ConfigMapReloader, namespace: str, *names: str) ->
     return config_hash({n: lister.get(n, namespace=namespace) for n in names})
 
 
-async def generations(api: Any, namespace: str, names: list[str]) -> dict[str, int]:
+async def generations(client: Client, namespace: str, names: list[str]) -> dict[str, int]:
     return {
-        n: int((await get(api, DEPLOYMENTS, namespace, n))["metadata"]["generation"]) for n in names
+        n: int((await client.get(DEPLOYMENTS, n, namespace=namespace))["metadata"]["generation"])
+        for n in names
     }
 
 
@@ -275,10 +283,10 @@ CONSUMERS = ["env", "envfrom", "init", "projected"]
 UNTOUCHED = ["not-opted-in", "other-consumer"]
 
 
-async def make_world(api: Any, namespace: str) -> None:
+async def make_world(client: Client, namespace: str) -> None:
     """ConfigMaps shared/other and Deployments consuming them in every way."""
-    await create(api, CONFIGMAPS, namespace, configmap("shared", {"k": "v1"}))
-    await create(api, CONFIGMAPS, namespace, configmap("other", {"k": "o1"}))
+    await client.create(configmap("shared", {"k": "v1"}, namespace=namespace))
+    await client.create(configmap("other", {"k": "o1"}, namespace=namespace))
     deployments = [
         make_deployment("env", containers=[env_ref("shared")]),
         make_deployment("envfrom", containers=[env_from("shared")]),
@@ -294,7 +302,8 @@ async def make_world(api: Any, namespace: str) -> None:
         make_deployment("other-consumer", containers=[env_from("other")]),
     ]
     for d in deployments:
-        await create(api, DEPLOYMENTS, namespace, d)
+        d["metadata"]["namespace"] = namespace
+        await client.create(d)
 
 
 async def stamped(controller: ConfigMapReloader, namespace: str) -> None:
@@ -311,20 +320,20 @@ async def stamped(controller: ConfigMapReloader, namespace: str) -> None:
 
 @pytest.mark.anyio
 async def test_data_change_rolls_each_opted_in_consumer_exactly_once(
-    api_client: Any, namespace: str, logs: list[MutableMapping[str, Any]]
+    api_client: Any, client: Client, namespace: str, logs: list[MutableMapping[str, Any]]
 ) -> None:
-    await make_world(api_client, namespace)
+    await make_world(client, namespace)
     async with running_reloader(api_client, namespace) as controller:
         await stamped(controller, namespace)
         first = sorted(f"{namespace}/{n}" for n in [*CONSUMERS, "other-consumer"])
         assert rolled(logs) == first  # the first stamp
         assert hash_of(controller, namespace, "not-opted-in") is None
         all_names = [*CONSUMERS, *UNTOUCHED]
-        before = await generations(api_client, namespace, all_names)
+        before = await generations(client, namespace, all_names)
         logs.clear()
 
-        changed = await merge_patch(
-            api_client, CONFIGMAPS, namespace, "shared", {"data": {"k": "v2"}}
+        changed = await client.patch(
+            CONFIGMAPS, "shared", {"data": {"k": "v2"}}, namespace=namespace
         )
         await cm_change_seen(controller, namespace, changed)
         want = dict.fromkeys(CONSUMERS, expected_hash(controller, namespace, "shared"))
@@ -335,7 +344,7 @@ async def test_data_change_rolls_each_opted_in_consumer_exactly_once(
         )
         await settle(controller)
 
-        after = await generations(api_client, namespace, all_names)
+        after = await generations(client, namespace, all_names)
         assert {n: after[n] - before[n] for n in all_names} == {
             **dict.fromkeys(CONSUMERS, 1),
             **dict.fromkeys(UNTOUCHED, 0),
@@ -347,27 +356,26 @@ async def test_data_change_rolls_each_opted_in_consumer_exactly_once(
 
 @pytest.mark.anyio
 async def test_label_only_change_rolls_nothing(
-    api_client: Any, namespace: str, logs: list[MutableMapping[str, Any]]
+    api_client: Any, client: Client, namespace: str, logs: list[MutableMapping[str, Any]]
 ) -> None:
-    await make_world(api_client, namespace)
+    await make_world(client, namespace)
     async with running_reloader(api_client, namespace) as controller:
         await stamped(controller, namespace)
         names = [*CONSUMERS, *UNTOUCHED]
-        before = await generations(api_client, namespace, names)
+        before = await generations(client, namespace, names)
         reconciles = controller.stats.total["success"]
         logs.clear()
 
-        changed = await merge_patch(
-            api_client,
+        changed = await client.patch(
             CONFIGMAPS,
-            namespace,
             "shared",
             {"metadata": {"labels": {"touched": "yes"}, "annotations": {"a": "b"}}},
+            namespace=namespace,
         )
         await cm_change_seen(controller, namespace, changed)
         await settle(controller)
 
-        assert await generations(api_client, namespace, names) == before
+        assert await generations(client, namespace, names) == before
         assert rolled(logs) == []
         # The consumers were reconciled (the event mapped to them) and found no change.
         assert controller.stats.total["success"] >= reconciles + len(CONSUMERS)
@@ -375,17 +383,17 @@ async def test_label_only_change_rolls_nothing(
 
 @pytest.mark.anyio
 async def test_deleted_configmap_is_logged_and_rolls_nothing_until_it_changes(
-    api_client: Any, namespace: str, logs: list[MutableMapping[str, Any]]
+    api_client: Any, client: Client, namespace: str, logs: list[MutableMapping[str, Any]]
 ) -> None:
-    await make_world(api_client, namespace)
+    await make_world(client, namespace)
     async with running_reloader(api_client, namespace) as controller:
         await stamped(controller, namespace)
         names = [*CONSUMERS, *UNTOUCHED]
-        before = await generations(api_client, namespace, names)
+        before = await generations(client, namespace, names)
         original_hash = hash_of(controller, namespace, "env")
         logs.clear()
 
-        await delete(api_client, CONFIGMAPS, namespace, "shared")
+        await client.delete(CONFIGMAPS, "shared", namespace=namespace)
         await until(
             lambda: controller.configmaps.lister().get("shared", namespace=namespace) is None,
             "the deletion to reach the cache",
@@ -395,23 +403,23 @@ async def test_deleted_configmap_is_logged_and_rolls_nothing_until_it_changes(
         assert {e["deployment"] for e in missing} == {f"{namespace}/{n}" for n in CONSUMERS}
         assert {e["key"] for e in missing} == {f"{namespace}/shared"}
         assert all(e["log_level"] == "warning" for e in missing)
-        assert await generations(api_client, namespace, names) == before
+        assert await generations(client, namespace, names) == before
         assert rolled(logs) == []
 
         # Back with the same data: the hash is the same, nothing rolls.
-        again = await create(api_client, CONFIGMAPS, namespace, configmap("shared", {"k": "v1"}))
+        again = await client.create(configmap("shared", {"k": "v1"}, namespace=namespace))
         await cm_change_seen(controller, namespace, again)
         await settle(controller)
-        assert await generations(api_client, namespace, names) == before
+        assert await generations(client, namespace, names) == before
         assert hash_of(controller, namespace, "env") == original_hash
         assert rolled(logs) == []
 
         # Back with other data: each consumer rolls once.
-        await delete(api_client, CONFIGMAPS, namespace, "shared")
-        changed = await create(api_client, CONFIGMAPS, namespace, configmap("shared", {"k": "v3"}))
+        await client.delete(CONFIGMAPS, "shared", namespace=namespace)
+        changed = await client.create(configmap("shared", {"k": "v3"}, namespace=namespace))
         await cm_change_seen(controller, namespace, changed)
         await settle(controller)
-        after = await generations(api_client, namespace, names)
+        after = await generations(client, namespace, names)
         assert {n: after[n] - before[n] for n in names} == {
             **dict.fromkeys(CONSUMERS, 1),
             **dict.fromkeys(UNTOUCHED, 0),
@@ -421,39 +429,35 @@ async def test_deleted_configmap_is_logged_and_rolls_nothing_until_it_changes(
 
 @pytest.mark.anyio
 async def test_optional_configmap_deletion_rolls_once(
-    api_client: Any, namespace: str, logs: list[MutableMapping[str, Any]]
+    api_client: Any, client: Client, namespace: str, logs: list[MutableMapping[str, Any]]
 ) -> None:
-    await create(api_client, CONFIGMAPS, namespace, configmap("opt", {"k": "v"}))
-    await create(
-        api_client,
-        DEPLOYMENTS,
-        namespace,
-        make_deployment("uses-optional", containers=[env_ref("opt", optional=True)]),
+    await client.create(configmap("opt", {"k": "v"}, namespace=namespace))
+    await client.create(
+        make_deployment(
+            "uses-optional", containers=[env_ref("opt", optional=True)], namespace=namespace
+        )
     )
     async with running_reloader(api_client, namespace) as controller:
         first = expected_hash(controller, namespace, "opt")
         await until(lambda: hash_of(controller, namespace, "uses-optional") == first, "first hash")
         await settle(controller)
-        (before,) = (await generations(api_client, namespace, ["uses-optional"])).values()
-        await delete(api_client, CONFIGMAPS, namespace, "opt")
+        (before,) = (await generations(client, namespace, ["uses-optional"])).values()
+        await client.delete(CONFIGMAPS, "opt", namespace=namespace)
         absent = config_hash({"opt": None})
         await until(
             lambda: hash_of(controller, namespace, "uses-optional") == absent, "absent hash"
         )
         await settle(controller)
-        (after,) = (await generations(api_client, namespace, ["uses-optional"])).values()
+        (after,) = (await generations(client, namespace, ["uses-optional"])).values()
         assert after == before + 1
         assert not [e for e in logs if e["event"] == "configmap.missing"]
 
 
 @pytest.mark.anyio
-async def test_opting_in_later_and_index(api_client: Any, namespace: str) -> None:
-    await create(api_client, CONFIGMAPS, namespace, configmap("c", {"k": "v"}))
-    await create(
-        api_client,
-        DEPLOYMENTS,
-        namespace,
-        make_deployment("late", opt_in=False, containers=[env_from("c")]),
+async def test_opting_in_later_and_index(api_client: Any, client: Client, namespace: str) -> None:
+    await client.create(configmap("c", {"k": "v"}, namespace=namespace))
+    await client.create(
+        make_deployment("late", opt_in=False, containers=[env_from("c")], namespace=namespace)
     )
     async with running_reloader(api_client, namespace) as controller:
         await settle(controller)
@@ -462,14 +466,13 @@ async def test_opting_in_later_and_index(api_client: Any, namespace: str) -> Non
         assert controller.deployments.indexer.index_keys(CONFIGMAP_INDEX, f"{namespace}/c") == [
             f"{namespace}/late"
         ]
-        await merge_patch(
-            api_client,
+        await client.patch(
             DEPLOYMENTS,
-            namespace,
             "late",
             {"metadata": {"annotations": {RELOAD_ANNOTATION: "true"}}},
+            namespace=namespace,
         )
         want = expected_hash(controller, namespace, "c")
         await until(lambda: hash_of(controller, namespace, "late") == want, "the hash on opt-in")
-        d = await get(api_client, DEPLOYMENTS, namespace, "late")
+        d = await client.get(DEPLOYMENTS, "late", namespace=namespace)
         assert d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] == want

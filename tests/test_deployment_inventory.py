@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 import yaml
-from api_helpers import create, delete, get, merge_patch, until
+from api_helpers import until
 
 from controllers.deployment_inventory import (
     INVENTORY_LABELS,
@@ -26,10 +26,10 @@ from controllers.deployment_inventory import (
 from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    Client,
     NotFound,
     Result,
     SharedInformerFactory,
-    request_json,
     strip_managed_fields,
 )
 
@@ -45,16 +45,20 @@ def make_deployment(
     replicas: int = 1,
     pull: str = "IfNotPresent",
     init_image: str | None = None,
+    namespace: str | None = None,
 ) -> Obj:
     pod_spec: Obj = {"containers": [{"name": "main", "image": image, "imagePullPolicy": pull}]}
     if init_image:
         pod_spec["initContainers"] = [
             {"name": "init", "image": init_image, "imagePullPolicy": "Always"}
         ]
+    meta: Obj = {"name": name, "labels": {"app": name, "team": "t1"}}
+    if namespace is not None:
+        meta["namespace"] = namespace
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"app": name, "team": "t1"}},
+        "metadata": meta,
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
@@ -111,9 +115,9 @@ def test_template_values_cannot_inject_yaml() -> None:
 # ----------------------------------------------------------------------------- e2e helpers
 
 
-async def inventory(api: Any, namespace: str) -> Obj | None:
+async def inventory(client: Client, namespace: str) -> Obj | None:
     try:
-        return await request_json(api, "GET", CONFIGMAPS.path(INVENTORY_NAME, namespace=namespace))
+        return await client.get(CONFIGMAPS, INVENTORY_NAME, namespace=namespace)
     except NotFound:
         return None
 
@@ -125,7 +129,7 @@ def entries(inv: Obj | None) -> dict[str, Obj]:
 
 
 async def eventually(
-    api: Any,
+    client: Client,
     namespace: str,
     condition: Callable[[Obj | None], bool],
     what: str,
@@ -136,7 +140,7 @@ async def eventually(
     try:
         with anyio.fail_after(within):
             while True:
-                last = await inventory(api, namespace)
+                last = await inventory(client, namespace)
                 if condition(last):
                     return last
                 await anyio.sleep(0.05)
@@ -166,13 +170,14 @@ def owners(inv: Obj | None) -> list[tuple[str, str]]:
 
 
 @pytest.mark.anyio
-async def test_reflects_creates_updates_and_deletes(api_client: Any, namespace: str) -> None:
-    api = api_client
-    async with running_inventory(api, namespace) as controller:
-        assert await inventory(api, namespace) is None  # no Deployment, no inventory
+async def test_reflects_creates_updates_and_deletes(
+    api_client: Any, client: Client, namespace: str
+) -> None:
+    async with running_inventory(api_client, namespace) as controller:
+        assert await inventory(client, namespace) is None  # no Deployment, no inventory
 
-        a = await create(api, DEPLOYMENTS, namespace, make_deployment("a", replicas=2))
-        inv = await eventually(api, namespace, lambda i: "a" in entries(i), "a listed")
+        a = await client.create(make_deployment("a", replicas=2, namespace=namespace))
+        inv = await eventually(client, namespace, lambda i: "a" in entries(i), "a listed")
         assert entries(inv)["a"] == {
             "replicas": 2,
             "images": ["nginx:1.27"],
@@ -189,17 +194,17 @@ async def test_reflects_creates_updates_and_deletes(api_client: Any, namespace: 
         assert not ref.get("controller")
         assert inv["metadata"]["labels"] == dict(INVENTORY_LABELS)
 
-        b = await create(
-            api, DEPLOYMENTS, namespace, make_deployment("b", image="redis:7", pull="Always")
+        b = await client.create(
+            make_deployment("b", image="redis:7", pull="Always", namespace=namespace)
         )
-        inv = await eventually(api, namespace, lambda i: set(entries(i)) == {"a", "b"}, "b")
+        inv = await eventually(client, namespace, lambda i: set(entries(i)) == {"a", "b"}, "b")
         assert entries(inv)["b"]["containers"][0]["imagePullPolicy"] == "Always"
         assert owners(inv) == [("a", a["metadata"]["uid"]), ("b", b["metadata"]["uid"])]
 
         # Update: scale and change the image.
-        await merge_patch(api, DEPLOYMENTS, namespace, "a", {"spec": {"replicas": 5}})
+        await client.patch(DEPLOYMENTS, "a", {"spec": {"replicas": 5}}, namespace=namespace)
         await eventually(
-            api, namespace, lambda i: entries(i).get("a", {}).get("replicas") == 5, "scale"
+            client, namespace, lambda i: entries(i).get("a", {}).get("replicas") == 5, "scale"
         )
         patch = {
             "spec": {
@@ -212,15 +217,9 @@ async def test_reflects_creates_updates_and_deletes(api_client: Any, namespace: 
                 }
             }
         }
-        await request_json(
-            api,
-            "PATCH",
-            DEPLOYMENTS.path("a", namespace=namespace),
-            body=patch,
-            content_type="application/strategic-merge-patch+json",
-        )
+        await client.patch(DEPLOYMENTS, "a", patch, namespace=namespace, patch_type="strategic")
         inv = await eventually(
-            api,
+            client,
             namespace,
             lambda i: entries(i).get("a", {}).get("images") == ["nginx:1.28"],
             "the new image",
@@ -228,25 +227,26 @@ async def test_reflects_creates_updates_and_deletes(api_client: Any, namespace: 
         assert entries(inv)["a"]["containers"][0]["imagePullPolicy"] == "Never"
 
         # Delete one, then the last: the inventory goes with the last Deployment.
-        await delete(api, DEPLOYMENTS, namespace, "a")
-        inv = await eventually(api, namespace, lambda i: set(entries(i)) == {"b"}, "a gone")
+        await client.delete(DEPLOYMENTS, "a", namespace=namespace)
+        inv = await eventually(client, namespace, lambda i: set(entries(i)) == {"b"}, "a gone")
         assert owners(inv) == [("b", b["metadata"]["uid"])]
-        await delete(api, DEPLOYMENTS, namespace, "b")
-        await eventually(api, namespace, lambda i: i is None, "inventory deleted")
+        await client.delete(DEPLOYMENTS, "b", namespace=namespace)
+        await eventually(client, namespace, lambda i: i is None, "inventory deleted")
         assert controller.stats.errors == 0
         assert controller.stats.dropped == 0
 
 
 @pytest.mark.anyio
-async def test_recreated_when_deleted_by_hand(api_client: Any, namespace: str) -> None:
-    api = api_client
-    await create(api, DEPLOYMENTS, namespace, make_deployment("web"))
-    async with running_inventory(api, namespace):
-        first = await eventually(api, namespace, lambda i: i is not None, "first inventory")
+async def test_recreated_when_deleted_by_hand(
+    api_client: Any, client: Client, namespace: str
+) -> None:
+    await client.create(make_deployment("web", namespace=namespace))
+    async with running_inventory(api_client, namespace):
+        first = await eventually(client, namespace, lambda i: i is not None, "first inventory")
         assert first is not None
-        await delete(api, CONFIGMAPS, namespace, INVENTORY_NAME)
+        await client.delete(CONFIGMAPS, INVENTORY_NAME, namespace=namespace)
         again = await eventually(
-            api,
+            client,
             namespace,
             lambda i: i is not None and i["metadata"]["uid"] != first["metadata"]["uid"],
             "the inventory recreated",
@@ -256,16 +256,15 @@ async def test_recreated_when_deleted_by_hand(api_client: Any, namespace: str) -
 
 
 @pytest.mark.anyio
-async def test_repaired_when_edited_by_hand(api_client: Any, namespace: str) -> None:
-    api = api_client
-    await create(api, DEPLOYMENTS, namespace, make_deployment("web"))
-    async with running_inventory(api, namespace):
-        good = await eventually(api, namespace, lambda i: i is not None, "first inventory")
+async def test_repaired_when_edited_by_hand(
+    api_client: Any, client: Client, namespace: str
+) -> None:
+    await client.create(make_deployment("web", namespace=namespace))
+    async with running_inventory(api_client, namespace):
+        good = await eventually(client, namespace, lambda i: i is not None, "first inventory")
         assert good is not None
-        await merge_patch(
-            api,
+        await client.patch(
             CONFIGMAPS,
-            namespace,
             INVENTORY_NAME,
             {
                 "data": {"web": "tampered", "extra": "x"},
@@ -275,9 +274,10 @@ async def test_repaired_when_edited_by_hand(api_client: Any, namespace: str) -> 
                     "ownerReferences": None,
                 },
             },
+            namespace=namespace,
         )
         fixed = await eventually(
-            api, namespace, lambda i: entries(i) == entries(good) and bool(owners(i)), "repair"
+            client, namespace, lambda i: entries(i) == entries(good) and bool(owners(i)), "repair"
         )
         assert fixed is not None
         assert owners(fixed) == owners(good)
@@ -286,30 +286,37 @@ async def test_repaired_when_edited_by_hand(api_client: Any, namespace: str) -> 
 
 
 @pytest.mark.anyio
-async def test_takes_over_a_stale_inventory_at_start(api_client: Any, namespace: str) -> None:
-    api = api_client
-    await create(api, DEPLOYMENTS, namespace, make_deployment("web", replicas=4))
-    stale = {"metadata": {"name": INVENTORY_NAME}, "data": {"gone": "old"}}
-    await create(api, CONFIGMAPS, namespace, stale)
-    async with running_inventory(api, namespace):
-        inv = await eventually(api, namespace, lambda i: set(entries(i)) == {"web"}, "takeover")
+async def test_takes_over_a_stale_inventory_at_start(
+    api_client: Any, client: Client, namespace: str
+) -> None:
+    await client.create(make_deployment("web", replicas=4, namespace=namespace))
+    stale = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": INVENTORY_NAME, "namespace": namespace},
+        "data": {"gone": "old"},
+    }
+    await client.create(stale)
+    async with running_inventory(api_client, namespace):
+        inv = await eventually(client, namespace, lambda i: set(entries(i)) == {"web"}, "takeover")
         assert entries(inv)["web"]["replicas"] == 4
 
 
 @pytest.mark.anyio
-async def test_unchanged_namespace_is_not_rewritten(api_client: Any, namespace: str) -> None:
-    api = api_client
-    await create(api, DEPLOYMENTS, namespace, make_deployment("web"))
-    async with running_inventory(api, namespace) as controller:
-        inv = await eventually(api, namespace, lambda i: i is not None, "first inventory")
+async def test_unchanged_namespace_is_not_rewritten(
+    api_client: Any, client: Client, namespace: str
+) -> None:
+    await client.create(make_deployment("web", namespace=namespace))
+    async with running_inventory(api_client, namespace) as controller:
+        inv = await eventually(client, namespace, lambda i: i is not None, "first inventory")
         assert inv is not None
         # A Deployment change the inventory does not show: reconciled, nothing written.
         done = controller.stats.total["success"]
-        await merge_patch(
-            api, DEPLOYMENTS, namespace, "web", {"metadata": {"annotations": {"x": "y"}}}
+        await client.patch(
+            DEPLOYMENTS, "web", {"metadata": {"annotations": {"x": "y"}}}, namespace=namespace
         )
         await _until(lambda: controller.stats.total["success"] > done, "a reconcile")
-        after = await inventory(api, namespace)
+        after = await inventory(client, namespace)
         assert after is not None
         assert after["metadata"]["resourceVersion"] == inv["metadata"]["resourceVersion"]
 
@@ -320,20 +327,22 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
 
 @pytest.mark.anyio
 async def test_a_conflict_from_a_stale_cache_requeues_the_namespace(
-    api_client: Any, namespace: str
+    api_client: Any, client: Client, namespace: str
 ) -> None:
     """README: the inventory is replaced with PUT at its cached ``resourceVersion``, and a
     409 (the cached copy is older than the server's) requeues the namespace
     (``Result(requeue=True)``) instead of overwriting the newer version."""
-    deployment = await create(api_client, DEPLOYMENTS, namespace, make_deployment("web"))
-    stale = await create(
-        api_client,
-        CONFIGMAPS,
-        namespace,
-        {"metadata": {"name": INVENTORY_NAME}, "data": {"old": "x"}},
+    deployment = await client.create(make_deployment("web", namespace=namespace))
+    stale = await client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": INVENTORY_NAME, "namespace": namespace},
+            "data": {"old": "x"},
+        }
     )
-    newer = await merge_patch(
-        api_client, CONFIGMAPS, namespace, INVENTORY_NAME, {"data": {"edited": "y"}}
+    newer = await client.patch(
+        CONFIGMAPS, INVENTORY_NAME, {"data": {"edited": "y"}}, namespace=namespace
     )
     factory = SharedInformerFactory(api_client, namespace=namespace)
     controller = DeploymentInventory(factory, api_client)
@@ -343,6 +352,6 @@ async def test_a_conflict_from_a_stale_cache_requeues_the_namespace(
     with anyio.fail_after(WITHIN):
         result = await controller.reconcile(namespace)
     assert result == Result(requeue=True)
-    current = await get(api_client, CONFIGMAPS, namespace, INVENTORY_NAME)
+    current = await client.get(CONFIGMAPS, INVENTORY_NAME, namespace=namespace)
     assert current["metadata"]["resourceVersion"] == newer["metadata"]["resourceVersion"]
     assert current["data"] == {"old": "x", "edited": "y"}  # not overwritten

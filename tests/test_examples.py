@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from controllers.configmap_reloader import RELOAD_ANNOTATION, consumed_configmaps, is_opted_in
-from informer import CONFIGMAPS, DEPLOYMENTS, request_json
+from informer import CONFIGMAPS, DEPLOYMENTS, Client
 from informer.testing import ControlPlane
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,37 +30,38 @@ async def run_script(*args: str) -> subprocess.CompletedProcess[bytes]:
 
 @pytest.mark.anyio
 async def test_client_operations_script(
-    control_plane: ControlPlane, api_client: Any, namespace: str
+    control_plane: ControlPlane, client: Client, namespace: str
 ) -> None:
     kubeconfig = str(control_plane.kubeconfig_path)
     result = await run_script("--kubeconfig", kubeconfig, "--namespace", namespace)
     out = result.stdout.decode()
     assert result.returncode == 0, result.stderr.decode()
-    for step in ("1. client for https://127.0.0.1:", "2. created", "3. created", "4. API GET"):
+    for step in ("1. client for https://127.0.0.1:", "2. created", "3. applied", "4. API GET"):
         assert step in out
-    assert f"5. lister get: {namespace}/hello-code replicas=2" in out
-    assert "lister list: hello-code, hello-yaml" in out
-    assert f"6. ConfigMap {namespace}/hello-config" in out
+    assert f"5. cached get: {namespace}/hello-code replicas=2" in out
+    assert "cached list: hello-code, hello-yaml" in out
+    assert "cached list created-by=client-operations: 2 Deployment(s)" in out
+    assert f"6. ConfigMap {namespace}/hello-config (created)" in out
     assert result.stderr == b""  # informer logs below warning are not printed
 
-    code = await request_json(
-        api_client, "GET", DEPLOYMENTS.path("hello-code", namespace=namespace)
-    )
+    code = await client.get(DEPLOYMENTS, "hello-code", namespace=namespace)
     assert code["metadata"]["labels"] == {"app": "hello-code", "created-by": "client-operations"}
     assert code["spec"]["selector"] == {"matchLabels": {"app": "hello-code"}}
     container = code["spec"]["template"]["spec"]["containers"][0]
     assert container["imagePullPolicy"] == "IfNotPresent"
-    from_yaml = await request_json(
-        api_client, "GET", DEPLOYMENTS.path("hello-yaml", namespace=namespace)
-    )
+    from_yaml = await client.get(DEPLOYMENTS, "hello-yaml", namespace=namespace)
     assert from_yaml["metadata"]["namespace"] == namespace
-    cm = await request_json(api_client, "GET", CONFIGMAPS.path("hello-config", namespace=namespace))
+    cm = await client.get(CONFIGMAPS, "hello-config", namespace=namespace)
     assert cm["data"] == {"greeting": "hello", "color": "blue"}
 
-    # Idempotent: a second run reuses what exists.
+    # Idempotent: a second run writes nothing.
     again = await run_script("--kubeconfig", kubeconfig, "--namespace", namespace)
     assert again.returncode == 0, again.stderr.decode()
-    assert "2. exists" in again.stdout.decode()
+    assert "2. unchanged" in again.stdout.decode()
+    assert f"6. ConfigMap {namespace}/hello-config (unchanged)" in again.stdout.decode()
+    for name, before in (("hello-code", code), ("hello-yaml", from_yaml)):
+        after = await client.get(DEPLOYMENTS, name, namespace=namespace)
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
 @pytest.mark.anyio

@@ -16,6 +16,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 from api_helpers import until
+from http_client import http_get
 
 from informer import BindError, ConnectionFailed, Forbidden
 from informer._cache.factory import SharedInformerFactory
@@ -43,21 +44,6 @@ TIMEOUT = 10.0
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-async def http_get(port: int, path: str) -> tuple[int, str]:
-    """GET ``path`` on 127.0.0.1:``port`` over a raw socket; (status, body)."""
-    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        await stream.send_eof()
-        data = b""
-        try:
-            while True:
-                data += await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body.decode()
 
 
 class FakeClock:

@@ -21,15 +21,22 @@ import pytest
 from api_helpers import (
     allow_configmaps,
     bound_token,
-    create,
-    delete,
+    core_object,
     until,
     until_rejected,
     write_kubeconfig,
 )
+from http_client import http_get
 from prometheus_client.parser import text_string_to_metric_families
 
-from informer import CONFIGMAPS, SECRETS, ConnectionFailed, SharedInformerFactory, new_api_client
+from informer import (
+    CONFIGMAPS,
+    SECRETS,
+    Client,
+    ConnectionFailed,
+    SharedInformerFactory,
+    new_api_client,
+)
 from informer._kube import auth_status, request_json
 from informer._runtime.observability import Observability
 from informer.testing._proxy import TcpProxy
@@ -47,20 +54,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-async def http_get(port: int, path: str) -> tuple[int, str]:
-    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        await stream.send_eof()
-        data = b""
-        try:
-            while True:
-                data += await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body.decode()
 
 
 def sample(body: str, name: str, **labels: str) -> float | None:
@@ -170,7 +163,7 @@ async def test_an_unreachable_api_server_fails_readiness_naming_the_informer(
 
 
 async def test_a_revoked_token_fails_readiness_and_is_counted(
-    control_plane: ControlPlane, api_client: Any, namespace: str, tmp_path: Path
+    control_plane: ControlPlane, api_client: Any, client: Client, namespace: str, tmp_path: Path
 ) -> None:
     """A client whose token (from a tokenFile) is revoked and never replaced: every
     answer is 401, so past the threshold ``/readyz`` says so and the metrics count the
@@ -182,7 +175,7 @@ async def test_a_revoked_token_fails_readiness_and_is_counted(
             api_client, "POST", f"{ns_path}/serviceaccounts", body={"metadata": {"name": sa}}
         )
         await allow_configmaps(api_client, namespace, sa)
-        await create(api_client, SECRETS, namespace, {"metadata": {"name": "binding"}})
+        await client.create(core_object("Secret", "binding", namespace))
         token = await bound_token(api_client, namespace, sa, "binding")
         (tmp_path / "token").write_text(token)
         kubeconfig = tmp_path / "kubeconfig"
@@ -191,9 +184,9 @@ async def test_a_revoked_token_fails_readiness_and_is_counted(
         async with await new_api_client(kubeconfig=str(kubeconfig)) as api:
             status = auth_status(api)
             served: list[tuple[Observability, SharedInformerFactory]] = []
-            for client in (api, api_client):
+            for each in (api, api_client):
                 factory = SharedInformerFactory(
-                    client,
+                    each,
                     namespace=namespace,
                     # Re-watch every 1-2 s: the revocation is met within seconds.
                     reflector_options={"min_watch_timeout": 1, **FAST},
@@ -201,7 +194,7 @@ async def test_a_revoked_token_fails_readiness_and_is_counted(
                 factory.informer_for(CONFIGMAPS)
                 obs = Observability(
                     factories=[factory],
-                    api_client=client,
+                    api_client=each,
                     process_metrics=False,
                     auth_failure_threshold=1.0,
                 )
@@ -223,7 +216,7 @@ async def test_a_revoked_token_fails_readiness_and_is_counted(
                 assert sample(metrics, "informer_auth_failures_total", code="401") == 0
                 assert sample(metrics, "informer_auth_failing_seconds") == 0
 
-                await delete(api_client, SECRETS, namespace, "binding")  # revokes the token
+                await client.delete(SECRETS, "binding", namespace=namespace)  # revokes the token
                 await until_rejected(control_plane, token)
                 await until(lambda: status.unauthorized_total > 0, "a 401", WITHIN)
 

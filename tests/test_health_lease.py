@@ -25,6 +25,7 @@ import anyio
 import anyio.abc
 import pytest
 from api_helpers import until
+from http_client import http_get
 from prometheus_client.parser import text_string_to_metric_families
 
 import informer._leaderelection as le_module
@@ -342,21 +343,6 @@ def fake_factory(fake: FakeListerWatcher) -> SharedInformerFactory:
     return SharedInformerFactory(
         None, lister_watcher_factory=lister_watcher, reflector_options=options
     )
-
-
-async def http_get(port: int, path: str) -> tuple[int, str]:
-    """GET ``path`` on 127.0.0.1:``port`` over a raw socket; (status, body)."""
-    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        await stream.send_eof()
-        data = b""
-        try:
-            while True:
-                data += await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body.decode()
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

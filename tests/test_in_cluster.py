@@ -7,9 +7,9 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import bound_token, create, delete, replace_file, until_rejected
+from api_helpers import bound_token, core_object, replace_file, until_rejected
 
-from informer import SECRETS, Forbidden, Unauthorized, new_api_client, request_json
+from informer import SECRETS, Client, Forbidden, Unauthorized, new_api_client, request_json
 from informer._kube import auth_status
 
 pytestmark = pytest.mark.anyio
@@ -67,6 +67,7 @@ async def test_in_cluster_config_inside_a_pod(
 async def test_in_cluster_token_file_is_reread_after_rotation(
     control_plane: Any,
     api_client: Any,
+    client: Client,
     namespace: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -86,7 +87,7 @@ async def test_in_cluster_token_file_is_reread_after_rotation(
                 body={"metadata": {"name": sa}},
             )
         for secret in ("first", "second"):
-            await create(api_client, SECRETS, namespace, {"metadata": {"name": secret}})
+            await client.create(core_object("Secret", secret, namespace))
         token = tmp_path / "token"
         first = await bound_token(api_client, namespace, "old-sa", "first")
         token.write_text(first)
@@ -106,7 +107,7 @@ async def test_in_cluster_token_file_is_reread_after_rotation(
             replace_file(
                 token, (await bound_token(api_client, namespace, "new-sa", "second")).encode()
             )
-            await delete(api_client, SECRETS, namespace, "first")  # revokes the old token
+            await client.delete(SECRETS, "first", namespace=namespace)  # revokes the old token
             await until_rejected(control_plane, first)
             with pytest.raises(Unauthorized):  # the cached token, refused once...
                 await request_json(api, "GET", path)

@@ -14,11 +14,12 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import delete, merge_patch, until
+from api_helpers import core_object, until
 
 from informer import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    Client,
     DeletedFinalStateUnknown,
     HandlerFuncs,
     NotFound,
@@ -40,13 +41,14 @@ FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
 
 
 # -- helpers ---------------------------------------------------------------------------
-async def create_cm(api: Any, ns: str, name: str, labels: dict[str, str] | None = None) -> Any:
-    body = {"metadata": {"name": name, "labels": labels or {}}, "data": {"k": "v"}}
-    return await request_json(api, "POST", CONFIGMAPS.path(namespace=ns), body=body)
+async def create_cm(
+    client: Client, ns: str, name: str, labels: dict[str, str] | None = None
+) -> Any:
+    return await client.create(core_object("ConfigMap", name, ns, labels=labels, data={"k": "v"}))
 
 
-async def update_cm(api: Any, ns: str, name: str, value: str) -> Any:
-    return await merge_patch(api, CONFIGMAPS, ns, name, {"data": {"k": value}})
+async def update_cm(client: Client, ns: str, name: str, value: str) -> Any:
+    return await client.patch(CONFIGMAPS, name, {"data": {"k": value}}, namespace=ns)
 
 
 def deployment(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -101,7 +103,7 @@ class Events:
 
 # -- watching what happens -------------------------------------------------------------
 async def test_informer_sees_configmaps_and_deployments_with_selectors(
-    api_client: Any, namespace: str
+    api_client: Any, client: Client, namespace: str
 ) -> None:
     factory = SharedInformerFactory(
         api_client, namespace=namespace, transform=strip_managed_fields, reflector_options=FAST
@@ -111,14 +113,14 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
     cm_events, dep_events = Events(), Events()
     cms.add_event_handler(cm_events.handler())
     deps.add_event_handler(dep_events.handler())
-    await create_cm(api_client, namespace, "pre", {"team": "a"})
+    await create_cm(client, namespace, "pre", {"team": "a"})
     async with factory:
         assert await factory.wait_for_cache_sync(timeout=30)
         assert cm_events.log == [("add", f"{namespace}/pre")]
-        await create_cm(api_client, namespace, "mine", {"team": "a"})
-        await create_cm(api_client, namespace, "other-team", {"team": "b"})
-        await update_cm(api_client, namespace, "mine", "2")
-        await delete(api_client, CONFIGMAPS, namespace, "pre")
+        await create_cm(client, namespace, "mine", {"team": "a"})
+        await create_cm(client, namespace, "other-team", {"team": "b"})
+        await update_cm(client, namespace, "mine", "2")
+        await client.delete(CONFIGMAPS, "pre", namespace=namespace)
         await request_json(
             api_client, "POST", DEPLOYMENTS.path(namespace=namespace), body=deployment("web")
         )
@@ -129,7 +131,7 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
             body={"spec": {"replicas": 3}},
             content_type="application/merge-patch+json",
         )
-        await delete(api_client, DEPLOYMENTS, namespace, "web")
+        await client.delete(DEPLOYMENTS, "web", namespace=namespace)
         await eventually(lambda: len(cm_events.log) == 4 and len(dep_events.log) == 3)
         assert cm_events.log == [
             ("add", f"{namespace}/pre"),
@@ -148,7 +150,7 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
         assert stored["data"] == {"k": "2"}
 
 
-async def test_namespace_scoping(api_client: Any, namespace: str) -> None:
+async def test_namespace_scoping(api_client: Any, client: Client, namespace: str) -> None:
     other = f"{namespace[:50]}-x"
     await request_json(api_client, "POST", "/api/v1/namespaces", body={"metadata": {"name": other}})
     factory = SharedInformerFactory(api_client, namespace=namespace, reflector_options=FAST)
@@ -156,8 +158,8 @@ async def test_namespace_scoping(api_client: Any, namespace: str) -> None:
     everywhere = factory.informer_for(CONFIGMAPS, namespace=None)
     async with factory:
         assert await factory.wait_for_cache_sync(timeout=30)
-        await create_cm(api_client, other, "there")
-        await create_cm(api_client, namespace, "here")
+        await create_cm(client, other, "there")
+        await create_cm(client, namespace, "here")
         await eventually(
             lambda: (
                 f"{namespace}/here" in everywhere.indexer
@@ -172,7 +174,7 @@ async def test_namespace_scoping(api_client: Any, namespace: str) -> None:
 
 @pytest.mark.allow_handler_failures
 async def test_slow_and_raising_handlers_both_receive_every_event(
-    api_client: Any, namespace: str
+    api_client: Any, client: Client, namespace: str
 ) -> None:
     factory = SharedInformerFactory(api_client, namespace=namespace, reflector_options=FAST)
     informer = factory.informer_for(CONFIGMAPS)
@@ -192,9 +194,9 @@ async def test_slow_and_raising_handlers_both_receive_every_event(
     async with factory:
         assert await factory.wait_for_cache_sync(timeout=30)
         for i in range(10):
-            await create_cm(api_client, namespace, f"cm{i}")
+            await create_cm(client, namespace, f"cm{i}")
         for i in range(10):
-            await delete(api_client, CONFIGMAPS, namespace, f"cm{i}")
+            await client.delete(CONFIGMAPS, f"cm{i}", namespace=namespace)
         await eventually(lambda: len(slow_seen) == 20 and len(raising_seen) == 20)
     expected = [f"add:{namespace}/cm{i}" for i in range(10)]
     expected += [f"delete:{namespace}/cm{i}" for i in range(10)]
@@ -203,9 +205,11 @@ async def test_slow_and_raising_handlers_both_receive_every_event(
 
 
 @pytest.mark.parametrize("watch_list", [False, True], ids=["list-watch", "watch-list"])
-async def test_initial_sync_modes(api_client: Any, namespace: str, watch_list: bool) -> None:
+async def test_initial_sync_modes(
+    api_client: Any, client: Client, namespace: str, watch_list: bool
+) -> None:
     for i in range(7):
-        await create_cm(api_client, namespace, f"cm{i}")
+        await create_cm(client, namespace, f"cm{i}")
     factory = SharedInformerFactory(
         api_client,
         namespace=namespace,
@@ -220,17 +224,17 @@ async def test_initial_sync_modes(api_client: Any, namespace: str, watch_list: b
             assert calls.lists == 0, "watch-list mode must sync without a List call"
         else:
             assert calls.lists >= 1
-        await create_cm(api_client, namespace, "late")
+        await create_cm(client, namespace, "late")
         await eventually(lambda: f"{namespace}/late" in informer.indexer)
 
 
 @pytest.mark.parametrize("watch_list", [False, True], ids=["list-watch", "watch-list"])
 async def test_cached_objects_carry_api_version_and_kind(
-    api_client: Any, namespace: str, watch_list: bool
+    api_client: Any, client: Client, namespace: str, watch_list: bool
 ) -> None:
     """A List's items come without apiVersion/kind, watch objects with them: the cache
     holds one shape whichever way an object arrived (list, watch, watch-list)."""
-    await create_cm(api_client, namespace, "listed")
+    await create_cm(client, namespace, "listed")
     await request_json(
         api_client, "POST", DEPLOYMENTS.path(namespace=namespace), body=deployment("listed")
     )
@@ -249,11 +253,11 @@ async def test_cached_objects_carry_api_version_and_kind(
 
     async with factory:
         assert await factory.wait_for_cache_sync(timeout=30)
-        await create_cm(api_client, namespace, "watched")
+        await create_cm(client, namespace, "watched")
         await request_json(
             api_client, "POST", DEPLOYMENTS.path(namespace=namespace), body=deployment("watched")
         )
-        await update_cm(api_client, namespace, "listed", "2")
+        await update_cm(client, namespace, "listed", "2")
         await eventually(lambda: len(deps.indexer) == 2 and len(seen) == 3)
     assert shapes(cms) == {("v1", "ConfigMap")}
     assert shapes(deps) == {("apps/v1", "Deployment")}
@@ -279,9 +283,10 @@ async def test_converges_after_churn_and_apiserver_restart(
 ) -> None:
     ns = f"restart-{secrets.token_hex(3)}"
     async with await _admin(nocache_cp) as api:
+        client = Client(api)
         await request_json(api, "POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
         for i in range(20):
-            await create_cm(api, ns, f"cm{i}")
+            await create_cm(client, ns, f"cm{i}")
         factory = SharedInformerFactory(
             api, namespace=ns, reflector_options={**FAST, "use_watch_list": watch_list}
         )
@@ -293,13 +298,13 @@ async def test_converges_after_churn_and_apiserver_restart(
             # Churn while watching.
             for i in range(20):
                 if i % 3 == 0:
-                    await delete(api, CONFIGMAPS, ns, f"cm{i}")
+                    await client.delete(CONFIGMAPS, f"cm{i}", namespace=ns)
                 else:
-                    await update_cm(api, ns, f"cm{i}", f"v{i}")
+                    await update_cm(client, ns, f"cm{i}", f"v{i}")
             await nocache_cp.restart_apiserver()
             # More churn after the restart, through the new server process.
             for i in range(20, 25):
-                await create_cm(api, ns, f"cm{i}")
+                await create_cm(client, ns, f"cm{i}")
             truth = await fresh_list(api, CONFIGMAPS, ns)
             await eventually(lambda: cache_state(informer) == truth)
             assert informer.reflector.stats.watches >= 2
@@ -314,9 +319,10 @@ async def test_deletes_while_disconnected_after_compaction_become_tombstones(
 ) -> None:
     ns = f"compact-{secrets.token_hex(3)}"
     async with await _admin(nocache_cp) as api, TcpProxy("127.0.0.1", _port(nocache_cp)) as proxy:
+        client = Client(api)
         await request_json(api, "POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
         for i in range(6):
-            await create_cm(api, ns, f"cm{i}")
+            await create_cm(client, ns, f"cm{i}")
         async with await _admin(nocache_cp) as via_proxy:
             via_proxy.configuration.host = proxy.url
             factory = SharedInformerFactory(via_proxy, namespace=ns, reflector_options=FAST)
@@ -327,10 +333,10 @@ async def test_deletes_while_disconnected_after_compaction_become_tombstones(
                 assert await factory.wait_for_cache_sync(timeout=30)
                 expired_before = informer.reflector.stats.expired
                 proxy.cut()  # the informer's watch drops; reconnects are refused
-                await delete(api, CONFIGMAPS, ns, "cm0")
-                await delete(api, CONFIGMAPS, ns, "cm1")
-                await update_cm(api, ns, "cm2", "changed")
-                await create_cm(api, ns, "new")
+                await client.delete(CONFIGMAPS, "cm0", namespace=ns)
+                await client.delete(CONFIGMAPS, "cm1", namespace=ns)
+                await update_cm(client, ns, "cm2", "changed")
+                await create_cm(client, ns, "new")
                 await nocache_cp.compact_etcd()
                 proxy.restore()
                 truth = await fresh_list(api, CONFIGMAPS, ns)
@@ -349,7 +355,9 @@ def _port(cp: ControlPlane) -> int:
     return int(cp.host.rsplit(":", 1)[1])
 
 
-async def test_custom_resource_by_group_version_plural(api_client: Any, namespace: str) -> None:
+async def test_custom_resource_by_group_version_plural(
+    api_client: Any, client: Client, namespace: str
+) -> None:
     group = f"t{secrets.token_hex(4)}.example.com"
     crd = {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -404,7 +412,7 @@ async def test_custom_resource_by_group_version_plural(api_client: Any, namespac
                 body={"size": 2},
                 content_type="application/merge-patch+json",
             )
-            await delete(api_client, widgets, namespace, "w1")
+            await client.delete(widgets, "w1", namespace=namespace)
             await eventually(lambda: len(events.log) == 3)
         assert events.log == [
             ("add", f"{namespace}/w1"),

@@ -11,9 +11,7 @@ import pytest
 from api_helpers import (
     allow_configmaps,
     bound_token,
-    create,
-    delete,
-    get,
+    core_object,
     replace_file,
     until,
     until_rejected,
@@ -23,6 +21,7 @@ from api_helpers import (
 from informer import (
     CONFIGMAPS,
     SECRETS,
+    Client,
     SharedInformerFactory,
     Unauthorized,
     new_api_client,
@@ -46,15 +45,19 @@ pytestmark = pytest.mark.anyio
     ids=["default-is-merge", "merge", "strategic", "json", "json-media-type"],
 )  # fmt: skip
 async def test_patch_types_accepted_by_the_server(
-    api_client: Any, namespace: str, content_type: str | None, body: Any, data: dict[str, str]
+    api_client: Any,
+    client: Client,
+    namespace: str,
+    content_type: str | None,
+    body: Any,
+    data: dict[str, str],
 ) -> None:
     with anyio.fail_after(30):
-        await create(api_client, CONFIGMAPS, namespace,
-                     {"metadata": {"name": "p"}, "data": {"a": "1", "b": "2"}})  # fmt: skip
+        await client.create(core_object("ConfigMap", "p", namespace, data={"a": "1", "b": "2"}))
         path = CONFIGMAPS.path("p", namespace=namespace)
         got = await request_json(api_client, "PATCH", path, body=body, content_type=content_type)
         assert got["data"] == data
-        assert (await get(api_client, CONFIGMAPS, namespace, "p"))["data"] == data
+        assert (await client.get(CONFIGMAPS, "p", namespace=namespace))["data"] == data
 
 
 async def test_apply_patch(api_client: Any, namespace: str) -> None:
@@ -68,16 +71,18 @@ async def test_apply_patch(api_client: Any, namespace: str) -> None:
     assert got["metadata"]["managedFields"][0]["manager"] == "test"
 
 
-async def test_plain_json_patch_is_refused_before_sending(api_client: Any, namespace: str) -> None:
+async def test_plain_json_patch_is_refused_before_sending(
+    api_client: Any, client: Client, namespace: str
+) -> None:
     """The server would answer ``application/json`` with a bare 415."""
     with anyio.fail_after(30):
-        created = await create(api_client, CONFIGMAPS, namespace, {"metadata": {"name": "p"}})
+        created = await client.create(core_object("ConfigMap", "p", namespace))
         path = CONFIGMAPS.path("p", namespace=namespace)
         with pytest.raises(ValueError, match="not a patch type"):
             await request_json(
                 api_client, "PATCH", path, body={"data": {}}, content_type="application/json"
             )
-        after = await get(api_client, CONFIGMAPS, namespace, "p")
+        after = await client.get(CONFIGMAPS, "p", namespace=namespace)
     assert after["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
 
 
@@ -85,7 +90,7 @@ async def test_plain_json_patch_is_refused_before_sending(api_client: Any, names
 
 
 async def test_rotated_token_file_recovers_without_restart(
-    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
+    control_plane: Any, api_client: Any, client: Client, namespace: str, tmp_path: Path
 ) -> None:
     """A kubeconfig tokenFile rotated to a new token, the old one revoked: one request
     (or one watch) fails with 401, the next one reads the file again and succeeds; an
@@ -98,7 +103,7 @@ async def test_rotated_token_file_recovers_without_restart(
         )
         await allow_configmaps(api_client, namespace, sa)
         for secret in ("first", "second"):
-            await create(api_client, SECRETS, namespace, {"metadata": {"name": secret}})
+            await client.create(core_object("Secret", secret, namespace))
         first = await bound_token(api_client, namespace, sa, "first")
         token_file = tmp_path / "token"
         token_file.write_text(first + "\n")
@@ -120,18 +125,13 @@ async def test_rotated_token_file_recovers_without_restart(
                 replace_file(
                     token_file, (await bound_token(api_client, namespace, sa, "second")).encode()
                 )
-                await delete(api_client, SECRETS, namespace, "first")
+                await client.delete(SECRETS, "first", namespace=namespace)
                 await until_rejected(control_plane, first)
 
                 # The informer re-watches every 1-2 s: it meets the 401 and recovers.
                 await until(lambda: status.unauthorized_total > 0, "the informer to meet a 401", 10)
                 labels = {"rotation": "yes"}
-                await create(
-                    api_client,
-                    CONFIGMAPS,
-                    namespace,
-                    {"metadata": {"name": "after", "labels": labels}},
-                )
+                await client.create(core_object("ConfigMap", "after", namespace, labels=labels))
                 key = f"{namespace}/after"
                 await until(
                     lambda: informer.indexer.get_by_key(key) is not None,
@@ -152,7 +152,7 @@ async def test_rotated_token_file_recovers_without_restart(
 
 
 async def test_refused_request_rereads_the_token_file_once(
-    control_plane: Any, api_client: Any, namespace: str, tmp_path: Path
+    control_plane: Any, api_client: Any, client: Client, namespace: str, tmp_path: Path
 ) -> None:
     """Without an informer: exactly one 401, then the next request succeeds."""
     sa = "rotating"
@@ -164,7 +164,7 @@ async def test_refused_request_rereads_the_token_file_once(
             body={"metadata": {"name": sa}},
         )
         for secret in ("first", "second"):
-            await create(api_client, SECRETS, namespace, {"metadata": {"name": secret}})
+            await client.create(core_object("Secret", secret, namespace))
         first = await bound_token(api_client, namespace, sa, "first")
         token_file = tmp_path / "token"
         token_file.write_text(first)
@@ -177,7 +177,7 @@ async def test_refused_request_rereads_the_token_file_once(
             replace_file(
                 token_file, (await bound_token(api_client, namespace, sa, "second")).encode()
             )
-            await delete(api_client, SECRETS, namespace, "first")
+            await client.delete(SECRETS, "first", namespace=namespace)
             await until_rejected(control_plane, first)
             with pytest.raises(Unauthorized):
                 await request_json(api, "GET", version)
@@ -242,14 +242,11 @@ async def test_300_informers_on_one_client_and_a_prompt_write(
                     "every informer to hold its watch open",
                     60,
                 )
+                writer = Client(api)  # resource= below: the writes are one POST each
                 with anyio.fail_after(5):
                     for i in (0, count // 2, count - 1):
-                        await create(
-                            api,
-                            CONFIGMAPS,
-                            namespace,
-                            {"metadata": {"name": f"cm-{i}", "labels": {"n": str(i)}}},
-                        )
+                        cm = core_object("ConfigMap", f"cm-{i}", namespace, labels={"n": str(i)})
+                        await writer.create(cm, resource=CONFIGMAPS)
                 for i in (0, count // 2, count - 1):
                     key = f"{namespace}/cm-{i}"
                     await until(

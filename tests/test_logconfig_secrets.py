@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import create
+from api_helpers import core_object
 
-from informer import SECRETS
+from informer import Client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -118,15 +118,16 @@ anyio.run(main)
 )
 async def test_failures_on_secrets_log_no_secret_value(
     control_plane: Any,
-    api_client: Any,
+    client: Client,
     namespace: str,
     tmp_path: Path,
     log_format: str,
     stream_kind: str,
 ) -> None:
     values = [f"s3cret-{secrets.token_hex(8)}" for _ in range(2)]
-    early = {"metadata": {"name": "early"}, "stringData": {"password": values[0]}}
-    await create(api_client, SECRETS, namespace, early)
+    await client.create(
+        core_object("Secret", "early", namespace, stringData={"password": values[0]})
+    )
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     argv = [sys.executable, str(script), log_format, str(control_plane.kubeconfig_path),

@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import create, get, until
+from api_helpers import core_object, until
 from prometheus_client.parser import text_string_to_metric_families
 
 from informer import (
@@ -28,6 +28,7 @@ from informer import (
     LEASES,
     BindError,
     CacheSyncTimeout,
+    Client,
     ConfigError,
     ConnectionFailed,
     Controller,
@@ -84,8 +85,8 @@ def recorder(seen: Seen) -> type[Controller]:
     return CmRecorder
 
 
-def configmap(name: str) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "data": {"k": "v"}}
+def configmap(name: str, namespace: str) -> dict[str, Any]:
+    return core_object("ConfigMap", name, namespace, data={"k": "v"})
 
 
 async def scrape(port: int) -> dict[str, list[Any]]:
@@ -149,10 +150,12 @@ async def grant(api: Any, user: str, verbs: list[str], namespace: str | None = N
 # ------------------------------------------------------------------------------ running
 
 
-async def test_a_controller_class_runs_in_process(api_client: Any, namespace: str) -> None:
+async def test_a_controller_class_runs_in_process(
+    api_client: Any, client: Client, namespace: str
+) -> None:
     seen = Seen()
     cls = recorder(seen)
-    await create(api_client, CONFIGMAPS, namespace, configmap("before"))
+    await client.create(configmap("before", namespace))
     manager = Manager(api_client, namespaces=[namespace], metrics_bind_address="127.0.0.1:0")
     manager.add(cls)
     assert manager.controllers == []  # classes are instantiated when the Manager starts
@@ -168,7 +171,7 @@ async def test_a_controller_class_runs_in_process(api_client: Any, namespace: st
             assert (controller.workers, controller.max_retries) == (3, 4)
             assert controller.shutdown_grace == 3.0
             await seen.wait_for("cm-recorder", f"{namespace}/before")
-            await create(api_client, CONFIGMAPS, namespace, configmap("after"))
+            await client.create(configmap("after", namespace))
             await seen.wait_for("cm-recorder", f"{namespace}/after")
             endpoints = manager.endpoints
             assert endpoints is not None and endpoints.metrics_port is not None
@@ -194,10 +197,10 @@ async def test_a_controller_class_runs_in_process(api_client: Any, namespace: st
     assert sample(families, "informer_auth_failures_total", code="401") == 0
     assert sample(families, "informer_auth_failing_seconds") == 0
     # The caller's client is not closed by the Manager.
-    assert (await get(api_client, CONFIGMAPS, namespace, "after"))["data"] == {"k": "v"}
+    assert (await client.get(CONFIGMAPS, "after", namespace=namespace))["data"] == {"k": "v"}
 
 
-async def test_one_instance_per_namespace(api_client: Any, namespace: str) -> None:
+async def test_one_instance_per_namespace(api_client: Any, client: Client, namespace: str) -> None:
     seen = Seen()
     async with other_namespace(api_client, namespace) as other:
         manager = Manager(api_client, namespaces=[namespace, other, namespace], workers=2)
@@ -209,7 +212,7 @@ async def test_one_instance_per_namespace(api_client: Any, namespace: str) -> No
                 assert [c.workers for c in manager.controllers] == [2, 2]  # workers= wins
                 assert [f.namespace for f in manager.factories] == [namespace, other]
                 for ns in (namespace, other):
-                    await create(api_client, CONFIGMAPS, ns, configmap("x"))
+                    await client.create(configmap("x", ns))
                 for ns in (namespace, other):
                     await seen.wait_for(f"cm-recorder@{ns}", f"{ns}/x")
         # Each instance sees only its own namespace.
@@ -217,7 +220,7 @@ async def test_one_instance_per_namespace(api_client: Any, namespace: str) -> No
 
 
 async def test_instances_built_on_the_managers_factory(
-    control_plane: Any, api_client: Any, namespace: str
+    control_plane: Any, api_client: Any, client: Client, namespace: str
 ) -> None:
     seen = Seen()
     cls = recorder(seen)
@@ -232,7 +235,7 @@ async def test_instances_built_on_the_managers_factory(
     with pytest.raises(TypeError):
         manager.add("cm-recorder")  # type: ignore[arg-type]
     assert manager.controllers == [mine]
-    await create(api_client, CONFIGMAPS, namespace, configmap("inst"))
+    await client.create(configmap("inst", namespace))
     with anyio.fail_after(TIMEOUT):
         async with manager:
             await seen.wait_for("mine", f"{namespace}/inst")
@@ -253,12 +256,14 @@ async def test_created_client_runs_and_is_closed(control_plane: Any, namespace: 
     with anyio.fail_after(TIMEOUT):
         async with manager:
             api = manager.api_client
-            await create(api, CONFIGMAPS, namespace, configmap("own-client"))
+            await Client(api).create(configmap("own-client", namespace))
             await seen.wait_for("cm-recorder", f"{namespace}/own-client")
     assert api.rest_client.pool_manager.closed
 
 
-async def test_body_errors_pass_through_unchanged(api_client: Any, namespace: str) -> None:
+async def test_body_errors_pass_through_unchanged(
+    api_client: Any, client: Client, namespace: str
+) -> None:
     manager = Manager(api_client, namespaces=[namespace])
     manager.add(recorder(Seen()))
     with anyio.fail_after(TIMEOUT), pytest.raises(ValueError, match="mine") as caught:
@@ -269,7 +274,7 @@ async def test_body_errors_pass_through_unchanged(api_client: Any, namespace: st
     manager.add(recorder(Seen()))
     with anyio.fail_after(TIMEOUT), pytest.raises(NotFound) as not_found:
         async with manager:
-            await get(api_client, CONFIGMAPS, namespace, "missing")
+            await client.get(CONFIGMAPS, "missing", namespace=namespace)
     assert type(not_found.value) is NotFound  # not an exception group
 
 
@@ -383,7 +388,7 @@ async def test_caches_that_never_sync_are_cache_sync_timeout(
 
 
 async def test_leader_election_runs_controllers_and_releases_the_lease(
-    api_client: Any, namespace: str
+    api_client: Any, client: Client, namespace: str
 ) -> None:
     seen = Seen()
     election = LeaderElectionConfig(
@@ -396,7 +401,7 @@ async def test_leader_election_runs_controllers_and_releases_the_lease(
     )
     manager = Manager(api_client, namespaces=[namespace], leader_election=election)
     manager.add(recorder(seen))
-    await create(api_client, CONFIGMAPS, namespace, configmap("elected"))
+    await client.create(configmap("elected", namespace))
     with anyio.fail_after(TIMEOUT):
         async with manager:
             elector = manager.elector

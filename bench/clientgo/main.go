@@ -8,14 +8,26 @@
 //	-mode latency     informer + workqueue; on dequeue, now minus the write time stored
 //	                  in the ConfigMap's data["t"] (unix ns); ends on "stop" on stdin
 //	-mode populate    create -count objects concurrently (fast setup for the benchmarks)
+//	-mode encode      read one JSON object a line on stdin (any kind of the client-go
+//	                  scheme, lists too) and write each as the API server serves it in
+//	                  protobuf (the "k8s\x00"-prefixed runtime.Unknown envelope), framed
+//	                  by a 4-byte big-endian length (the replay server's protobuf bodies)
+//
+// -protobuf makes the informers speak protobuf (ContentType and Accept
+// "application/vnd.kubernetes.protobuf", JSON as the fallback), as in-tree controllers do.
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"mime"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -31,8 +43,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/workqueue"
@@ -40,6 +55,45 @@ import (
 )
 
 type result map[string]any
+
+// mediaTypes records the media type of every successful API response (the informer's
+// lists and watches), so that the runner can check the format a run really used.
+type mediaTypes struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+var responses = &mediaTypes{seen: map[string]bool{}}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func (m *mediaTypes) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err == nil && resp.StatusCode < 300 {
+			if mt, _, perr := mime.ParseMediaType(resp.Header.Get("Content-Type")); perr == nil {
+				m.mu.Lock()
+				m.seen[mt] = true
+				m.mu.Unlock()
+			}
+		}
+		return resp, err
+	})
+}
+
+// list returns the media types seen so far, sorted.
+func (m *mediaTypes) list() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.seen))
+	for mt := range m.seen {
+		out = append(out, mt)
+	}
+	sort.Strings(out)
+	return out
+}
 
 func emit(r result) {
 	b, err := json.Marshal(r)
@@ -102,7 +156,7 @@ func stripManagedFields(obj any) (any, error) {
 }
 
 func main() {
-	mode := flag.String("mode", "sync", "throughput | sync | latency | populate")
+	mode := flag.String("mode", "sync", "throughput | sync | latency | populate | encode")
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig path")
 	resource := flag.String("resource", "configmaps", "configmaps | deployments")
 	namespace := flag.String("namespace", "", "namespace ('' = all)")
@@ -111,19 +165,29 @@ func main() {
 	count := flag.Int("count", 0, "populate: objects to create")
 	concurrency := flag.Int("concurrency", 64, "populate: requests in flight")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	useProtobuf := flag.Bool("protobuf", false, "speak protobuf to the API server (JSON otherwise)")
 	flag.Parse()
 	klog.InitFlags(nil)
+	if *mode == "encode" {
+		encode(os.Stdin, os.Stdout)
+		return
+	}
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
 		fail("kubeconfig: %v", err)
 	}
-	// JSON, like the Python peers (controllers in-tree may pick protobuf); no client-side
-	// throttling (the Python peers have none either).
+	// JSON, like the Python peers, or protobuf (-protobuf), as in-tree controllers use it;
+	// no client-side throttling (the Python peers have none either).
 	cfg.ContentType = "application/json"
 	cfg.AcceptContentTypes = "application/json"
+	if *useProtobuf {
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	}
 	cfg.QPS = -1
 	cfg.Burst = 0
+	cfg.WrapTransport = responses.wrap
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		fail("client: %v", err)
@@ -223,6 +287,7 @@ func runInformer(ctx context.Context, client kubernetes.Interface, mode, resourc
 	r["rss_after"] = rss1
 	r["heap_after"] = heap1
 	r["peak_rss"] = peakRSSBytes()
+	r["content_types"] = responses.list()
 	close(stop)
 	emit(r)
 }
@@ -284,7 +349,7 @@ func runLatency(ctx context.Context, client kubernetes.Interface, namespace stri
 	mu.Lock()
 	defer mu.Unlock()
 	sort.Float64s(latencies)
-	emit(result{"peer": "client-go", "latencies_ms": latencies})
+	emit(result{"peer": "client-go", "latencies_ms": latencies, "content_types": responses.list()})
 }
 
 func populate(ctx context.Context, client kubernetes.Interface, resource, namespace string, count, concurrency int) {
@@ -327,6 +392,44 @@ func populate(ctx context.Context, client kubernetes.Interface, resource, namesp
 	}
 	wg.Wait()
 	emit(result{"created": count - int(failures.Load()), "failures": failures.Load(), "seconds": time.Since(start).Seconds()})
+}
+
+// encode writes every JSON object read from in (one a line) to out in the API server's
+// protobuf encoding: the same serializer (apimachinery's protobuf.Serializer) the
+// apiserver answers "Accept: application/vnd.kubernetes.protobuf" with, so the bytes
+// are what it would send for that object. Each is preceded by its length (4 bytes, big
+// endian). No defaulting, no conversion: the object is encoded as it is given.
+func encode(in io.Reader, out io.Writer) {
+	decoder := scheme.Codecs.UniversalDeserializer()
+	encoder := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
+	alloc := &kruntime.SimpleAllocator{}
+	scanner := bufio.NewScanner(in)
+	scanner.Buffer(make([]byte, 1<<20), 1<<30)
+	w := bufio.NewWriterSize(out, 1<<20)
+	var buf bytes.Buffer
+	var size [4]byte
+	for line := 1; scanner.Scan(); line++ {
+		if len(bytes.TrimSpace(scanner.Bytes())) == 0 {
+			continue
+		}
+		obj, _, err := decoder.Decode(scanner.Bytes(), nil, nil)
+		if err != nil {
+			fail("encode: line %d: %v", line, err)
+		}
+		buf.Reset()
+		if err := encoder.EncodeWithAllocator(obj, &buf, alloc); err != nil {
+			fail("encode: line %d: %v", line, err)
+		}
+		binary.BigEndian.PutUint32(size[:], uint32(buf.Len()))
+		w.Write(size[:])
+		w.Write(buf.Bytes())
+	}
+	if err := scanner.Err(); err != nil {
+		fail("encode: %v", err)
+	}
+	if err := w.Flush(); err != nil {
+		fail("encode: %v", err)
+	}
 }
 
 // configMap and deployment mirror bench/_objects.py (keep them in step).

@@ -1,8 +1,12 @@
-"""``SharedInformerFactory``: one informer per (resource, namespace, selectors), shared.
+"""``SharedInformerFactory``: one informer per (resource, namespace, selectors, metadata
+only or not), shared.
 
-Controllers ask the factory for informers; two requests with the same resource, scope
-and selectors get the same :class:`~informer.SharedIndexInformer`, so a cluster object
-is listed, watched and cached once however many controllers look at it.
+Controllers ask the factory for informers; two requests with the same resource, scope,
+selectors and ``metadata_only`` get the same :class:`~informer.SharedIndexInformer`, so
+a cluster object is listed, watched and cached once however many controllers look at it.
+A metadata-only informer (``metadata_only=True``: ``PartialObjectMetadata``, see
+:mod:`informer._cache.metadata`) is a different informer from the whole-object one of
+the same resource, with its own watch and cache; both may exist at once.
 
 ``async with factory:`` runs every informer requested so far in one task group, and any
 informer requested later is started at once. Leaving the block stops them all.
@@ -10,7 +14,7 @@ informer requested later is started at once. Leaving the block stops them all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -31,7 +35,12 @@ _DEFAULT: Any = object()
 
 
 class ListerWatcherFactory(Protocol):
-    """Builds the ListerWatcher of one informer (the test and benchmark seam)."""
+    """Builds the ListerWatcher of one informer (the test and benchmark seam).
+
+    For a metadata-only informer it is also passed ``metadata_only=True`` (a factory
+    that never serves one need not accept it); it must then return a ListerWatcher of
+    metadata-only objects (``ApiListerWatcher(..., metadata_only=True)``).
+    """
 
     def __call__(
         self,
@@ -43,7 +52,8 @@ class ListerWatcherFactory(Protocol):
     ) -> ListerWatcher: ...
 
 
-InformerKey = tuple[Resource, str | None, str | None, str | None]
+InformerKey = tuple[Resource, str | None, str | None, str | None, bool]
+"""(resource, namespace, label selector, field selector, metadata only)."""
 
 
 class SharedInformerFactory:
@@ -52,7 +62,8 @@ class SharedInformerFactory:
     ``namespace`` is the default scope (None: all namespaces); ``resync_period`` and
     ``transform`` apply to every informer it creates; ``reflector_options`` are passed
     to each informer's Reflector. ``lister_watcher_factory`` replaces the real
-    :class:`~informer.ApiListerWatcher` (tests, benchmarks).
+    :class:`~informer.ApiListerWatcher` (tests, benchmarks); it is passed
+    ``metadata_only=True`` only for metadata-only informers.
     """
 
     def __init__(
@@ -83,26 +94,39 @@ class SharedInformerFactory:
         label_selector: str | None = None,
         field_selector: str | None = None,
         indexers: Mapping[str, IndexFunc] | None = None,
+        metadata_only: bool = False,
     ) -> SharedIndexInformer:
         """The shared informer for this resource, scope and selectors (created if new).
 
         ``namespace`` defaults to the factory's; it is ignored for cluster-scoped
         resources. ``indexers`` are added to the informer's store (also when it exists
-        and holds data already).
+        and holds data already). ``metadata_only=True``: the informer lists and watches
+        ``PartialObjectMetadata`` and caches ``{"apiVersion", "kind", "metadata"}`` objects
+        (``resource`` must name its ``kind``, else ``ValueError``); it is not the
+        informer of the whole objects, and its name ends in ``(metadata)``.
         """
         ns = self.namespace if namespace is _DEFAULT else namespace
         if not resource.namespaced:
             ns = None
-        key: InformerKey = (resource, ns, label_selector or None, field_selector or None)
+        key: InformerKey = (
+            resource,
+            ns,
+            label_selector or None,
+            field_selector or None,
+            metadata_only,
+        )
         informer = self._informers.get(key)
         if informer is None:
-            lw = self._make_lister_watcher(resource, ns, label_selector, field_selector)
+            lw = self._make_lister_watcher(
+                resource, ns, label_selector, field_selector, metadata_only
+            )
+            name = _informer_name(resource, ns, label_selector, field_selector)
             informer = SharedIndexInformer(
                 lw,
                 resync_period=self.resync_period,
                 indexers=indexers,
                 transform=self.transform,
-                name=_informer_name(resource, ns, label_selector, field_selector),
+                name=f"{name}(metadata)" if metadata_only else name,
                 reflector_options=self.reflector_options,
             )
             self._informers[key] = informer
@@ -113,7 +137,7 @@ class SharedInformerFactory:
         return informer
 
     def find_informer(
-        self, resource: Resource, *, namespace: str | None = None
+        self, resource: Resource, *, namespace: str | None = None, metadata_only: bool = False
     ) -> SharedIndexInformer | None:
         """An informer already requested that caches every object of ``resource`` in
         ``namespace`` (``None``: all namespaces), or ``None``; never creates one.
@@ -121,11 +145,18 @@ class SharedInformerFactory:
         Only informers without label or field selectors qualify (a selector's cache
         would miss objects), matched on group, version and plural; an all-namespaces
         informer covers every namespace. A cluster-scoped resource ignores ``namespace``.
+        A metadata-only informer is found only with ``metadata_only=True``, and then only
+        a metadata-only one: its objects lack everything but ``metadata``.
         """
         want = (resource.group, resource.version, resource.plural)
         found: SharedIndexInformer | None = None
-        for (res, ns, labels, fields), informer in self._informers.items():
-            if (res.group, res.version, res.plural) != want or labels or fields:
+        for (res, ns, labels, fields, meta), informer in self._informers.items():
+            if (
+                (res.group, res.version, res.plural) != want
+                or labels
+                or fields
+                or meta != metadata_only
+            ):
                 continue
             if ns is None or not res.namespaced:
                 found = informer  # covers any namespace; keep looking for an exact one
@@ -143,8 +174,18 @@ class SharedInformerFactory:
         namespace: str | None,
         label_selector: str | None,
         field_selector: str | None,
+        metadata_only: bool,
     ) -> ListerWatcher:
         if self._lw_factory is not None:
+            if metadata_only:  # only then: factories without the keyword keep working
+                with_metadata: Callable[..., ListerWatcher] = self._lw_factory
+                return with_metadata(
+                    resource,
+                    namespace=namespace,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    metadata_only=True,
+                )
             return self._lw_factory(
                 resource,
                 namespace=namespace,
@@ -157,6 +198,7 @@ class SharedInformerFactory:
             namespace=namespace,
             label_selector=label_selector,
             field_selector=field_selector,
+            metadata_only=metadata_only,
         )
 
     def _start(self, key: InformerKey, informer: SharedIndexInformer) -> None:

@@ -7,8 +7,9 @@ server through ``informer._kube``) and ``informer.testing.FakeListerWatcher``.
 Contract shared by every implementation:
 
 - ``list`` returns the decoded List object as the server sent it: ``{"metadata":
-  {"resourceVersion": ..., "continue": ...}, "items": [...]}``. The caller takes
-  ownership of it and of its items; nobody may mutate them afterwards.
+  {"resourceVersion": ..., "continue": ...}, "items": [...]}`` (a metadata-only
+  ``ApiListerWatcher`` has already cut its items down, see :mod:`.metadata`). The caller
+  takes ownership of it and of its items; nobody may mutate them afterwards.
 - ``watch`` is an async context manager yielding an async iterator of decoded events
   (``{"type": ..., "object": {...}}``). Leaving the context closes the connection. The
   iterator ends when the server ends the watch normally (e.g. ``timeoutSeconds``).
@@ -22,16 +23,17 @@ Contract shared by every implementation:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 
 import anyio.lowlevel
 import orjson
 
-from .._exceptions import WatchDecodeError, WatchEventTooLarge
+from .._exceptions import ApiError, WatchDecodeError, WatchEventTooLarge
 from .._kube import DEFAULT_READ_TIMEOUT, ApiClient, ResponseStream, request_json, stream_request
 from .._resource import Resource
 from .._types import Obj, WatchEvent
+from .metadata import MetadataEvents, MetadataShape
 
 __all__ = ["MAX_WATCH_EVENT_BYTES", "ApiListerWatcher", "ListerWatcher"]
 
@@ -105,10 +107,17 @@ class ApiListerWatcher:
     sends); each only after every complete event received before the failure was yielded,
     and the iterator is finished afterwards. The API server's normal end of a watch ends
     the iterator. Each open watch holds one connection of the client's pool.
+
+    ``metadata_only=True`` lists and watches ``PartialObjectMetadata``: every object
+    listed or watched is ``{"apiVersion", "kind", "metadata"}`` with the resource's own
+    apiVersion and kind (which ``resource`` must name, else ``ValueError``), whether the
+    server converted it or sent it whole; a 406 to the metadata media types switches this
+    lister-watcher to plain JSON for good. See :mod:`informer._cache.metadata`.
     """
 
     __slots__ = (
         "_api_client",
+        "_metadata",
         "_path",
         "_request_timeout",
         "_selectors",
@@ -127,7 +136,9 @@ class ApiListerWatcher:
         label_selector: str | None = None,
         field_selector: str | None = None,
         request_timeout: float | None = DEFAULT_READ_TIMEOUT,
+        metadata_only: bool = False,
     ) -> None:
+        self._metadata = MetadataShape(resource) if metadata_only else None
         self._api_client = api_client
         self.resource = resource
         self.namespace = namespace if resource.namespaced else None
@@ -145,7 +156,13 @@ class ApiListerWatcher:
     def __repr__(self) -> str:
         where = f" in {self.namespace!r}" if self.namespace else ""
         sel = "".join(f" {k}={v!r}" for k, v in self._selectors)
-        return f"<ApiListerWatcher {self.resource.group_resource}{where}{sel}>"
+        meta = " metadata-only" if self._metadata is not None else ""
+        return f"<ApiListerWatcher {self.resource.group_resource}{where}{sel}{meta}>"
+
+    @property
+    def metadata_only(self) -> bool:
+        """True when this lister-watcher lists and watches object metadata only."""
+        return self._metadata is not None
 
     async def list(
         self,
@@ -169,6 +186,19 @@ class ApiListerWatcher:
             query.append(("resourceVersion", resource_version))
         if resource_version_match:
             query.append(("resourceVersionMatch", resource_version_match))
+        shape = self._metadata
+        if shape is None:
+            return await self._list(query, "application/json")
+        try:
+            page = await self._list(query, shape.list_accept())
+        except ApiError as exc:
+            if exc.status != 406 or shape.refused:
+                raise
+            shape.refuse(exc.message)
+            page = await self._list(query, shape.list_accept())
+        return shape.page(page)
+
+    async def _list(self, query: _Query, accept: str) -> Obj:
         return await request_json(
             self._api_client,
             "GET",
@@ -178,6 +208,7 @@ class ApiListerWatcher:
             resource=self.resource.group_resource,
             namespace=self.namespace,
             read_timeout=self._request_timeout,
+            accept=accept,
         )
 
     def watch(
@@ -213,7 +244,29 @@ class ApiListerWatcher:
     async def _watch(
         self, query: _Query, read_timeout: float | None
     ) -> AsyncIterator[AsyncIterator[WatchEvent]]:
-        async with stream_request(
+        shape = self._metadata
+        if shape is None:
+            async with self._stream(query, read_timeout, "application/json") as stream:
+                yield _WatchEventStream(stream)
+            return
+        async with AsyncExitStack() as stack:
+            try:
+                stream = await stack.enter_async_context(
+                    self._stream(query, read_timeout, shape.watch_accept())
+                )
+            except ApiError as exc:
+                if exc.status != 406 or shape.refused:
+                    raise
+                shape.refuse(exc.message)
+                stream = await stack.enter_async_context(
+                    self._stream(query, read_timeout, shape.watch_accept())
+                )
+            yield MetadataEvents(_WatchEventStream(stream), shape)
+
+    def _stream(
+        self, query: _Query, read_timeout: float | None, accept: str
+    ) -> AbstractAsyncContextManager[ResponseStream]:
+        return stream_request(
             self._api_client,
             self._path,
             query=query,
@@ -221,8 +274,8 @@ class ApiListerWatcher:
             resource=self.resource.group_resource,
             namespace=self.namespace,
             read_timeout=read_timeout,
-        ) as stream:
-            yield _WatchEventStream(stream)
+            accept=accept,
+        )
 
 
 class _WatchEventStream:
