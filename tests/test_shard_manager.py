@@ -12,8 +12,8 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import create, until
-from test_manager import configmap, sample, scrape
+from api_helpers import until
+from test_manager import sample, scrape
 
 from informer import (
     CONFIGMAPS,
@@ -59,7 +59,12 @@ def config(identity: str, namespace: str) -> ShardingConfig:
 @pytest.mark.timeout(60)
 async def test_two_managers_split_the_keys(api_client: Any, namespace: str) -> None:
     for i in range(KEYS):
-        await create(api_client, CONFIGMAPS, namespace, configmap(f"cm-{i:02d}"))
+        await request_json(
+            api_client,
+            "POST",
+            CONFIGMAPS.path(namespace=namespace),
+            body={"metadata": {"name": f"cm-{i:02d}"}, "data": {"k": "v"}},
+        )
     keys = [f"{namespace}/cm-{i:02d}" for i in range(KEYS)]
     seen: dict[str, list[str]] = {"one": [], "two": []}
     managers = {
