@@ -47,6 +47,7 @@ from ._exceptions import QueueShutDown as QueueShutDown
 from ._exceptions import ResourceExpired as ResourceExpired
 from ._exceptions import ResourceNotServed as ResourceNotServed
 from ._exceptions import ServerError as ServerError
+from ._exceptions import ShardMembershipLost as ShardMembershipLost
 from ._exceptions import TargetError as TargetError
 from ._exceptions import TooManyRequests as TooManyRequests
 from ._exceptions import Unauthorized as Unauthorized
@@ -117,6 +118,7 @@ from ._runtime.metrics import serve_metrics as serve_metrics
 from ._runtime.observability import Endpoints as Endpoints
 from ._runtime.observability import Observability as Observability
 from ._runtime.observability import run_observability as run_observability
+from ._runtime.sharding import ShardingConfig as ShardingConfig
 from ._transforms import strip_managed_fields as strip_managed_fields
 from ._types import Obj as Obj
 from ._types import WatchEvent as WatchEvent
@@ -198,6 +200,8 @@ __all__ = [
     "ResourceNotServed",
     "Result",
     "ServerError",
+    "ShardMembershipLost",
+    "ShardingConfig",
     "SharedIndexInformer",
     "SharedInformerFactory",
     "TargetError",

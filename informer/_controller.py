@@ -72,7 +72,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Protocol
 
 import anyio
 import anyio.abc
@@ -92,6 +92,7 @@ from ._events.recorder import EventRecorder
 from ._exceptions import QueueShutDown
 from ._failures import report_failure
 from ._keys import Enqueue, KeyMapper, own_key, owner_key
+from ._objects import ObjectOrTombstone
 from ._queue.metrics import QueueMetrics
 from ._queue.ratelimit import RateLimiter
 from ._queue.workqueue import RateLimitingQueue
@@ -99,7 +100,7 @@ from ._reconcile import ReconcileOutcome, ReconcileStats, Result
 from ._resource import Resource
 from ._types import Obj
 
-__all__ = ["Controller"]
+__all__ = ["Controller", "KeyGate"]
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +114,24 @@ EVENT_FLUSH_MIN: Final = 1.0
 class _Watch:
     informer: SharedIndexInformer
     registration: ProcessorListener
+    mapper: KeyMapper | None = None
+    predicate: Callable[[Obj], bool] | None = None
+
+
+class KeyGate(Protocol):
+    """Decides whether a worker may reconcile a key now (sharding installs one per
+    controller as :attr:`Controller.key_gate`).
+
+    ``admit(key)`` is asked after a worker took ``key`` from the queue, before the
+    reconcile; False skips the key (``done``, no reconcile, no retry: the gate is
+    responsible for re-adding it when it is admitted again). After an admitted key's
+    reconcile ends (success, failure or cancellation), ``release(key)`` is called, once.
+    Both run on the event loop and must not block.
+    """
+
+    def admit(self, key: str) -> bool: ...
+
+    def release(self, key: str) -> None: ...
 
 
 # ---------------------------------------------------------------------------- controller
@@ -163,6 +182,9 @@ class Controller:
     """Seconds :meth:`run` waits, on cancellation, for in-flight reconciles to finish."""
     rate_limiter: ClassVar[Callable[[], RateLimiter] | None] = None
     """Factory of each instance's retry limiter (None: the default limiter)."""
+    key_gate: KeyGate | None = None
+    """Asked before each reconcile whether this replica may reconcile the key now
+    (:class:`KeyGate`; set by the Manager when sharding). None: every key is admitted."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -275,7 +297,7 @@ class Controller:
         if predicate is not None:
             handler = FilteringHandler(predicate, handler)
         registration = informer.add_event_handler(handler)
-        self._watches.append(_Watch(informer, registration))
+        self._watches.append(_Watch(informer, registration, mapper, predicate))
         if mapper is None and not self._has_primary:
             self._has_primary = True
             self._primary = _resource_of(resource)
@@ -341,6 +363,22 @@ class Controller:
     def has_synced(self) -> bool:
         """True once every watched informer synced and our handlers saw its initial list."""
         return all(w.registration.has_synced() for w in self._watches)
+
+    def cached_keys(self) -> set[str]:
+        """The keys an add event of every cached object of every watch would enqueue
+        (its predicate and mapper applied): what a resync enqueues."""
+        keys: set[str] = set()
+        for w in self._watches:
+            mapper = w.mapper
+            own: Callable[[ObjectOrTombstone], str] = w.informer.key_func
+            for obj in w.informer.indexer.list():
+                if w.predicate is not None and not w.predicate(obj):
+                    continue
+                if mapper is None or mapper is own_key:
+                    keys.add(own(obj))
+                else:
+                    keys.update(mapper(obj))
+        return keys
 
     # -- reconciling ----------------------------------------------------------------------
 
@@ -436,6 +474,12 @@ class Controller:
         if self._stopping:
             self.queue.done(key)
             return False
+        gate = self.key_gate
+        if gate is not None and not gate.admit(key):
+            self._failures.pop(key, None)
+            self.queue.forget(key)
+            self.queue.done(key)
+            return True
         try:
             # Shielded: on shutdown an in-flight reconcile finishes (or the grace ends it).
             with anyio.CancelScope(shield=True) as scope:
@@ -446,6 +490,8 @@ class Controller:
                     self._in_flight.discard(scope)
         finally:
             self.queue.done(key)
+            if gate is not None:
+                gate.release(key)
         return True
 
     async def _reconcile_handler(self, key: str) -> None:

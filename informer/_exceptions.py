@@ -30,6 +30,7 @@ sees a transport exception.
     ├── BindError                   a metrics/health endpoint cannot listen on its address
     ├── CacheSyncTimeout            caches did not sync within the Manager's startup timeout
     ├── LeaderElectionLost          the Lease was lost: the Manager stopped the controllers
+    ├── ShardMembershipLost         a shard member's Lease was not renewed in time: stopped
     └── AlreadyOwnedError           set_controller_reference: another owner is the controller
 """
 
@@ -58,6 +59,7 @@ __all__ = [
     "ResourceExpired",
     "ResourceNotServed",
     "ServerError",
+    "ShardMembershipLost",
     "TargetError",
     "TooManyRequests",
     "Unauthorized",
@@ -250,6 +252,18 @@ class CacheSyncTimeout(InformerError):
 class LeaderElectionLost(InformerError):
     """The leader's Lease was not renewed in time or was taken by another replica; the
     controllers were stopped. ``lease`` is ``namespace/name``, ``identity`` ours."""
+
+    def __init__(self, message: str, *, lease: str = "", identity: str = "") -> None:
+        super().__init__(message)
+        self.lease = lease
+        self.identity = identity
+
+
+class ShardMembershipLost(InformerError):
+    """A sharded replica's member Lease was not renewed within the renew deadline (or
+    was deleted or taken over): it stopped reconciling before the others could take its
+    keys over, and the controllers were stopped. ``lease`` is ``namespace/name``,
+    ``identity`` ours. Restart the process: a new process joins as a new member."""
 
     def __init__(self, message: str, *, lease: str = "", identity: str = "") -> None:
         super().__init__(message)

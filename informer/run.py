@@ -51,7 +51,9 @@ code meaning
 8    caches did not sync within ``--startup-timeout`` (names the informers)
 9    another API error at startup (e.g. 404: a resource the server does not serve)
 10   leader election lost (``--leader-elect``): the Lease was not renewed within the
-     renew deadline or another replica took it; the controllers were stopped
+     renew deadline or another replica took it; or shard membership lost (``--shard``):
+     this replica's member Lease was not renewed within the renew deadline; the
+     controllers were stopped
 130  a second signal arrived during shutdown
 ==== =====================================================================================
 
@@ -80,6 +82,20 @@ leader stops its controllers, then releases the Lease (within
 5 s. Advanced timing flags (seconds; ``lease > renew deadline > retry period * 1.2``):
 ``--leader-election-lease-duration`` (15), ``--leader-election-renew-deadline`` (10),
 ``--leader-election-retry-period`` (2).
+
+Sharding (``--shard``, ``--shard-by key``, ``--shard-group NAME``; off by default,
+and exclusive with ``--leader-elect``: exit 2): every replica runs its informers and
+reconciles its share of each controller's keys, assigned by rendezvous hashing over the
+live members of the group. Each replica holds a Lease of its own in
+``--shard-lease-namespace`` (default as ``--leader-election-namespace``), labelled with
+the group (default: the controllers' names joined with ``-``); keys move between replicas
+only through the handoff protocol of ``docs/sharding.md``, so no key is reconciled by two
+replicas at once. A replica whose Lease is not renewed within ``--shard-renew-deadline``
+stops its controllers and exits 10; SIGINT/SIGTERM stops the controllers, then releases
+the Lease, so the others take its keys at once. Timings as for leader election:
+``--shard-lease-duration`` (15), ``--shard-renew-deadline`` (10),
+``--shard-retry-period`` (2). ``/readyz`` includes ``sharding`` (false until the replica
+has a view of the members).
 
 ``--watch-list`` (on by default, as in client-go 1.35+; ``--no-watch-list`` lists
 instead): caches sync from a watch-list stream, and the runner's transform (it strips
@@ -120,6 +136,7 @@ from ._exceptions import (
     ConnectionFailed,
     Forbidden,
     LeaderElectionLost,
+    ShardMembershipLost,
     TargetError,
     Unauthorized,
 )
@@ -127,6 +144,7 @@ from ._runtime.cli import DEFAULT_LEADER_ELECTION_ID, build_parser
 from ._runtime.election import LeaderElectionConfig, default_identity
 from ._runtime.logconfig import configure_logging, default_log_format
 from ._runtime.manager import Manager
+from ._runtime.sharding import ShardingConfig, default_group
 from ._runtime.startup import GC_THRESHOLDS
 from ._runtime.targets import ENTRY_POINT_GROUP, load_registered, load_target, select_controllers
 
@@ -187,6 +205,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     (Forbidden, ExitCode.FORBIDDEN),
     (CacheSyncTimeout, ExitCode.SYNC_TIMEOUT),
     (LeaderElectionLost, ExitCode.LEADERSHIP_LOST),
+    (ShardMembershipLost, ExitCode.LEADERSHIP_LOST),
     (ApiError, ExitCode.API_ERROR),
 )
 """Exception type -> exit code, most specific first; anything else is a bug (exit 1)."""
@@ -251,6 +270,39 @@ def _election_options(args: argparse.Namespace) -> LeaderElectionConfig | None:
     return config if args.leader_elect else None
 
 
+def _sharding_options(
+    args: argparse.Namespace, classes: Sequence[type[Controller]]
+) -> ShardingConfig | None:
+    """The sharding settings, or None; with ``--leader-elect`` or bad timings a usage error."""
+    if not (args.shard or args.shard_by or args.shard_group):
+        return None
+    if args.leader_elect:
+        raise UsageError(
+            "--leader-elect and sharding (--shard, --shard-by, --shard-group) exclude each "
+            "other: leader election runs every key on one replica, sharding splits the keys "
+            "over every replica; pass one of them"
+        )
+    try:
+        return ShardingConfig(
+            group=args.shard_group or default_group(cls.name for cls in classes),
+            namespace=args.shard_lease_namespace or _default_election_namespace(),
+            identity=default_identity(),
+            lease_duration=args.shard_lease_duration,
+            renew_deadline=args.shard_renew_deadline,
+            retry_period=args.shard_retry_period,
+            shard_by=args.shard_by or "key",
+            release_timeout=LEASE_RELEASE_TIMEOUT,
+        )
+    except ValueError as exc:
+        message = (
+            str(exc)
+            .replace("lease_duration", "--shard-lease-duration")
+            .replace("renew_deadline", "--shard-renew-deadline")
+            .replace("retry_period", "--shard-retry-period")
+        )
+        raise UsageError(message) from exc
+
+
 def _default_election_namespace() -> str:
     """The Pod's namespace (service account mount), else ``default``."""
     try:
@@ -265,12 +317,14 @@ def _manager(
     args: argparse.Namespace,
     classes: Sequence[type[Controller]],
     election: LeaderElectionConfig | None,
+    sharding: ShardingConfig | None = None,
 ) -> Manager:
     manager = Manager(
         kubeconfig=args.kubeconfig,
         context=args.context,
         namespaces=[ns for group in args.namespace for ns in group],
         leader_election=election,
+        sharding=sharding,
         metrics_bind_address=args.metrics_bind_address,
         metrics_secure=args.metrics_secure,
         metrics_cert_dir=args.metrics_cert_dir,
@@ -354,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         classes = _controller_classes(args)
         election = _election_options(args)
-        return int(anyio.run(_main_async, _manager(args, classes, election)))
+        sharding = _sharding_options(args, classes)
+        return int(anyio.run(_main_async, _manager(args, classes, election, sharding)))
     except KeyboardInterrupt:
         return int(ExitCode.FORCED)
     except BaseException as exc:

@@ -65,8 +65,9 @@ WATCHED = "default"
 def render(directory: Path) -> list[dict[str, Any]]:
     """The documents a kustomization directory produces, in its order: its ``resources``
     (files, or directories rendered the same way), then its inline JSON 6902
-    ``patches`` applied to their target. Only what deploy/ uses is supported (checked);
-    ``test_rendering_matches_kustomize`` compares the result with kubectl kustomize."""
+    ``patches`` (``add``, ``replace``) applied to their target. Only what deploy/ uses
+    is supported (checked); ``test_rendering_matches_kustomize`` compares the result with
+    kubectl kustomize."""
     spec = yaml.safe_load((directory / "kustomization.yaml").read_text())
     assert set(spec) <= {"apiVersion", "kind", "resources", "patches"}, set(spec)
     docs: list[dict[str, Any]] = []
@@ -85,14 +86,17 @@ def render(directory: Path) -> list[dict[str, Any]]:
             == (patch["target"]["kind"], patch["target"]["name"])
         ]
         for op in yaml.safe_load(patch["patch"]):
-            assert op["op"] == "add", op
+            assert op["op"] in ("add", "replace"), op
             *parents, last = op["path"].lstrip("/").split("/")
             node: Any = doc
             for token in parents:
                 node = node[int(token)] if isinstance(node, list) else node[token]
-            if isinstance(node, list):
+            if isinstance(node, list) and op["op"] == "add":
                 node.insert(len(node) if last == "-" else int(last), op["value"])
+            elif isinstance(node, list):
+                node[int(last)] = op["value"]
             else:
+                assert op["op"] == "add" or last in node, op  # replace needs a target
                 node[last] = op["value"]
     return docs
 

@@ -31,6 +31,7 @@ EXPECTED = {
     # controllers
     "Controller", "Result", "KeyMapper", "ReconcileStats", "own_key", "owner_key",
     "LeaderElector", "Manager", "LeaderElectionConfig", "EventRecorder",
+    "ShardingConfig",
     # operator toolkit: finalizers, owner references, conditions
     "has_finalizer", "is_being_deleted", "set_controller_reference", "set_owner_reference",
     "AlreadyOwnedError", "set_condition", "get_condition", "is_condition_true",
@@ -43,7 +44,7 @@ EXPECTED = {
     "ConnectionFailed", "WatchDecodeError", "WatchEventTooLarge", "FIFOClosedError",
     "QueueShutDown",
     "TargetError", "CacheSyncTimeout", "LeaderElectionLost", "AlreadyExists",
-    "ResourceNotServed",
+    "ResourceNotServed", "ShardMembershipLost",
 }  # fmt: skip
 
 

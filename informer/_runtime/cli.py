@@ -18,6 +18,7 @@ from typing import Final
 
 from .http import parse_bind_address
 from .logconfig import LOG_FORMATS, LOG_LEVELS
+from .sharding import SHARD_MODES
 
 __all__ = ["DEFAULT_LEADER_ELECTION_ID", "build_parser"]
 
@@ -70,6 +71,14 @@ def _dns_subdomain(text: str) -> str:
     return text
 
 
+def _shard_group(text: str) -> str:
+    if len(text) > 50 or not _DNS_LABEL.match(text):
+        raise argparse.ArgumentTypeError(
+            f"not a valid shard group (a DNS-1123 label of at most 50 characters): {text!r}"
+        )
+    return text
+
+
 def _bind_address(text: str) -> str:
     """``0`` (disabled), ``:PORT``, ``HOST:PORT`` or ``[IPv6]:PORT``; returned as given.
 
@@ -96,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
             "exit codes: 0 stopped by a signal, 1 internal error, 2 bad command line, "
             "3 unknown controller/module/file, 4 bad kubeconfig, 5 server unreachable, "
             "6 unauthorized (401), 7 forbidden (403), 8 caches not synced in time, "
-            "9 other API error at startup, 10 leader election lost, 130 second signal"
+            "9 other API error at startup, 10 leader election or shard membership lost, "
+            "130 second signal"
         ),
     )
     parser.add_argument(
@@ -195,6 +205,49 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         election.add_argument(
             f"--leader-election-{flag}",
+            type=_positive_float,
+            default=default,
+            metavar="SECONDS",
+            help=f"advanced: {what} (default: {default:g})",
+        )
+    shards = parser.add_argument_group(
+        "sharding",
+        "split every controller's keys over the replicas of a shard group, each holding a "
+        "Lease of its own (see docs/sharding.md); excludes --leader-elect",
+    )
+    shards.add_argument(
+        "--shard",
+        action="store_true",
+        help="turn sharding on (so does --shard-by or --shard-group); exits 10 when this "
+        "replica's membership lapses",
+    )
+    shards.add_argument(
+        "--shard-by",
+        choices=SHARD_MODES,
+        help="what is hashed over the members: key (every replica caches everything and "
+        "reconciles its share of the keys; the default)",
+    )
+    shards.add_argument(
+        "--shard-group",
+        type=_shard_group,
+        metavar="NAME",
+        help="the shard group: replicas of one group split the keys (default: the "
+        "controllers' names joined with '-')",
+    )
+    shards.add_argument(
+        "--shard-lease-namespace",
+        type=_dns_label,
+        metavar="NS",
+        help="the namespace of the member Leases (default: the Pod's namespace in a "
+        "cluster, else default)",
+    )
+    for flag, default, what in (
+        ("lease-duration", 15.0, "others take a member's keys this long after its last renewal"),
+        ("renew-deadline", 10.0, "a member stops reconciling if it cannot renew within this"),
+        ("retry-period", 2.0, "pause between renewals and between lists of the members"),
+    ):
+        shards.add_argument(
+            f"--shard-{flag}",
             type=_positive_float,
             default=default,
             metavar="SECONDS",

@@ -69,6 +69,7 @@ from .._transforms import strip_managed_fields
 from .election import LeaderElectionConfig, new_elector, run_elected
 from .metrics import Metrics
 from .observability import Endpoints, Observability
+from .sharding import ShardCollector, Sharding, ShardingConfig
 from .startup import (
     GcState,
     WatchErrors,
@@ -80,7 +81,7 @@ from .startup import (
     wait_synced,
 )
 
-__all__ = ["DEFAULT_SHUTDOWN_GRACE", "LeaderElectionConfig", "Manager"]
+__all__ = ["DEFAULT_SHUTDOWN_GRACE", "LeaderElectionConfig", "Manager", "ShardingConfig"]
 
 log = structlog.get_logger(__name__)
 
@@ -140,6 +141,7 @@ class Manager:
         context: str | None = None,
         namespaces: Iterable[str] | None = None,
         leader_election: LeaderElectionConfig | None = None,
+        sharding: ShardingConfig | None = None,
         metrics_bind_address: str = "0",
         metrics_secure: bool = False,
         metrics_cert_dir: str | None = None,
@@ -161,11 +163,17 @@ class Manager:
             raise ValueError(f"workers must be >= 1, got {workers!r}")
         if not shutdown_grace >= 0:
             raise ValueError(f"shutdown_grace must be >= 0 seconds, got {shutdown_grace!r}")
+        if leader_election is not None and sharding is not None:
+            raise ValueError(
+                "leader election and sharding exclude each other: one leader runs every "
+                "key, shards split the keys over every replica; pass one of them"
+            )
         self._api = api_client
         self._kubeconfig = kubeconfig
         self._context = context
         self.namespaces: list[str | None] = list(dict.fromkeys(namespaces or ())) or [None]
         self.leader_election = leader_election
+        self.sharding = sharding
         self.metrics_bind_address = metrics_bind_address
         self.metrics_secure = metrics_secure
         self.metrics_cert_dir = metrics_cert_dir
@@ -182,6 +190,7 @@ class Manager:
         self._classes: list[type[Controller]] = []
         self._controllers: list[Controller] = []
         self._elector: LeaderElector | None = None
+        self._sharding: Sharding | None = None
         self._endpoints: Endpoints | None = None
         self._address = "?"
         self._stack: contextlib.AsyncExitStack | None = None
@@ -268,6 +277,11 @@ class Manager:
     def elector(self) -> LeaderElector | None:
         """The leader elector, once started with ``leader_election``."""
         return self._elector
+
+    @property
+    def shards(self) -> Sharding | None:
+        """The sharding state (membership, handoff), once started with ``sharding``."""
+        return self._sharding
 
     @property
     def endpoints(self) -> Endpoints | None:
@@ -360,6 +374,10 @@ class Manager:
         if le is not None:
             self._elector = new_elector(api, le, self._controllers)
             self.observability.add_elector(self._elector)
+        if self.sharding is not None:
+            self._sharding = Sharding(api, self.sharding, self._controllers)
+            self.observability.checks.add_readiness("sharding", self._sharding.check)
+            self.metrics.registry.register(ShardCollector(self._sharding))
         informers = self.informers
         log.info(
             "manager.starting",
@@ -368,9 +386,12 @@ class Manager:
             informers=[i.name for i in informers],
         )
         await preflight(informers, deadline, self._address)
-        if le is not None:
+        lease = (le.name, le.namespace) if le is not None else None
+        if self._sharding is not None:
+            lease = (self._sharding.lease_name, self._sharding.config.namespace)
+        if lease is not None:
             await preflight_lease(
-                api, name=le.name, namespace=le.namespace, deadline=deadline, address=self._address
+                api, name=lease[0], namespace=lease[1], deadline=deadline, address=self._address
             )
         gc_state = GcState() if self.gc_freeze else None
         if gc_state is not None:
@@ -389,7 +410,7 @@ class Manager:
         stack.callback(tg.cancel_scope.cancel)  # on exit: stop everything, then wait
         for factory in self._factories:
             await tg.start(_run_factory, factory, name=f"factory {factory.namespace or '*'}")
-        if self._elector is None:  # else they run only while leading
+        if self._elector is None and self._sharding is None:  # else: while leading/a member
             for controller in self._controllers:
                 tg.start_soon(controller.run, name=f"controller {controller.name}")
         await wait_synced(
@@ -404,6 +425,8 @@ class Manager:
             gc_state.freeze()
         if self._elector is not None:
             tg.start_soon(run_elected, self._elector, self._address, name="leader election")
+        if self._sharding is not None:
+            tg.start_soon(self._sharding.run, self._address, name="shard membership")
         log.info(
             "manager.started",
             controllers=[c.name for c in self._controllers],
@@ -461,6 +484,8 @@ class Manager:
             # A lost lease must stop the writes before a follower's lease expires.
             le = self.leader_election
             grace = min(grace, le.lease_duration - le.renew_deadline)
+        if self.sharding is not None:  # likewise before the other members take our keys
+            grace = min(grace, self.sharding.drain_grace)
         names: set[str] = set()
         for controller in self._controllers:
             controller.shutdown_grace = min(controller.shutdown_grace, grace)
