@@ -10,6 +10,9 @@ Contract shared by every implementation:
   {"resourceVersion": ..., "continue": ...}, "items": [...]}`` (a metadata-only
   ``ApiListerWatcher`` has already cut its items down, see :mod:`.metadata`). The caller
   takes ownership of it and of its items; nobody may mutate them afterwards.
+- Optionally (:class:`ItemwiseLister`, ``ApiListerWatcher``), ``list_prepared`` also
+  passes each item through a function as soon as it is decoded (the Reflector's list
+  sync, to transform items before the next is decoded: :mod:`.list_decode`).
 - ``watch`` is an async context manager yielding an async iterator of decoded events
   (``{"type": ..., "object": {...}}``). Leaving the context closes the connection. The
   iterator ends when the server ends the watch normally (e.g. ``timeoutSeconds``).
