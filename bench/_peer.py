@@ -94,6 +94,7 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
         HandlerFuncs,
         SharedInformerFactory,
         new_api_client,
+        share_strings,
         strip_managed_fields,
     )
 
@@ -101,10 +102,15 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
     if opts.mode == "latency":
         return await ours_latency(opts)
     api = await new_api_client(kubeconfig=opts.kubeconfig)
+    transform: Callable[[Any], Any] | None = strip_managed_fields if opts.strip else None
+    if opts.share_strings:
+        transform = (
+            (lambda obj: share_strings(strip_managed_fields(obj))) if opts.strip else share_strings
+        )
     factory = SharedInformerFactory(
         api,
         namespace=opts.namespace or None,
-        transform=strip_managed_fields if opts.strip else None,
+        transform=transform,
         reflector_options={"use_watch_list": opts.watch_list},
     )
     informer = factory.informer_for(resource, metadata_only=opts.metadata_only)
@@ -560,6 +566,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events", type=int, default=0, help="throughput: MODIFIED events")
     p.add_argument("--objects", type=int, default=0, help="objects the list holds")
     p.add_argument("--strip", action="store_true", help="drop managedFields (transform)")
+    p.add_argument(
+        "--share-strings",
+        action="store_true",
+        help="ours: informer.share_strings in the transform (after --strip)",
+    )
     p.add_argument("--gc", choices=("default", "freeze"), default="default")
     p.add_argument("--watch-list", action="store_true", help="ours: sync by watch-list")
     p.add_argument(

@@ -119,6 +119,7 @@ from ._runtime.observability import Endpoints as Endpoints
 from ._runtime.observability import Observability as Observability
 from ._runtime.observability import run_observability as run_observability
 from ._runtime.sharding import ShardingConfig as ShardingConfig
+from ._strings import share_strings as share_strings
 from ._transforms import strip_managed_fields as strip_managed_fields
 from ._types import Obj as Obj
 from ._types import WatchEvent as WatchEvent
@@ -237,6 +238,7 @@ __all__ = [
     "set_condition",
     "set_controller_reference",
     "set_owner_reference",
+    "share_strings",
     "split_meta_namespace_key",
     "strip_managed_fields",
     "uid_of",

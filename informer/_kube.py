@@ -42,7 +42,7 @@ server address. Both are chained to the transport exception with ``raise ... fro
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final, NoReturn
 
@@ -172,6 +172,7 @@ async def request_json(
     namespace: str | None = None,
     read_timeout: float | None = DEFAULT_READ_TIMEOUT,
     accept: str = "application/json",
+    decode: Callable[[bytes], Any] = orjson.loads,
 ) -> Obj:
     """Send one request and return the decoded JSON object of the answer.
 
@@ -186,6 +187,9 @@ async def request_json(
     (``plural.group``) and ``namespace`` only name the request in errors. ``accept`` is
     the ``Accept`` header (a JSON media type, e.g. with ``as=PartialObjectMetadataList``
     parameters); the answer must still be JSON. An empty answer (204) returns ``{}``.
+    ``decode`` turns the body's bytes into the object (default ``orjson.loads``; a
+    replacement raises ``orjson.JSONDecodeError`` for bytes that are not JSON, as it
+    does; anything else it raises propagates).
 
     Raises the :class:`~informer.ApiError` subclass of an HTTP failure,
     :class:`~informer.ConnectionFailed` when the server cannot be reached or the
@@ -218,7 +222,7 @@ async def request_json(
     if not raw:
         return {}
     try:
-        decoded = orjson.loads(raw)
+        decoded = decode(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(
             f"{method} {path}: the answer is not JSON ({exc}): {raw[:200]!r}",

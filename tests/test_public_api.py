@@ -16,7 +16,7 @@ EXPECTED = {
     # list/watch, reflector, informers
     "ListerWatcher", "ApiListerWatcher", "Reflector", "ReflectorStats",
     "SharedIndexInformer", "SharedInformerFactory", "EventHandler", "HandlerFuncs",
-    "FilteringHandler", "strip_managed_fields", "new_api_client", "request_json",
+    "FilteringHandler", "strip_managed_fields", "share_strings", "new_api_client", "request_json",
     # resources
     "Resource", "CONFIGMAPS", "CRONJOBS", "CUSTOM_RESOURCE_DEFINITIONS", "DAEMONSETS",
     "DEPLOYMENTS", "EVENTS", "JOBS", "LEASES", "NAMESPACES", "NODES", "PODS",

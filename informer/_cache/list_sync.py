@@ -18,11 +18,18 @@ unavailable.
   once at ``""``; when the 410 hit a continuation page (the token expired: the list is
   slower than etcd compaction) the retry is one unpaginated read, as client-go's pager
   does. Any other error, or a failing retry, propagates (nothing was applied).
-- Shape: a List's items carry no ``apiVersion``/``kind`` (watch objects do); as each page
-  arrives, an item lacking them gets the List's ``apiVersion`` and its ``kind`` minus
-  ``List`` (``ConfigMapList`` -> ``ConfigMap``), in the same pass that applies the
-  transform (:func:`received_items`), so every cached object has one shape whichever way
-  it arrived.
+- Shape: a List's items carry no ``apiVersion``/``kind`` (watch objects do); an item
+  lacking them gets the List's ``apiVersion`` and its ``kind`` minus ``List``
+  (``ConfigMapList`` -> ``ConfigMap``), in the same pass that applies the transform
+  (:func:`item_function`), so every cached object has one shape whichever way it
+  arrived.
+- Memory: with a transform, an :class:`~informer._cache.listwatch.ItemwiseLister`
+  (``ApiListerWatcher``) is asked for ``list_prepared``, which passes each item through
+  that pass as soon as it is decoded (:func:`item_function`,
+  :mod:`informer._cache.list_decode`): what the transform drops is freed before the next
+  item is decoded, and reused by it (a List decoded whole would first hold every item at
+  full size). Without a transform, or with another lister-watcher, the page is decoded
+  whole, then prepared (:func:`received_items`).
 
 Logs (on the Reflector's logger): ``list.started`` (rv, limit), ``list.expired`` (rv,
 page), ``list.done`` (count, rv, pages, seconds) after ``apply``.
@@ -32,16 +39,64 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .._exceptions import ApiError, ConnectionFailed, InformerError
 from .._transforms import TransformFunc
 from .._types import Obj
-from .listwatch import ListerWatcher
+from .list_decode import ItemFunc
+from .listwatch import ItemwiseLister, ListerWatcher
 from .reflector_stats import ReflectorStats
 from .responses import describe, is_rv_unavailable
 
-__all__ = ["ListSync", "received_items"]
+__all__ = ["ListSync", "item_function", "received_items"]
+
+
+def _item_kind(page: Obj) -> tuple[str, str] | None:
+    """The ``kind`` and ``apiVersion`` the List ``page``'s items lack, or None (a List of
+    an unknown kind: not ending in ``List``, or just ``List``)."""
+    list_kind = page.get("kind")
+    api_version = page.get("apiVersion")
+    if (
+        isinstance(list_kind, str)
+        and len(list_kind) > 4
+        and list_kind.endswith("List")
+        and isinstance(api_version, str)
+        and api_version
+    ):
+        return list_kind[:-4], api_version
+    return None
+
+
+def item_function(page: Obj, transform: TransformFunc | None) -> ItemFunc | None:
+    """What each item of the List ``page`` goes through to be cached, one at a time
+    (``None``: nothing): what :func:`received_items` does to each item. Reads only the
+    List's ``kind`` and ``apiVersion`` (a :data:`~informer._cache.list_decode.Prepare`
+    once ``transform`` is bound)."""
+    gvk = _item_kind(page)
+    if gvk is None:
+        return transform
+    kind, api_version = gvk
+    if transform is None:
+
+        def fill(obj: Obj) -> Obj:
+            if "kind" not in obj:
+                obj["kind"] = kind
+            if "apiVersion" not in obj:
+                obj["apiVersion"] = api_version
+            return obj
+
+        return fill
+
+    def fill_and_transform(obj: Obj) -> Obj:
+        if "kind" not in obj:
+            obj["kind"] = kind
+        if "apiVersion" not in obj:
+            obj["apiVersion"] = api_version
+        return transform(obj)
+
+    return fill_and_transform
 
 
 def received_items(page: Obj, transform: TransformFunc | None) -> list[Obj]:
@@ -54,35 +109,26 @@ def received_items(page: Obj, transform: TransformFunc | None) -> list[Obj]:
     ``List``, or just ``List``) fills nothing.
     """
     items: list[Obj] = page.get("items") or []
-    list_kind = page.get("kind")
-    api_version = page.get("apiVersion")
-    if (
-        isinstance(list_kind, str)
-        and len(list_kind) > 4
-        and list_kind.endswith("List")
-        and isinstance(api_version, str)
-        and api_version
-    ):
-        kind = list_kind[:-4]
-        if transform is None:
-            for obj in items:
-                if "kind" not in obj:
-                    obj["kind"] = kind
-                if "apiVersion" not in obj:
-                    obj["apiVersion"] = api_version
-            return items
-        out: list[Obj] = []
-        append = out.append
+    gvk = _item_kind(page)
+    if gvk is None:
+        return items if transform is None else [transform(obj) for obj in items]
+    kind, api_version = gvk
+    if transform is None:
         for obj in items:
             if "kind" not in obj:
                 obj["kind"] = kind
             if "apiVersion" not in obj:
                 obj["apiVersion"] = api_version
-            append(transform(obj))
-        return out
-    if transform is None:
         return items
-    return [transform(obj) for obj in items]
+    out: list[Obj] = []
+    append = out.append
+    for obj in items:
+        if "kind" not in obj:
+            obj["kind"] = kind
+        if "apiVersion" not in obj:
+            obj["apiVersion"] = api_version
+        append(transform(obj))
+    return out
 
 
 class ListSync:
@@ -118,6 +164,14 @@ class ListSync:
         self._clock = clock
         self._paginated_result = False
         self._list_page = 0
+        # Item by item only when a transform frees something: without one, decoding the
+        # page whole is as small and faster.
+        self._itemwise = (
+            lister_watcher
+            if transform is not None and isinstance(lister_watcher, ItemwiseLister)
+            else None
+        )
+        self._prepare = partial(item_function, transform=transform)
 
     async def sync(self, rv: str) -> None:
         """List at ``rv`` (retrying once at ``""`` after a 410) and apply the result."""
@@ -156,11 +210,19 @@ class ListSync:
             self._stats.list_pages += 1
             sent = self._clock()
             try:
-                result = await self._lw.list(
-                    resource_version=rv if token is None else None,
-                    limit=limit,
-                    continue_token=token,
-                )
+                if self._itemwise is not None:
+                    result = await self._itemwise.list_prepared(
+                        resource_version=rv if token is None else None,
+                        limit=limit,
+                        continue_token=token,
+                        prepare=self._prepare,
+                    )
+                else:
+                    result = await self._lw.list(
+                        resource_version=rv if token is None else None,
+                        limit=limit,
+                        continue_token=token,
+                    )
             except ConnectionFailed:
                 if self._stats.connecting_since is None:
                     self._stats.connecting_since = sent
@@ -170,7 +232,11 @@ class ListSync:
                 raise
             self._stats.connecting_since = None
             meta = result.get("metadata") or {}
-            page_items = received_items(result, self._transform)
+            page_items = (
+                result.get("items") or []
+                if self._itemwise is not None
+                else received_items(result, self._transform)
+            )
             if page == 1 and not meta.get("continue"):
                 items = page_items  # the common single page: no copy
             else:

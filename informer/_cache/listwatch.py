@@ -10,6 +10,9 @@ Contract shared by every implementation:
   {"resourceVersion": ..., "continue": ...}, "items": [...]}`` (a metadata-only
   ``ApiListerWatcher`` has already cut its items down, see :mod:`.metadata`). The caller
   takes ownership of it and of its items; nobody may mutate them afterwards.
+- Optionally (:class:`ItemwiseLister`, ``ApiListerWatcher``), ``list_prepared`` also
+  passes each item through a function as soon as it is decoded (the Reflector's list
+  sync, to transform items before the next is decoded: :mod:`.list_decode`).
 - ``watch`` is an async context manager yielding an async iterator of decoded events
   (``{"type": ..., "object": {...}}``). Leaving the context closes the connection. The
   iterator ends when the server ends the watch normally (e.g. ``timeoutSeconds``).
@@ -22,8 +25,9 @@ Contract shared by every implementation:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 
 import anyio.lowlevel
@@ -33,9 +37,10 @@ from .._exceptions import ApiError, WatchDecodeError, WatchEventTooLarge
 from .._kube import DEFAULT_READ_TIMEOUT, ApiClient, ResponseStream, request_json, stream_request
 from .._resource import Resource
 from .._types import Obj, WatchEvent
+from .list_decode import Prepare, decode_list
 from .metadata import MetadataEvents, MetadataShape
 
-__all__ = ["MAX_WATCH_EVENT_BYTES", "ApiListerWatcher", "ListerWatcher"]
+__all__ = ["MAX_WATCH_EVENT_BYTES", "ApiListerWatcher", "ItemwiseLister", "ListerWatcher"]
 
 
 @runtime_checkable
@@ -63,6 +68,26 @@ class ListerWatcher(Protocol):
         resource_version_match: str | None = None,
     ) -> AbstractAsyncContextManager[AsyncIterator[WatchEvent]]:
         """Open a watch; the context yields the event iterator."""
+        ...
+
+
+@runtime_checkable
+class ItemwiseLister(Protocol):
+    """A :class:`ListerWatcher` that can prepare each list item as it decodes it
+    (``ApiListerWatcher``); the Reflector's list sync then lets it, instead of preparing
+    the decoded page's items itself. Optional: a plain ``ListerWatcher`` is enough."""
+
+    async def list_prepared(
+        self,
+        *,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+        prepare: Prepare | None,
+    ) -> Obj:
+        """One page of the List, each item through ``prepare``'s function (see
+        :mod:`informer._cache.list_decode`)."""
         ...
 
 
@@ -177,6 +202,28 @@ class ApiListerWatcher:
         Empty or ``None`` arguments are not sent (``resource_version=""`` is the same as
         none: the most recent state, read from etcd).
         """
+        return await self.list_prepared(
+            resource_version=resource_version,
+            resource_version_match=resource_version_match,
+            limit=limit,
+            continue_token=continue_token,
+            prepare=None,
+        )
+
+    async def list_prepared(
+        self,
+        *,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+        prepare: Prepare | None,
+    ) -> Obj:
+        """:meth:`list`, each item going through ``prepare``'s function as soon as it is
+        decoded (:func:`~informer._cache.list_decode.decode_list`), so that what it drops
+        is never alive for the whole page at once. An exception from that function
+        propagates (the page is lost). The Reflector's list sync uses it
+        (:class:`ItemwiseLister`)."""
         query: _Query = [*self._selectors]
         if limit:
             query.append(("limit", limit))
@@ -187,18 +234,22 @@ class ApiListerWatcher:
         if resource_version_match:
             query.append(("resourceVersionMatch", resource_version_match))
         shape = self._metadata
+        if shape is not None:
+            prepare = shape.prepare(prepare)
+        decode: Callable[[bytes], Any] = (
+            orjson.loads if prepare is None else partial(decode_list, prepare=prepare)
+        )
         if shape is None:
-            return await self._list(query, "application/json")
+            return await self._list(query, "application/json", decode)
         try:
-            page = await self._list(query, shape.list_accept())
+            return await self._list(query, shape.list_accept(), decode)
         except ApiError as exc:
             if exc.status != 406 or shape.refused:
                 raise
             shape.refuse(exc.message)
-            page = await self._list(query, shape.list_accept())
-        return shape.page(page)
+            return await self._list(query, shape.list_accept(), decode)
 
-    async def _list(self, query: _Query, accept: str) -> Obj:
+    async def _list(self, query: _Query, accept: str, decode: Callable[[bytes], Any]) -> Obj:
         return await request_json(
             self._api_client,
             "GET",
@@ -209,6 +260,7 @@ class ApiListerWatcher:
             namespace=self.namespace,
             read_timeout=self._request_timeout,
             accept=accept,
+            decode=decode,
         )
 
     def watch(

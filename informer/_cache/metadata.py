@@ -49,6 +49,7 @@ import structlog
 
 from .._resource import Resource
 from .._types import Obj, WatchEvent
+from .list_decode import ItemFunc, Prepare
 
 __all__ = ["LIST_ACCEPT", "PLAIN_JSON", "WATCH_ACCEPT", "MetadataEvents", "MetadataShape"]
 
@@ -75,8 +76,8 @@ _OBJECT_EVENTS: Final = frozenset({"ADDED", "MODIFIED", "DELETED"})
 class MetadataShape:
     """Turns what the server sent into the metadata-only objects of one resource.
 
-    Mutates the pages and events it is given (they are fresh from the decoder and owned
-    by the caller, see :mod:`informer._cache.listwatch`); objects that are not
+    Mutates the list items and events it is given (they are fresh from the decoder and
+    owned by the caller, see :mod:`informer._cache.listwatch`); objects that are not
     ``PartialObjectMetadata`` are replaced by new ``{apiVersion, kind, metadata}`` dicts.
     ``refused`` is set by the lister-watcher once the server answered 406.
     """
@@ -112,20 +113,36 @@ class MetadataShape:
                 detail="metadata-only objects are now cut down from whole ones, client-side",
             )
 
-    def page(self, page: Obj) -> Obj:
-        """One list page with metadata-only items (in place); returns ``page``."""
-        items: list[Obj] | None = page.get("items")
-        if not items:
-            return page
+    def prepare(self, then: Prepare | None) -> Prepare:
+        """The :data:`~informer._cache.list_decode.Prepare` of a list page: each item
+        becomes metadata-only (in place), then goes through ``then``'s function."""
+
+        def prepare(page: Obj) -> ItemFunc:
+            cut = self._item_function(page)
+            each = then(page) if then is not None else None
+            if each is None:
+                return cut
+            return lambda obj: each(cut(obj))
+
+        return prepare
+
+    def _item_function(self, page: Obj) -> ItemFunc:
         api_version, kind = self.api_version, self.kind
         if page.get("kind") == _PARTIAL_LIST:
-            for obj in items:
+
+            def partial(obj: Obj) -> Obj:
                 obj["apiVersion"] = api_version
                 obj["kind"] = kind
-            return page
-        self._whole_objects(str(page.get("kind")))
-        page["items"] = [self._cut(obj) for obj in items]
-        return page
+                return obj
+
+            return partial
+        list_kind = str(page.get("kind"))
+
+        def whole(obj: Obj) -> Obj:
+            self._whole_objects(list_kind)
+            return self._cut(obj)
+
+        return whole
 
     def event(self, event: WatchEvent) -> WatchEvent:
         """The event with a metadata-only object (in place); returns ``event``."""
