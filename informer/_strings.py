@@ -66,7 +66,7 @@ class StringTable:
 
     __slots__ = ("_min_prune", "_prune_at", "_table")
 
-    def __init__(self, *, prune_at: int = 65536) -> None:
+    def __init__(self, *, prune_at: int = 4096) -> None:
         if prune_at < 1:
             raise ValueError("prune_at must be positive")
         self._table: dict[str, str] = {}
