@@ -98,10 +98,14 @@ the Lease, so the others take its keys at once. Timings as for leader election:
 has a view of the members).
 
 ``--watch-list`` (on by default, as in client-go 1.35+; ``--no-watch-list`` lists
-instead): caches sync from a watch-list stream, and the runner's transform (it strips
-``metadata.managedFields``) runs on each object as it arrives, so the stripped parts never
-accumulate (bench/RESULTS.md: 6.0 instead of 11.5 KB per cached Deployment). Servers
-without watch-list are detected and listed instead.
+instead): caches sync from a watch-list stream. Servers without watch-list are detected
+and listed instead. Either way the runner's transform (it strips
+``metadata.managedFields``) runs on each object as it arrives (a list's items as each is
+decoded), so the stripped parts never accumulate (bench/RESULTS.md, "Round 2 memory": 5.8
+to 6.0 KB per cached Deployment, 11.5 before). ``--share-strings`` (off by default) also
+holds each distinct string value of the cached objects once per process
+(:func:`informer.share_strings`): 4.2-4.3 KB per Deployment, for about one more JSON
+decode of CPU per object received.
 
 ``--gc-freeze`` (on by default; ``--no-gc-freeze`` turns it off): the cyclic GC is
 disabled during the initial sync, then ``gc.collect()``, ``gc.freeze()`` (the cache moves
@@ -147,6 +151,9 @@ from ._runtime.manager import Manager
 from ._runtime.sharding import ShardingConfig, default_group
 from ._runtime.startup import GC_THRESHOLDS
 from ._runtime.targets import ENTRY_POINT_GROUP, load_registered, load_target, select_controllers
+from ._strings import share_strings
+from ._transforms import strip_managed_fields
+from ._types import Obj
 
 __all__ = [
     "DEFAULT_LEADER_ELECTION_ID",
@@ -313,6 +320,11 @@ def _default_election_namespace() -> str:
     return namespace or "default"
 
 
+def strip_and_share(obj: Obj) -> Obj:
+    """``--share-strings``: the runner's transform, then :func:`informer.share_strings`."""
+    return share_strings(strip_managed_fields(obj))
+
+
 def _manager(
     args: argparse.Namespace,
     classes: Sequence[type[Controller]],
@@ -331,6 +343,7 @@ def _manager(
         health_probe_bind_address=args.health_probe_bind_address,
         gc_freeze=args.gc_freeze,
         watch_list=args.watch_list,
+        transform=strip_and_share if args.share_strings else strip_managed_fields,
         startup_timeout=args.startup_timeout,
         workers=args.workers,
         shutdown_grace=SHUTDOWN_GRACE,

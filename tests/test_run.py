@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import anyio.to_thread
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from runner_logs import RunnerLogs
@@ -209,6 +210,27 @@ def test_valid_operability_flags_parse() -> None:
     assert ns.namespace == [["a", "b"], ["c"]]
     assert ns.log_level == "debug"
     assert ns.startup_timeout == 30.0
+
+
+@pytest.mark.parametrize(
+    ("flags", "shared"),
+    [pytest.param([], False, id="default"), pytest.param(["--share-strings"], True, id="shared")],
+)
+def test_share_strings_flag_sets_the_transform(flags: list[str], shared: bool) -> None:
+    from informer.run import _manager
+
+    manager = _manager(build_parser().parse_args(flags), [], None)
+    assert manager.transform is not None
+    a, b = (
+        manager.transform(
+            orjson.loads(
+                orjson.dumps({"metadata": {"name": n, "namespace": "shop", "managedFields": [{}]}})
+            )
+        )
+        for n in ("a", "b")
+    )
+    assert "managedFields" not in a["metadata"]  # stripped either way
+    assert (a["metadata"]["namespace"] is b["metadata"]["namespace"]) is shared
 
 
 # --------------------------------------------------------------------- controller targets
