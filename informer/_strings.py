@@ -6,8 +6,9 @@ images, owner references, the defaults the API server fills in (``IfNotPresent``
 ``ClusterFirst``, ``/dev/termination-log``...), and so do ints beyond CPython's cache of
 small ones (ports, ``progressDeadlineSeconds: 600``). :func:`share_strings`, a transform,
 replaces each by the one copy in a process-wide :class:`StringTable` (bench/RESULTS.md,
-"Round 2 memory": 20,000 Deployments cache 4.2 KB each instead of 5.8, client-go 4.7;
-the walk costs about one more decode per object received, 10 us for a Deployment).
+"Round 2 memory": 20,000 Deployments cache 4.1 KB each instead of 5.7, client-go 4.3 with
+protobuf, 4.6 with JSON; the walk costs about one more decode per object received, 10 us
+for a Deployment).
 
 The table is mortal, as ``sys.intern`` is not on every interpreter (CPython 3.12 before
 3.12.6 and free-threaded builds make interned strings immortal, so interning ever-new
