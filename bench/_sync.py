@@ -53,6 +53,7 @@ class SyncClient:
 
 
 METADATA_ONLY = "--metadata-only"
+SHARE_STRINGS = "--share-strings"
 
 
 SYNC_CLIENTS = (
@@ -266,71 +267,123 @@ async def run_sync(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
 # --------------------------------------------------------------------------- memory
 
 
+MEMORY_VARIANTS = (
+    ("kube-informer", SyncClient("ours", "ours"), False),
+    ("kube-informer", SyncClient("ours", "ours"), True),
+    ("kube-informer, watch-list", SyncClient("ours", "ours", ("--watch-list",)), True),
+    ("kube-informer + share_strings", SyncClient("ours", "ours", (SHARE_STRINGS,)), True),
+    (
+        "kube-informer + share_strings, watch-list",
+        SyncClient("ours", "ours", ("--watch-list", SHARE_STRINGS)),
+        True,
+    ),
+    ("kube-informer metadata-only", SyncClient("ours", "ours", (METADATA_ONLY,)), False),
+    ("kube-informer metadata-only", SyncClient("ours", "ours", (METADATA_ONLY,)), True),
+    (
+        "kube-informer metadata-only, watch-list",
+        SyncClient("ours", "ours", ("--watch-list", METADATA_ONLY)),
+        True,
+    ),
+    ("client-go", SyncClient("client-go", "client-go"), False),
+    ("client-go", SyncClient("client-go", "client-go"), True),
+    (
+        "client-go (protobuf, watch-list)",
+        SyncClient("client-go", "client-go", (CLIENTGO_PROTOBUF,)),
+        False,
+    ),
+    (
+        "client-go (protobuf, watch-list)",
+        SyncClient("client-go", "client-go", (CLIENTGO_PROTOBUF,)),
+        True,
+    ),
+    (
+        "client-go (protobuf, list)",
+        SyncClient("client-go", "client-go", (CLIENTGO_PROTOBUF,), env=CLIENTGO_LIST_MODE),
+        False,
+    ),
+    (
+        "client-go (protobuf, list)",
+        SyncClient("client-go", "client-go", (CLIENTGO_PROTOBUF,), env=CLIENTGO_LIST_MODE),
+        True,
+    ),
+    ("decode floor (dicts)", SyncClient("floor", "floor"), False),
+    (
+        "kubernetes_asyncio (models)",
+        SyncClient("kubernetes_asyncio", "kubernetes_asyncio"),
+        False,
+    ),
+)
+"""(row name, client, transform on). The transform is strip_managed_fields (client-go:
+SetTransform dropping managedFields); '+ share_strings' adds informer.share_strings."""
+
+MEMORY_TARGET = 1.0
+"""Issue 13: memory per cached object with the transform <= 1.0x client-go's smallest."""
+
+
 async def run_memory(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
-    """Memory per object of every wanted variant; one row each in ``outcome``."""
-    ds = next((d for d in datasets(cfg) if d.kind == "deployments"), None)
-    if ds is None:
+    """Memory per object of every wanted variant, for every Deployments data set; one row
+    each in ``outcome``."""
+    sets = [d for d in datasets(cfg) if d.kind == "deployments"]
+    if not sets:
         outcome.failed("memory", "", "", "", "no Deployments data set (--sizes deploy...=N)")
         return "### Memory per cached object\n\nFAILED: no Deployments data set configured\n"
-    await cluster.ensure(ds)
-    variants = [
-        ("kube-informer", SyncClient("ours", "ours"), False),
-        ("kube-informer", SyncClient("ours", "ours"), True),
-        (
-            "kube-informer, watch-list",
-            SyncClient("ours", "ours", ("--watch-list",)),
-            True,
-        ),
-        ("kube-informer metadata-only", SyncClient("ours", "ours", (METADATA_ONLY,)), False),
-        ("kube-informer metadata-only", SyncClient("ours", "ours", (METADATA_ONLY,)), True),
-        (
-            "kube-informer metadata-only, watch-list",
-            SyncClient("ours", "ours", ("--watch-list", METADATA_ONLY)),
-            True,
-        ),
-        ("client-go", SyncClient("client-go", "client-go"), False),
-        ("client-go", SyncClient("client-go", "client-go"), True),
-        (
-            "client-go (protobuf, watch-list)",
-            SyncClient("client-go", "client-go", (CLIENTGO_PROTOBUF,)),
-            False,
-        ),
-        (
-            "client-go (protobuf, watch-list)",
-            SyncClient("client-go", "client-go", (CLIENTGO_PROTOBUF,)),
-            True,
-        ),
-        (
-            "client-go (protobuf, list)",
-            SyncClient("client-go", "client-go", (CLIENTGO_PROTOBUF,), env=CLIENTGO_LIST_MODE),
-            False,
-        ),
-        (
-            "client-go (protobuf, list)",
-            SyncClient("client-go", "client-go", (CLIENTGO_PROTOBUF,), env=CLIENTGO_LIST_MODE),
-            True,
-        ),
-        ("decode floor (dicts)", SyncClient("floor", "floor"), False),
-        (
-            "kubernetes_asyncio (models)",
-            SyncClient("kubernetes_asyncio", "kubernetes_asyncio"),
-            False,
-        ),
+    rows: list[list[str]] = []
+    lines: list[str] = []
+    for ds in sets:
+        await cluster.ensure(ds)
+        await _memory_of(cluster, ds, cfg, outcome, rows, lines)
+    labels = ", ".join(ds.label for ds in sets)
+    notes = [
+        f"{labels} from the control plane (each with one managedFields entry, no status: "
+        "nothing runs the Deployment controller). Per object = (RSS after sync - RSS before "
+        f"start) / objects, after a full GC and malloc_trim (Go: runtime.GC + FreeOSMemory); "
+        f"median of {cfg.repeat}, each data set's rows in the same run. 'transform' drops "
+        "metadata.managedFields (informer.strip_managed_fields / client-go SetTransform); "
+        "'+ share_strings' also holds each distinct string value once "
+        "(informer.share_strings). Go heap = HeapAlloc delta. "
+        "metadata-only: informer_for(..., metadata_only=True) caches apiVersion, kind and "
+        "metadata only (compared with client-go's whole objects, for information). "
+        "client-go: JSON by watch-list (its default) unless the row says otherwise; "
+        "'vs client-go' = KB / the smallest client-go mode's with the same transform.",
+        *lines,
     ]
+    header = [
+        "data set",
+        "client",
+        "transform",
+        "KB/object (RSS)",
+        "vs client-go",
+        "Go heap KB/object",
+    ]
+    return table("Memory per cached object", header, rows, notes)
+
+
+async def _memory_of(
+    cluster: Cluster,
+    ds: DataSet,
+    cfg: Config,
+    outcome: Outcome,
+    rows: list[list[str]],
+    lines: list[str],
+) -> None:
+    """The rows of one data set (each round runs every variant once)."""
+    variants = [v for v in MEMORY_VARIANTS if cfg.wants(v[1].peer)]
     per: dict[tuple[str, bool], list[float]] = {}
     heap: dict[tuple[str, bool], list[float]] = {}
     errors: dict[tuple[str, bool], str] = {}
+    case = ds.label
     for round_ in range(cfg.repeat):
         for name, client, strip in variants:
-            if not cfg.wants(client.peer) or (name, strip) in errors:
+            if (name, strip) in errors:
                 continue
             run = await sync_once(cluster, ds, client, cfg, strip=strip)
             if not run.ok or run.result is None:
                 errors[(name, strip)] = _record(
-                    outcome, "memory", _case(strip), name, client.peer, run
+                    outcome, "memory", _case(case, strip), name, client.peer, run
                 )
                 print(
-                    f"  memory round {round_ + 1}: {name} strip={strip}: {errors[(name, strip)]}",
+                    f"  memory {case} round {round_ + 1}: {name} strip={strip}: "
+                    f"{errors[(name, strip)]}",
                     flush=True,
                 )
                 continue
@@ -342,23 +395,20 @@ async def run_memory(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
                     (r["heap_after"] - r["heap_before"]) / objects
                 )
             print(
-                f"  memory round {round_ + 1}: {name} strip={strip}: "
+                f"  memory {case} round {round_ + 1}: {name} strip={strip}: "
                 f"{per[(name, strip)][-1] / 1024:.2f} KB/object",
                 flush=True,
             )
-    rows = []
-    lines = []
     for name, client, strip in variants:
-        if not cfg.wants(client.peer):
-            continue
         v = median(per.get((name, strip), []))
         kb = None if v is None else v / 1024
         if (name, strip) not in errors and (
-            cell := outcome.ok("memory", _case(strip), name, client.peer, kb, "KB/object")
+            cell := outcome.ok("memory", _case(case, strip), name, client.peer, kb, "KB/object")
         ):
             errors[(name, strip)] = cell
         if (name, strip) in errors or v is None:
-            rows.append([name, "on" if strip else "off", errors.get((name, strip), "-"), "", ""])
+            cell = errors.get((name, strip), "-")
+            rows.append([case, name, "on" if strip else "off", cell, "", ""])
             continue
         go_name, go = _fastest(
             (n, median(per.get((n, s), [])))
@@ -368,6 +418,7 @@ async def run_memory(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
         h = median(heap.get((name, strip), []))
         rows.append(
             [
+                case,
                 name,
                 "on" if strip else "off",
                 fmt_num(v / 1024, 2),
@@ -376,25 +427,12 @@ async def run_memory(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
             ]
         )
         if name.startswith("kube-informer") and not client.metadata_only and strip and go:
-            verdict = "met" if v / go <= 2 else "MISSED"
+            verdict = "met" if v / go <= MEMORY_TARGET else "MISSED"
             lines.append(
-                f"- with the transform, {name}: {v / 1024:.2f} KB = {v / go:.2f}x "
-                f"{go_name} {go / 1024:.2f} KB per object (target <= 2x: {verdict})"
+                f"- {case}, with the transform, {name}: {v / 1024:.2f} KB = {v / go:.2f}x "
+                f"{go_name} {go / 1024:.2f} KB per object (target <= {MEMORY_TARGET:g}x: "
+                f"{verdict})"
             )
-    notes = [
-        f"{ds.label} from the control plane (each with one managedFields entry, no status: "
-        "nothing runs the Deployment controller). Per object = (RSS after sync - RSS before "
-        f"start) / objects, after a full GC and malloc_trim (Go: runtime.GC + FreeOSMemory); "
-        f"median of {cfg.repeat}. 'transform' drops metadata.managedFields "
-        "(informer.strip_managed_fields / client-go SetTransform). Go heap = HeapAlloc delta. "
-        "metadata-only: informer_for(..., metadata_only=True) caches apiVersion, kind and "
-        "metadata only (compared with client-go's whole objects, for information). "
-        "client-go: JSON by watch-list (its default) unless the row says otherwise; "
-        "'vs client-go' = KB / the smallest client-go mode's with the same transform.",
-        *lines,
-    ]
-    header = ["client", "transform", "KB/object (RSS)", "vs client-go", "Go heap KB/object"]
-    return table("Memory per cached object", header, rows, notes)
 
 
 def _fastest(figures: Iterable[tuple[str, float | None]]) -> tuple[str, float | None]:
@@ -407,5 +445,5 @@ def _fastest(figures: Iterable[tuple[str, float | None]]) -> tuple[str, float | 
     return name, v
 
 
-def _case(strip: bool) -> str:
-    return "transform on" if strip else "transform off"
+def _case(label: str, strip: bool) -> str:
+    return f"{label}, transform {'on' if strip else 'off'}"

@@ -3,10 +3,12 @@
 A decoded object holds its own copy of every string value (orjson shares dict keys, not
 values). Most values repeat across objects: namespaces, label and annotation values,
 images, owner references, the defaults the API server fills in (``IfNotPresent``,
-``ClusterFirst``, ``/dev/termination-log``...). :func:`share_strings`, a transform,
+``ClusterFirst``, ``/dev/termination-log``...), and so do ints beyond CPython's cache of
+small ones (ports, ``progressDeadlineSeconds: 600``). :func:`share_strings`, a transform,
 replaces each by the one copy in a process-wide :class:`StringTable` (bench/RESULTS.md,
-"Round 2 memory": 20,000 Deployments cache 4.2 KB each instead of 5.8, client-go 4.7;
-the walk costs about one more decode per object received, 10 us for a Deployment).
+"Round 2 memory": 20,000 Deployments cache 4.1 KB each instead of 5.7, client-go 4.3 with
+protobuf, 4.6 with JSON; the walk costs about one more decode per object received, 10 us
+for a Deployment).
 
 The table is mortal, as ``sys.intern`` is not on every interpreter (CPython 3.12 before
 3.12.6 and free-threaded builds make interned strings immortal, so interning ever-new
@@ -40,8 +42,8 @@ with the one for string keys (16: 272, 464), and a ``metadata`` left with 8 keys
 ``managedFields`` is dropped keeps the layout it was decoded with."""
 
 
-def _refcounts(table: dict[str, str]) -> list[tuple[int, str]]:
-    """Each string of ``table`` with its reference count, as seen from here."""
+def _refcounts(table: dict[Any, Any]) -> list[tuple[int, Any]]:
+    """Each key of ``table`` (its own value) with its reference count, as seen from here."""
     return [(sys.getrefcount(s), s) for s in list(table)]
 
 
@@ -64,25 +66,29 @@ class StringTable:
         has doubled since the last prune (never below ``prune_at``).
     """
 
-    __slots__ = ("_min_prune", "_prune_at", "_table")
+    __slots__ = ("_ints", "_min_prune", "_prune_at", "_table")
 
     def __init__(self, *, prune_at: int = 4096) -> None:
         if prune_at < 1:
             raise ValueError("prune_at must be positive")
         self._table: dict[str, str] = {}
+        self._ints: dict[int, int] = {}
         self._min_prune = prune_at
         self._prune_at = prune_at
 
     def __len__(self) -> int:
-        return len(self._table)
+        """Strings and ints held."""
+        return len(self._table) + len(self._ints)
 
     def share(self, obj: Obj) -> Obj:
         """Replace every string value in ``obj`` (at any depth, in dicts and lists; keys
-        are left alone) by the table's equal string, adding those it lacks; returns
-        ``obj``, changed in place, or an equal new dict when it has 8 keys or more.
-        ``metadata.uid`` and ``metadata.resourceVersion`` are kept."""
+        are left alone) by the table's equal string, adding those it lacks, and likewise
+        every int CPython does not cache (outside -5..256) below ``metadata``'s own
+        fields; returns ``obj``, changed in place, or an equal new dict when it has 8
+        keys or more. ``metadata.uid`` and ``metadata.resourceVersion`` are kept."""
         table = self._table
         shared = table.setdefault
+        shared_int = self._ints.setdefault
         stack: list[Any] = []
         push = stack.append
         if len(obj) > _COMPACT_FROM:
@@ -125,6 +131,8 @@ class StringTable:
                         push(value)
                     elif kind is list:
                         push(value)
+                    elif kind is int and (value > 256 or value < -5):
+                        node[key] = shared_int(value, value)
             else:
                 for i, value in enumerate(node):
                     kind = type(value)
@@ -136,20 +144,26 @@ class StringTable:
                         push(value)
                     elif kind is list:
                         push(value)
-        if len(table) >= self._prune_at:
+                    elif kind is int and (value > 256 or value < -5):
+                        node[i] = shared_int(value, value)
+        if len(table) + len(self._ints) >= self._prune_at:
             self.prune()
         return obj
 
     def prune(self) -> int:
-        """Drop the strings nobody but the table holds; returns how many."""
-        table = self._table
-        dropped = 0
-        for count, s in _refcounts(table):
-            if count <= _TABLE_ONLY:
-                table.pop(s, None)
-                dropped += 1
-        self._prune_at = max(self._min_prune, 2 * len(table))
+        """Drop the strings and ints nobody but the table holds; returns how many."""
+        dropped = _drop_unused(self._table) + _drop_unused(self._ints)
+        self._prune_at = max(self._min_prune, 2 * len(self))
         return dropped
+
+
+def _drop_unused(table: dict[Any, Any]) -> int:
+    dropped = 0
+    for count, value in _refcounts(table):
+        if count <= _TABLE_ONLY:
+            table.pop(value, None)
+            dropped += 1
+    return dropped
 
 
 SHARED_STRINGS: Final = StringTable()

@@ -101,10 +101,10 @@ has a view of the members).
 instead): caches sync from a watch-list stream. Servers without watch-list are detected
 and listed instead. Either way the runner's transform (it strips
 ``metadata.managedFields``) runs on each object as it arrives (a list's items as each is
-decoded), so the stripped parts never accumulate (bench/RESULTS.md, "Round 2 memory": 5.8
-to 6.0 KB per cached Deployment, 11.5 before). ``--share-strings`` (off by default) also
+decoded), so the stripped parts never accumulate (bench/RESULTS.md, "Round 2 memory": 5.7
+to 5.9 KB per cached Deployment, 11.5 before). ``--share-strings`` (off by default) also
 holds each distinct string value of the cached objects once per process
-(:func:`informer.share_strings`): 4.2-4.3 KB per Deployment, for about one more JSON
+(:func:`informer.share_strings`): 4.1-4.2 KB per Deployment, for about one more JSON
 decode of CPU per object received.
 
 ``--gc-freeze`` (on by default; ``--no-gc-freeze`` turns it off): the cyclic GC is

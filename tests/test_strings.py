@@ -120,6 +120,22 @@ def test_prune_keeps_strings_held_elsewhere() -> None:
     assert "web-6" not in table._table
 
 
+def test_ints_outside_the_small_int_cache_are_shared_too() -> None:
+    table = StringTable()
+    decode = lambda: orjson.loads(  # noqa: E731
+        b'{"metadata": {"name": "alpha", "generation": 1000},'
+        b' "spec": {"port": 8080, "ports": [8080, 300000], "n": 7, "flag": true}}'
+    )
+    a, b = table.share(decode()), table.share(decode())
+    assert a == b == decode()
+    assert a["spec"]["port"] is b["spec"]["port"] is a["spec"]["ports"][0]
+    assert a["spec"]["ports"][1] is b["spec"]["ports"][1]
+    assert a["metadata"]["generation"] is not b["metadata"]["generation"]  # metadata's own
+    del a, b
+    assert table.prune() > 0
+    assert len(table) == 0  # nothing holds them any more: strings and ints dropped
+
+
 def test_deep_objects_do_not_recurse() -> None:
     table = StringTable()
     node: Any = {"leaf": "x" * 3}

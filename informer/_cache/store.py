@@ -53,7 +53,10 @@ KeyFunc: TypeAlias = Callable[[Obj], str]
 NAMESPACE_INDEX = "namespace"
 """Conventional name of the :func:`namespace_index` index (client-go ``NamespaceIndex``)."""
 
-_Index: TypeAlias = dict[str, set[str]]
+_Index: TypeAlias = dict[str, dict[str, None]]
+"""index value -> its keys. The keys are a dict's (values ``None``), not a set: a set
+grows 4x at a time and held 105 bytes per key at 20,000 keys, a dict 21 (bench/RESULTS.md,
+"Round 2 memory")."""
 
 
 def namespace_index(obj: Obj) -> list[str]:
@@ -265,15 +268,15 @@ def _file(index: _Index, key: str, values: Sequence[str]) -> None:
     for value in values:
         keys = index.get(value)
         if keys is None:
-            index[value] = {key}
+            index[value] = {key: None}
         else:
-            keys.add(key)
+            keys[key] = None
 
 
 def _unfile(index: _Index, key: str, values: Sequence[str]) -> None:
     for value in values:
         keys = index.get(value)
         if keys is not None:
-            keys.discard(key)
+            keys.pop(key, None)
             if not keys:
                 del index[value]
