@@ -228,6 +228,7 @@ class SharedIndexInformer:
         pop, pop_ready = fifo.pop, fifo.pop_ready_keyed
         handle, handle_keyed = self._handle_deltas, self._handle_keyed
         checkpoint = anyio.lowlevel.checkpoint
+        streak = 0
         while True:
             try:
                 if pop_ready(handle_keyed, _YIELD_EVERY):
@@ -243,8 +244,10 @@ class SharedIndexInformer:
                 self._log.exception("process.failed")
             if not self._synced_flag:
                 self._check_synced()
-            # pop does not yield when an item is ready; the next pop_ready takes the rest.
-            await checkpoint()
+            streak += 1
+            if streak >= _YIELD_EVERY:  # pop does not yield while items are queued
+                streak = 0
+                await checkpoint()
 
     def _check_synced(self) -> None:
         if not self._synced_flag and self._fifo.has_synced():
