@@ -42,7 +42,7 @@ server address. Both are chained to the transport exception with ``raise ... fro
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final, NoReturn
 
@@ -53,6 +53,8 @@ import yaml
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import incluster_config
+from kubernetes_asyncio.config.exec_provider import ExecProvider
+from kubernetes_asyncio.config.kube_config import ConfigNode
 
 from ._api_request import (
     PATCH_TYPES,
@@ -64,9 +66,10 @@ from ._api_request import (
 from ._credentials import (
     AuthStatus,
     ClientCredentials,
+    ExecToken,
+    ExecTokenHook,
     FileToken,
     TokenFileHook,
-    refresh_exec_tokens,
 )
 from ._exceptions import ApiError, ConfigError, ConnectionFailed, api_error_from_status
 from ._kubeconfig import check_kubeconfig, resolve_config, token_file
@@ -122,8 +125,9 @@ async def new_api_client(
     Credentials stay fresh for the client's lifetime (through the configuration's
     ``refresh_api_key_hook``): a kubeconfig ``tokenFile`` and the in-cluster token file
     are re-read as client-go does (:class:`~informer._credentials.FileToken`: every
-    minute, and after a 401), and an exec plugin whose token carries an
-    ``expirationTimestamp`` is run again once the token is within 5 minutes of expiring.
+    minute, and after a 401), and an exec plugin giving a token is run again once its
+    ``expirationTimestamp`` passed and after a 401
+    (:class:`~informer._credentials.ExecToken`, as client-go).
     Client certificate files are re-read by the transport (see :func:`auth_status`).
     """
     cfg = Configuration()
@@ -150,7 +154,17 @@ async def new_api_client(
         # AttributeError: a YAML document that is a scalar or a list, not a mapping.
         detail = " ".join(str(exc).split())  # YAML errors span lines; keep one
         raise ConfigError(f"kubeconfig {path!r} is invalid: {detail}") from exc
-    refresh_exec_tokens(loader, cfg)
+    exec_config = user.get("exec")
+    token = getattr(loader, "token", None)  # "Bearer ...": unset when the plugin gave a cert
+    if isinstance(exec_config, Mapping) and isinstance(token, str) and token:
+        provider = ExecProvider(ConfigNode("exec", dict(exec_config)))
+        exec_token = ExecToken(
+            provider.run,
+            token=token.removeprefix("Bearer "),
+            expiry=getattr(loader, "exec_plugin_expiry", None),
+            command=str(exec_config.get("command")),
+        )
+        cfg.refresh_api_key_hook = ExecTokenHook(exec_token)
     if token_path is not None:
         cfg.refresh_api_key_hook = TokenFileHook(FileToken(token_path))
     return ApiClient(configuration=cfg)
