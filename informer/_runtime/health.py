@@ -294,7 +294,8 @@ class WatchConnectCheck:
     ``ConnectionFailed``, cleared by any answer, an error status included (a 403 is
     the ``credentials`` check's business). So a reflector fails this check when the
     server is unreachable, refuses connections, or accepts them and never answers (a
-    stalled open stays ``CONNECTING`` until its read timeout, minutes for a watch).
+    stalled open fails after ``RESPONSE_HEADERS_TIMEOUT``, 30 s, and is retried with
+    backoff, ``connecting_since`` kept).
 
     The default, 60 s, is two connect timeouts (30 s): one attempt that times out in
     full, or a few refused ones with their backoff, and not a graceful API server
