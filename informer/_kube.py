@@ -163,7 +163,7 @@ async def new_api_client(
         # AttributeError: a YAML document that is a scalar or a list, not a mapping.
         detail = " ".join(str(exc).split())  # YAML errors span lines; keep one
         raise ConfigError(f"kubeconfig {path!r} is invalid: {detail}") from exc
-    exec_config = user.get("exec")
+    exec_config = None if "auth-provider" in user else user.get("exec")  # the provider wins
     token = getattr(loader, "token", None)  # "Bearer ...": unset when the plugin gave a cert
     if isinstance(exec_config, Mapping) and isinstance(token, str) and token:
         provider = ExecProvider(ConfigNode("exec", dict(exec_config)))
