@@ -116,8 +116,9 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
     await create_cm(client, namespace, "pre", {"team": "a"})
     async with factory:
         assert await factory.wait_for_cache_sync(timeout=30)
-        # An informer lists at resourceVersion 0, answered from the API server's watch cache,
-        # which can lag the creates above on a loaded machine: the watch brings the rest.
+        # A list at resourceVersion 0 (list-watch mode) is answered from the API server's
+        # watch cache, which can lag the creates above on a loaded machine; the watch
+        # brings the rest.
         await eventually(lambda: cm_events.log == [("add", f"{namespace}/pre")])
         await create_cm(client, namespace, "mine", {"team": "a"})
         await create_cm(client, namespace, "other-team", {"team": "b"})
@@ -221,8 +222,9 @@ async def test_initial_sync_modes(
     async with factory:
         assert await factory.wait_for_cache_sync(timeout=30)
         truth = await fresh_list(api_client, CONFIGMAPS, namespace)
-        # An informer lists at resourceVersion 0, answered from the API server's watch cache,
-        # which can lag the creates above on a loaded machine: the watch brings the rest.
+        # A list at resourceVersion 0 (list-watch mode) is answered from the API server's
+        # watch cache, which can lag the creates above on a loaded machine; the watch
+        # brings the rest.
         await eventually(lambda: cache_state(informer) == truth)
         calls = informer.reflector.stats
         if watch_list:

@@ -128,8 +128,9 @@ async def test_sync_updates_and_deletes_carry_metadata_only(
             assert informer.reflector.use_watch_list is (sync == "watch-list")
             assert not informer.reflector.watch_list_fallback
             # Synced: the server's metadata, under the real apiVersion/kind, and nothing else.
-            # An informer lists at resourceVersion 0, answered from the API server's watch cache,
-            # which can lag the creates above on a loaded machine: the watch brings the rest.
+            # A list at resourceVersion 0 (list-watch mode) is answered from the API server's
+            # watch cache, which can lag the creates above on a loaded machine; the watch
+            # brings the rest.
             await until(lambda: len(lister.list()) == 2, "both objects in the cache", TIMEOUT)
             whole = await server_objects(api_client, resource, namespace)
             assert {o["metadata"]["name"]: o for o in lister.list()} == {
