@@ -125,18 +125,20 @@ def project(points: Sequence[tuple[int, float]], n: int = PROJECT_TO) -> float |
 # --------------------------------------------------------------------------- the data set
 
 
-async def grow(cluster: Cluster, cfg: Config, count: int) -> float:
-    """Make ``bench-scale`` hold ConfigMaps ``cm-000000`` .. ``count - 1``; returns the
-    seconds it took. Objects already there are kept (the Go peer's create of an existing
-    name is a no-op; the Python fallback starts after the last one)."""
+async def grow(cluster: Cluster, cfg: Config, count: int, *, have: int) -> float:
+    """Make ``bench-scale`` hold ConfigMaps ``cm-000000`` .. ``count - 1`` (``have``: how
+    many it holds); returns the seconds it took. The first size is created by the Go peer
+    when built (fastest from nothing); the next ones by Python from ``have`` on (the Go
+    peer would POST every name again, the existing ones failing: twice the requests)."""
     ds = DataSet(KEY, "configmaps", count)
     start = time.perf_counter()
     print(f"  growing {ds.namespace} to {count:,} ConfigMaps ...", flush=True)
     binary = clientgo_binary(build=cfg.build_go).path
-    if binary is not None and cfg.wants("client-go"):
+    if have == 0 and binary is not None and cfg.wants("client-go"):
         run = await run_peer(
             [str(binary), "-mode", "populate", "-kubeconfig", str(cluster.kubeconfig),
-             "-resource", "configmaps", "-namespace", ds.namespace, "-count", str(count)],
+             "-resource", "configmaps", "-namespace", ds.namespace, "-count", str(count),
+             "-timeout", "3600s"],
             time_limit=3600,
         )  # fmt: skip
         if not run.ok or (run.result or {}).get("failures"):
@@ -172,7 +174,7 @@ async def _grow_python(cluster: Cluster, ds: DataSet) -> None:
                 await request_json(api, "POST", path, body=configmap_spec(i))
 
         async with anyio.create_task_group() as tg:
-            for _ in range(32):
+            for _ in range(64):
                 tg.start_soon(worker)
     finally:
         await api.close()
@@ -239,9 +241,18 @@ async def run_scale(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
     failed: dict[str, str] = {}
     grown: dict[int, float] = {}
     loads: list[str] = []
+    have = 0
     for size in sizes:
-        grown[size] = await grow(cluster, cfg, size)
         ds = DataSet(KEY, "configmaps", size)
+        try:
+            grown[size] = await grow(cluster, cfg, size, have=have)
+        except Exception as exc:  # report the sizes measured so far
+            for c in clients:
+                if c.name not in failed:
+                    outcome.failed("scale", ds.label, c.name, c.peer, f"not measured: {exc}")
+            print(f"  scale: stopped at {ds.label}: {exc}", flush=True)
+            break
+        have = size
         results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in clients}
         rounds = rounds_for(size, cfg)
         for round_ in range(rounds):
@@ -258,17 +269,10 @@ async def run_scale(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
                     continue
                 r = run.result
                 results[c.name].append(r)
-                stall = r.get("stall_total_max_ms")
                 print(
                     f"  scale {ds.label} round {round_ + 1}/{rounds}: {c.name}: "
-                    f"{r['sync_seconds']:.2f} s, "
-                    f"{(r['rss_after'] - r['rss_before']) / MB:.0f} MB"
-                    + (
-                        f", stall {r['stall_sync_max_ms']:.0f} ms in sync, {stall:.0f} ms "
-                        f"with the freeze ({1000 * r.get('freeze_seconds', 0):.0f} ms)"
-                        if stall is not None
-                        else ""
-                    ),
+                    f"{r['sync_seconds']:.2f} s, {(r['rss_after'] - r['rss_before']) / MB:.0f} MB"
+                    + _stall_line(r),
                     flush=True,
                 )
         for c in clients:
@@ -279,6 +283,20 @@ async def run_scale(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
                 figures[c.name][size] = f
                 outcome.ok("scale", ds.label, c.name, c.peer, f.seconds, "s")
     return report(clients, sizes, figures, failed, grown, loads, cfg)
+
+
+def _stall_line(r: dict[str, Any]) -> str:
+    if r.get("stall_total_max_ms") is None:
+        return ""
+    worst = ", ".join(f"{ms:.0f} ms at {at:.2f} s" for ms, at in r["stall_sync_worst_ms"][:3])
+    return (
+        f"; stall {r['stall_sync_max_ms']:.0f} ms wall / {r['stall_sync_max_cpu_ms']:.0f} ms "
+        f"CPU in the sync (longest: {worst}), {r['stall_total_max_ms']:.0f} ms with the GC "
+        f"step ({1000 * r.get('freeze_seconds', 0):.1f} ms); full GC max "
+        f"{r['stall_sync_gc_max_ms'][2]:.0f} ms; former collect "
+        f"{1000 * r.get('full_collect_seconds', 0):.0f} ms wall / "
+        f"{1000 * r.get('full_collect_cpu_seconds', 0):.0f} ms CPU"
+    )
 
 
 def _loadavg() -> str:
