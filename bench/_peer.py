@@ -32,6 +32,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import orjson
 
+from bench import _stallattr
 from bench._faults import BREAK_ENV, injected
 from bench._mem import peak_rss, settle
 
@@ -177,6 +178,7 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
     resource = DEPLOYMENTS if opts.resource == "deployments" else CONFIGMAPS
     if opts.mode == "latency":
         return await ours_latency(opts)
+    attribution = _stallattr.install() if opts.attribute else None
     api = await new_api_client(kubeconfig=opts.kubeconfig)
     transform: Callable[[Any], Any] | None = strip_managed_fields if opts.strip else None
     if opts.share_strings:
@@ -248,6 +250,8 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
                         full_collect_found=found,
                     )
             result["objects"] = len(informer.indexer)
+            if attribution is not None:
+                result["attribution"] = attribution.report()
             if opts.mode == "throughput":
                 with anyio.move_on_after(opts.timeout):
                     await done.wait()
@@ -680,6 +684,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--stalls",
         action="store_true",
         help="ours: measure the event loop's longest stall during the sync (and the freeze)",
+    )
+    p.add_argument(
+        "--attribute",
+        action="store_true",
+        help="ours: time the sync's synchronous steps (list page decode, DeltaFIFO.replace)",
     )
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--profile", default="", help="write a pyinstrument profile (text) here")

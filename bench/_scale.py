@@ -308,7 +308,7 @@ def _loadavg() -> str:
 
 
 def _ms(v: float | None) -> str:
-    return fmt_num(v, 0)
+    return fmt_num(None if v is None else max(v, 0.0), 0)
 
 
 def _opt(f: Figures | None, name: str) -> float | None:

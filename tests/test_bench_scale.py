@@ -171,3 +171,22 @@ async def test_stall_monitor_measures_a_blocked_loop(busy: bool) -> None:
         assert monitor.max_cpu_s >= 0.1
     else:
         assert monitor.max_cpu_s < 0.05
+
+
+def test_attribution_keeps_the_longest_call_of_each_step() -> None:
+    from bench._stallattr import Attribution
+
+    found = Attribution()
+
+    def work(seconds: float) -> str:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+        return "done"
+
+    timed = found.wrap("work", work)
+    assert [timed(0.001), timed(0.03), timed(0.002)] == ["done"] * 3
+    step = found.report()["work"]
+    assert step["calls"] == 3
+    assert step["cpu_ms"] >= 30
+    assert step["wall_ms"] >= step["cpu_ms"] * 0.9
