@@ -14,7 +14,8 @@ Every row strips managedFields (client-go: ``-strip-managed-fields``), so the ca
 the same data. kube-informer rows also report the event loop's longest stall
 (``bench._peer --stalls``: a task sleeping 5 ms in a loop records its lateness) from the
 start until the handler saw every object, and including the runner's post-sync GC work
-(``gc.collect()`` + ``gc.freeze()``), whose own duration is reported as well.
+(``gc.freeze()``), whose own duration is reported as well, with what the
+``gc.collect()`` the runner ran before it until issue 13 costs (timed afterwards).
 
 The data set grows in place, one namespace (``bench-scale``), smallest size first: each
 size adds the missing ConfigMaps (same shape as the ``cm`` data sets) and then every
