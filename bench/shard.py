@@ -132,7 +132,7 @@ class Bench:
             cwd=self.cwd,
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=(self.cwd / f"replica-{len(self.replicas)}.stderr").open("w"),
         )
         replica = Replica(process, f"replica-{len(self.replicas)}")
         self.replicas.append(replica)
@@ -313,6 +313,8 @@ async def memory(bench: Bench, namespaces: Sequence[str], n: int, settle: float)
                     synced = {str(e["namespace"]) for e in r.named("shard.namespace_synced")}
                     if mine <= synced:
                         break
+                    if r.process.returncode is not None:
+                        raise RuntimeError(f"{r.name} exited {r.process.returncode}")
                     await anyio.sleep(0.1)
         rows = [
             "| runner | bench namespaces cached | share | RSS after sync | minus baseline "

@@ -190,6 +190,18 @@ async def test_units_follow_the_view_without_leaking(api_client: Any, namespace:
     print(f"\n{cycles} cycles: {tasks} tasks, {socks} sockets (baseline {baseline})")
 
 
+@pytest.mark.timeout(30)
+async def test_a_controller_stopped_as_it_starts_stops(api_client: Any) -> None:
+    """A unit lost just as its controllers start (its recorder entered in a cancelled
+    scope) must stop, not hang: it did, and kept a lapsed replica from exiting."""
+    controller = recorder([])(SharedInformerFactory(api_client, namespace="a"), api_client)
+    controller._watches.clear()  # nothing to sync: straight to the workers and recorder
+    with anyio.fail_after(10), anyio.CancelScope() as scope:
+        scope.cancel()
+        await controller.run()
+    assert controller.queue.shutting_down()
+
+
 @pytest.mark.timeout(60)
 async def test_keys_of_an_unsynced_namespace_are_parked(api_client: Any, namespace: str) -> None:
     """A key mapped into an owned namespace whose informers did not sync yet waits for

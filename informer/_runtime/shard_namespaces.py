@@ -17,8 +17,9 @@ a cluster-wide metadata-only Namespace informer (the Manager's), or from the Man
 
 Lifecycle of a unit, driven by view changes and Namespace events (one task per unit):
 
-1. **gained** (owned in the adopted view, cleared or not): the factory starts, the
-   unit waits for its informers' sync, then is *ready*: its controllers start. The
+1. **gained** (owned in the adopted view, cleared or not): once one of
+   :data:`MAX_SYNCING` sync slots is free, the factory starts; the unit waits for its
+   informers' sync, then is *ready*: its controllers start. The
    gates admit a key only when its namespace is owned, the view is cleared *and* the
    unit is ready (``Handoff.ready``): a key is never reconciled from an empty cache.
    Keys parked meanwhile are re-added when the unit becomes ready.
@@ -66,6 +67,9 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 NewFactory = Callable[[str | None], SharedInformerFactory]
+
+MAX_SYNCING = 4
+"""Units whose informers do their initial list at the same time, at most."""
 
 
 def namespace_informer(factory: SharedInformerFactory) -> SharedIndexInformer:
@@ -177,13 +181,15 @@ class NamespaceUnit:
         self.namespace = namespace
         self.factory = factory
         self.controllers = controllers
-        self.scope = anyio.CancelScope()
+        self.waiting = anyio.CancelScope()  # for a sync slot
+        self.scope = anyio.CancelScope()  # the sync, then the controllers
         self.synced = False
         self.stopping = False
 
     def stop(self) -> None:
         """Cancel the controllers (they drain), then the informers stop."""
         self.stopping = True
+        self.waiting.cancel()
         self.scope.cancel()
 
     def __repr__(self) -> str:
@@ -197,8 +203,10 @@ class ShardNamespaces:
     ``classes`` are instantiated per namespace (``workers``, ``grace`` as the Manager
     sets them) on ``new_factory(namespace)``; ``namespaces`` is the fixed set to
     distribute, or ``None`` to follow ``informer`` (the Namespace informer). Units are
-    registered with ``observability`` while they run. :meth:`run` is one of
-    ``sharding.tasks``: it runs while the membership holds.
+    registered with ``observability`` while they run. At most ``max_syncing`` units
+    list at once (the others wait their turn, informers not started): a replica gaining
+    many namespaces keeps its event loop, hence its Lease renewals, responsive.
+    :meth:`run` is one of ``sharding.tasks``: it runs while the membership holds.
     """
 
     def __init__(
@@ -213,6 +221,7 @@ class ShardNamespaces:
         workers: int | None,
         grace: float,
         observability: Observability | None = None,
+        max_syncing: int = MAX_SYNCING,
     ) -> None:
         if (namespaces is None) == (informer is None):
             raise ValueError("pass either namespaces or the Namespace informer")
@@ -229,6 +238,7 @@ class ShardNamespaces:
         self.started = 0
         self.stopped = 0
         self._wake = anyio.Event()
+        self._syncing = anyio.Semaphore(max_syncing)
         self._tg: anyio.abc.TaskGroup | None = None
         sharding.handoff.ready = self.ready
         sharding.handoff.on_adopt.append(self.changed)
@@ -320,10 +330,18 @@ class ShardNamespaces:
     async def _run_unit(self, unit: NamespaceUnit) -> None:
         namespace = unit.namespace
         handoff = self.sharding.handoff
+        slot = False
         try:
+            with unit.waiting:
+                await self._syncing.acquire()
+                slot = True
+            if unit.stopping:
+                return
             async with unit.factory:
                 with unit.scope:
                     await unit.factory.wait_for_cache_sync()
+                    self._syncing.release()
+                    slot = False
                     unit.synced = True
                     requeued = handoff.unit_ready(namespace)
                     log.info(
@@ -337,6 +355,8 @@ class ShardNamespaces:
                         for controller in unit.controllers:
                             tg.start_soon(controller.run, name=f"controller {controller.name}")
         finally:
+            if slot:
+                self._syncing.release()
             for controller in unit.controllers:
                 self.sharding.remove_controller(controller)
                 if self.observability is not None:
