@@ -12,9 +12,10 @@ once (``Result(requeue_after=0.001)``), so every replica always has work:
   was reconciled by a survivor;
 - **cache memory in namespace mode** (``--memory``, only this part): ConfigMaps of
   distinct content spread over ``--memory-namespaces`` namespaces; the RSS of one runner
-  caching everything, and of each of ``--memory-replicas`` ``--shard-by=namespace``
-  replicas once it synced its namespaces, minus the RSS of a runner caching nothing
-  (same controller, an empty namespace): the cache's share, target ~1/N.
+  caching everything, and of each replica of groups of ``--memory-replicas``
+  ``--shard-by=namespace`` replicas (1 and 3) once it synced its namespaces, minus the
+  RSS of a runner caching nothing (same controller, an empty namespace): the cache's
+  share, target ~1/N.
 
 Each replica is ``python -m informer.run`` with JSON logs; figures come from the log
 lines (wall clock: the replicas share the host's). Prints a Markdown table; ``--output``
@@ -283,8 +284,44 @@ async def settled_rss(replica: Replica, settle: float) -> float:
     return rss_mib(replica.process.pid)
 
 
-async def memory(bench: Bench, namespaces: Sequence[str], n: int, settle: float) -> list[str]:
-    """The RSS rows: baseline, one replica caching everything, ``n`` namespace shards."""
+async def shard_rows(
+    bench: Bench, namespaces: Sequence[str], n: int, settle: float, baseline: float, cache: float
+) -> list[str]:
+    """One row per replica of ``n`` namespace-mode replicas, once each synced its share."""
+    shards = [await bench.start(f"bench-mem-{n}", ["--shard-by", "namespace"]) for _ in range(n)]
+    try:
+        await bench.converged(shards)
+        ids = [r.identity for r in shards]
+        with anyio.fail_after(180):
+            for r in shards:
+                mine = {ns for ns in namespaces if owner(ids, ns) == r.identity}
+                while True:
+                    synced = {str(e["namespace"]) for e in r.named("shard.namespace_synced")}
+                    if mine <= synced:
+                        break
+                    if r.process.returncode is not None:
+                        raise RuntimeError(f"{r.name} exited {r.process.returncode}")
+                    await anyio.sleep(0.1)
+        rows = []
+        for i, r in enumerate(shards):
+            rss = await settled_rss(r, settle if i == 0 else 0.0)
+            count = sum(1 for ns in namespaces if owner(ids, ns) == r.identity)
+            rows.append(
+                f"| `--shard-by=namespace`, replica {i + 1} of {n} | {count} "
+                f"| {count / len(namespaces):.2f} | {rss:.1f} MiB | {rss - baseline:.1f} MiB "
+                f"| {(rss - baseline) / cache:.2f} |"
+            )
+            print(rows[-1], flush=True)
+        return rows
+    finally:
+        await bench.stop(shards)
+
+
+async def memory(
+    bench: Bench, namespaces: Sequence[str], counts: Sequence[int], settle: float
+) -> list[str]:
+    """The RSS rows: baseline, one replica caching everything (no sharding), then
+    namespace-mode groups of each size in ``counts``."""
 
     async def started(replica: Replica) -> None:
         with anyio.fail_after(180):
@@ -302,41 +339,18 @@ async def memory(bench: Bench, namespaces: Sequence[str], n: int, settle: float)
     everything = await settled_rss(whole, settle)
     await bench.stop([whole])
     print(f"baseline {baseline:.1f} MiB, one replica {everything:.1f} MiB", flush=True)
-    shards = [await bench.start("bench-mem", ["--shard-by", "namespace"]) for _ in range(n)]
-    try:
-        await bench.converged(shards)
-        ids = [r.identity for r in shards]
-        with anyio.fail_after(180):
-            for r in shards:
-                mine = {ns for ns in namespaces if owner(ids, ns) == r.identity}
-                while True:
-                    synced = {str(e["namespace"]) for e in r.named("shard.namespace_synced")}
-                    if mine <= synced:
-                        break
-                    if r.process.returncode is not None:
-                        raise RuntimeError(f"{r.name} exited {r.process.returncode}")
-                    await anyio.sleep(0.1)
-        rows = [
-            "| runner | bench namespaces cached | share | RSS after sync | minus baseline "
-            "| vs one replica |",
-            "|---|---|---|---|---|---|",
-            f"| nothing cached (baseline) | 0 | - | {baseline:.1f} MiB | - | - |",
-            f"| one replica, everything | {len(namespaces)} | 1.00 | {everything:.1f} MiB | "
-            f"{everything - baseline:.1f} MiB | 1.00 |",
-        ]
-        cache = everything - baseline
-        for i, r in enumerate(shards):
-            rss = await settled_rss(r, settle if i == 0 else 0.0)
-            count = sum(1 for ns in namespaces if owner(ids, ns) == r.identity)
-            rows.append(
-                f"| namespace shard {i + 1} of {n} | {count} | {count / len(namespaces):.2f} "
-                f"| {rss:.1f} MiB | "
-                f"{rss - baseline:.1f} MiB | {(rss - baseline) / cache:.2f} |"
-            )
-            print(rows[-1], flush=True)
-        return rows
-    finally:
-        await bench.stop(shards)
+    cache = everything - baseline
+    rows = [
+        "| runner | bench namespaces cached | share | RSS after sync | minus baseline "
+        "| vs one replica |",
+        "|---|---|---|---|---|---|",
+        f"| nothing cached (baseline) | 0 | - | {baseline:.1f} MiB | - | - |",
+        f"| one replica, no sharding | {len(namespaces)} | 1.00 | {everything:.1f} MiB | "
+        f"{cache:.1f} MiB | 1.00 |",
+    ]
+    for n in counts:
+        rows += await shard_rows(bench, namespaces, n, settle, baseline, cache)
+    return rows
 
 
 async def amain_memory(ns: argparse.Namespace) -> str:
@@ -446,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--memory", action="store_true", help="run only the namespace-mode memory part"
     )
-    parser.add_argument("--memory-replicas", type=int, default=3)
+    parser.add_argument("--memory-replicas", type=int, nargs="*", default=[1, 3])
     parser.add_argument("--memory-namespaces", type=int, default=60)
     parser.add_argument("--memory-per", type=int, default=60, help="ConfigMaps per namespace")
     parser.add_argument("--memory-size", type=int, default=16384, help="bytes of data each")
