@@ -10,6 +10,7 @@ look at this test's namespaces.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ PER_NAMESPACE = 4
 
 CONTROLLER = '''
 """Logs the wall-clock interval of every reconcile, and whether the cache had the object."""
+import signal
 import time
 
 import anyio
@@ -198,11 +200,31 @@ async def test_replicas_cache_and_reconcile_only_their_namespaces(
                 )
                 - killed
             )
+
+            # SIGTERM b: it stops its units (controllers, then informers), releases its
+            # Lease and exits 0; c caches every namespace without waiting for an expiry.
+            b.process.send_signal(signal.SIGTERM)
+            termed = time.time()
+            assert await b.process.wait() == 0, b.stderr
+            names = [e.get("event") for e in b.events]
+            assert names.index("shard.namespace_stopped") < names.index("shard.released")
+            await group.converged(1, within=LEASE_DURATION + 30)
+            await covered([c], [c.identity], namespaces)
+            taken = (
+                max(
+                    when(e)
+                    for e in c.event("shard.namespace_synced")
+                    if e["namespace"] in share(ids2, namespaces, b.identity)
+                )
+                - termed
+            )
             touching.cancel_scope.cancel()
         for r in group.replicas:
             assert all(e["found"] for e in r.event("reconcile.begin")), r.name
         checked = group.check_no_overlap()
     print(
         f"\n{checked} reconciles over {len(namespaces)} namespaces, none overlapping; "
-        f"{len(lost)} namespaces re-cached {moved:.2f}s after SIGKILL"
+        f"{len(lost)} namespaces re-cached {moved:.2f}s after SIGKILL, {taken:.2f}s after "
+        "SIGTERM"
     )
+    assert taken < LEASE_DURATION, taken  # released: no expiry waited for
