@@ -83,7 +83,7 @@ leader stops its controllers, then releases the Lease (within
 ``--leader-election-lease-duration`` (15), ``--leader-election-renew-deadline`` (10),
 ``--leader-election-retry-period`` (2).
 
-Sharding (``--shard``, ``--shard-by key``, ``--shard-group NAME``; off by default,
+Sharding (``--shard``, ``--shard-by key|namespace``, ``--shard-group NAME``; off by default,
 and exclusive with ``--leader-elect``: exit 2): every replica runs its informers and
 reconciles its share of each controller's keys, assigned by rendezvous hashing over the
 live members of the group. Each replica holds a Lease of its own in
@@ -95,7 +95,9 @@ stops its controllers and exits 10; SIGINT/SIGTERM stops the controllers, then r
 the Lease, so the others take its keys at once. Timings as for leader election:
 ``--shard-lease-duration`` (15), ``--shard-renew-deadline`` (10),
 ``--shard-retry-period`` (2). ``/readyz`` includes ``sharding`` (false until the replica
-has a view of the members).
+has a view of the members). ``--shard-by namespace`` hashes namespaces instead of keys:
+each replica runs the informers of its own namespaces only (started and stopped as the
+members change; ``--namespace`` limits which are distributed), see ``docs/sharding.md``.
 
 ``--watch-list`` (on by default, as in client-go 1.35+; ``--no-watch-list`` lists
 instead): caches sync from a watch-list stream. Servers without watch-list are detected

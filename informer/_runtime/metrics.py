@@ -245,6 +245,15 @@ class Metrics:
         self._controllers.append(entry)
         self.add_queue(controller.queue)
 
+    def remove_factory(self, factory: SharedInformerFactory) -> None:
+        """Stop exporting ``factory``'s informers (it was stopped: sharding by namespace)."""
+        self._factories = [f for f in self._factories if f is not factory]
+
+    def remove_controller(self, controller: Controller) -> None:
+        """Stop exporting a controller's queue and reconcile statistics (it stopped)."""
+        self._controllers = [c for c in self._controllers if c.stats is not controller.stats]
+        self._queues = [q for q in self._queues if q.queue is not controller.queue]
+
     def add_elector(self, elector: LeaderStatus) -> None:
         """Export ``leader_election_master_status{name}`` (1 leading, 0 not)."""
         if all(e is not elector for e in self._electors):
