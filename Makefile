@@ -5,6 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_DIR := .cache/run
+# pytest-xdist workers for `make test`: each worker is its own pytest session, so each
+# starts its own control plane (session fixture) and tests never share a server with
+# another worker's. Most of the suite waits on real clocks and child processes, so two
+# workers overlap those waits even on 2 cores. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install control-plane test lint typecheck run bench chaos clean
 
@@ -32,7 +37,7 @@ test: install
 	$(BIN)/ruff check . && \
 	$(BIN)/ruff format --check . && \
 	$(BIN)/mypy && \
-	KUBEBUILDER_ASSETS="$$assets" $(BIN)/pytest $(PYTEST_ARGS)
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 run: install
 	@assets="$$(hack/build-control-plane.sh)" && \

@@ -30,7 +30,9 @@ from bench._outcome import Outcome
 from bench._proc import ROOT
 
 NAMES = ("throughput", "sync", "memory", "latency")
-CLUSTER_NAMES = ("sync", "memory", "latency")
+EXTRA_NAMES = ("scale",)
+"""Benchmarks run only when named (long)."""
+CLUSTER_NAMES = ("sync", "memory", "latency", "scale")
 PEER_NAMES = ("ours", "floor", "client-go", "kubernetes_asyncio", "official", "kopf")
 
 
@@ -79,6 +81,23 @@ def machine() -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_sizes(text: str) -> tuple[dict[str, int], tuple[int, ...]]:
+    """``--sizes``: the sync/memory data sets (``KEY=N``; a bare ``N`` is ``cmN=N``) and
+    the scale sizes (every ``N``)."""
+    named: dict[str, int] = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        key, _, value = item.rpartition("=")
+        n = int(value)
+        if n <= 0:
+            raise ValueError(f"{item!r}: sizes must be positive")
+        named[key or f"cm{n}"] = n
+    if not named:
+        raise ValueError("no sizes given")
+    return named, tuple(sorted(set(named.values())))
+
+
 def parse(argv: list[str] | None) -> tuple[list[str], Config]:
     p = argparse.ArgumentParser(
         prog="python -m bench",
@@ -89,16 +108,19 @@ def parse(argv: list[str] | None) -> tuple[list[str], Config]:
     p.add_argument(
         "names",
         nargs="*",
-        choices=[*NAMES, []],
+        choices=[*NAMES, *EXTRA_NAMES, []],
         metavar="NAME",
-        help=f"benchmarks to run (default: all): {', '.join(NAMES)}",
+        help=f"benchmarks to run (default: {', '.join(NAMES)}); also, only when named: "
+        "scale (the scaling curve, 10k-200k ConfigMaps; long)",
     )
     p.add_argument("--quick", action="store_true", help="tiny inputs, one round (smoke test)")
     p.add_argument("--repeat", type=int, help="rounds per measurement (median reported)")
     p.add_argument("--events", type=int, help="throughput: MODIFIED events per kind")
     p.add_argument("--objects", type=int, help="throughput: objects the events cycle over")
     p.add_argument(
-        "--sizes", help="sync/memory data sets, e.g. cm10k=10000,cm100k=100000,deploy20k=20000"
+        "--sizes",
+        help="sync/memory data sets, e.g. cm10k=10000,cm100k=100000,deploy20k=20000; "
+        "scale: ConfigMap counts, e.g. 10000,50000 (KEY=N also accepted)",
     )
     p.add_argument("--peers", help=f"only these peers (comma-separated): {', '.join(PEER_NAMES)}")
     p.add_argument("--latency-rate", type=float, help="latency: writes per second")
@@ -141,7 +163,10 @@ def parse(argv: list[str] | None) -> tuple[list[str], Config]:
         if value is not None:
             setattr(cfg, name, value)
     if args.sizes:
-        cfg.sync_sizes = {k: int(v) for k, v in (kv.split("=") for kv in args.sizes.split(","))}
+        try:
+            cfg.sync_sizes, cfg.scale_sizes = parse_sizes(args.sizes)
+        except ValueError as exc:
+            p.error(f"--sizes {args.sizes!r}: {exc}")
     if args.peers:
         cfg.peers = {p.strip() for p in args.peers.split(",") if p.strip()}
         unknown = cfg.peers - set(PEER_NAMES)
@@ -159,7 +184,7 @@ def parse(argv: list[str] | None) -> tuple[list[str], Config]:
 
 async def amain(names: list[str], cfg: Config) -> int:
     """Run ``names`` in order; returns the exit status (see the module docstring)."""
-    from bench import _cluster, _latency, _sync, _throughput
+    from bench import _cluster, _latency, _scale, _sync, _throughput
 
     outcome = Outcome(cfg.peers)
     header = "## kube-informer benchmarks\n\n" + machine()
@@ -198,6 +223,7 @@ async def amain(names: list[str], cfg: Config) -> int:
                 "sync": _sync.run_sync,
                 "memory": _sync.run_memory,
                 "latency": _latency.run_latency,
+                "scale": _scale.run_scale,
             }
             done: set[str] = set()
             try:

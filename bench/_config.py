@@ -18,6 +18,10 @@ class Config:
     sync_sizes: dict[str, int] = field(
         default_factory=lambda: {"cm10k": 10_000, "cm100k": 100_000, "deploy20k": 20_000}
     )
+    scale_sizes: tuple[int, ...] = (10_000, 50_000, 100_000, 200_000)
+    """``scale``: the ConfigMap counts the data set grows through."""
+    scale_large_repeat: int = 2
+    """``scale``: rounds at sizes above 100k (at most ``repeat``)."""
     kopf_max_objects: int = 20_000
     latency_rate: float = 50.0
     latency_seconds: float = 20.0

@@ -28,9 +28,11 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import orjson
 
+from bench import _stallattr
 from bench._faults import BREAK_ENV, injected
 from bench._mem import peak_rss, settle
 
@@ -51,11 +53,86 @@ def collection_path(resource: str, namespace: str | None) -> str:
 
 
 def freeze_gc() -> None:
-    """What ``python -m informer.run --gc-freeze`` does once synced."""
-    gc.collect()
+    """What ``python -m informer.run --gc-freeze`` does once synced (``GcState.freeze``:
+    no collection first, it would traverse the whole cache with the loop blocked)."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     gc.enable()
+
+
+def full_collect_after_freeze() -> tuple[float, float, int]:
+    """What a ``gc.collect()`` right before the freeze would have cost (the runner did
+    that until issue 13): unfreeze, collect, freeze again; ``(seconds, CPU seconds,
+    unreachable objects found)``. Only for the report: run it outside the measured window."""
+    gc.unfreeze()
+    t0, c0 = time.perf_counter(), time.thread_time()
+    found = gc.collect()
+    took, cpu = time.perf_counter() - t0, time.thread_time() - c0
+    gc.freeze()
+    return took, cpu, found
+
+
+class StallMonitor:
+    """The event loop's lateness: a task sleeps :attr:`period` in a loop and records how
+    much later than asked it woke up (what a health probe or a lease renewal would wait).
+
+    ``max_s`` is the longest lateness observed so far, ``worst`` the longest ones as
+    ``(lateness, seconds since start at wake-up)``, longest first. :meth:`gc_callback`
+    (in ``gc.callbacks``) records the longest and the total time of each generation's
+    collections, to tell a GC pause from the informer's own work.
+    """
+
+    KEEP = 5
+
+    def __init__(self, period: float = 0.005) -> None:
+        self.period = period
+        self.start = time.perf_counter()
+        self.max_s = 0.0
+        self.max_cpu_s = 0.0
+        self.worst: list[tuple[float, float]] = []
+        self.gc_max_s = [0.0, 0.0, 0.0]
+        self.gc_total_s = [0.0, 0.0, 0.0]
+        self.gc_count = [0, 0, 0]
+        self._gc_started = 0.0
+
+    async def run(self) -> None:
+        clock = time.perf_counter
+        cpu = time.thread_time
+        while True:
+            t0, c0 = clock(), cpu()
+            await anyio.sleep(self.period)
+            now = clock()
+            late = now - t0 - self.period
+            busy = cpu() - c0
+            if busy > self.max_cpu_s:
+                self.max_cpu_s = busy
+            if late > self.max_s:
+                self.max_s = late
+            if len(self.worst) < self.KEEP or late > self.worst[-1][0]:
+                self.worst.append((late, now - self.start))
+                self.worst.sort(reverse=True)
+                del self.worst[self.KEEP :]
+
+    def gc_callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._gc_started
+        gen = int(info.get("generation", 2))
+        self.gc_count[gen] += 1
+        self.gc_total_s[gen] += took
+        self.gc_max_s[gen] = max(self.gc_max_s[gen], took)
+
+    def report(self, prefix: str) -> dict[str, Any]:
+        """The figures so far, in milliseconds, keys starting with ``prefix``."""
+        return {
+            f"{prefix}_max_ms": self.max_s * 1000,
+            f"{prefix}_max_cpu_ms": self.max_cpu_s * 1000,
+            f"{prefix}_worst_ms": [[late * 1000, at] for late, at in self.worst],
+            f"{prefix}_gc_max_ms": [v * 1000 for v in self.gc_max_s],
+            f"{prefix}_gc_total_ms": [v * 1000 for v in self.gc_total_s],
+            f"{prefix}_gc_count": list(self.gc_count),
+        }
 
 
 async def wait_for_stop() -> None:
@@ -101,6 +178,7 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
     resource = DEPLOYMENTS if opts.resource == "deployments" else CONFIGMAPS
     if opts.mode == "latency":
         return await ours_latency(opts)
+    attribution = _stallattr.install() if opts.attribute else None
     api = await new_api_client(kubeconfig=opts.kubeconfig)
     transform: Callable[[Any], Any] | None = strip_managed_fields if opts.strip else None
     if opts.share_strings:
@@ -137,28 +215,52 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
     rss0 = settle()
     if opts.gc == "freeze":
         gc.disable()
-    start = time.perf_counter()
     result: dict[str, Any] = {"peer": "ours"}
-    async with factory:
-        await factory.wait_for_cache_sync()
-        result["store_sync_seconds"] = time.perf_counter() - start
-        await informer.wait_for_sync(registration)  # the handler saw every add
-        result["handler_sync_seconds"] = time.perf_counter() - start
-        # Every peer's sync time is its handler having seen the initial list.
-        result["sync_seconds"] = result["handler_sync_seconds"]
-        if opts.gc == "freeze":
-            freeze_gc()
-            result["freeze_seconds"] = time.perf_counter() - start - result["handler_sync_seconds"]
-        result["objects"] = len(informer.indexer)
-        if opts.mode == "throughput":
-            with anyio.move_on_after(opts.timeout):
-                await done.wait()
-            if not done.is_set():
-                raise SystemExit(
-                    f"ours: {updates} of {target} MODIFIED events in {opts.timeout:g} s"
-                )
-            result.update(events=updates, first_event_unix=first, last_event_unix=last)
-        result.update(rss_before=rss0, rss_after=settle(), peak_rss=peak_rss())
+    monitor = StallMonitor() if opts.stalls else None
+    async with anyio.create_task_group() as monitoring:
+        if monitor is not None:
+            gc.callbacks.append(monitor.gc_callback)
+            monitoring.start_soon(monitor.run)
+            await anyio.lowlevel.checkpoint()  # the monitor sleeps before the informer starts
+            monitor.start = time.perf_counter()
+        start = time.perf_counter()
+        async with factory:
+            await factory.wait_for_cache_sync()
+            result["store_sync_seconds"] = time.perf_counter() - start
+            await informer.wait_for_sync(registration)  # the handler saw every add
+            result["handler_sync_seconds"] = time.perf_counter() - start
+            # Every peer's sync time is its handler having seen the initial list.
+            result["sync_seconds"] = result["handler_sync_seconds"]
+            if monitor is not None:
+                result.update(monitor.report("stall_sync"))
+            if opts.gc == "freeze":
+                t0 = time.perf_counter()
+                freeze_gc()
+                result["freeze_seconds"] = time.perf_counter() - t0
+            if monitor is not None:
+                await anyio.sleep(4 * monitor.period)  # the monitor wakes after the freeze
+                result.update(monitor.report("stall_total"))
+                gc.callbacks.remove(monitor.gc_callback)
+                monitoring.cancel_scope.cancel()
+                if opts.gc == "freeze":
+                    took, cpu, found = full_collect_after_freeze()
+                    result.update(
+                        full_collect_seconds=took,
+                        full_collect_cpu_seconds=cpu,
+                        full_collect_found=found,
+                    )
+            result["objects"] = len(informer.indexer)
+            if attribution is not None:
+                result["attribution"] = attribution.report()
+            if opts.mode == "throughput":
+                with anyio.move_on_after(opts.timeout):
+                    await done.wait()
+                if not done.is_set():
+                    raise SystemExit(
+                        f"ours: {updates} of {target} MODIFIED events in {opts.timeout:g} s"
+                    )
+                result.update(events=updates, first_event_unix=first, last_event_unix=last)
+            result.update(rss_before=rss0, rss_after=settle(), peak_rss=peak_rss())
     await api.close()
     return result
 
@@ -577,6 +679,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--metadata-only",
         action="store_true",
         help="ours: a metadata-only informer (PartialObjectMetadata; sync and memory)",
+    )
+    p.add_argument(
+        "--stalls",
+        action="store_true",
+        help="ours: measure the event loop's longest stall during the sync (and the freeze)",
+    )
+    p.add_argument(
+        "--attribute",
+        action="store_true",
+        help="ours: time the sync's synchronous steps (list page decode, DeltaFIFO.replace)",
     )
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--profile", default="", help="write a pyinstrument profile (text) here")

@@ -9,7 +9,13 @@ once (``Result(requeue_after=0.001)``), so every replica always has work:
   (target: >= 0.9 x N times one replica's);
 - **rebalance after SIGKILL and after SIGTERM** (3 replicas): seconds from the signal
   until every survivor cleared the new view, and until every key of the stopped replica
-  was reconciled by a survivor.
+  was reconciled by a survivor;
+- **cache memory in namespace mode** (``--memory``, only this part): ConfigMaps of
+  distinct content spread over ``--memory-namespaces`` namespaces; the RSS of one runner
+  caching everything, and of each replica of groups of ``--memory-replicas``
+  ``--shard-by=namespace`` replicas (1 and 3) once it synced its namespaces, minus the
+  RSS of a runner caching nothing (same controller, an empty namespace): the cache's
+  share, target ~1/N.
 
 Each replica is ``python -m informer.run`` with JSON logs; figures come from the log
 lines (wall clock: the replicas share the host's). Prints a Markdown table; ``--output``
@@ -115,15 +121,19 @@ class Bench:
         self.tg, self.args, self.cwd = tg, list(args), cwd
         self.replicas: list[Replica] = []
 
-    async def start(self, group: str) -> Replica:
+    async def start(self, group: str, extra: Sequence[str] = ()) -> Replica:
+        return await self.start_plain(["--shard-group", group, *extra])
+
+    async def start_plain(self, extra: Sequence[str]) -> Replica:
+        """A runner with the bench's arguments and ``extra`` (no shard group of its own)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "KUBERN"))}
         env.update(HOME=str(self.cwd), PYTHONUNBUFFERED="1")
         process = await anyio.open_process(
-            [*RUN, *self.args, "--shard-group", group],
+            [*RUN, *self.args, *extra],
             cwd=self.cwd,
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=(self.cwd / f"replica-{len(self.replicas)}.stderr").open("w"),
         )
         replica = Replica(process, f"replica-{len(self.replicas)}")
         self.replicas.append(replica)
@@ -218,6 +228,164 @@ async def rebalance(bench: Bench, keys: Sequence[str], how: str) -> tuple[float,
         await bench.stop(replicas)
 
 
+MEMORY_CONTROLLER = '''
+"""Watches ConfigMaps; reconciles do nothing (the cache is what is measured)."""
+from informer import CONFIGMAPS, Controller
+
+
+class Idle(Controller):
+    name = "idle"
+
+    def setup(self) -> None:
+        self.watch(CONFIGMAPS)
+
+    async def reconcile(self, key: str) -> None:
+        return None
+'''
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def create_spread(api: Any, namespaces: int, per: int, size: int) -> list[str]:
+    """``per`` ConfigMaps of ``size`` bytes of distinct (random hex) data in each of
+    ``namespaces`` new namespaces."""
+    names = [f"bench-mem-{i:02d}" for i in range(namespaces)]
+    limiter = anyio.Semaphore(16)
+
+    async def create(ns: str, i: int) -> None:
+        async with limiter:
+            await request_json(
+                api,
+                "POST",
+                f"/api/v1/namespaces/{ns}/configmaps",
+                body={
+                    "metadata": {"name": f"cm-{i:04d}"},
+                    "data": {"blob": os.urandom(size // 2).hex()},
+                },
+            )
+
+    for ns in [*names, "bench-empty"]:
+        await request_json(api, "POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
+    async with anyio.create_task_group() as tg:
+        for ns in names:
+            for i in range(per):
+                tg.start_soon(create, ns, i)
+    return names
+
+
+async def settled_rss(replica: Replica, settle: float) -> float:
+    await anyio.sleep(settle)
+    return rss_mib(replica.process.pid)
+
+
+async def shard_rows(
+    bench: Bench, namespaces: Sequence[str], n: int, settle: float, baseline: float, cache: float
+) -> list[str]:
+    """One row per replica of ``n`` namespace-mode replicas, once each synced its share."""
+    shards = [await bench.start(f"bench-mem-{n}", ["--shard-by", "namespace"]) for _ in range(n)]
+    try:
+        await bench.converged(shards)
+        ids = [r.identity for r in shards]
+        with anyio.fail_after(180):
+            for r in shards:
+                mine = {ns for ns in namespaces if owner(ids, ns) == r.identity}
+                while True:
+                    synced = {str(e["namespace"]) for e in r.named("shard.namespace_synced")}
+                    if mine <= synced:
+                        break
+                    if r.process.returncode is not None:
+                        raise RuntimeError(f"{r.name} exited {r.process.returncode}")
+                    await anyio.sleep(0.1)
+        rows = []
+        for i, r in enumerate(shards):
+            rss = await settled_rss(r, settle if i == 0 else 0.0)
+            count = sum(1 for ns in namespaces if owner(ids, ns) == r.identity)
+            rows.append(
+                f"| `--shard-by=namespace`, replica {i + 1} of {n} | {count} "
+                f"| {count / len(namespaces):.2f} | {rss:.1f} MiB | {rss - baseline:.1f} MiB "
+                f"| {(rss - baseline) / cache:.2f} |"
+            )
+            print(rows[-1], flush=True)
+        return rows
+    finally:
+        await bench.stop(shards)
+
+
+async def memory(
+    bench: Bench, namespaces: Sequence[str], counts: Sequence[int], settle: float
+) -> list[str]:
+    """The RSS rows: baseline, one replica caching everything (no sharding), then
+    namespace-mode groups of each size in ``counts``."""
+
+    async def started(replica: Replica) -> None:
+        with anyio.fail_after(180):
+            while not replica.named("manager.started"):
+                if replica.process.returncode is not None:
+                    raise RuntimeError(f"{replica.name} exited {replica.process.returncode}")
+                await anyio.sleep(0.1)
+
+    base = await bench.start_plain(["--namespace", "bench-empty"])
+    await started(base)
+    baseline = await settled_rss(base, settle)
+    await bench.stop([base])
+    whole = await bench.start_plain([])
+    await started(whole)
+    everything = await settled_rss(whole, settle)
+    await bench.stop([whole])
+    print(f"baseline {baseline:.1f} MiB, one replica {everything:.1f} MiB", flush=True)
+    cache = everything - baseline
+    rows = [
+        "| runner | bench namespaces cached | share | RSS after sync | minus baseline "
+        "| vs one replica |",
+        "|---|---|---|---|---|---|",
+        f"| nothing cached (baseline) | 0 | - | {baseline:.1f} MiB | - | - |",
+        f"| one replica, no sharding | {len(namespaces)} | 1.00 | {everything:.1f} MiB | "
+        f"{cache:.1f} MiB | 1.00 |",
+    ]
+    for n in counts:
+        rows += await shard_rows(bench, namespaces, n, settle, baseline, cache)
+    return rows
+
+
+async def amain_memory(ns: argparse.Namespace) -> str:
+    async with ControlPlane() as cp, cp.api_client() as api:
+        names = await create_spread(api, ns.memory_namespaces, ns.memory_per, ns.memory_size)
+        with tempfile.TemporaryDirectory() as tmp:
+            controller = Path(tmp) / "idle.py"
+            controller.write_text(textwrap.dedent(MEMORY_CONTROLLER))
+            args = [
+                str(controller),
+                "--kubeconfig",
+                str(cp.kubeconfig_path),
+                "--workers",
+                "1",
+                "--shard-lease-namespace",
+                "default",
+                "--shard-lease-duration",
+                str(ns.lease_duration),
+                "--shard-renew-deadline",
+                str(ns.renew_deadline),
+                "--shard-retry-period",
+                str(ns.retry_period),
+                "--log-format",
+                "json",
+            ]
+            async with anyio.create_task_group() as tg:
+                rows = await memory(Bench(tg, args, Path(tmp)), names, ns.memory_replicas, 3.0)
+                tg.cancel_scope.cancel()
+    header = (
+        f"{ns.memory_namespaces} namespaces x {ns.memory_per} ConfigMaps of "
+        f"{ns.memory_size} bytes (distinct data); RSS (VmRSS) 3 s after the sync.\n\n"
+    )
+    return header + "\n".join(rows) + "\n"
+
+
 async def amain(ns: argparse.Namespace) -> str:
     rows: list[str] = []
     async with ControlPlane() as cp, cp.api_client() as api:
@@ -289,8 +457,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--renew-deadline", type=float, default=10.0)
     parser.add_argument("--retry-period", type=float, default=2.0)
     parser.add_argument("--output", type=Path)
+    parser.add_argument(
+        "--memory", action="store_true", help="run only the namespace-mode memory part"
+    )
+    parser.add_argument("--memory-replicas", type=int, nargs="*", default=[1, 3])
+    parser.add_argument("--memory-namespaces", type=int, default=60)
+    parser.add_argument("--memory-per", type=int, default=60, help="ConfigMaps per namespace")
+    parser.add_argument("--memory-size", type=int, default=16384, help="bytes of data each")
     ns = parser.parse_args(argv)
-    table = anyio.run(amain, ns)
+    table = anyio.run(amain_memory if ns.memory else amain, ns)
     print(table)
     if ns.output is not None:
         with ns.output.open("a") as f:

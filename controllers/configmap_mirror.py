@@ -8,7 +8,6 @@ the source, a target, or (finalizer) the mirror. Run it for all namespaces, its 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from pathlib import Path
 from typing import ClassVar
@@ -83,8 +82,8 @@ class ConfigMapMirror(Controller):
         if is_being_deleted(mirror):  # listed from the API: copies the cache may not hold yet
             for cm in await self.client.list(CONFIGMAPS, label_selector=mine, cached=False):
                 await self.delete(cm)
-            with contextlib.suppress(NotFound):  # a stale cache: removed already
-                await self.client.remove_finalizer(mirror, FINALIZER)
+            # missing_ok: a stale cache, the mirror is gone already
+            await self.client.remove_finalizer(mirror, FINALIZER, missing_ok=True)
             return
         mirror = await self.client.add_finalizer(mirror, FINALIZER)
         spec, status = mirror["spec"], copy.deepcopy(mirror.get("status") or {})

@@ -34,6 +34,9 @@ kube-apiserver and etcd), so they end even if the demo is SIGKILLed. Exit code 0
 signal or ``--exit-after-demo``; 1 with one ``error:`` line on stderr when something
 fails (the runner exits early, a step times out, the control plane dies).
 
+The sub-commands (``status``, ``set-config``, ``scale``) and the reads of the demo's
+state they share with the script are in :mod:`controllers.demo_commands`.
+
 This module is an application: unlike the controllers it configures structlog (its own
 log lines, from the control plane, go to stderr at level info).
 """
@@ -63,14 +66,24 @@ from informer import (
     DEPLOYMENTS,
     Client,
     InformerError,
-    NotFound,
     Obj,
-    new_api_client,
 )
 from informer.testing import ControlPlane, install_crds
 
 from .configmap_mirror import CRD_PATH
 from .configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
+from .demo_commands import (
+    DEMO_NAMESPACE,
+    FIELD_MANAGER,
+    DemoError,
+    config_hash_of,
+    described,
+    inventory,
+    scale,
+    set_config,
+    short,
+    show_status,
+)
 from .deployment_inventory import INVENTORY_NAME
 
 __all__ = ["DEMO_NAMESPACE", "DemoError", "main"]
@@ -78,8 +91,6 @@ __all__ = ["DEMO_NAMESPACE", "DemoError", "main"]
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
 
-DEMO_NAMESPACE: Final = "demo"
-FIELD_MANAGER: Final = "kube-informer-demo"
 EXAMPLES_DIR: Final = Path(__file__).resolve().parent.parent / "examples"
 STEP_TIMEOUT: Final = 60.0
 """Seconds each awaited step may take (the controllers act within a few)."""
@@ -90,43 +101,9 @@ _PR_SET_PDEATHSIG: Final = 1
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not load it
 
 
-class DemoError(Exception):
-    """A step of the demo failed; printed as one ``error:`` line, exit code 1."""
-
-
 def say(message: str) -> None:
     """One narrative line on stdout."""
     print(f"[demo] {message}", flush=True)
-
-
-# ----------------------------------------------------------------------------- API helpers
-
-
-async def inventory(client: Client) -> Obj | None:
-    """The demo's inventory ConfigMap (from the API), or None when there is none."""
-    try:
-        return await client.get(CONFIGMAPS, INVENTORY_NAME, namespace=DEMO_NAMESPACE)
-    except NotFound:
-        return None
-
-
-def described(obj: Obj) -> str:
-    """``kind/namespace/name`` (``kind/name`` for a cluster-scoped object), as kubectl."""
-    meta = obj["metadata"]
-    where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
-    return f"{obj['kind'].lower()}/{where}"
-
-
-def config_hash_of(deployment: Obj | None) -> str | None:
-    if deployment is None:
-        return None
-    template_meta = deployment["spec"]["template"].get("metadata") or {}
-    value = (template_meta.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
-    return value if isinstance(value, str) else None
-
-
-def short(value: str | None) -> str:
-    return "(none)" if value is None else value[:12] + "..."
 
 
 # ------------------------------------------------------------------------ the runner child
@@ -399,54 +376,6 @@ def _print_try_it(kubeconfig: Path) -> None:
         print(f"    {line}", flush=True)
 
 
-# ------------------------------------------------------------------- status / set / scale
-
-
-async def _status(kubeconfig: str | None) -> None:
-    async with await new_api_client(kubeconfig=kubeconfig) as api:
-        client = Client(api, field_manager=FIELD_MANAGER)
-        listing = await client.list(DEPLOYMENTS, namespace=DEMO_NAMESPACE)
-        print(f"Deployments in {DEMO_NAMESPACE}:")
-        for d in sorted(listing, key=lambda d: d["metadata"]["name"]):
-            opted = (d["metadata"].get("annotations") or {}).get(RELOAD_ANNOTATION) == "true"
-            print(
-                f"  {d['metadata']['name']:<10} replicas={d['spec'].get('replicas')} "
-                f"generation={d['metadata'].get('generation')} "
-                f"reload={'yes' if opted else 'no '} "
-                f"{CONFIG_HASH_ANNOTATION}={short(config_hash_of(d))}"
-            )
-        inv = await inventory(client)
-        if inv is None:
-            print(f"ConfigMap {DEMO_NAMESPACE}/{INVENTORY_NAME}: absent")
-            return
-        print(f"ConfigMap {DEMO_NAMESPACE}/{INVENTORY_NAME}:")
-        for key, text in sorted((inv.get("data") or {}).items()):
-            print(f"  {key}:")
-            for line in text.splitlines():
-                print(f"    {line}")
-
-
-async def _set_config(kubeconfig: str | None, pairs: list[str]) -> None:
-    data: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise DemoError(f"expected KEY=VALUE, got {pair!r}")
-        data[key] = value
-    async with await new_api_client(kubeconfig=kubeconfig) as api:
-        client = Client(api, field_manager=FIELD_MANAGER)
-        await client.patch(CONFIGMAPS, "app-config", {"data": data}, namespace=DEMO_NAMESPACE)
-    print(f"ConfigMap {DEMO_NAMESPACE}/app-config: set {', '.join(sorted(data))}")
-
-
-async def _scale(kubeconfig: str | None, name: str, replicas: int) -> None:
-    async with await new_api_client(kubeconfig=kubeconfig) as api:
-        client = Client(api, field_manager=FIELD_MANAGER)
-        scale = {"spec": {"replicas": replicas}}
-        await client.patch(DEPLOYMENTS, name, scale, namespace=DEMO_NAMESPACE, subresource="scale")
-    print(f"Deployment {DEMO_NAMESPACE}/{name}: replicas={replicas}")
-
-
 # ---------------------------------------------------------------------------- entry point
 
 
@@ -512,11 +441,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "status":
-            anyio.run(_status, args.kubeconfig)
+            anyio.run(show_status, args.kubeconfig)
         elif args.command == "set-config":
-            anyio.run(_set_config, args.kubeconfig, args.pairs)
+            anyio.run(set_config, args.kubeconfig, args.pairs)
         elif args.command == "scale":
-            anyio.run(_scale, args.kubeconfig, args.name, args.replicas)
+            anyio.run(scale, args.kubeconfig, args.name, args.replicas)
         else:
             args.state_dir = Path(args.dir).absolute()
             args.manifests = _load_manifests(Path(args.examples))

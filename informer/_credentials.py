@@ -13,6 +13,11 @@ old token is revoked every request would fail with 401 until a restart.
   request read the file again. An unreadable or empty file keeps the previous token
   (logged once per streak); without a previous token it is a :class:`ConfigError`.
   :class:`TokenFileHook` installs it as a ``Configuration.refresh_api_key_hook``.
+- :class:`ExecToken` caches the token of a kubeconfig ``exec`` credential plugin as
+  client-go's exec authenticator does (``plugin/pkg/client/auth/exec``): the plugin runs
+  again when the token's ``expirationTimestamp`` has passed (never, without one) and
+  after a 401 answer to a request sent with it (:meth:`ExecToken.reset_older_than`, the
+  same path as a token file's). :class:`ExecTokenHook` installs it.
 - :class:`CertFiles` notices a changed client certificate or key as client-go's
   ``certRotatingDialer`` does (every 5 minutes), and also after a 401.
 - :class:`AuthStatus` counts 401/403 answers per client, so that health checks and
@@ -27,10 +32,12 @@ import hashlib
 import math
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
+import anyio
 import structlog
 
 from ._exceptions import ConfigError
@@ -42,9 +49,10 @@ __all__ = [
     "AuthStatus",
     "CertFiles",
     "ClientCredentials",
+    "ExecToken",
+    "ExecTokenHook",
     "FileToken",
     "TokenFileHook",
-    "refresh_exec_tokens",
     "ssl_context_for",
 ]
 
@@ -150,6 +158,115 @@ class TokenFileHook:
         configuration.api_key["BearerToken"] = f"Bearer {self.source.token()}"
 
 
+class ExecToken:
+    """The bearer token of a kubeconfig ``exec`` credential plugin, cached as client-go's
+    exec authenticator caches it.
+
+    ``run`` runs the plugin and returns its ``ExecCredential`` ``status``; ``token`` and
+    ``expiry`` (``expirationTimestamp`` as a ``datetime``, or ``None``) are what the
+    loader's own run at load time gave. The plugin runs again for the next
+    :meth:`token` when ``expiry`` has passed (``wall_clock``; no margin, as client-go)
+    or after :meth:`reset_older_than`; a token without expiry is kept until a 401.
+    Concurrent callers wait for one run. When a run fails (the plugin exits non-zero,
+    prints no token) the current token is kept while it has not expired (logged once per
+    streak; the next call runs the plugin again); an expired one is a
+    :class:`ConfigError`. One event loop uses it.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_expiry",
+        "_failing",
+        "_lock",
+        "_obtained_at",
+        "_run",
+        "_stale",
+        "_token",
+        "_wall_clock",
+        "command",
+        "reloads",
+    )
+
+    def __init__(
+        self,
+        run: Callable[[], Awaitable[Mapping[str, Any]]],
+        *,
+        token: str,
+        expiry: datetime | None,
+        command: str,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+    ) -> None:
+        self._run = run
+        self.command = command
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._token = token
+        self._expiry = expiry.timestamp() if expiry is not None else None
+        self._obtained_at = clock()
+        self._stale = False
+        self._failing = False
+        self._lock = anyio.Lock()
+        self.reloads = 0
+        """How many times a run of the plugin gave a different token."""
+
+    def _expired(self) -> bool:
+        return self._expiry is not None and self._wall_clock() > self._expiry
+
+    async def token(self) -> str:
+        """The current token; runs the plugin first when it expired or was reset."""
+        async with self._lock:
+            if not self._stale and not self._expired():
+                return self._token
+            started = self._clock()
+            try:
+                status = await self._run()
+                token = status.get("token")
+                if not token or not isinstance(token, str):
+                    raise ValueError("its ExecCredential status has no token")
+                stamp = status.get("expirationTimestamp")
+                expiry = None if not stamp else datetime.fromisoformat(str(stamp)).timestamp()
+            except Exception as exc:
+                detail = " ".join(str(exc).split()) or type(exc).__name__
+                if self._expired():
+                    raise ConfigError(
+                        f"exec credential plugin {self.command!r} failed and its last "
+                        f"token expired: {detail} (run it by hand to see why)"
+                    ) from exc
+                if not self._failing:
+                    log.warning("exec_plugin.failed", command=self.command, error=detail)
+                    self._failing = True
+                return self._token  # as client-go after a 401: the cached token stays
+            if self._failing:
+                log.info("exec_plugin.recovered", command=self.command)
+            self._failing = False
+            if token != self._token:
+                self.reloads += 1
+                log.info("exec_plugin.rotated", command=self.command)
+            self._token, self._expiry = token, expiry
+            self._obtained_at, self._stale = started, False
+            return token
+
+    def reset_older_than(self, when: float) -> None:
+        """Run the plugin for the next :meth:`token` if the token was obtained before
+        ``when`` (as :meth:`FileToken.reset_older_than`: one 401 forces at most one run)."""
+        if self._obtained_at < when:
+            self._stale = True
+
+
+class ExecTokenHook:
+    """An async ``Configuration.refresh_api_key_hook`` setting ``api_key["BearerToken"]``
+    from an :class:`ExecToken` (kubernetes_asyncio awaits it before each request)."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: ExecToken) -> None:
+        self.source = source
+
+    async def __call__(self, configuration: Any) -> None:
+        configuration.api_key["BearerToken"] = f"Bearer {await self.source.token()}"
+
+
 class CertFiles:
     """Notices a change of the client certificate and key files.
 
@@ -226,9 +343,10 @@ class ClientCredentials:
       certificate files change (checked every ``CERT_FILE_PERIOD`` and after a 401).
       Open connections keep the context they were opened with until they end.
     - The :class:`AuthStatus` of the client's answers.
-    - The reaction to a 401: a :class:`TokenFileHook`'s token is re-read by the next
-      request (as client-go's ``ResetTokenOlderThan``) and the certificate files are
-      checked at once.
+    - The reaction to a 401: a :class:`TokenFileHook`'s token is re-read and an
+      :class:`ExecTokenHook`'s plugin run again by the next request (as client-go's
+      ``ResetTokenOlderThan`` and exec ``maybeRefreshCreds``), and the certificate files
+      are checked at once.
     """
 
     __slots__ = ("_certs", "_config", "_ssl", "auth")
@@ -261,7 +379,7 @@ class ClientCredentials:
         before its credentials were read)."""
         self.auth.record(status)
         hook = self._config.refresh_api_key_hook
-        if isinstance(hook, TokenFileHook):
+        if isinstance(hook, TokenFileHook | ExecTokenHook):
             if status == 401:
                 hook.source.reset_older_than(sent_at)
             self.auth.token_reloads = hook.source.reloads
@@ -316,22 +434,3 @@ class AuthStatus:
             self.consecutive_failures = 0
             self.failing_since = None
             self.last_success_at = time.time()
-
-
-def refresh_exec_tokens(loader: Any, cfg: Any) -> None:
-    """Install a hook re-running an exec plugin whose bearer token expires.
-
-    kubernetes_asyncio runs the plugin once at load time and only refreshes it from a
-    separate ``refresh_token`` task. ``load_from_exec_plugin`` returns at once while the
-    cached token is valid, so the hook costs a date comparison per request. A plugin
-    without ``expirationTimestamp`` (or giving client certificates) gets no hook:
-    kubernetes_asyncio would run it on every request.
-    """
-    if getattr(loader, "exec_plugin_expiry", None) is None or cfg.refresh_api_key_hook:
-        return
-
-    async def refresh(configuration: Any) -> None:
-        if await loader.load_from_exec_plugin() and getattr(loader, "token", None):
-            configuration.api_key["BearerToken"] = loader.token
-
-    cfg.refresh_api_key_hook = refresh

@@ -41,8 +41,9 @@ server address. Both are chained to the transport exception with ``raise ... fro
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final, NoReturn
 
@@ -53,6 +54,8 @@ import yaml
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import incluster_config
+from kubernetes_asyncio.config.exec_provider import ExecProvider
+from kubernetes_asyncio.config.kube_config import ConfigNode
 
 from ._api_request import (
     PATCH_TYPES,
@@ -64,9 +67,10 @@ from ._api_request import (
 from ._credentials import (
     AuthStatus,
     ClientCredentials,
+    ExecToken,
+    ExecTokenHook,
     FileToken,
     TokenFileHook,
-    refresh_exec_tokens,
 )
 from ._exceptions import ApiError, ConfigError, ConnectionFailed, api_error_from_status
 from ._kubeconfig import check_kubeconfig, resolve_config, token_file
@@ -76,6 +80,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
     "PATCH_TYPES",
+    "RESPONSE_HEADERS_TIMEOUT",
     "ApiClient",
     "QueryParams",
     "ResponseStream",
@@ -92,6 +97,13 @@ CONNECT_TIMEOUT: Final = 30.0
 
 DEFAULT_READ_TIMEOUT: Final = 60.0
 """Default for non-watch requests: the longest silence tolerated between two reads."""
+
+RESPONSE_HEADERS_TIMEOUT: Final = 30.0
+"""Seconds a stream (a watch) waits for its response headers once the request is sent.
+The API server answers a watch's headers as soon as the watch is set up; its body may
+then stay silent for minutes (the stream's read timeout). Without this bound a server
+that accepted the request but never answers would hold the open for the whole read
+timeout (5 to 10 minutes for a watch) instead of letting the reflector retry."""
 
 _MAX_ERROR_BODY: Final = 1 << 20
 """An error response body beyond this many bytes is not kept (nor decoded), whether its
@@ -122,8 +134,9 @@ async def new_api_client(
     Credentials stay fresh for the client's lifetime (through the configuration's
     ``refresh_api_key_hook``): a kubeconfig ``tokenFile`` and the in-cluster token file
     are re-read as client-go does (:class:`~informer._credentials.FileToken`: every
-    minute, and after a 401), and an exec plugin whose token carries an
-    ``expirationTimestamp`` is run again once the token is within 5 minutes of expiring.
+    minute, and after a 401), and an exec plugin giving a token is run again once its
+    ``expirationTimestamp`` passed and after a 401
+    (:class:`~informer._credentials.ExecToken`, as client-go).
     Client certificate files are re-read by the transport (see :func:`auth_status`).
     """
     cfg = Configuration()
@@ -150,7 +163,17 @@ async def new_api_client(
         # AttributeError: a YAML document that is a scalar or a list, not a mapping.
         detail = " ".join(str(exc).split())  # YAML errors span lines; keep one
         raise ConfigError(f"kubeconfig {path!r} is invalid: {detail}") from exc
-    refresh_exec_tokens(loader, cfg)
+    exec_config = None if "auth-provider" in user else user.get("exec")  # the provider wins
+    token = getattr(loader, "token", None)  # "Bearer ...": unset when the plugin gave a cert
+    if isinstance(exec_config, Mapping) and isinstance(token, str) and token:
+        provider = ExecProvider(ConfigNode("exec", dict(exec_config)))
+        exec_token = ExecToken(
+            provider.run,
+            token=token.removeprefix("Bearer "),
+            expiry=getattr(loader, "exec_plugin_expiry", None),
+            command=str(exec_config.get("command")),
+        )
+        cfg.refresh_api_key_hook = ExecTokenHook(exec_token)
     if token_path is not None:
         cfg.refresh_api_key_hook = TokenFileHook(FileToken(token_path))
     return ApiClient(configuration=cfg)
@@ -296,12 +319,13 @@ async def stream_request(
     ``accept`` is the ``Accept`` header, as for :func:`request_json`.
     ``read_timeout`` bounds the silence between two reads (``None``: no bound; a watch
     passes its ``timeoutSeconds`` plus slack) and nothing bounds the total time, but
-    opening the connection must succeed within :data:`CONNECT_TIMEOUT` (else
-    :class:`~informer.ConnectionFailed`). Streams use a session of their own without a
-    connection limit, so any number of open watches never delays other requests. Leaving
-    the context, normally, by an exception or by cancellation, closes the response at
-    once: the connection goes back to the pool only when the body was read to its end,
-    otherwise it is closed.
+    opening the connection must succeed within :data:`CONNECT_TIMEOUT` and the response
+    headers arrive within :data:`RESPONSE_HEADERS_TIMEOUT` of sending the request (or
+    ``read_timeout`` if shorter), else :class:`~informer.ConnectionFailed`. Streams use
+    a session of their own without a connection limit, so any number of open watches
+    never delays other requests. Leaving the context, normally, by an exception or by
+    cancellation, closes the response at once: the connection goes back to the pool only
+    when the body was read to its end, otherwise it is closed.
     """
     async with _open(
         api_client,
@@ -379,13 +403,16 @@ async def _open(
     credentials = transport.credentials
     if address.startswith("https"):
         kwargs["ssl"] = credentials.ssl_context()
+    headers_timeout = read_timeout
     if stream:
         session = transport.stream_session(rest.pool_manager)
+        # Until the headers: RESPONSE_HEADERS_TIMEOUT; the body: read_timeout (set below).
+        headers_timeout = min(RESPONSE_HEADERS_TIMEOUT, read_timeout or math.inf)
         timeout = aiohttp.ClientTimeout(
             total=None,
             connect=CONNECT_TIMEOUT,
             sock_connect=CONNECT_TIMEOUT,
-            sock_read=read_timeout,
+            sock_read=headers_timeout,
         )
     else:
         session = rest.pool_manager
@@ -393,9 +420,21 @@ async def _open(
             total=None, sock_connect=CONNECT_TIMEOUT, sock_read=read_timeout
         )
     with _map_transport_errors(address):
-        response = await session.request(
-            method, url, headers=headers, data=data, timeout=timeout, **kwargs
-        )
+        try:
+            response = await session.request(
+                method, url, headers=headers, data=data, timeout=timeout, **kwargs
+            )
+        except aiohttp.SocketTimeoutError as exc:
+            raise ConnectionFailed(
+                f"cannot reach the API server at {address}: no response headers within "
+                f"{headers_timeout:g}s of sending {method} {path} (the connection is open; "
+                "the server or a proxy on the way does not answer)",
+                address=address,
+            ) from exc
+    connection = response.connection
+    if stream and connection is not None and (protocol := connection.protocol) is not None:
+        protocol.read_timeout = read_timeout  # the body's idle bound, from now on
+        protocol.start_timeout()
     try:
         credentials.answered(response.status, sent_at)
         if response.status >= 400:

@@ -29,7 +29,9 @@ Lease dicts:
 Record fields written: ``holderIdentity``, ``leaseDurationSeconds`` (``lease_duration``
 rounded up to whole seconds), ``acquireTime`` (kept across renewals), ``renewTime``
 (MicroTime, RFC 3339 with microseconds, UTC) and ``leaseTransitions`` (incremented each
-time the holder changes).
+time the holder changes). The record's format and the timing rules are
+:mod:`informer._lease_record`'s (``micro_time``, ``validate_timings`` and
+``JITTER_FACTOR`` are re-exported here).
 
 Errors: connection failures, timeouts and API errors are logged and count as a failed
 attempt, except **401 and 403**, which propagate from :meth:`LeaderElector.run` (after
@@ -47,8 +49,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -57,49 +58,20 @@ import structlog
 from ._exceptions import Conflict, Forbidden, InformerError, NotFound, Unauthorized
 from ._failures import report_failure
 from ._kube import ApiClient, request_json
+from ._lease_record import (
+    JITTER_FACTOR,
+    RELEASED_LEASE_SECONDS,
+    lease_spec,
+    micro_time,
+    new_lease,
+    validate_timings,
+)
 from ._resource import LEASES
 from ._types import Obj
 
 __all__ = ["JITTER_FACTOR", "LeaderElector", "micro_time", "validate_timings"]
 
 log = structlog.get_logger(__name__)
-
-JITTER_FACTOR: Final = 1.2
-"""client-go's ``JitterFactor``: acquire attempts wait ``retry_period * (1 + rand * 1.2)``."""
-
-_RELEASED_LEASE_SECONDS: Final = 1
-
-
-def micro_time(when: datetime | None = None) -> str:
-    """A Kubernetes ``MicroTime``: RFC 3339 in UTC with microseconds (``...:05.000123Z``)."""
-    moment = (when or datetime.now(UTC)).astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def validate_timings(lease_duration: float, renew_deadline: float, retry_period: float) -> None:
-    """Raise ``ValueError`` unless ``lease_duration > renew_deadline > retry_period * 1.2 > 0``.
-
-    The rules of client-go's ``NewLeaderElector``: the leader must give up (renew deadline)
-    before followers may take over (lease duration), and must get more than one jittered
-    attempt within its renew deadline.
-    """
-    for label, value in (
-        ("lease_duration", lease_duration),
-        ("renew_deadline", renew_deadline),
-        ("retry_period", retry_period),
-    ):
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"{label} must be a positive number of seconds, got {value!r}")
-    if not lease_duration > renew_deadline:
-        raise ValueError(
-            f"lease_duration ({lease_duration:g}s) must be greater than "
-            f"renew_deadline ({renew_deadline:g}s)"
-        )
-    if not renew_deadline > retry_period * JITTER_FACTOR:
-        raise ValueError(
-            f"renew_deadline ({renew_deadline:g}s) must be greater than retry_period * "
-            f"{JITTER_FACTOR:g} ({retry_period * JITTER_FACTOR:g}s)"
-        )
 
 
 class LeaderElector:
@@ -369,13 +341,17 @@ class LeaderElector:
             lease = await self._request("GET", None, read_timeout)
         except NotFound:
             try:
-                created = await self._request("POST", self._new_lease(record), read_timeout)
+                created = await self._request(
+                    "POST",
+                    new_lease(record, name=self.name, namespace=self.namespace),
+                    read_timeout,
+                )
             except Conflict:  # AlreadyExists: another candidate created it first
                 return False
             self._set_observed(created)
             return True
         self._lease = lease
-        spec = _spec(lease)
+        spec = lease_spec(lease)
         if spec != self._observed:
             self._set_observed(lease)
 
@@ -405,7 +381,7 @@ class LeaderElector:
         now = micro_time()
         record: Obj = {
             "holderIdentity": "",
-            "leaseDurationSeconds": _RELEASED_LEASE_SECONDS,
+            "leaseDurationSeconds": RELEASED_LEASE_SECONDS,
             "acquireTime": now,
             "renewTime": now,
             "leaseTransitions": self._observed.get("leaseTransitions") or 0,
@@ -420,7 +396,7 @@ class LeaderElector:
                 except InformerError as exc:
                     self._log.warning("leader.release_failed", error=str(exc))
                     return
-                if (_spec(self._lease).get("holderIdentity") or "") != self.identity:
+                if (lease_spec(self._lease).get("holderIdentity") or "") != self.identity:
                     return
                 continue
             except InformerError as exc:
@@ -430,14 +406,6 @@ class LeaderElector:
             return
 
     # -- helpers ------------------------------------------------------------------------------
-
-    def _new_lease(self, spec: Obj) -> Obj:
-        return {
-            "apiVersion": LEASES.api_version,
-            "kind": LEASES.kind,
-            "metadata": {"name": self.name, "namespace": self.namespace},
-            "spec": spec,
-        }
 
     async def _update(self, spec: Obj, read_timeout: float) -> None:
         """PUT ``spec`` at the cached ``resourceVersion``; record what the server stored."""
@@ -464,7 +432,7 @@ class LeaderElector:
 
     def _set_observed(self, lease: Obj) -> None:
         self._lease = lease
-        self._observed = _spec(lease)
+        self._observed = lease_spec(lease)
         self._observed_time = self._clock()
 
     def _observed_is_us(self) -> bool:
@@ -503,8 +471,3 @@ class LeaderElector:
     def __repr__(self) -> str:
         state = "leading" if self._leading else f"following {self.leader or 'nobody'}"
         return f"<LeaderElector {self.namespace}/{self.name} {self.identity!r} {state}>"
-
-
-def _spec(lease: Obj) -> Obj:
-    spec = lease.get("spec")
-    return dict(spec) if isinstance(spec, dict) else {}

@@ -159,6 +159,24 @@ def test_every_benchmark_runs_and_ours_is_near_the_floor(tmp_path: Path) -> None
         )
 
 
+@pytest.mark.timeout(120)
+def test_the_scaling_curve_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    """``bench scale`` (not in the default set): both kube-informer rows at two sizes, the
+    data set grown in place, a projection row and the stall figures in the table."""
+    if not os.environ.get("KUBEBUILDER_ASSETS"):
+        pytest.skip("KUBEBUILDER_ASSETS is not set (conftest sets it when it can)")
+    args = ["scale", "--sizes", "200,400", "--repeat", "1", "--peers", "ours", "--no-build"]
+    proc, data = _bench(args, tmp_path, timeout=110)
+    assert proc.returncode == 0, _tails(proc)
+    _assert_all_ok(data, {"ours"})
+    rows = {(r["case"], r["client"]) for r in data["rows"]}
+    assert {case for case, _ in rows} == {"200 ConfigMaps", "400 ConfigMaps"}
+    assert len(rows) == 4
+    assert "### Scaling curve (initial sync, ConfigMaps)" in proc.stdout
+    assert "1,000,000 (projection)" in proc.stdout
+    assert "longest stall (CPU, including the post-sync GC step)" in proc.stdout
+
+
 @pytest.mark.timeout(180)
 def test_every_other_available_peer_counts_every_event(tmp_path: Path) -> None:
     peers = _other_peers()  # kubernetes_asyncio at least: the library depends on it

@@ -819,3 +819,17 @@ async def test_removing_the_last_finalizer_of_a_deleting_object_deletes_it(
     await client.remove_finalizer(marked, "client.test/cleanup")
     with pytest.raises(NotFound):
         await client.get(widgets, "w", namespace=namespace)
+
+
+async def test_remove_finalizer_of_an_object_already_gone(api_client: Any, namespace: str) -> None:
+    """An object whose last finalizer someone else removed is gone; removing ours from a
+    stale copy is ``NotFound``, or ``None`` with ``missing_ok`` (as ``delete``)."""
+    client = Client(api_client)
+    cm = await client.create(configmap("gone", namespace, finalizers=["client.test/cleanup"]))
+    marked = await client.delete(CONFIGMAPS, "gone", namespace=namespace)
+    assert marked is not None and marked["metadata"]["deletionTimestamp"]
+    await client.remove_finalizer(marked, "client.test/cleanup")  # someone else, meanwhile
+    with pytest.raises(NotFound):
+        await client.remove_finalizer(marked, "client.test/cleanup")
+    assert await client.remove_finalizer(marked, "client.test/cleanup", missing_ok=True) is None
+    assert await client.remove_finalizer(cm, "client.test/absent", missing_ok=True) is cm

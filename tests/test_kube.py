@@ -410,11 +410,14 @@ print(json.dumps({
 @pytest.mark.parametrize(
     ("expires", "tokens"),
     [
-        # Within the 5-minute skew: stale at once, so every request runs the plugin again.
-        ("+180", ["exec-2", "exec-3"]),
+        # Expired (client-go: after expirationTimestamp, no margin): every request runs
+        # the plugin again.
+        ("-60", ["exec-2", "exec-3"]),
+        # Not expired yet, though within kubernetes_asyncio's 5-minute skew: cached.
+        ("+180", ["exec-1", "exec-1"]),
         ("+7200", ["exec-1", "exec-1"]),
     ],
-    ids=["expiring", "valid"],
+    ids=["expired", "expiring", "valid"],
 )
 async def test_exec_plugin_token_is_refreshed(
     server: Server, tmp_path: Path, expires: str, tokens: list[str]

@@ -128,6 +128,10 @@ async def test_sync_updates_and_deletes_carry_metadata_only(
             assert informer.reflector.use_watch_list is (sync == "watch-list")
             assert not informer.reflector.watch_list_fallback
             # Synced: the server's metadata, under the real apiVersion/kind, and nothing else.
+            # A list at resourceVersion 0 (list-watch mode) is answered from the API server's
+            # watch cache, which can lag the creates above on a loaded machine; the watch
+            # brings the rest.
+            await until(lambda: len(lister.list()) == 2, "both objects in the cache", TIMEOUT)
             whole = await server_objects(api_client, resource, namespace)
             assert {o["metadata"]["name"]: o for o in lister.list()} == {
                 name: metadata_only(resource, obj["metadata"]) for name, obj in whole.items()
@@ -198,6 +202,14 @@ async def test_lister_and_index_beside_the_whole_object_informer(
     with anyio.fail_after(TIMEOUT):
         async with factory:
             assert await factory.wait_for_cache_sync(timeout=TIMEOUT)
+            # The informers list at resourceVersion 0, which the API server answers from
+            # its watch cache: on a loaded machine that cache can lag the creates above
+            # (a list of 2), and the watch brings the third one a moment later.
+            await until(
+                lambda: len(lister.list()) == len(whole.lister().list()) == 3,
+                "both informers to hold d1, d2 and d3",
+                TIMEOUT,
+            )
             assert names(lister.by_index("team", "a")) == ["d1", "d3"]
             assert lister.index_keys("team", "b") == [f"{namespace}/d2"]
             assert names(lister.list(namespace=namespace, label_selector="team=b")) == ["d2"]

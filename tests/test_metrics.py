@@ -27,7 +27,7 @@ from informer._queue.ratelimit import ExponentialFailureRateLimiter
 from informer._queue.workqueue import RateLimitingQueue
 from informer._reconcile import Result
 from informer._resource import CONFIGMAPS, Resource
-from informer._runtime import metrics as _metrics
+from informer._runtime import controller_metrics as _controller_metrics
 from informer._runtime.metrics import (
     RECONCILE_TIME_BUCKETS,
     WORKQUEUE_DURATION_BUCKETS,
@@ -154,7 +154,7 @@ def test_bucket_layouts_are_controller_runtimes() -> None:
 
 
 def test_histogram_buckets_are_less_or_equal() -> None:
-    hist = _metrics._Histogram((0.1, 1.0))
+    hist = _controller_metrics._Histogram((0.1, 1.0))
     for v in (0.05, 0.1, 0.5, 1.0, 5.0):
         hist.observe(v)
     assert hist.cumulative() == [("0.1", 2.0), ("1.0", 4.0), ("+Inf", 5.0)]
@@ -583,3 +583,48 @@ async def test_scrape_during_an_end_to_end_run(api_client: Any, namespace: str) 
     assert value(families, "informer_handler_buffer_depth", **handler) == 0
     assert value(families, "informer_handler_notifications_total", **handler) == 5
     assert "process_resident_memory_bytes" in families or "python_info" in families
+
+
+@pytest.mark.allow_handler_failures  # the invalid event is reported as a failure
+async def test_event_recorder_counters_on_metrics(api_client: Any, namespace: str) -> None:
+    """A controller's EventRecorderStats are exported (``informer_event*``), written
+    to the real API server and scraped over HTTP."""
+
+    class Noting(Controller):
+        def setup(self) -> None:
+            self.configmaps = self.watch(CONFIGMAPS)
+
+        async def reconcile(self, key: str) -> Result | None:
+            obj = self.configmaps.lister().get_by_key(key)
+            if obj is not None and key.partition("/")[2].startswith("cm-"):  # not the CA's
+                self.recorder.event(obj, reason="Seen", note="reconciled")
+            return None
+
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    for i in range(2):
+        await request_json(api_client, "POST", path, body={"metadata": {"name": f"cm-{i}"}})
+    factory = SharedInformerFactory(api_client, namespace=namespace)
+    metrics = Metrics(process_metrics=False)
+    controller = Noting(factory, api_client)
+    metrics.add_controller(controller)
+    reconciled = Changes()
+    controller.stats.observers.append(lambda outcome, seconds: reconciled.notify())
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg, serving(metrics) as port, factory:
+            tg.start_soon(controller.run)
+            await reconciled.wait_until(lambda: controller.recorder.stats.recorded >= 2)
+            cm0 = controller.configmaps.lister().get_by_key(f"{namespace}/cm-0")
+            assert cm0 is not None
+            controller.recorder.event(cm0, type="Error", reason="Seen", note="not a type")
+            await controller.recorder.flush()
+            families = await scrape(port)
+            tg.cancel_scope.cancel()
+
+    ctl = {"controller": "noting"}
+    assert value(families, "informer_events_total", outcome="recorded", **ctl) == 2
+    assert value(families, "informer_events_total", outcome="invalid", **ctl) == 1
+    assert value(families, "informer_events_total", outcome="filtered", **ctl) == 0
+    assert value(families, "informer_events_total", outcome="dropped", **ctl) == 0
+    assert value(families, "informer_events_aggregated_total", **ctl) == 0
+    assert value(families, "informer_event_writes_total", result="success", **ctl) == 2
+    assert value(families, "informer_event_writes_total", result="failed", **ctl) == 0

@@ -26,7 +26,7 @@ from __future__ import annotations
 import builtins
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, overload
 
 from .._api_request import QueryParams
 from .._cache.factory import SharedInformerFactory
@@ -399,12 +399,30 @@ class Client:
         :func:`informer._client.finalizers.add_finalizer`."""
         return await _finalizers.add_finalizer(self, obj, name, resource=resource)
 
+    @overload
     async def remove_finalizer(
-        self, obj: Obj, name: str, *, resource: Resource | None = None
-    ) -> Obj:
-        """Remove finalizer ``name`` at ``obj``'s resourceVersion: see
+        self,
+        obj: Obj,
+        name: str,
+        *,
+        resource: Resource | None = ...,
+        missing_ok: Literal[False] = ...,
+    ) -> Obj: ...
+
+    @overload
+    async def remove_finalizer(
+        self, obj: Obj, name: str, *, resource: Resource | None = ..., missing_ok: bool
+    ) -> Obj | None: ...
+
+    async def remove_finalizer(
+        self, obj: Obj, name: str, *, resource: Resource | None = None, missing_ok: bool = False
+    ) -> Obj | None:
+        """Remove finalizer ``name`` at ``obj``'s resourceVersion (``None`` when the
+        object is gone and ``missing_ok``, as :meth:`delete`): see
         :func:`informer._client.finalizers.remove_finalizer`."""
-        return await _finalizers.remove_finalizer(self, obj, name, resource=resource)
+        return await _finalizers.remove_finalizer(
+            self, obj, name, resource=resource, missing_ok=missing_ok
+        )
 
     # -- internals ------------------------------------------------------------------
 

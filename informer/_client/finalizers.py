@@ -14,12 +14,21 @@ the reconcile run again on the current object.
 The given object is not modified; the server's object is returned. Removing the last
 finalizer of an object being deleted lets the server delete it: the answer is its final
 state.
+
+``remove_finalizer(..., missing_ok=True)`` returns ``None`` when the object is gone
+already (the server answers 404; as :meth:`~informer.Client.delete` with
+``missing_ok``): a reconcile working from a cached copy of an object whose last
+finalizer someone else removed has nothing left to do. Without it that is
+:class:`~informer.NotFound`. An object deleted and created again under the same name is
+not "missing": the patch's resourceVersion makes the server answer
+:class:`~informer.Conflict`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
+from .._exceptions import NotFound
 from .._objects import name_of, resource_version
 from .._resource import Resource
 from .._types import Obj
@@ -45,15 +54,43 @@ async def add_finalizer(
     return await _patch(client, obj, [*current, name], resource)
 
 
+@overload
 async def remove_finalizer(
-    client: Client, obj: Obj, name: str, *, resource: Resource | None = None
-) -> Obj:
+    client: Client,
+    obj: Obj,
+    name: str,
+    *,
+    resource: Resource | None = ...,
+    missing_ok: Literal[False] = ...,
+) -> Obj: ...
+
+
+@overload
+async def remove_finalizer(
+    client: Client, obj: Obj, name: str, *, resource: Resource | None = ..., missing_ok: bool
+) -> Obj | None: ...
+
+
+async def remove_finalizer(
+    client: Client,
+    obj: Obj,
+    name: str,
+    *,
+    resource: Resource | None = None,
+    missing_ok: bool = False,
+) -> Obj | None:
     """Remove ``name`` from ``obj``'s finalizers (at its resourceVersion); the server's
-    object, or ``obj`` itself when it does not have the finalizer."""
+    object, or ``obj`` itself when it does not have the finalizer. When the object no
+    longer exists: ``None`` with ``missing_ok``, else :class:`~informer.NotFound`."""
     current = _finalizers(obj)
     if name not in current:
         return obj
-    return await _patch(client, obj, [f for f in current if f != name], resource)
+    try:
+        return await _patch(client, obj, [f for f in current if f != name], resource)
+    except NotFound:
+        if missing_ok:
+            return None
+        raise
 
 
 async def _patch(client: Client, obj: Obj, finalizers: list[str], resource: Resource | None) -> Obj:

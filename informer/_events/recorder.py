@@ -293,7 +293,12 @@ class EventRecorder:
     async def __aenter__(self) -> EventRecorder:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        await self._task_group.start(self._run_until_exit)
+        # Shielded: a cancellation arriving here (a controller stopped as it starts)
+        # would leave the shielded run() started, its task group never exited, and the
+        # controller hung. run() reports started at once; the cancellation is delivered
+        # in the body, and __aexit__ stops run() as usual.
+        with anyio.CancelScope(shield=True):
+            await self._task_group.start(self._run_until_exit)
         return self
 
     async def _run_until_exit(

@@ -232,7 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard-by",
         choices=SHARD_MODES,
         help="what is hashed over the members: key (every replica caches everything and "
-        "reconciles its share of the keys; the default)",
+        "reconciles its share of the keys; the default) or namespace (each replica "
+        "caches and reconciles only the namespaces it owns, starting and stopping their "
+        "informers as members come and go; needs list/watch on namespaces unless "
+        "--namespace is given, which then limits the namespaces distributed; controllers "
+        "watching cluster-scoped resources need key)",
     )
     shards.add_argument(
         "--shard-group",

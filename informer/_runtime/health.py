@@ -60,8 +60,9 @@ Readiness:
 
 Checks run on the event loop when a probe arrives and must be cheap and never block.
 Some keep a little state between calls (``watches`` notices progress), which is why they
-are objects. Probes are served by the same tiny HTTP server as the metrics
-(:class:`~informer._runtime.http.HttpServer`).
+are objects. Probes are answered by :mod:`informer._runtime.probes` (``HealthChecks``,
+``health_routes``, ``serve_health``, re-exported here) on the same tiny HTTP server as
+the metrics (:class:`~informer._runtime.http.HttpServer`).
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
 import anyio
@@ -82,7 +83,7 @@ from .._cache.reflector import Reflector
 from .._cache.reflector_stats import ReflectorState
 from .._exceptions import ConnectionFailed
 from .._types import LeaderStatus
-from .http import HttpHandler, HttpRequest, HttpResponse, serve_http
+from .probes import Check, HealthCheck, HealthChecks, health_routes, serve_health
 
 __all__ = [
     "DEFAULT_LOOP_INTERVAL",
@@ -105,9 +106,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-Check = Callable[[], str | None]
-"""A health check: ``None`` when healthy, else a one-line reason. Sync, cheap, no I/O."""
-
 DEFAULT_LOOP_INTERVAL: Final = 1.0
 DEFAULT_MAX_LOOP_LAG: Final = 5.0
 DEFAULT_STALL_SLACK: Final = 10.0
@@ -115,45 +113,6 @@ DEFAULT_STALL_STRIKES: Final = 3
 DEFAULT_UNREACHABLE_AFTER: Final = 60.0
 
 _GUARDED_STATES: Final = frozenset({ReflectorState.WATCHING, ReflectorState.WATCH_LISTING})
-
-
-@dataclass(frozen=True, slots=True)
-class HealthCheck:
-    """A named check (``name`` appears in the probe output and in ``/healthz/NAME``)."""
-
-    name: str
-    check: Check
-
-
-@dataclass
-class HealthChecks:
-    """The liveness (``/healthz``) and readiness (``/readyz``) checks of one process.
-
-    Checks may be added while the probes are served. Names must be unique per kind.
-    """
-
-    liveness: list[HealthCheck] = field(default_factory=list)
-    readiness: list[HealthCheck] = field(default_factory=list)
-
-    def add_liveness(self, name: str, check: Check) -> None:
-        _add(self.liveness, name, check)
-
-    def add_readiness(self, name: str, check: Check) -> None:
-        _add(self.readiness, name, check)
-
-
-def _add(checks: list[HealthCheck], name: str, check: Check) -> None:
-    if not name or "/" in name or any(c.name == name for c in checks):
-        raise ValueError(f"health check name {name!r} is empty, has a '/' or is taken")
-    checks.append(HealthCheck(name, check))
-
-
-def _run(check: HealthCheck) -> str | None:
-    try:
-        return check.check()
-    except Exception as exc:
-        log.exception("health.check_failed", check=check.name)
-        return f"check raised {type(exc).__name__}: {exc}"
 
 
 # ------------------------------------------------------------------------- event loop
@@ -335,7 +294,8 @@ class WatchConnectCheck:
     ``ConnectionFailed``, cleared by any answer, an error status included (a 403 is
     the ``credentials`` check's business). So a reflector fails this check when the
     server is unreachable, refuses connections, or accepts them and never answers (a
-    stalled open stays ``CONNECTING`` until its read timeout, minutes for a watch).
+    stalled open fails after ``RESPONSE_HEADERS_TIMEOUT``, 30 s, and is retried with
+    backoff, ``connecting_since`` kept).
 
     The default, 60 s, is two connect timeouts (30 s): one attempt that times out in
     full, or a few refused ones with their backoff, and not a graceful API server
@@ -433,72 +393,3 @@ def lease_check(elector: LeaseHolder, *, slack: float = 1.0) -> Check:
         return elector.check(limit - elector.lease_duration)
 
     return check
-
-
-# ------------------------------------------------------------------------------- serving
-
-
-def _probe(kind: str, checks: Callable[[], Sequence[HealthCheck]]) -> HttpHandler:
-    prefix = f"/{kind}/"
-
-    def handler(request: HttpRequest) -> HttpResponse:
-        every = checks()
-        if request.path.startswith(prefix):
-            name = request.path[len(prefix) :]
-            found = [c for c in every if c.name == name]
-            if not found:
-                return HttpResponse.text(404, f"no {kind} check named {name!r}\n")
-            reason = _run(found[0])
-            if reason is None:
-                return HttpResponse.text(200, "ok\n")
-            return HttpResponse.text(500, f"[-]{name} failed: {reason}\n")
-        excluded = {n for value in request.query.get("exclude", []) for n in value.split(",")}
-        lines: list[str] = []
-        failed = False
-        for check in every:
-            if check.name in excluded:
-                lines.append(f"[+]{check.name} excluded: ok")
-                continue
-            reason = _run(check)
-            if reason is None:
-                lines.append(f"[+]{check.name} ok")
-            else:
-                failed = True
-                lines.append(f"[-]{check.name} failed: {reason}")
-        if failed:
-            # A failing liveness probe is news (a restart may follow); readiness fails
-            # routinely while the caches fill.
-            level = log.warning if kind == "healthz" else log.debug
-            level(
-                "health.probe_failed",
-                probe=kind,
-                checks=[line[3:] for line in lines if line.startswith("[-]")],
-            )
-            return HttpResponse.text(500, "\n".join([*lines, f"{kind} check failed"]) + "\n")
-        if "verbose" in request.query:
-            return HttpResponse.text(200, "\n".join([*lines, f"{kind} check passed"]) + "\n")
-        return HttpResponse.text(200, "ok")
-
-    return handler
-
-
-def health_routes(checks: HealthChecks) -> Mapping[str, HttpHandler]:
-    """``/healthz`` and ``/readyz`` (and ``/healthz/NAME``, ``/readyz/NAME``)."""
-    live = _probe("healthz", lambda: list(checks.liveness))
-    ready = _probe("readyz", lambda: list(checks.readiness))
-    return {"/healthz": live, "/healthz/": live, "/readyz": ready, "/readyz/": ready}
-
-
-async def serve_health(
-    address: str,
-    checks: HealthChecks,
-    *,
-    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve ``/healthz`` and ``/readyz`` for ``checks`` on ``address`` until cancelled.
-
-    ``task_status.started(port)`` reports the bound port; :class:`~informer.BindError` is
-    raised before that when the address cannot be used. The checks' own tasks (the
-    :class:`EventLoopMonitor`) are the caller's to run.
-    """
-    await serve_http(address, health_routes(checks), name="health", task_status=task_status)

@@ -69,6 +69,7 @@ from .._transforms import strip_managed_fields
 from .election import LeaderElectionConfig, new_elector, run_elected
 from .metrics import Metrics
 from .observability import Endpoints, Observability
+from .shard_namespaces import namespace_informer, shard_by_namespace
 from .sharding import ShardCollector, Sharding, ShardingConfig
 from .startup import (
     GcState,
@@ -374,10 +375,13 @@ class Manager:
         if le is not None:
             self._elector = new_elector(api, le, self._controllers)
             self.observability.add_elector(self._elector)
+        probes: list[SharedIndexInformer] = []
         if self.sharding is not None:
             self._sharding = Sharding(api, self.sharding, self._controllers)
             self.observability.checks.add_readiness("sharding", self._sharding.check)
             self.metrics.registry.register(ShardCollector(self._sharding))
+            if self.sharding.shard_by == "namespace":
+                probes = self._shard_namespaces(api, self._sharding)
         informers = self.informers
         log.info(
             "manager.starting",
@@ -385,7 +389,7 @@ class Manager:
             namespaces=[ns or "*" for ns in self.namespaces],
             informers=[i.name for i in informers],
         )
-        await preflight(informers, deadline, self._address)
+        await preflight([*informers, *probes], deadline, self._address)
         lease = (le.name, le.namespace) if le is not None else None
         if self._sharding is not None:
             lease = (self._sharding.lease_name, self._sharding.config.namespace)
@@ -455,22 +459,45 @@ class Manager:
         stack.push_async_callback(close)
         return api
 
-    def _new_factories(self, api: ApiClient) -> list[SharedInformerFactory]:
+    def _new_factory(self, api: ApiClient, namespace: str | None) -> SharedInformerFactory:
         options = {"on_watch_error": self._errors, "use_watch_list": self.watch_list}
-        return [
-            SharedInformerFactory(
-                api, namespace=ns, transform=self.transform, reflector_options=options
-            )
-            for ns in self.namespaces
-        ]
+        return SharedInformerFactory(
+            api, namespace=namespace, transform=self.transform, reflector_options=options
+        )
+
+    def _new_factories(self, api: ApiClient) -> list[SharedInformerFactory]:
+        if self.sharding is not None and self.sharding.shard_by == "namespace":
+            factory = self._new_factory(api, None)  # the Namespace informer (or nothing)
+            if self.namespaces == [None]:
+                namespace_informer(factory)
+            return [factory]
+        return [self._new_factory(api, ns) for ns in self.namespaces]
+
+    def _shard_namespaces(self, api: ApiClient, sharding: Sharding) -> list[SharedIndexInformer]:
+        fixed = None if self.namespaces == [None] else [str(ns) for ns in self.namespaces]
+        return shard_by_namespace(
+            sharding,
+            api,
+            self._classes,
+            self._controllers,
+            new_factory=lambda ns: self._new_factory(api, ns),
+            namespaces=fixed,
+            factory=self._factories[0],
+            workers=self.workers,
+            grace=min(self.shutdown_grace, sharding.config.drain_grace),
+            observability=self.observability,
+        )
 
     def _build_controllers(self, api: ApiClient) -> None:
         """Instantiate the added classes (queue metrics from the provider), then cap every
         controller's shutdown grace and check that names are unique."""
         several = len(self.namespaces) > 1
         built: list[Controller] = []
+        by_namespace = self.sharding is not None and self.sharding.shard_by == "namespace"
         with use_queue_metrics_provider(self.metrics.queue_metrics):
-            for ns, factory in zip(self.namespaces, self._factories, strict=True):
+            for ns, factory in (
+                [] if by_namespace else zip(self.namespaces, self._factories, strict=True)
+            ):
                 for cls in self._classes:
                     kwargs: dict[str, Any] = {}
                     if self.workers is not None:

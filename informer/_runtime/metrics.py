@@ -6,6 +6,11 @@ so that existing dashboards and alerts work unchanged; informer metrics are ours
 
 Design: scrape-time collection
 ------------------------------
+(The work-queue, controller, leader-election and Event families and their recorders are
+built in :mod:`informer._runtime.controller_metrics`, the ``informer_*`` ones of
+informers in :mod:`~informer._runtime.informer_metrics`, the credential ones in
+:mod:`~informer._runtime.credentials`; this module registers and serves them.)
+
 Almost everything is read from the live statistics objects when Prometheus scrapes, by one
 custom collector (:class:`Metrics` owns it) in a **dedicated** ``CollectorRegistry`` (never
 the global default: two runners, or two tests, in one process do not collide):
@@ -14,7 +19,8 @@ the global default: two runners, or two tests, in one process do not collide):
   ``has_synced()``, each listener's ``buffer_depth()``/``handled``/``failures``;
 - work queues: ``depth()``, ``unfinished_work_seconds()``,
   ``longest_running_processor_seconds()``;
-- controllers: :class:`~informer.ReconcileStats` (counters by result, active workers);
+- controllers: :class:`~informer.ReconcileStats` (counters by result, active workers) and
+  their event recorder's ``EventRecorderStats``;
 - leader election: ``is_leader()``;
 - credentials: each added ApiClient's :class:`~informer._credentials.AuthStatus`.
 
@@ -47,6 +53,9 @@ name                                                labels                     t
 ``controller_runtime_active_workers``               controller                 gauge
 ``controller_runtime_max_concurrent_reconciles``    controller                 gauge
 ``leader_election_master_status``                   name                       gauge
+``informer_events_total``                           controller, outcome        counter
+``informer_events_aggregated_total``                controller                 counter
+``informer_event_writes_total``                     controller, result         counter
 ``informer_lists_total``                            resource                   counter
 ``informer_watches_total``                          resource                   counter
 ``informer_relists_total``                          resource                   counter
@@ -74,7 +83,9 @@ does since v0.15; their histograms use its buckets (``1e-8`` to ``1e3`` seconds,
 metrics (``process_*``, ``python_gc_*``, ``python_info``) are registered too, like
 controller-runtime's process and Go collectors. ``result`` is one of ``success``,
 ``error``, ``requeue``, ``requeue_after``; ``type`` one of ``ADDED``, ``MODIFIED``,
-``DELETED``, ``BOOKMARK``, ``ERROR``, ``skipped``; ``cause`` one of
+``DELETED``, ``BOOKMARK``, ``ERROR``, ``skipped``; for Events, ``outcome`` one of
+``recorded``, ``filtered`` (the spam filter), ``dropped`` (buffer full, recorder
+closed), ``invalid`` and ``result`` one of ``success``, ``failed``; ``cause`` one of
 ``malformed_event``, ``unknown_type``, ``no_resource_version``, ``store_failed``. When
 two informers, handlers or queues would share a label value, later ones get ``#2``,
 ``#3``... appended (a series must be unique).
@@ -88,25 +99,17 @@ token authentication and authorization is ``Observability.serve(metrics_secure=T
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import anyio
 import anyio.abc
 import structlog
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
@@ -114,12 +117,22 @@ from .._controller import Controller
 from .._credentials import AuthStatus
 from .._kube import ApiClient, auth_status
 from .._queue.workqueue import WorkQueue
-from .._reconcile import ReconcileOutcome, ReconcileStats
 from .._types import LeaderStatus
+from .controller_metrics import (
+    RECONCILE_TIME_BUCKETS,
+    WORKQUEUE_DURATION_BUCKETS,
+    QueueRecorder,
+    controller_families,
+    elector_families,
+    event_families,
+    queue_families,
+)
+from .controller_metrics import ControllerEntry as _ControllerEntry
+from .controller_metrics import QueueEntry as _QueueEntry
+from .controller_metrics import ReconcileRecorder as _ReconcileRecorder
 from .credentials import credential_families
 from .http import HttpHandler, HttpRequest, HttpResponse, serve_http
 from .informer_metrics import informer_families
-from .informer_metrics import unique_label as _unique
 
 __all__ = [
     "RECONCILE_TIME_BUCKETS",
@@ -131,116 +144,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-WORKQUEUE_DURATION_BUCKETS: Final[tuple[float, ...]] = tuple(
-    float(f"1e{exp}") for exp in range(-8, 4)
-)
-"""controller-runtime's ``prometheus.ExponentialBuckets(10e-9, 10, 12)``: 1e-8 .. 1e3 s."""
-
-RECONCILE_TIME_BUCKETS: Final[tuple[float, ...]] = (
-    *(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5),
-    *(0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0),
-    *(6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0),
-)
-"""controller-runtime's ``controller_runtime_reconcile_time_seconds`` buckets."""
-
-_RESULTS: Final[tuple[ReconcileOutcome, ...]] = ("success", "error", "requeue", "requeue_after")
-_QUEUE_LABELS: Final = ("name", "controller")
-_go_float = cast(Callable[[float], str], floatToGoString)  # "le" label text, as Go prints it
-
-
-# --------------------------------------------------------------------------- recorders
-
-
-class _Histogram:
-    """A fixed-bucket histogram as plain Python numbers (observed on the loop's thread).
-
-    ``counts[i]`` counts observations in ``(buckets[i-1], buckets[i]]``; the last slot is
-    ``+Inf``. Cumulated only when scraped.
-    """
-
-    __slots__ = ("buckets", "counts", "labels", "sum")
-
-    def __init__(self, buckets: Sequence[float]) -> None:
-        self.buckets = tuple(buckets)
-        self.labels = [_go_float(b) for b in self.buckets]
-        self.counts = [0] * (len(self.buckets) + 1)
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sum += value
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        out: list[tuple[str, float]] = []
-        running = 0
-        for le, n in zip(self.labels, self.counts, strict=False):
-            running += n
-            out.append((le, float(running)))
-        out.append(("+Inf", float(running + self.counts[-1])))
-        return out
-
-
-class QueueRecorder:
-    """The :class:`~informer._queue.metrics.QueueMetrics` hooks of one queue, as plain counters.
-
-    Each hook is a few Python operations (no prometheus-client call, no lock). Depth and
-    the time-dependent gauges are read from the queue at scrape time, so ``set_depth`` is
-    a no-op.
-    """
-
-    __slots__ = ("adds", "queue_duration", "retries", "work_duration")
-
-    def __init__(self) -> None:
-        self.adds = 0
-        self.retries = 0
-        self.queue_duration = _Histogram(WORKQUEUE_DURATION_BUCKETS)
-        self.work_duration = _Histogram(WORKQUEUE_DURATION_BUCKETS)
-
-    def add(self) -> None:
-        self.adds += 1
-
-    def get(self, queue_seconds: float) -> None:
-        self.queue_duration.observe(queue_seconds)
-
-    def done(self, work_seconds: float) -> None:
-        self.work_duration.observe(work_seconds)
-
-    def retry(self) -> None:
-        self.retries += 1
-
-    def set_depth(self, depth: int) -> None:
-        """Ignored: ``workqueue_depth`` is read from ``queue.depth()`` when scraped."""
-
-
-class _ReconcileRecorder:
-    """``ReconcileStats`` observer: reconcile durations into a histogram."""
-
-    __slots__ = ("time",)
-
-    def __init__(self) -> None:
-        self.time = _Histogram(RECONCILE_TIME_BUCKETS)
-
-    def __call__(self, outcome: ReconcileOutcome, seconds: float) -> None:
-        self.time.observe(seconds)
-
-
-@dataclass(slots=True)
-class _QueueEntry:
-    queue: WorkQueue[Any]
-    recorder: QueueRecorder | None
-
-
-@dataclass(slots=True)
-class _ControllerEntry:
-    name: str
-    stats: ReconcileStats
-    recorder: _ReconcileRecorder
-
 
 # ----------------------------------------------------------------------------- Metrics
 
@@ -330,13 +233,26 @@ class Metrics:
         return recorder
 
     def add_controller(self, controller: Controller) -> None:
-        """Export a controller's queue and reconcile statistics (labelled by its name)."""
+        """Export a controller's queue, reconcile statistics and event recorder counters
+        (labelled by its name)."""
         if any(c.stats is controller.stats for c in self._controllers):
             return
         recorder = _ReconcileRecorder()
         controller.stats.observers.append(recorder)
-        self._controllers.append(_ControllerEntry(controller.name, controller.stats, recorder))
+        entry = _ControllerEntry(
+            controller.name, controller.stats, recorder, controller.recorder.stats
+        )
+        self._controllers.append(entry)
         self.add_queue(controller.queue)
+
+    def remove_factory(self, factory: SharedInformerFactory) -> None:
+        """Stop exporting ``factory``'s informers (it was stopped: sharding by namespace)."""
+        self._factories = [f for f in self._factories if f is not factory]
+
+    def remove_controller(self, controller: Controller) -> None:
+        """Stop exporting a controller's queue and reconcile statistics (it stopped)."""
+        self._controllers = [c for c in self._controllers if c.stats is not controller.stats]
+        self._queues = [q for q in self._queues if q.queue is not controller.queue]
 
     def add_elector(self, elector: LeaderStatus) -> None:
         """Export ``leader_election_master_status{name}`` (1 leading, 0 not)."""
@@ -370,114 +286,12 @@ class Metrics:
 
     def collect(self) -> Iterator[Metric]:
         """Build every family from the live objects (called by the registry)."""
-        yield from self._collect_queues()
-        yield from self._collect_controllers()
-        yield from self._collect_electors()
+        yield from queue_families(self._queues)
+        yield from controller_families(self._controllers)
+        yield from event_families(self._controllers)
+        yield from elector_families(self._electors)
         yield from self._collect_informers()
         yield from credential_families(self._auth, time.monotonic())
-
-    def _collect_queues(self) -> Iterator[Metric]:
-        depth = GaugeMetricFamily(
-            "workqueue_depth", "Current depth of workqueue", labels=_QUEUE_LABELS
-        )
-        adds = CounterMetricFamily(
-            "workqueue_adds_total",
-            "Total number of adds handled by workqueue",
-            labels=_QUEUE_LABELS,
-        )
-        latency = HistogramMetricFamily(
-            "workqueue_queue_duration_seconds",
-            "How long in seconds an item stays in workqueue before being requested",
-            labels=_QUEUE_LABELS,
-        )
-        work = HistogramMetricFamily(
-            "workqueue_work_duration_seconds",
-            "How long in seconds processing an item from workqueue takes.",
-            labels=_QUEUE_LABELS,
-        )
-        unfinished = GaugeMetricFamily(
-            "workqueue_unfinished_work_seconds",
-            "How many seconds of work has been done that is in progress and hasn't been "
-            "observed by work_duration. Large values indicate stuck threads. One can deduce "
-            "the number of stuck threads by observing the rate at which this increases.",
-            labels=_QUEUE_LABELS,
-        )
-        longest = GaugeMetricFamily(
-            "workqueue_longest_running_processor_seconds",
-            "How many seconds has the longest running processor for workqueue been running.",
-            labels=_QUEUE_LABELS,
-        )
-        retries = CounterMetricFamily(
-            "workqueue_retries_total",
-            "Total number of retries handled by workqueue",
-            labels=_QUEUE_LABELS,
-        )
-        seen: dict[str, int] = {}
-        for entry in self._queues:
-            queue, rec = entry.queue, entry.recorder
-            name = _unique(queue.name, seen)
-            labels = [name, name]
-            depth.add_metric(labels, queue.depth())
-            unfinished.add_metric(labels, queue.unfinished_work_seconds())
-            longest.add_metric(labels, queue.longest_running_processor_seconds())
-            if rec is not None:
-                adds.add_metric(labels, rec.adds)
-                retries.add_metric(labels, rec.retries)
-                latency.add_metric(labels, rec.queue_duration.cumulative(), rec.queue_duration.sum)
-                work.add_metric(labels, rec.work_duration.cumulative(), rec.work_duration.sum)
-        yield from (depth, adds, latency, work, unfinished, longest, retries)
-
-    def _collect_controllers(self) -> Iterator[Metric]:
-        total = CounterMetricFamily(
-            "controller_runtime_reconcile_total",
-            "Total number of reconciliations per controller",
-            labels=("controller", "result"),
-        )
-        errors = CounterMetricFamily(
-            "controller_runtime_reconcile_errors_total",
-            "Total number of reconciliation errors per controller",
-            labels=("controller",),
-        )
-        rtime = HistogramMetricFamily(
-            "controller_runtime_reconcile_time_seconds",
-            "Length of time per reconciliation per controller",
-            labels=("controller",),
-        )
-        active = GaugeMetricFamily(
-            "controller_runtime_active_workers",
-            "Number of currently used workers per controller",
-            labels=("controller",),
-        )
-        workers = GaugeMetricFamily(
-            "controller_runtime_max_concurrent_reconciles",
-            "Maximum number of concurrent reconciles per controller",
-            labels=("controller",),
-        )
-        seen: dict[str, int] = {}
-        for entry in self._controllers:
-            name = _unique(entry.name, seen)
-            stats = entry.stats
-            for result in _RESULTS:
-                total.add_metric([name, result], stats.total.get(result, 0))
-            errors.add_metric([name], stats.errors)
-            hist = entry.recorder.time
-            rtime.add_metric([name], hist.cumulative(), hist.sum)
-            active.add_metric([name], stats.active_workers)
-            workers.add_metric([name], stats.workers)
-        yield from (total, errors, rtime, active, workers)
-
-    def _collect_electors(self) -> Iterator[Metric]:
-        status = GaugeMetricFamily(
-            "leader_election_master_status",
-            "Gauge of if the reporting system is master of the relevant lease, 0 indicates "
-            "backup, 1 indicates master. 'name' is the string used to identify the lease. "
-            "Please make sure to group by name.",
-            labels=("name",),
-        )
-        seen: dict[str, int] = {}
-        for elector in self._electors:
-            status.add_metric([_unique(elector.name, seen)], 1.0 if elector.is_leader() else 0.0)
-        yield status
 
     def _collect_informers(self) -> Iterator[Metric]:
         yield from informer_families(self.informers, self._clock())

@@ -172,6 +172,15 @@ class Observability:
             self.factories.append(factory)
             self.metrics.add_factory(factory)
 
+    def remove_factory(self, factory: SharedInformerFactory) -> None:
+        """Forget a stopped ``factory``: its informers leave the metrics and the checks."""
+        self.factories = [f for f in self.factories if f is not factory]
+        self.metrics.remove_factory(factory)
+
+    def remove_controller(self, controller: Controller) -> None:
+        """Stop exporting a stopped controller's queue and reconcile statistics."""
+        self.metrics.remove_controller(controller)
+
     def add_controller(self, controller: Controller) -> None:
         """Export a controller's queue and reconcile statistics. Idempotent."""
         self.metrics.add_controller(controller)

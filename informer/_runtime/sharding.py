@@ -19,7 +19,11 @@ Metrics (:class:`ShardCollector`, registered in the Manager's registry), labelle
 ``informer_shard_handoff_wait_seconds``     group                  histogram
 ``informer_shard_keys_owned``               group, controller      gauge
 ``informer_shard_keys_skipped_total``       group, controller      counter
+``informer_shard_namespace_synced``         group, namespace       gauge
 =========================================== ====================== =========
+
+(``informer_shard_namespace_synced``: namespace mode only, one series per namespace
+this replica caches: 1 once its informers synced, 0 while they sync.)
 
 Readiness: ``sharding`` fails until the replica has a view (joined, and one list of the
 group's Leases done), and again once its membership lapsed.
@@ -31,9 +35,9 @@ import bisect
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, NoReturn
+from typing import Any, Final, Literal, NoReturn
 
 import anyio
 from prometheus_client.core import (
@@ -61,12 +65,22 @@ __all__ = [
     "Sharding",
     "ShardingConfig",
     "default_group",
+    "namespace_of",
 ]
 
-SHARD_MODES: Final = ("key",)
-"""What is hashed over the members: ``key``, the work-queue key."""
+SHARD_MODES: Final = ("key", "namespace")
+"""What is hashed over the members: ``key``, the work-queue key; ``namespace``, its
+namespace (informers and controllers run per owned namespace:
+:mod:`informer._runtime.shard_namespaces`)."""
 
 HANDOFF_WAIT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+
+
+def namespace_of(key: str) -> str:
+    """What namespace mode hashes: the namespace of a ``namespace/name`` key (``""`` for
+    a cluster-scoped key)."""
+    namespace, sep, _ = key.partition("/")
+    return namespace if sep else ""
 
 
 def default_group(controller_names: Iterable[str]) -> str:
@@ -97,7 +111,7 @@ class ShardingConfig:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
-    shard_by: Literal["key"] = "key"
+    shard_by: Literal["key", "namespace"] = "key"
     release_timeout: float = 1.0
 
     def __post_init__(self) -> None:
@@ -120,7 +134,12 @@ class ShardingConfig:
 
 
 class Sharding:
-    """Membership and handoff of one Manager; gates installed on ``controllers``."""
+    """Membership and handoff of one Manager; gates installed on ``controllers``.
+
+    Namespace mode adds and removes controllers at runtime (:meth:`add_controller`,
+    :meth:`remove_controller`), runs its own task beside them (:attr:`tasks`), follows
+    the view (``handoff.on_adopt``) and reports its namespaces to the metrics
+    (:attr:`namespaces`: namespace -> synced)."""
 
     def __init__(
         self, api: ApiClient, config: ShardingConfig, controllers: Sequence[Controller]
@@ -142,9 +161,22 @@ class Sharding:
             config.identity,
             publish=self.membership.publish,
             valid=lambda: self.membership.valid_for > 0,
+            key_of=namespace_of if config.shard_by == "namespace" else lambda key: key,
         )
+        self.tasks: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.namespaces: Callable[[], Mapping[str, bool]] | None = None
         for controller in self.controllers:
             controller.key_gate = self.handoff.gate(controller)
+
+    def add_controller(self, controller: Controller) -> None:
+        """Gate a controller built at runtime (run it yourself)."""
+        controller.key_gate = self.handoff.gate(controller)
+
+    def remove_controller(self, controller: Controller) -> None:
+        """Forget a controller that stopped (its reconciles ended)."""
+        for gate in self.handoff.gates:
+            if gate.controller is controller:
+                self.handoff.remove_gate(gate)
 
     @property
     def lease_name(self) -> str:
@@ -170,6 +202,8 @@ class Sharding:
         async def work() -> None:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.handoff.run, name="shard requeue")
+                for task in self.tasks:
+                    tg.start_soon(task, name="shard task")
                 for controller in self.controllers:
                     tg.start_soon(controller.run, name=f"controller {controller.name}")
 
@@ -229,6 +263,15 @@ class ShardCollector(Collector):
             owned.add_metric([group, gate.controller.name], gate.owned)
             skipped.add_metric([group, gate.controller.name], gate.skipped)
         yield from (members, cleared, rebalances, waits, owned, skipped)
+        if sharding.namespaces is not None:
+            namespaces = GaugeMetricFamily(
+                "informer_shard_namespace_synced",
+                "Namespaces this replica caches (namespace mode): 1 synced, 0 syncing",
+                labels=("group", "namespace"),
+            )
+            for namespace, synced in sorted(sharding.namespaces().items()):
+                namespaces.add_metric([group, namespace], 1.0 if synced else 0.0)
+            yield namespaces
 
 
 def _buckets(values: Sequence[float]) -> list[tuple[str, float]]:

@@ -297,8 +297,19 @@ def _sync_timeout(
 
 class GcState:
     """The cyclic GC around the initial sync (``gc_freeze``): off while the caches fill,
-    then collect, freeze (the cache moves to the permanent generation) and raise the
-    thresholds to :data:`GC_THRESHOLDS`. :meth:`restore` puts back what it found."""
+    then frozen (the cache moves to the permanent generation) with the thresholds raised
+    to :data:`GC_THRESHOLDS`. :meth:`restore` puts back what it found.
+
+    :meth:`freeze` does not collect first: with the GC off during the sync, everything
+    the sync allocated is in the youngest generation, so any collection then (even
+    ``gc.collect(0)``) traverses the whole cache with the event loop blocked, while health
+    probes and lease renewals wait: 0.11 s of CPU at 50k ConfigMaps, 0.28 s at 200k
+    (bench/RESULTS.md, "Scaling curve (issue 13)"). ``gc.freeze()`` alone is O(1). What
+    it keeps is the cyclic garbage made during the sync, which the collection would have
+    freed: 9 objects in the benchmark's informer at any size (cached objects are acyclic
+    dicts, freed by reference counting); :meth:`disable` collects once before the sync so
+    that nothing older is kept with it.
+    """
 
     def __init__(self) -> None:
         self._enabled = gc.isenabled()
@@ -306,10 +317,10 @@ class GcState:
         self._frozen = False
 
     def disable(self) -> None:
+        gc.collect()  # before the caches exist: cheap, and the freeze keeps no older garbage
         gc.disable()
 
     def freeze(self) -> None:
-        gc.collect()
         gc.freeze()
         self._frozen = True
         gc.set_threshold(*GC_THRESHOLDS)

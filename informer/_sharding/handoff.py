@@ -72,7 +72,7 @@ class Gate:
         if owner(members, handoff.key_of(key)) != handoff.identity:
             self.skipped += 1
             return False
-        if not handoff.cleared:
+        if not handoff.cleared or not handoff.ready(handoff.key_of(key)):
             self.parked.add(key)
             return False
         self.in_flight[key] = self.in_flight.get(key, 0) + 1
@@ -98,7 +98,10 @@ class Handoff:
     :meth:`~informer._sharding.membership.Membership.publish`); ``valid()`` is false once
     our membership may have lapsed (checked at every admission, so no key starts after
     the renew deadline even before the lapse is noticed); ``key_of`` maps a work-queue
-    key to what is hashed (the key itself in key mode).
+    key to what is hashed (the key itself in key mode, its namespace in namespace mode);
+    ``ready(unit)`` says whether the caches of a hashed unit are synced (namespace mode:
+    a key of an owned namespace whose informers still sync is parked, and re-added by
+    :meth:`unit_ready`).
     """
 
     def __init__(
@@ -108,12 +111,16 @@ class Handoff:
         publish: Callable[..., Any],
         valid: Callable[[], bool] = lambda: True,
         key_of: Callable[[str], str] = lambda key: key,
+        ready: Callable[[str], bool] = lambda unit: True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.identity = identity
         self.publish = publish
         self.valid = valid
         self.key_of = key_of
+        self.ready = ready
+        self.on_adopt: list[Callable[[], None]] = []
+        """Called (never awaiting) after each view change is adopted."""
         self._clock = clock
         self.gates: list[Gate] = []
         self.members: tuple[str, ...] | None = None
@@ -134,6 +141,26 @@ class Handoff:
         gate = Gate(self, controller)
         self.gates.append(gate)
         return gate
+
+    def remove_gate(self, gate: Gate) -> None:
+        """Forget ``gate`` (its controller stopped: nothing of it is in flight), then
+        re-check "drained"."""
+        self.gates = [g for g in self.gates if g is not gate]
+        self.check_drained()
+
+    def unit_ready(self, unit: str) -> int:
+        """The caches of ``unit`` (what ``key_of`` maps keys to) synced: re-add the keys
+        of it parked meanwhile to their controllers' queues (the gates decide again).
+        Returns how many were re-added."""
+        added = 0
+        key_of = self.key_of
+        for gate in self.gates:
+            parked = [key for key in gate.parked if key_of(key) == unit]
+            for key in parked:
+                gate.parked.discard(key)
+                gate.controller.queue.add(key)
+            added += len(parked)
+        return added
 
     def owns(self, key: str) -> bool:
         """Whether our current view assigns ``key`` to us (cleared or not)."""
@@ -163,13 +190,15 @@ class Handoff:
         self._since_clear.append(members)
         if members is None:
             self._log.info("shard.view_dropped")
-            return
-        self._adopted += 1
-        if self._adopted > 1:
-            self.rebalances += 1
-        self._adopted_at = self._clock()
-        self._log.info("shard.view_adopted", view=self.view, members=list(members))
-        self.publish(view=self.view, drained=self.drained)
+        else:
+            self._adopted += 1
+            if self._adopted > 1:
+                self.rebalances += 1
+            self._adopted_at = self._clock()
+            self._log.info("shard.view_adopted", view=self.view, members=list(members))
+            self.publish(view=self.view, drained=self.drained)
+        for callback in self.on_adopt:
+            callback()
 
     def _clear(self) -> None:
         assert self.members is not None

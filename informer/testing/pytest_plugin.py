@@ -9,6 +9,8 @@ Fixtures (async ones run on anyio's test runner, so tests use ``@pytest.mark.any
 ``control_plane`` (session)
     One :class:`~informer.testing.control_plane.ControlPlane` with default flags for the
     whole session, started on first use. Tests needing other flags start their own.
+    Under pytest-xdist every worker is a session of its own, so each worker starts (and
+    alone uses) its own control plane: tests of different workers never share a server.
     Binaries come from ``$KUBEBUILDER_ASSETS``; without them the fixture errors with
     instructions.
 ``api_client`` (session)
