@@ -682,33 +682,76 @@ def test_custom_key_func() -> None:
     assert kinds(fifo.get_by_key("u-1")) == [A, D]
 
 
-@pytest.mark.anyio
-async def test_pop_ready_batches_in_order_only_once_synced() -> None:
+def test_pop_ready_batches_the_initial_list_then_later_keys_in_order() -> None:
     fifo = DeltaFIFO()
-    fifo.replace([obj("a"), obj("b")], "1")
     seen: list[tuple[str, bool]] = []
 
     def record(deltas: list[Delta], initial: bool) -> None:
         seen.append((meta_namespace_key(deltas[0].object), initial))
 
-    assert fifo.pop_ready(record, 10) == 0  # the initial list goes through pop()
-    with anyio.fail_after(1):
-        await fifo.pop(record)
-        await fifo.pop(record)
-    assert fifo.has_synced()
-    for name in ("c", "d", "e"):
-        fifo.add(obj(name))
-    fifo.update(obj("c", rv="2"))
+    assert fifo.pop_ready(record, 10) == 0  # not populated: nothing to batch
+    fifo.replace([obj("a"), obj("b"), obj("c")], "1")
+    fifo.update(obj("b", rv="2"))  # joins b's queued deltas: part of the initial list
+    fifo.add(obj("d"))  # a key queued after the list: not initial
     assert fifo.pop_ready(record, 2) == 2
+    assert not fifo.has_synced()  # c of the initial list is still queued
+    assert fifo.pop_ready(record, 1) == 1
+    assert fifo.has_synced()
     assert fifo.pop_ready(record, 10) == 1
     assert fifo.pop_ready(record, 10) == 0
     assert seen == [
         ("default/a", True),
         ("default/b", True),
-        ("default/c", False),
+        ("default/c", True),
         ("default/d", False),
-        ("default/e", False),
     ]
+
+
+def test_pop_ready_keyed_gives_the_fifo_key() -> None:
+    fifo = DeltaFIFO()
+    fifo.replace([obj("a")], "1")
+    fifo.update(obj("a", rv="2"))
+    seen: list[tuple[str, int, bool]] = []
+    assert fifo.pop_ready_keyed(lambda k, d, i: seen.append((k, len(d), i)), 10) == 1
+    assert seen == [("default/a", 2, True)]
+
+
+@pytest.mark.anyio
+async def test_pop_ready_does_nothing_while_pop_processes_an_initial_key() -> None:
+    fifo = DeltaFIFO()
+    fifo.replace([obj("a"), obj("b")], "1")
+    inside = anyio.Event()
+    release = anyio.Event()
+    batched: list[int] = []
+
+    async def slow(deltas: list[Delta], initial: bool) -> None:
+        inside.set()
+        await release.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fifo.pop, slow)
+        with anyio.fail_after(1):
+            await inside.wait()
+        batched.append(fifo.pop_ready(lambda d, i: None, 10))
+        release.set()
+    assert batched == [0]
+    assert fifo.pop_ready(lambda d, i: None, 10) == 1
+    assert fifo.has_synced()
+
+
+def test_pop_ready_error_on_an_initial_key_still_counts_it() -> None:
+    fifo = DeltaFIFO()
+    fifo.replace([obj("a"), obj("b")], "1")
+
+    def process(deltas: list[Delta], initial: bool) -> None:
+        if meta_namespace_key(deltas[0].object) == "default/a":
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fifo.pop_ready(process, 10)
+    assert not fifo.has_synced()
+    assert fifo.pop_ready(process, 10) == 1
+    assert fifo.has_synced()
 
 
 def test_pop_ready_error_drops_only_the_failing_key() -> None:
@@ -729,3 +772,19 @@ def test_pop_ready_error_drops_only_the_failing_key() -> None:
     assert fifo.list_keys() == ["default/c"]
     assert fifo.pop_ready(process, 10) == 1
     assert done == ["default/a", "default/c"]
+
+
+def test_first_replace_with_a_key_listed_twice_queues_both_under_one_key() -> None:
+    fifo = DeltaFIFO(emit_delta_type_replaced=True)
+    fifo.replace([obj("a"), obj("b"), obj("a", rv="2")], "2")
+    assert fifo.list_keys() == ["default/a", "default/b"]
+    deltas = fifo.get_by_key("default/a")
+    assert deltas is not None
+    assert [(d.type, d.object["metadata"]["resourceVersion"]) for d in deltas] == [
+        (DeltaType.REPLACED, "1"),
+        (DeltaType.REPLACED, "2"),
+    ]
+    seen: list[bool] = []
+    assert fifo.pop_ready(lambda d, i: seen.append(i), 10) == 2
+    assert seen == [True, True]
+    assert fifo.has_synced()

@@ -330,3 +330,30 @@ def test_key_func_is_exposed() -> None:
 
     assert Indexer().key_func is meta_namespace_key
     assert Indexer(key_func=by_uid).key_func is by_uid
+
+
+def test_update_under_the_same_key_keeps_the_namespace_index_and_moves_the_others() -> None:
+    def by_app(obj: Obj) -> list[str]:
+        return [obj["metadata"].get("labels", {}).get("app", "")]
+
+    idx = Indexer(indexers={NAMESPACE_INDEX: namespace_index, "app": by_app})
+    first = {"metadata": {"name": "a", "namespace": "ns", "labels": {"app": "x"}}}
+    second = {"metadata": {"name": "a", "namespace": "ns", "labels": {"app": "y"}}}
+    assert idx.add_with_key("ns/a", first) is None
+    assert idx.add_with_key("ns/a", second) is first
+    assert idx.by_index(NAMESPACE_INDEX, "ns") == [second]
+    assert idx.index_keys("app", "x") == []
+    assert idx.by_index("app", "y") == [second]
+    idx.delete_by_key("ns/a")
+    assert idx.list_index_func_values(NAMESPACE_INDEX) == []
+    assert idx.list_index_func_values("app") == []
+
+
+def test_custom_key_func_still_updates_the_namespace_index() -> None:
+    idx = Indexer(
+        key_func=lambda o: o["metadata"]["name"],
+        indexers={NAMESPACE_INDEX: namespace_index},
+    )
+    idx.add({"metadata": {"name": "a", "namespace": "one"}})
+    idx.update({"metadata": {"name": "a", "namespace": "two"}})
+    assert idx.list_index_func_values(NAMESPACE_INDEX) == ["two"]

@@ -200,6 +200,28 @@ class DeltaFIFO:
         action = _REPLACED if self._emit_replaced else _SYNC
         key_func = self._key_func
         queue_action = self._queue_action
+        items = self._items
+        queue = self._queue
+        known = self._known_objects
+        known_keys = known.list_keys() if known is not None else []
+        new_delta = _new_delta
+        if not items and not known_keys:
+            # Nothing queued, nothing known (the first list): no key can be missing, so
+            # no key set is kept; a key not queued yet is queued inline (the common
+            # case), a key listed twice takes the general path. One wake-up at the end.
+            for obj in objs:
+                key = key_func(obj)
+                if key in items:
+                    queue_action(action, key, obj)
+                else:
+                    items[key] = [new_delta(action, obj)]
+                    queue.append(key)
+            if queue:
+                self._wake()
+            if not self._populated:
+                self._populated = True
+                self._initial_population_count = len(items)
+            return
         keys: set[str] = set()
         for obj in objs:
             key = key_func(obj)
@@ -217,10 +239,8 @@ class DeltaFIFO:
             self._queue_action(_DELETED, key, tombstone)
 
         # Known keys missing from the list, with nothing queued.
-        known = self._known_objects
         if known is not None:
-            items = self._items
-            for key in known.list_keys():
+            for key in known_keys:
                 if key in keys or key in items:
                     continue
                 queued_deletions += 1
@@ -304,20 +324,42 @@ class DeltaFIFO:
     def pop_ready(self, process: Callable[[list[Delta], bool], object], limit: int) -> int:
         """Pop and process up to ``limit`` queued keys without awaiting; return how many.
 
-        The batch form of :meth:`pop` for a synchronous ``process``, once synced (before
-        that, and when empty, it does nothing and returns 0: use :meth:`pop`). Same
-        contract per key: oldest first, the whole delta list, ``is_in_initial_list``
-        false; an error of ``process`` propagates after its key was removed (not
-        re-queued), the keys after it stay queued.
+        The batch form of :meth:`pop` for a synchronous ``process``, with the same
+        contract per key: oldest first, the whole delta list, ``is_in_initial_list`` true
+        for the keys of the first ``replace`` (counted down as :meth:`pop` does, so
+        :meth:`has_synced` turns true once the last of them was processed), false after;
+        an error of ``process`` propagates after its key was removed (not re-queued), the
+        keys after it stay queued. Before the FIFO is populated, while a :meth:`pop` is
+        processing an initial key, and when empty, it does nothing and returns 0 (use
+        :meth:`pop`).
         """
-        if not self._populated or self._initial_population_count or self._initial_in_process:
+        return self.pop_ready_keyed(lambda _key, deltas, initial: process(deltas, initial), limit)
+
+    def pop_ready_keyed(
+        self, process: Callable[[str, list[Delta], bool], object], limit: int
+    ) -> int:
+        """:meth:`pop_ready` with ``process(key, deltas, is_in_initial_list)``: the key
+        the FIFO filed the deltas under, so that the consumer need not key them again."""
+        if not self._populated or self._initial_in_process:
             return 0
         queue = self._queue
         items = self._items
         n = 0
         while queue and n < limit:
             n += 1
-            process(items.pop(queue.popleft()), False)
+            key = queue.popleft()
+            deltas = items.pop(key)
+            if not self._initial_population_count:
+                process(key, deltas, False)
+                continue
+            self._initial_population_count -= 1
+            if not self._initial_population_count and not items:
+                items = self._items = {}  # as in pop: a dict sized for the initial list
+            self._initial_in_process += 1
+            try:
+                process(key, deltas, True)
+            finally:
+                self._initial_in_process -= 1
         return n
 
     def has_synced(self) -> bool:

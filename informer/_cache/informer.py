@@ -221,16 +221,19 @@ class SharedIndexInformer:
             self._fifo.close()
 
     async def _process_loop(self) -> None:
-        """Pop deltas forever: one key at a time (awaiting) until synced and whenever the
-        FIFO is empty, then in batches of up to ``_YIELD_EVERY`` keys between yields."""
+        """Pop deltas forever: in batches of up to ``_YIELD_EVERY`` keys between yields
+        while keys are queued (the initial list included), one key at a time (awaiting)
+        whenever the FIFO is empty."""
         fifo = self._fifo
-        pop, pop_ready = fifo.pop, fifo.pop_ready
-        handle = self._handle_deltas
+        pop, pop_ready = fifo.pop, fifo.pop_ready_keyed
+        handle, handle_keyed = self._handle_deltas, self._handle_keyed
         checkpoint = anyio.lowlevel.checkpoint
         streak = 0
         while True:
             try:
-                if self._synced_flag and pop_ready(handle, _YIELD_EVERY):
+                if pop_ready(handle_keyed, _YIELD_EVERY):
+                    if not self._synced_flag:
+                        self._check_synced()
                     await checkpoint()  # let the listeners and the watch run
                     continue
                 await pop(handle)  # waits while the FIFO is empty
@@ -254,9 +257,12 @@ class SharedIndexInformer:
 
     def _handle_deltas(self, deltas: list[Delta], is_in_initial_list: bool) -> None:
         """Apply one key's deltas to the store, then notify (never awaits)."""
+        self._handle_keyed(self._key_of(deltas[0].object), deltas, is_in_initial_list)
+
+    def _handle_keyed(self, key: str, deltas: list[Delta], is_in_initial_list: bool) -> None:
+        """:meth:`_handle_deltas` for the deltas the FIFO filed under ``key``."""
         indexer = self.indexer
         distribute = self._processor.distribute
-        key = self._key_of(deltas[0].object)
         for delta in deltas:
             obj = delta.object
             if delta.type is _DELETED:

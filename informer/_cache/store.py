@@ -23,7 +23,9 @@ Contracts:
 - **Precomputed keys.** :meth:`Indexer.add_with_key` and :meth:`Indexer.delete_by_key`
   take a key the caller already computed (the informer's processor computes it once per
   delta) and return the previous object. The key MUST be what the store's
-  :attr:`Indexer.key_func` gives for the object: the store does not check it.
+  :attr:`Indexer.key_func` gives for the object: the store does not check it. (With
+  ``meta_namespace_key`` an update of a stored key leaves :func:`namespace_index`
+  untouched: the key contains the namespace, so it cannot have changed.)
 """
 
 from __future__ import annotations
@@ -74,7 +76,14 @@ class Indexer:
     ``key``.
     """
 
-    __slots__ = ("_index_list", "_indexers", "_indices", "_items", "_key_func")
+    __slots__ = (
+        "_index_list",
+        "_indexers",
+        "_indices",
+        "_items",
+        "_key_func",
+        "_update_index_list",
+    )
 
     def __init__(
         self,
@@ -87,6 +96,9 @@ class Indexer:
         self._indices: dict[str, _Index] = {}
         # (index func, index) pairs, the hot-path view of the two dicts above.
         self._index_list: builtins.list[tuple[IndexFunc, _Index]] = []
+        # The pairs an update of a stored key can move: namespace_index is left out when
+        # the key is meta_namespace_key's, which contains the namespace.
+        self._update_index_list: builtins.list[tuple[IndexFunc, _Index]] = []
         if indexers:
             self.add_indexers(indexers)
 
@@ -118,7 +130,10 @@ class Indexer:
         """
         items = self._items
         old = items.get(key)
-        if self._index_list:
+        if old is None:
+            for fn, index in self._index_list:
+                _file(index, key, fn(obj))
+        elif self._update_index_list:
             self._update_indices(key, old, obj)
         items[key] = obj
         return old
@@ -152,6 +167,7 @@ class Indexer:
         self._index_list = [
             (fn, index) for (fn, _), index in zip(self._index_list, new_indices, strict=True)
         ]
+        self._update_index_list = self._updatable(self._index_list)
 
     def get(self, obj: ObjectOrTombstone) -> Obj | None:
         """The stored object with ``obj``'s key, or ``None``. Do not mutate it."""
@@ -236,17 +252,25 @@ class Indexer:
             self._indexers[name] = fn
             self._indices[name] = index
             self._index_list.append((fn, index))
+        self._update_index_list = self._updatable(self._index_list)
 
     # -- internals ---------------------------------------------------------------------
 
-    def _update_indices(self, key: str, old: Obj | None, new: Obj) -> None:
-        for fn, index in self._index_list:
+    def _updatable(
+        self, pairs: builtins.list[tuple[IndexFunc, _Index]]
+    ) -> builtins.list[tuple[IndexFunc, _Index]]:
+        """``pairs`` without those an update of a stored key cannot change."""
+        if self._key_func is not meta_namespace_key:
+            return list(pairs)
+        return [(fn, index) for fn, index in pairs if fn is not namespace_index]
+
+    def _update_indices(self, key: str, old: Obj, new: Obj) -> None:
+        for fn, index in self._update_index_list:
             new_values = fn(new)
-            if old is not None:
-                old_values = fn(old)
-                if old_values == new_values:
-                    continue
-                _unfile(index, key, old_values)
+            old_values = fn(old)
+            if old_values == new_values:
+                continue
+            _unfile(index, key, old_values)
             _file(index, key, new_values)
 
     def _key_of(self, obj: ObjectOrTombstone) -> str:
