@@ -41,6 +41,7 @@ server address. Both are chained to the transport exception with ``raise ... fro
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -212,7 +213,8 @@ async def request_json(
     parameters); the answer must still be JSON. An empty answer (204) returns ``{}``.
     ``decode`` turns the body's bytes into the object (default ``orjson.loads``; a
     replacement raises ``orjson.JSONDecodeError`` for bytes that are not JSON, as it
-    does; anything else it raises propagates).
+    does; anything else it raises propagates); when it returns an awaitable (a coroutine
+    function: a long decode that yields to the loop), its result is awaited.
 
     Raises the :class:`~informer.ApiError` subclass of an HTTP failure,
     :class:`~informer.ConnectionFailed` when the server cannot be reached or the
@@ -246,6 +248,8 @@ async def request_json(
         return {}
     try:
         decoded = decode(raw)
+        if inspect.isawaitable(decoded):
+            decoded = await decoded
     except orjson.JSONDecodeError as exc:
         raise ApiError(
             f"{method} {path}: the answer is not JSON ({exc}): {raw[:200]!r}",

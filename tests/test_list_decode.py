@@ -4,10 +4,13 @@ test_informer_e2e, test_convergence and test_metadata_informer)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import orjson
 import pytest
 
@@ -319,3 +322,42 @@ def test_random_lists(seed: int, whole_decodes: list[int]) -> None:
         assert page == expected(raw)
         assert len(prepare.items) == len(items)
     assert whole_decodes.count(0) < 2  # some random items hold "},{...": cut all the same
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("raw", CASES.values(), ids=CASES.keys())
+async def test_the_async_decode_gives_the_same_page(raw: bytes) -> None:
+    sync, asynchronous = Recorder(), Recorder()
+    with anyio.fail_after(10):
+        page = await list_decode.decode_list_async(raw, asynchronous)
+    assert page == decode_list(raw, sync)
+    assert asynchronous.items == sync.items
+
+
+@pytest.mark.anyio
+async def test_the_async_decode_lets_other_tasks_run_as_it_goes() -> None:
+    """A page of ~2.3 MiB of items: another task runs between every 64 KiB decoded (the
+    first list of a big cache is one page; decoded in one call it held the loop)."""
+    raw = typed_list([deployment(i) for i in range(5000)])
+    assert len(raw) > 30 * list_decode.YIELD_EVERY_BYTES
+    prepare = Recorder()
+    seen: list[int] = []  # items prepared so far, each time the other task ran
+
+    async def watch() -> None:
+        while True:
+            seen.append(len(prepare.items))
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            await anyio.lowlevel.checkpoint()  # let it start
+            page = await list_decode.decode_list_async(raw, prepare)
+            tg.cancel_scope.cancel()
+    assert len(page["items"]) == 5000
+    progress = sorted(set(seen))
+    assert len(progress) >= len(raw) // list_decode.YIELD_EVERY_BYTES - 1
+    per_item = len(raw) / 5000
+    steps = [b - a for a, b in itertools.pairwise(progress)]
+    # never more than one budget (plus the item that crosses it) between two runs
+    assert max(steps) <= list_decode.YIELD_EVERY_BYTES / per_item + 2

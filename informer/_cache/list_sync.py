@@ -23,12 +23,13 @@ unavailable.
   (``ConfigMapList`` -> ``ConfigMap``), in the same pass that applies the transform
   (:func:`item_function`), so every cached object has one shape whichever way it
   arrived.
-- Memory: with a transform, an :class:`~informer._cache.listwatch.ItemwiseLister`
+- Memory and the loop: an :class:`~informer._cache.listwatch.ItemwiseLister`
   (``ApiListerWatcher``) is asked for ``list_prepared``, which passes each item through
   that pass as soon as it is decoded (:func:`item_function`,
   :mod:`informer._cache.list_decode`): what the transform drops is freed before the next
   item is decoded, and reused by it (a List decoded whole would first hold every item at
-  full size). Without a transform, or with another lister-watcher, the page is decoded
+  full size), and the decode yields to the event loop every 64 KiB (a 100,000-item page
+  decoded in one call held it ~450 ms). With another lister-watcher the page is decoded
   whole, then prepared (:func:`received_items`).
 
 Logs (on the Reflector's logger): ``list.started`` (rv, limit), ``list.expired`` (rv,
@@ -164,13 +165,9 @@ class ListSync:
         self._clock = clock
         self._paginated_result = False
         self._list_page = 0
-        # Item by item only when a transform frees something: without one, decoding the
-        # page whole is as small and faster.
-        self._itemwise = (
-            lister_watcher
-            if transform is not None and isinstance(lister_watcher, ItemwiseLister)
-            else None
-        )
+        # Item by item whenever the lister can: smaller with a transform, faster without
+        # one (the working set stays in cache), and the decode yields to the loop.
+        self._itemwise = lister_watcher if isinstance(lister_watcher, ItemwiseLister) else None
         self._prepare = partial(item_function, transform=transform)
 
     async def sync(self, rv: str) -> None:

@@ -37,7 +37,7 @@ from .._exceptions import ApiError, WatchDecodeError, WatchEventTooLarge
 from .._kube import DEFAULT_READ_TIMEOUT, ApiClient, ResponseStream, request_json, stream_request
 from .._resource import Resource
 from .._types import Obj, WatchEvent
-from .list_decode import Prepare, decode_list
+from .list_decode import Prepare, decode_list_async
 from .metadata import MetadataEvents, MetadataShape
 
 __all__ = ["MAX_WATCH_EVENT_BYTES", "ApiListerWatcher", "ItemwiseLister", "ListerWatcher"]
@@ -220,10 +220,10 @@ class ApiListerWatcher:
         prepare: Prepare | None,
     ) -> Obj:
         """:meth:`list`, each item going through ``prepare``'s function as soon as it is
-        decoded (:func:`~informer._cache.list_decode.decode_list`), so that what it drops
-        is never alive for the whole page at once. An exception from that function
-        propagates (the page is lost). The Reflector's list sync uses it
-        (:class:`ItemwiseLister`)."""
+        decoded (:func:`~informer._cache.list_decode.decode_list_async`), so that what it
+        drops is never alive for the whole page at once; the decode yields to the loop as
+        it goes. An exception from that function propagates (the page is lost). The
+        Reflector's list sync uses it (:class:`ItemwiseLister`)."""
         query: _Query = [*self._selectors]
         if limit:
             query.append(("limit", limit))
@@ -237,7 +237,7 @@ class ApiListerWatcher:
         if shape is not None:
             prepare = shape.prepare(prepare)
         decode: Callable[[bytes], Any] = (
-            orjson.loads if prepare is None else partial(decode_list, prepare=prepare)
+            orjson.loads if prepare is None else partial(decode_list_async, prepare=prepare)
         )
         if shape is None:
             return await self._list(query, "application/json", decode)
