@@ -57,7 +57,10 @@ STALLS = "--stalls"
 
 SCALE_CLIENTS = (
     SyncClient(
-        "kube-informer (watch-list, --gc-freeze: runner defaults)",
+        "kube-informer (list, --gc-freeze: runner defaults)", "ours", ("--gc", "freeze", STALLS)
+    ),
+    SyncClient(
+        "kube-informer (watch-list, --gc-freeze)",
         "ours",
         ("--gc", "freeze", "--watch-list", STALLS),
     ),

@@ -99,9 +99,11 @@ has a view of the members). ``--shard-by namespace`` hashes namespaces instead o
 each replica runs the informers of its own namespaces only (started and stopped as the
 members change; ``--namespace`` limits which are distributed), see ``docs/sharding.md``.
 
-``--watch-list`` (on by default, as in client-go 1.35+; ``--no-watch-list`` lists
-instead): caches sync from a watch-list stream. Servers without watch-list are detected
-and listed instead. Either way the runner's transform (it strips
+``--watch-list`` (off by default; client-go 1.35+ defaults to it): caches sync from a
+watch-list stream instead of a list, servers without watch-list being detected and listed
+instead. On kube-apiserver 1.36 a list from the watch cache synced 1.4-2x faster and cost
+the server a quarter to a half of the CPU of a watch-list (bench/RESULTS.md, "The
+watch-list default"), hence the default. Either way the runner's transform (it strips
 ``metadata.managedFields``) runs on each object as it arrives (a list's items as each is
 decoded), so the stripped parts never accumulate (bench/RESULTS.md, "Round 2 memory": 5.7
 to 5.9 KB per cached Deployment, 11.5 before). ``--share-strings`` (off by default) also

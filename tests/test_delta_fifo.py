@@ -788,3 +788,58 @@ def test_first_replace_with_a_key_listed_twice_queues_both_under_one_key() -> No
     assert fifo.pop_ready(lambda d, i: seen.append(i), 10) == 2
     assert seen == [True, True]
     assert fifo.has_synced()
+
+
+# ------------------------------------------------------------- replace in steps
+
+
+@pytest.mark.anyio
+async def test_a_first_list_replaced_in_steps_is_popped_only_once_complete() -> None:
+    fifo = DeltaFIFO()
+    steps = fifo.replace_steps([obj(f"o{i}") for i in range(7)], step=3)
+    woken: list[int] = []
+
+    async def waiter() -> None:
+        await fifo.pop(lambda deltas, initial: woken.append(len(fifo) + 1))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            paused_at: list[int] = []
+            for _ in steps:
+                paused_at.append(len(fifo))
+                await anyio.wait_all_tasks_blocked()  # the waiter had every chance to run
+                assert woken == []
+                assert fifo.pop_ready(noop, 100) == 0  # not populated yet: takes nothing
+                assert not fifo.has_synced()
+            assert paused_at == [3, 6]
+    assert woken == [7]  # woken once, with all seven queued
+    assert [c[2] for c in await drain(fifo)] == [True] * 6
+    assert fifo.has_synced()
+
+
+def test_a_relist_is_replaced_in_one_step_with_its_tombstones() -> None:
+    known = Indexer(meta_namespace_key)
+    for name in ("a", "b", "gone"):
+        known.add(obj(name))
+    fifo = DeltaFIFO(known_objects=known)
+    steps = list(fifo.replace_steps([obj("a", "2"), obj("b", "2")], step=1))
+    assert steps == []  # no pause: the tombstones need the whole list
+    assert kinds(fifo.get_by_key(key("a"))) == [S]
+    assert kinds(fifo.get_by_key(key("gone"))) == [D]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("step", [1, 2, 10_000], ids=["step-1", "step-2", "one-step"])
+async def test_replace_steps_queues_what_replace_queues(step: int) -> None:
+    objs = [obj("a"), obj("b"), obj("a", "2"), obj("c")]  # a key listed twice
+    by_replace, by_steps = DeltaFIFO(), DeltaFIFO()
+    by_replace.replace(list(objs))
+    for _ in by_steps.replace_steps(list(objs), step=step):
+        pass
+    assert by_steps.list_keys() == by_replace.list_keys()
+    for k in by_replace.list_keys():
+        assert by_steps.get_by_key(k) == by_replace.get_by_key(k)
+    assert [c[2] for c in await drain(by_steps)] == [c[2] for c in await drain(by_replace)]
+    assert by_steps.has_synced() and by_replace.has_synced()

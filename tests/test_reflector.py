@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import structlog
 
 from informer._cache.backoff import ExponentialBackoff
+from informer._cache.delta_fifo import REPLACE_STEP, Delta, DeltaFIFO
 from informer._cache.reflector import DEFAULT_INACTIVITY_TIMEOUT, Reflector
 from informer._cache.reflector_stats import ReflectorState
 from informer._exceptions import (
@@ -1099,3 +1101,44 @@ async def test_watch_list_applies_the_transform_while_buffering() -> None:
         assert all(o["metadata"]["annotations"] == {"transformed": "yes"} for o in stored)
         assert len(seen) == 3
         assert env.reflector.stats.lists == 0  # it was a watch-list sync
+
+
+# ------------------------------------------------------------------ the event loop
+
+
+@pytest.mark.parametrize("use_watch_list", [False, True], ids=["list", "watch-list"])
+async def test_a_big_first_sync_lets_other_tasks_run_while_the_fifo_fills(
+    use_watch_list: bool,
+) -> None:
+    """25,000 objects: another task runs while the DeltaFIFO takes them (steps of
+    REPLACE_STEP), and nothing of the list can be popped before all of it is queued."""
+    total = 2 * REPLACE_STEP + 5_000
+    fake = FakeListerWatcher([cm(f"o{i}") for i in range(total)])
+    fifo = DeltaFIFO()
+    reflector = Reflector(fake, fifo, name="configmaps", use_watch_list=use_watch_list)
+    seen: list[int] = []  # the FIFO's length each time the other task ran
+
+    async def watch() -> None:
+        while True:
+            seen.append(len(fifo))
+            await anyio.lowlevel.checkpoint()
+
+    popped: list[int] = []  # the FIFO's length when a pop got its first key
+
+    async def consume() -> None:
+        def process(deltas: list[Delta], is_in_initial_list: bool) -> None:
+            if not popped:
+                popped.append(len(fifo) + 1)
+
+        while True:
+            await fifo.pop(process)
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            tg.start_soon(consume)
+            await tg.start(reflector.run)
+            await until(fifo.has_synced)
+            tg.cancel_scope.cancel()
+    assert REPLACE_STEP in seen and 2 * REPLACE_STEP in seen  # paused at each step
+    assert popped == [total]  # the first pop saw the whole list queued

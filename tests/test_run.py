@@ -746,11 +746,11 @@ async def test_sample_controllers_start_and_stop(
 @pytest.mark.parametrize(
     ("flags", "watch_list", "gc_frozen"),
     [
-        pytest.param([], True, True, id="defaults"),
-        pytest.param(["--no-watch-list", "--no-gc-freeze"], False, False, id="opted-out"),
+        pytest.param([], False, True, id="defaults"),
+        pytest.param(["--watch-list", "--no-gc-freeze"], True, False, id="watch-list-no-freeze"),
     ],
 )
-async def test_runner_defaults_watch_list_stripped_cache_and_gc_freeze(
+async def test_runner_defaults_list_stripped_cache_and_gc_freeze(
     control_plane: Any,
     api_client: Any,
     namespace: str,
@@ -759,7 +759,7 @@ async def test_runner_defaults_watch_list_stripped_cache_and_gc_freeze(
     watch_list: bool,
     gc_frozen: bool,
 ) -> None:
-    """README: the runner syncs with watch-list by default (``--no-watch-list`` lists),
+    """README: the runner lists by default (``--watch-list`` streams the initial state),
     strips ``managedFields`` from cached objects either way, and freezes the GC after the
     initial sync by default (``--no-gc-freeze``)."""
     await create_configmap(api_client, namespace, "before")  # the server sets managedFields

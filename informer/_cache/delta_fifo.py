@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from inspect import isawaitable
-from typing import Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias
 
 import anyio
 
@@ -58,12 +58,18 @@ from .._types import Obj
 from .store import KeyFunc
 
 __all__ = [
+    "REPLACE_STEP",
     "Delta",
     "DeltaFIFO",
     "DeltaType",
     "KeyListerGetter",
     "PopProcessFunc",
 ]
+
+
+REPLACE_STEP: Final = 10_000
+"""Objects of a first list :meth:`DeltaFIFO.replace_steps` queues between two pauses
+(~10-20 ms of work)."""
 
 
 class DeltaType(enum.StrEnum):
@@ -197,6 +203,26 @@ class DeltaFIFO:
         ``resource_version`` is accepted for parity with client-go and ignored: the
         Reflector owns the last synced resourceVersion.
         """
+        for _ in self.replace_steps(objs, resource_version):
+            pass
+
+    def replace_steps(
+        self, objs: Iterable[Obj], resource_version: str = "", *, step: int = REPLACE_STEP
+    ) -> Iterator[None]:
+        """:meth:`replace` as a generator: iterate it to the end (the Reflector awaits a
+        checkpoint at each pause; the replace is done when the iteration ends).
+
+        A first list (nothing queued, nothing known) pauses after every ``step`` objects
+        queued, so that a list of 100,000 objects does not hold the event loop in one
+        step (~1-2 us each). Its keys are queued without waking a waiting :meth:`pop`
+        (the one wake-up comes last) and :meth:`pop_ready` takes nothing before the FIFO
+        is populated, so the very first list is popped only once complete, and counted
+        for :meth:`has_synced` as :meth:`replace` counts it. (A list into a FIFO already
+        populated, with nothing queued or known, may be popped from while it pauses: no
+        tombstone depends on those objects.) The caller must not call another mutating
+        method before the iteration ended. Any other replace (a relist: its tombstones
+        need the whole list) runs to the end in its first step.
+        """
         action = _REPLACED if self._emit_replaced else _SYNC
         key_func = self._key_func
         queue_action = self._queue_action
@@ -209,6 +235,7 @@ class DeltaFIFO:
             # Nothing queued, nothing known (the first list): no key can be missing, so
             # no key set is kept; a key not queued yet is queued inline (the common
             # case), a key listed twice takes the general path. One wake-up at the end.
+            pause = step
             for obj in objs:
                 key = key_func(obj)
                 if key in items:
@@ -216,6 +243,10 @@ class DeltaFIFO:
                 else:
                     items[key] = [new_delta(action, obj)]
                     queue.append(key)
+                pause -= 1
+                if not pause:
+                    pause = step
+                    yield
             if queue:
                 self._wake()
             if not self._populated:

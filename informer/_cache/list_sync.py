@@ -39,7 +39,7 @@ page), ``list.done`` (count, rv, pages, seconds) after ``apply``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -135,7 +135,7 @@ def received_items(page: Obj, transform: TransformFunc | None) -> list[Obj]:
 class ListSync:
     """Lists a resource completely and applies it (see the module docstring).
 
-    :param apply: ``apply(items, list_rv)``, called once per successful sync; it takes
+    :param apply: ``await apply(items, list_rv)``, once per successful sync; it takes
         ownership of the list.
     :param on_rv_unavailable: called with a 410 / too-large-RV error before the retry
         (the Reflector's ``Recovery`` counts and reports it).
@@ -147,7 +147,7 @@ class ListSync:
         self,
         lister_watcher: ListerWatcher,
         *,
-        apply: Callable[[list[Obj], str], None],
+        apply: Callable[[list[Obj], str], Awaitable[None]],
         on_rv_unavailable: Callable[[Exception], None],
         page_size: int | None,
         transform: TransformFunc | None,
@@ -187,7 +187,7 @@ class ListSync:
             items, list_rv, pages = await self._list_pages(rv, limit if failed_page <= 1 else None)
         if pages > 1 and rv == "0":
             self._paginated_result = True
-        self._apply(items, list_rv)
+        await self._apply(items, list_rv)
         self._log.info(
             "list.done",
             count=len(items),

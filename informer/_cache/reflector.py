@@ -77,6 +77,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, Protocol
 
 import anyio
+import anyio.lowlevel
 import structlog
 from anyio.abc import TaskStatus
 
@@ -110,6 +111,9 @@ class ReflectorStore(Protocol):
     """The subset of a store the Reflector writes to (``DeltaFIFO`` satisfies it).
 
     The methods are plain (they must not await). ``replace`` takes ownership of the list.
+    A store may also offer ``replace_steps(objs, resource_version)``, ``replace`` as an
+    iterator the Reflector drives to its end with a checkpoint at each pause
+    (``DeltaFIFO.replace_steps``).
     Objects are shared: the store must not mutate them.
     """
 
@@ -315,9 +319,21 @@ class Reflector:
             return ""
         return self._last_rv or "0"
 
-    def _apply_sync(self, items: list[Obj], rv: str) -> None:
-        """Hand a complete state to the store and record it as synced at ``rv``."""
-        self._store.replace(items, rv)
+    async def _apply_sync(self, items: list[Obj], rv: str) -> None:
+        """Hand a complete state to the store and record it as synced at ``rv``.
+
+        A store with ``replace_steps`` (the ``DeltaFIFO``) takes it in steps, with a
+        checkpoint between them (a first list of 100,000 objects held the loop ~200 ms
+        in one ``replace``: bench/RESULTS.md, "Scaling curve"); nothing else is written to
+        the store meanwhile (this task is its only producer besides resync, which has
+        nothing to queue before the first list).
+        """
+        steps = getattr(self._store, "replace_steps", None)
+        if steps is None:
+            self._store.replace(items, rv)
+        else:
+            for _ in steps(items, rv):
+                await anyio.lowlevel.checkpoint()
         self._last_rv = rv
         self._recovery.rv_unavailable = False
         self.stats.syncs += 1
@@ -416,7 +432,7 @@ class Reflector:
                 rv=self._last_rv,
             )
             self._in_initial_events = False
-            self._apply_sync(items, end_rv)
+            await self._apply_sync(items, end_rv)
             self._log.info(
                 "watch_list.synced",
                 count=len(items),

@@ -153,9 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument(
         "--watch-list",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="sync caches with a watch-list stream (sendInitialEvents), falling back to "
-        "list+watch on servers without it (default: on, as in client-go 1.35+)",
+        "list+watch on servers without it (default: off: a list from the watch cache "
+        "syncs 1.4-2x faster and costs the API server a quarter to a half of the CPU, "
+        "bench/RESULTS.md; client-go 1.35+ defaults to watch-list)",
     )
     ctl.add_argument(
         "--share-strings",
