@@ -240,6 +240,16 @@ async def request_json(
     elif content_type is None:
         content_type = "application/json"
     data = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
+
+    def not_json(exc: orjson.JSONDecodeError) -> ApiError:
+        return ApiError(
+            f"{method} {path}: the answer is not JSON ({exc}): {raw[:200]!r}",
+            status=status,
+            verb=verb,
+            resource=resource,
+            namespace=namespace,
+        )
+
     async with _open(
         api_client,
         method,
@@ -264,13 +274,7 @@ async def request_json(
                 try:
                     decoded = await decode_chunks(_body_chunks(response, address, raw))
                 except orjson.JSONDecodeError as exc:
-                    raise ApiError(
-                        f"{method} {path}: the answer is not JSON ({exc}): {raw[:200]!r}",
-                        status=status,
-                        verb=verb,
-                        resource=resource,
-                        namespace=namespace,
-                    ) from exc
+                    raise not_json(exc) from exc
                 finally:
                     if not response.content.at_eof():
                         response.close()  # abandoned halfway: the connection is not reused
@@ -282,13 +286,7 @@ async def request_json(
             if inspect.isawaitable(decoded):
                 decoded = await decoded
         except orjson.JSONDecodeError as exc:
-            raise ApiError(
-                f"{method} {path}: the answer is not JSON ({exc}): {raw[:200]!r}",
-                status=status,
-                verb=verb,
-                resource=resource,
-                namespace=namespace,
-            ) from exc
+            raise not_json(exc) from exc
     if not isinstance(decoded, dict):
         raise ApiError(
             f"{method} {path}: the answer is not a JSON object: {raw[:200]!r}",
