@@ -123,7 +123,7 @@ class Membership:
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
-        release_timeout: float = 1.0,
+        release_timeout: float = 2.0,
         on_change: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
