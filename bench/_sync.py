@@ -248,7 +248,7 @@ async def run_sync(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
         "part of every figure). 'vs client-go' = seconds / the fastest client-go mode's "
         "(lower is better). Peak RSS is the process's; 'cache RSS' is the RSS added by the "
         "synced cache (after a GC). --gc-freeze: gc.disable() during the initial list, then "
-        "gc.collect() + gc.freeze() (not counted: it runs after has_synced). "
+        "gc.freeze() without a collection (since the scaling-curve run; not counted). "
         "metadata-only rows list/watch PartialObjectMetadata: less data, not in the targets."
     )
     notes.extend(target_lines)

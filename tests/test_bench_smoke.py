@@ -161,7 +161,7 @@ def test_every_benchmark_runs_and_ours_is_near_the_floor(tmp_path: Path) -> None
 
 @pytest.mark.timeout(120)
 def test_the_scaling_curve_runs_at_a_tiny_size(tmp_path: Path) -> None:
-    """``bench scale`` (not in the default set): both kube-informer rows at two sizes, the
+    """``bench scale`` (not in the default set): the three kube-informer rows at two sizes, the
     data set grown in place, a projection row and the stall figures in the table."""
     if not os.environ.get("KUBEBUILDER_ASSETS"):
         pytest.skip("KUBEBUILDER_ASSETS is not set (conftest sets it when it can)")
@@ -171,7 +171,7 @@ def test_the_scaling_curve_runs_at_a_tiny_size(tmp_path: Path) -> None:
     _assert_all_ok(data, {"ours"})
     rows = {(r["case"], r["client"]) for r in data["rows"]}
     assert {case for case, _ in rows} == {"200 ConfigMaps", "400 ConfigMaps"}
-    assert len(rows) == 4
+    assert len(rows) == 6
     assert "### Scaling curve (initial sync, ConfigMaps)" in proc.stdout
     assert "1,000,000 (projection)" in proc.stdout
     assert "longest stall (CPU, including the post-sync GC step)" in proc.stdout

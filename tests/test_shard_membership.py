@@ -169,6 +169,32 @@ async def test_join_barrier_release_and_collection(api_client: Any, namespace: s
         assert a.handoff.rebalances == 2
 
 
+async def test_release_after_a_renewal_it_did_not_see_still_releases(
+    api_client: Any, namespace: str
+) -> None:
+    """A renewal cancelled in flight may have been applied by the server: the release's
+    PUT at the older resourceVersion gets a 409; the Lease is read again and, still
+    ours, released (before: ``shard.release_failed`` and a Lease left to expire)."""
+    a = Member(api_client, namespace, "a")
+    async with members(a):
+        await wait_until(lambda: a.cleared("a"))
+        name = lease_name(GROUP, "a")
+        # Someone (our own renewal, applied after we stopped waiting for it) changed it.
+        await request_json(
+            api_client,
+            "PATCH",
+            leases_path(namespace, name),
+            body={"metadata": {"annotations": {"test/touched": "1"}}},
+        )
+        a.scope.cancel()  # its cached Lease (resourceVersion) is now stale
+        with anyio.fail_after(5):
+            await a.done.wait()
+    assert a.error is None and a.work_cancelled
+    released = await get_lease(api_client, namespace, "a")
+    assert released["spec"]["holderIdentity"] == ""
+    assert released["metadata"]["annotations"]["test/touched"] == "1"
+
+
 async def test_a_deleted_lease_lapses_the_member(api_client: Any, namespace: str) -> None:
     a = Member(api_client, namespace, "a")
     async with members(a):

@@ -123,7 +123,7 @@ class Membership:
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
-        release_timeout: float = 1.0,
+        release_timeout: float = 2.0,
         on_change: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -427,22 +427,38 @@ class Membership:
         self._seen.pop(record.name, None)
 
     async def _release(self) -> None:
-        """Give our Lease up (empty holder) once the work stopped; never raises."""
+        """Give our Lease up (empty holder) once the work stopped; never raises.
+
+        A renewal cancelled in flight may have been applied: on a 409 the Lease is read
+        again and released at its new resourceVersion if it is still ours (as the leader
+        elector does), all within ``release_timeout``."""
         lease, self._lease = self._lease, None
         if lease is None:
             return
-        body = copy.deepcopy(lease)
-        body.get("metadata", {}).pop("managedFields", None)
-        spec = body.setdefault("spec", {})
-        spec["holderIdentity"] = ""
-        spec["leaseDurationSeconds"] = 1
-        spec["renewTime"] = micro_time()
         self.members = None
         try:
             with anyio.fail_after(self.release_timeout):
-                await self._request(
-                    "PUT", body, path=self.lease_name, read_timeout=self.release_timeout
-                )
+                for _ in range(2):
+                    body = copy.deepcopy(lease)
+                    body.get("metadata", {}).pop("managedFields", None)
+                    spec = body.setdefault("spec", {})
+                    spec["holderIdentity"] = ""
+                    spec["leaseDurationSeconds"] = 1
+                    spec["renewTime"] = micro_time()
+                    try:
+                        await self._request(
+                            "PUT", body, path=self.lease_name, read_timeout=self.release_timeout
+                        )
+                        break
+                    except Conflict:
+                        lease = await self._request(
+                            "GET", None, path=self.lease_name, read_timeout=self.release_timeout
+                        )
+                        holder = (lease.get("spec") or {}).get("holderIdentity") or ""
+                        if holder != self.identity:
+                            return
+                else:
+                    raise Conflict("the Lease kept changing under the release")
         except (InformerError, TimeoutError) as exc:
             self._log.warning("shard.release_failed", error=f"{type(exc).__name__}: {exc}")
             return
@@ -451,7 +467,7 @@ class Membership:
     # -- helpers ----------------------------------------------------------------------------
 
     async def _request(
-        self, method: str, body: Obj, *, path: str | None, read_timeout: float
+        self, method: str, body: Obj | None, *, path: str | None, read_timeout: float
     ) -> Obj:
         return await request_json(
             self.api_client,
