@@ -44,7 +44,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final, NoReturn
 
@@ -78,6 +78,7 @@ from ._kubeconfig import check_kubeconfig, resolve_config, token_file
 from ._types import Obj
 
 __all__ = [
+    "BODY_CHUNK_BYTES",
     "CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
     "PATCH_TYPES",
@@ -105,6 +106,10 @@ The API server answers a watch's headers as soon as the watch is set up; its bod
 then stay silent for minutes (the stream's read timeout). Without this bound a server
 that accepted the request but never answers would hold the open for the whole read
 timeout (5 to 10 minutes for a watch) instead of letting the reflector retry."""
+
+BODY_CHUNK_BYTES: Final = 64 * 1024
+"""The largest chunk :func:`request_json` hands its ``decode_chunks`` at a time (so that
+decoding one never holds the loop for long)."""
 
 _MAX_ERROR_BODY: Final = 1 << 20
 """An error response body beyond this many bytes is not kept (nor decoded), whether its
@@ -197,6 +202,7 @@ async def request_json(
     read_timeout: float | None = DEFAULT_READ_TIMEOUT,
     accept: str = "application/json",
     decode: Callable[[bytes], Any] = orjson.loads,
+    decode_chunks: Callable[[AsyncIterator[bytes]], Awaitable[Any]] | None = None,
 ) -> Obj:
     """Send one request and return the decoded JSON object of the answer.
 
@@ -215,6 +221,11 @@ async def request_json(
     replacement raises ``orjson.JSONDecodeError`` for bytes that are not JSON, as it
     does; anything else it raises propagates); when it returns an awaitable (a coroutine
     function: a long decode that yields to the loop), its result is awaited.
+    ``decode_chunks``, when given, replaces ``decode`` and the whole read: it is awaited
+    with the body's bytes as they arrive (chunks of at most :data:`BODY_CHUNK_BYTES`; a
+    read fails as the whole read would, a broken or silent connection as
+    ``ConnectionFailed``), and must consume them to their end (or raise; the connection
+    is then closed, not reused).
 
     Raises the :class:`~informer.ApiError` subclass of an HTTP failure,
     :class:`~informer.ConnectionFailed` when the server cannot be reached or the
@@ -229,6 +240,16 @@ async def request_json(
     elif content_type is None:
         content_type = "application/json"
     data = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
+
+    def not_json(exc: orjson.JSONDecodeError) -> ApiError:
+        return ApiError(
+            f"{method} {path}: the answer is not JSON ({exc}): {raw[:200]!r}",
+            status=status,
+            verb=verb,
+            resource=resource,
+            namespace=namespace,
+        )
+
     async with _open(
         api_client,
         method,
@@ -242,31 +263,54 @@ async def request_json(
         read_timeout=read_timeout,
         accept=accept,
     ) as (response, address):
-        with _map_transport_errors(address):
-            raw = await response.read()
+        status = response.status
+        if decode_chunks is None:
+            with _map_transport_errors(address):
+                raw = await response.read()
+        else:
+            with _map_transport_errors(address):
+                raw = await response.content.read(BODY_CHUNK_BYTES)
+            if raw:
+                try:
+                    decoded = await decode_chunks(_body_chunks(response, address, raw))
+                except orjson.JSONDecodeError as exc:
+                    raise not_json(exc) from exc
+                finally:
+                    if not response.content.at_eof():
+                        response.close()  # abandoned halfway: the connection is not reused
     if not raw:
         return {}
-    try:
-        decoded = decode(raw)
-        if inspect.isawaitable(decoded):
-            decoded = await decoded
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(
-            f"{method} {path}: the answer is not JSON ({exc}): {raw[:200]!r}",
-            status=response.status,
-            verb=verb,
-            resource=resource,
-            namespace=namespace,
-        ) from exc
+    if decode_chunks is None:
+        try:
+            decoded = decode(raw)
+            if inspect.isawaitable(decoded):
+                decoded = await decoded
+        except orjson.JSONDecodeError as exc:
+            raise not_json(exc) from exc
     if not isinstance(decoded, dict):
         raise ApiError(
             f"{method} {path}: the answer is not a JSON object: {raw[:200]!r}",
-            status=response.status,
+            status=status,
             verb=verb,
             resource=resource,
             namespace=namespace,
         )
     return decoded
+
+
+async def _body_chunks(
+    response: aiohttp.ClientResponse, address: str, first: bytes
+) -> AsyncIterator[bytes]:
+    """``first``, then the rest of the body in chunks of at most :data:`BODY_CHUNK_BYTES`
+    (transport failures as ``ConnectionFailed``)."""
+    yield first
+    read = response.content.read
+    while True:
+        with _map_transport_errors(address):
+            chunk = await read(BODY_CHUNK_BYTES)
+        if not chunk:
+            return
+        yield chunk
 
 
 class ResponseStream:

@@ -1,6 +1,8 @@
 """Lists decoded item by item against the real API server: the bytes it writes for
 built-in kinds, custom resources and PartialObjectMetadataList are cut item by item (no
-fallback to a whole decode) into what a whole decode gives."""
+fallback to a whole decode) into what a whole decode gives; built-in kinds' and
+metadata-only lists while the body streams in, custom resources' once it is in (their
+List's kind follows the items)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,28 @@ def whole_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return real(raw, prepare, envelope, each, done)
 
     monkeypatch.setattr(list_decode, "_whole", whole)
+    real_rest = list_decode.ListStreamDecoder._whole_rest
+
+    def whole_rest(self: list_decode.ListStreamDecoder) -> Any:
+        calls.append(len(self._items))
+        return real_rest(self)
+
+    monkeypatch.setattr(list_decode.ListStreamDecoder, "_whole_rest", whole_rest)
     return calls
+
+
+@pytest.fixture
+def buffered(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Bodies buffered whole by the streaming decoder (their size), not streamed."""
+    sizes: list[int] = []
+    real = list_decode._decode_steps
+
+    def steps(raw: bytes, prepare: Any) -> Any:
+        sizes.append(len(raw))
+        return real(raw, prepare)
+
+    monkeypatch.setattr(list_decode, "_decode_steps", steps)
+    return sizes
 
 
 def labels(i: int) -> dict[str, str]:
@@ -138,7 +161,9 @@ async def assert_itemwise_is_whole(lw: ApiListerWatcher, *, pages: int) -> None:
             assert n == pages
 
 
-async def test_built_in_kinds(api_client: Any, namespace: str, whole_decodes: list[int]) -> None:
+async def test_built_in_kinds(
+    api_client: Any, namespace: str, whole_decodes: list[int], buffered: list[int]
+) -> None:
     await create_all(api_client, DEPLOYMENTS, namespace, [deployment(i) for i in range(5)])
     await create_all(api_client, STATEFULSETS, namespace, [statefulset(i) for i in range(5)])
     await create_all(
@@ -158,9 +183,12 @@ async def test_built_in_kinds(api_client: Any, namespace: str, whole_decodes: li
             ApiListerWatcher(api_client, resource, namespace=namespace, metadata_only=True), pages=3
         )
     assert whole_decodes == []
+    assert buffered == []  # streamed
 
 
-async def test_custom_resources(api_client: Any, namespace: str, whole_decodes: list[int]) -> None:
+async def test_custom_resources(
+    api_client: Any, namespace: str, whole_decodes: list[int], buffered: list[int]
+) -> None:
     async with widgets(api_client, namespace) as resource:
         await create_all(api_client, resource, namespace, [widget(resource, i) for i in range(5)])
         for i in range(5):  # a second manager: two managedFields entries
@@ -179,3 +207,5 @@ async def test_custom_resources(api_client: Any, namespace: str, whole_decodes: 
             ApiListerWatcher(api_client, resource, namespace=namespace, metadata_only=True), pages=3
         )
     assert whole_decodes == []
+    # whole objects buffered (3 pages of 2, 1 at "0"); PartialObjectMetadataList streams
+    assert len(buffered) == 3 + 1

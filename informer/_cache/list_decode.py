@@ -30,11 +30,17 @@ the function each item goes through, in order, as soon as it is decoded (its res
 replaces the item), or ``None`` to keep the items as decoded. An exception from that
 function propagates at once (the page is lost, as when a transform fails on a whole
 page).
+
+Streaming (:class:`ListStreamDecoder`, :func:`decode_list_chunks`; the list path of
+``ApiListerWatcher``): the same cuts and proofs, made while the body arrives, so that
+the decode overlaps the API server's encoding and sending (~45% of a large sync's wall
+time, bench/RESULTS.md "Round 2 sync and throughput") and the whole raw body of a
+built-in kind's List is never held.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import AsyncIterable, Callable, Generator
 from typing import Any, Final, TypeAlias
 
 import anyio.lowlevel
@@ -46,9 +52,11 @@ __all__ = [
     "MAX_FALSE_CUTS",
     "YIELD_EVERY_BYTES",
     "ItemFunc",
+    "ListStreamDecoder",
     "Prepare",
     "decode_list",
     "decode_list_async",
+    "decode_list_chunks",
 ]
 
 ItemFunc: TypeAlias = Callable[[Obj], Obj]
@@ -236,3 +244,231 @@ def _whole(
         rest = [each(obj) for obj in rest]
     page["items"] = done + rest if done else rest
     return page
+
+
+# ------------------------------------------------------------------ streaming decode
+
+
+async def decode_list_chunks(chunks: AsyncIterable[bytes], prepare: Prepare) -> Any:
+    """:func:`decode_list_async` of the concatenation of ``chunks``, decoding the items
+    while the chunks arrive (:class:`ListStreamDecoder`).
+
+    Why: a List's body streams in over seconds (the API server encodes as it sends);
+    decoding only after its last byte adds the whole decode to the sync's wall time, and
+    holds the whole raw body. Yields to the loop after every chunk (the reader bounds a
+    chunk to :data:`YIELD_EVERY_BYTES`) and while a buffered body is decoded at the end.
+    """
+    decoder = ListStreamDecoder(prepare)
+    checkpoint = anyio.lowlevel.checkpoint
+    async for chunk in chunks:
+        decoder.feed(chunk)
+        await checkpoint()
+    steps = decoder.finish()
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        await checkpoint()
+
+
+_HEAD: Final = 0  # buffering the whole body until "items":[ is found
+_STREAM: Final = 1  # Go struct layout: items decoded as they arrive
+_BUFFER: Final = 2  # another layout: the whole body is buffered, decoded at the end
+
+
+class ListStreamDecoder:
+    """:func:`decode_list`, fed the body in chunks: the items are decoded and prepared
+    (in order, each once) as soon as their bytes are in.
+
+    :meth:`feed` each chunk as it arrives, then :meth:`finish` (a generator pausing as
+    :func:`decode_list_async`'s steps do; its return value is the page, what
+    ``decode_list(b"".join(chunks), prepare)`` returns). Not reusable.
+
+    Items stream for the Go struct layout (built-in kinds: ``kind``, ``apiVersion`` and
+    ``metadata`` all *before* ``"items":[``), proved as :func:`decode_list` proves it (the
+    head, closed by ``]}``, decodes to exactly those four keys); ``prepare`` is called
+    then, once. The unstructured layout (custom resources: ``kind`` and ``metadata``
+    after the items, unknown until the end) and any other head buffer the whole body and
+    decode it at the end with :func:`decode_list`'s steps. When something unexpected
+    shows once items were decoded (whitespace between items, more than
+    :data:`MAX_FALSE_CUTS` false cuts, a first item that is not an object, a tail other
+    than ``]}``), the rest of the body is buffered and decoded at the end as a whole
+    document in which each item already decoded stands as ``0`` (the head is kept for
+    that): the same result, the memory benefit lost for the rest. Otherwise it holds
+    the head and the bytes of at most one partly received item (plus one chunk).
+    """
+
+    __slots__ = (
+        "_buf",
+        "_each",
+        "_envelope",
+        "_false_cuts",
+        "_head",
+        "_items",
+        "_prepare",
+        "_rest",
+        "_scan",
+        "_sep",
+        "_state",
+    )
+
+    def __init__(self, prepare: Prepare) -> None:
+        self._prepare = prepare
+        self._state = _HEAD
+        self._buf = bytearray()  # _HEAD, _BUFFER: the whole body; _STREAM: from the
+        # first byte not decoded yet
+        self._head = b""  # _STREAM: the body up to and including "items":[
+        self._envelope: Obj = {}
+        self._each: ItemFunc | None = None
+        self._items: list[Obj] = []
+        self._sep = b""  # _STREAM: the separator, once known
+        self._rest = False  # _STREAM: buffer the rest, decode it whole at the end
+        self._scan = 0  # where the next search (for "items":[ or a separator) starts
+        self._false_cuts = 0  # candidates refuted inside the current item
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next bytes of the body; decode and prepare every item now complete.
+
+        An exception from ``prepare`` or the item function propagates (the decoder is
+        then unusable).
+        """
+        self._buf += chunk
+        if self._state == _HEAD:
+            self._read_head()
+        if self._state == _STREAM and not self._rest:
+            if not self._sep:
+                self._find_separator()
+            if self._sep:
+                self._decode_items()
+
+    def finish(self) -> Generator[None, None, Any]:
+        """The page, once the whole body was fed (see the class docstring). Raises
+        ``orjson.JSONDecodeError`` when the body is not JSON."""
+        buf = self._buf
+        if self._state != _STREAM:
+            return (yield from _decode_steps(bytes(buf), self._prepare))
+        stop = len(buf)
+        while stop > 0 and buf[stop - 1] in _WHITESPACE:
+            stop -= 1
+        envelope = self._envelope
+        if not self._rest and buf.endswith(b"]}", 0, stop):
+            if stop == 2 and not self._items:  # an empty items array
+                envelope["items"] = self._items
+                return envelope
+            if self._sep:
+                try:
+                    obj = orjson.loads(buf[: stop - 2])  # the last item
+                except orjson.JSONDecodeError:
+                    obj = None
+                if type(obj) is dict:
+                    each = self._each
+                    self._items.append(obj if each is None else each(obj))
+                    envelope["items"] = self._items
+                    return envelope
+        return self._whole_rest()
+
+    # ------------------------------------------------------------------ internals
+
+    def _read_head(self) -> None:
+        """Find ``"items":[`` and decide the layout (-> _STREAM or _BUFFER)."""
+        buf = self._buf
+        at = buf.find(_ITEMS, max(0, self._scan - len(_ITEMS) + 1))
+        if at < 0:
+            self._scan = len(buf)
+            return
+        start = at + len(_ITEMS)
+        try:
+            envelope = orjson.loads(buf[:start] + b"]}")
+        except orjson.JSONDecodeError:
+            envelope = None
+        # Valid with the items array closed at once: this "items":[ is the top level's.
+        if type(envelope) is not dict or envelope.keys() != _LIST_KEYS:
+            self._state = _BUFFER  # the unstructured layout (kind after items), or other
+            return
+        self._head = bytes(buf[:start])
+        del buf[:start]
+        self._envelope = envelope
+        self._each = self._prepare(envelope)
+        self._state = _STREAM
+        self._scan = 0
+
+    def _find_separator(self) -> None:
+        """Set ``_sep`` from the first item's bytes once they are in, or ``_rest``."""
+        buf = self._buf
+        if not buf or buf[0] == 0x5D:  # "]": an empty items array, finish() checks it
+            return
+        if not b'{"'.startswith(bytes(buf[:2])):
+            self._rest = True  # whitespace, or an item that is not an object
+            return
+        limit = min(len(buf), _MAX_PREFIX)
+        first = buf.find(b'":', 2, limit)
+        if limit < _MAX_PREFIX and (first < 0 or buf.find(b'":', first + 2, limit) < 0):
+            return  # wait for the second key (decode_list searches _MAX_PREFIX bytes)
+        sep = _separator(bytes(buf[:limit]), 0, limit)
+        if sep is None:
+            self._rest = True
+        else:
+            self._sep = sep
+
+    def _decode_items(self) -> None:
+        buf = self._buf
+        sep = self._sep
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        each = self._each
+        append = self._items.append
+        find = buf.find
+        pos = 0
+        scan = self._scan
+        while True:
+            cut = find(sep, scan)
+            if cut < 0:
+                break
+            try:
+                obj = loads(buf[pos : cut + 1])
+            except decode_error:
+                self._false_cuts += 1
+                if self._false_cuts > MAX_FALSE_CUTS:
+                    self._rest = True
+                    break
+                scan = cut + 1
+                continue
+            if type(obj) is not dict:
+                self._rest = True
+                break
+            append(obj if each is None else each(obj))
+            self._false_cuts = 0
+            pos = scan = cut + 2
+        if pos:
+            del buf[:pos]
+            scan -= pos
+        self._scan = max(scan, len(buf) - len(sep) + 1, 0)
+
+    def _whole_rest(self) -> Any:
+        """Decode the head, a ``0`` for each item decoded, and the rest, as one document;
+        the decoded items take their places (as :func:`_whole` does)."""
+        done = self._items
+        count = len(done)
+        page = orjson.loads(self._head + _PLACEHOLDER * count + self._buf)
+        if type(page) is not dict:
+            return page
+        items = page.get("items")
+        if type(items) is not list:
+            return page
+        envelope, each = self._envelope, self._each
+        placed = len(items) >= count and all(type(x) is int and x == 0 for x in items[:count])
+        if not placed:  # another "items" array won (a repeated key): decoded ones are lost
+            done, count = [], 0
+        if not placed or any(page.get(k) != envelope.get(k) for k in _PREPARE_KEYS):
+            each = self._prepare(page)
+            if done and each is not None:
+                done = [each(obj) for obj in done]  # prepared twice: bytes no server writes
+        rest = items[count:]
+        if each is not None:
+            rest = [each(obj) for obj in rest]
+        page["items"] = done + rest if done else rest
+        return page
+
+
+_PLACEHOLDER: Final = b"0,"

@@ -25,7 +25,7 @@ Contract shared by every implementation:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
@@ -37,7 +37,7 @@ from .._exceptions import ApiError, WatchDecodeError, WatchEventTooLarge
 from .._kube import DEFAULT_READ_TIMEOUT, ApiClient, ResponseStream, request_json, stream_request
 from .._resource import Resource
 from .._types import Obj, WatchEvent
-from .list_decode import Prepare, decode_list_async
+from .list_decode import Prepare, decode_list_chunks
 from .metadata import MetadataEvents, MetadataShape
 
 __all__ = ["MAX_WATCH_EVENT_BYTES", "ApiListerWatcher", "ItemwiseLister", "ListerWatcher"]
@@ -92,6 +92,7 @@ class ItemwiseLister(Protocol):
 
 
 _Query: TypeAlias = list[tuple[str, str | int | bool]]
+_Decode: TypeAlias = Callable[[AsyncIterator[bytes]], Awaitable[Any]] | None
 
 WATCH_READ_SLACK: Final = 30.0
 """Seconds added to ``timeoutSeconds`` before a silent watch connection counts as dead."""
@@ -220,10 +221,11 @@ class ApiListerWatcher:
         prepare: Prepare | None,
     ) -> Obj:
         """:meth:`list`, each item going through ``prepare``'s function as soon as it is
-        decoded (:func:`~informer._cache.list_decode.decode_list_async`), so that what it
-        drops is never alive for the whole page at once; the decode yields to the loop as
-        it goes. An exception from that function propagates (the page is lost). The
-        Reflector's list sync uses it (:class:`ItemwiseLister`)."""
+        decoded (:func:`~informer._cache.list_decode.decode_list_chunks`), so that what it
+        drops is never alive for the whole page at once; the items are decoded while the
+        body streams in (the whole raw body is never held, for built-in kinds), yielding
+        to the loop as it goes. An exception from that function propagates (the page is
+        lost). The Reflector's list sync uses it (:class:`ItemwiseLister`)."""
         query: _Query = [*self._selectors]
         if limit:
             query.append(("limit", limit))
@@ -236,9 +238,7 @@ class ApiListerWatcher:
         shape = self._metadata
         if shape is not None:
             prepare = shape.prepare(prepare)
-        decode: Callable[[bytes], Any] = (
-            orjson.loads if prepare is None else partial(decode_list_async, prepare=prepare)
-        )
+        decode: _Decode = None if prepare is None else partial(decode_list_chunks, prepare=prepare)
         if shape is None:
             return await self._list(query, "application/json", decode)
         try:
@@ -249,7 +249,7 @@ class ApiListerWatcher:
             shape.refuse(exc.message)
             return await self._list(query, shape.list_accept(), decode)
 
-    async def _list(self, query: _Query, accept: str, decode: Callable[[bytes], Any]) -> Obj:
+    async def _list(self, query: _Query, accept: str, decode: _Decode) -> Obj:
         return await request_json(
             self._api_client,
             "GET",
@@ -260,7 +260,7 @@ class ApiListerWatcher:
             namespace=self.namespace,
             read_timeout=self._request_timeout,
             accept=accept,
-            decode=decode,
+            decode_chunks=decode,
         )
 
     def watch(
