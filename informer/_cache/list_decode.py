@@ -104,7 +104,11 @@ async def decode_list_async(raw: bytes, prepare: Prepare) -> Any:
     renewals. The result is the same; a page that falls back to a whole decode still
     decodes the rest in one call.
     """
-    steps = _decode_steps(raw, prepare)
+    return await _run_steps(_decode_steps(raw, prepare))
+
+
+async def _run_steps(steps: Generator[None, None, Any]) -> Any:
+    """Drive a decoding generator to its return value, with a checkpoint at each pause."""
     checkpoint = anyio.lowlevel.checkpoint
     while True:
         try:
@@ -263,13 +267,7 @@ async def decode_list_chunks(chunks: AsyncIterable[bytes], prepare: Prepare) -> 
     async for chunk in chunks:
         decoder.feed(chunk)
         await checkpoint()
-    steps = decoder.finish()
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
-        await checkpoint()
+    return await _run_steps(decoder.finish())
 
 
 _HEAD: Final = 0  # buffering the whole body until "items":[ is found
