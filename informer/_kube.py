@@ -41,7 +41,6 @@ server address. Both are chained to the transport exception with ``raise ... fro
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -219,8 +218,7 @@ async def request_json(
     parameters); the answer must still be JSON. An empty answer (204) returns ``{}``.
     ``decode`` turns the body's bytes into the object (default ``orjson.loads``; a
     replacement raises ``orjson.JSONDecodeError`` for bytes that are not JSON, as it
-    does; anything else it raises propagates); when it returns an awaitable (a coroutine
-    function: a long decode that yields to the loop), its result is awaited.
+    does; anything else it raises propagates).
     ``decode_chunks``, when given, replaces ``decode`` and the whole read: it is awaited
     with the body's bytes as they arrive (chunks of at most :data:`BODY_CHUNK_BYTES`; a
     read fails as the whole read would, a broken or silent connection as
@@ -283,8 +281,6 @@ async def request_json(
     if decode_chunks is None:
         try:
             decoded = decode(raw)
-            if inspect.isawaitable(decoded):
-                decoded = await decoded
         except orjson.JSONDecodeError as exc:
             raise not_json(exc) from exc
     if not isinstance(decoded, dict):

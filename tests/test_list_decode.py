@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -324,21 +324,26 @@ def test_random_lists(seed: int, whole_decodes: list[int]) -> None:
     assert whole_decodes.count(0) < 2  # some random items hold "},{...": cut all the same
 
 
+async def one_chunk(raw: bytes) -> AsyncIterator[bytes]:
+    yield raw
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("raw", CASES.values(), ids=CASES.keys())
-async def test_the_async_decode_gives_the_same_page(raw: bytes) -> None:
+async def test_the_chunked_decode_of_one_chunk_gives_the_same_page(raw: bytes) -> None:
     sync, asynchronous = Recorder(), Recorder()
     with anyio.fail_after(10):
-        page = await list_decode.decode_list_async(raw, asynchronous)
+        page = await list_decode.decode_list_chunks(one_chunk(raw), asynchronous)
     assert page == decode_list(raw, sync)
     assert asynchronous.items == sync.items
 
 
 @pytest.mark.anyio
-async def test_the_async_decode_lets_other_tasks_run_as_it_goes() -> None:
-    """A page of ~2.3 MiB of items: another task runs between every 64 KiB decoded (the
-    first list of a big cache is one page; decoded in one call it held the loop)."""
-    raw = typed_list([deployment(i) for i in range(5000)])
+async def test_a_buffered_decode_lets_other_tasks_run_as_it_goes() -> None:
+    """A custom resources' page of ~2.3 MiB of items, buffered whole (its kind follows
+    the items): another task runs between every 64 KiB decoded (the first list of a big
+    cache is one page; decoded in one call it held the loop)."""
+    raw = unstructured_list([deployment(i) for i in range(5000)])
     assert len(raw) > 30 * list_decode.YIELD_EVERY_BYTES
     prepare = Recorder()
     seen: list[int] = []  # items prepared so far, each time the other task ran
@@ -352,7 +357,7 @@ async def test_the_async_decode_lets_other_tasks_run_as_it_goes() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             await anyio.lowlevel.checkpoint()  # let it start
-            page = await list_decode.decode_list_async(raw, prepare)
+            page = await list_decode.decode_list_chunks(one_chunk(raw), prepare)
             tg.cancel_scope.cancel()
     assert len(page["items"]) == 5000
     progress = sorted(set(seen))

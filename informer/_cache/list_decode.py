@@ -55,7 +55,6 @@ __all__ = [
     "ListStreamDecoder",
     "Prepare",
     "decode_list",
-    "decode_list_async",
     "decode_list_chunks",
 ]
 
@@ -69,8 +68,11 @@ MAX_FALSE_CUTS: Final = 16
 """Candidate boundaries inside one item tried before the rest is decoded whole."""
 
 YIELD_EVERY_BYTES: Final = 64 * 1024
-"""Bytes of items :func:`decode_list_async` decodes between two yields to the loop
-(~0.2-1 ms of work; each yield costs a few microseconds)."""
+"""Bytes of items a buffered List's decode (:func:`decode_list_chunks`, at the end)
+decodes between two yields to the loop (~0.2-1 ms of work; each yield costs a few
+microseconds). The first list (``resourceVersion=0``) comes from the watch cache in one
+page whatever ``limit`` says; decoded in one call, 100,000 ConfigMaps held the loop for
+~450 ms (bench/RESULTS.md, "Scaling curve"), long enough to miss probes and leases."""
 
 _ITEMS: Final = b'"items":['
 _WHITESPACE: Final = b" \t\r\n"
@@ -92,19 +94,6 @@ def decode_list(raw: bytes, prepare: Prepare) -> Any:
             next(steps)
     except StopIteration as done:
         return done.value
-
-
-async def decode_list_async(raw: bytes, prepare: Prepare) -> Any:
-    """:func:`decode_list`, yielding to the event loop after every
-    :data:`YIELD_EVERY_BYTES` of items decoded.
-
-    Why: the first list (``resourceVersion=0``) comes from the watch cache in one page
-    whatever ``limit`` says; decoded in one call, 100,000 ConfigMaps held the loop for
-    ~450 ms (bench/RESULTS.md, "Scaling curve"), long enough to miss probes and lease
-    renewals. The result is the same; a page that falls back to a whole decode still
-    decodes the rest in one call.
-    """
-    return await _run_steps(_decode_steps(raw, prepare))
 
 
 async def _run_steps(steps: Generator[None, None, Any]) -> Any:
@@ -254,8 +243,8 @@ def _whole(
 
 
 async def decode_list_chunks(chunks: AsyncIterable[bytes], prepare: Prepare) -> Any:
-    """:func:`decode_list_async` of the concatenation of ``chunks``, decoding the items
-    while the chunks arrive (:class:`ListStreamDecoder`).
+    """:func:`decode_list` of the concatenation of ``chunks``, decoding the items while
+    the chunks arrive (:class:`ListStreamDecoder`).
 
     Why: a List's body streams in over seconds (the API server encodes as it sends);
     decoding only after its last byte adds the whole decode to the sync's wall time, and
@@ -279,8 +268,8 @@ class ListStreamDecoder:
     """:func:`decode_list`, fed the body in chunks: the items are decoded and prepared
     (in order, each once) as soon as their bytes are in.
 
-    :meth:`feed` each chunk as it arrives, then :meth:`finish` (a generator pausing as
-    :func:`decode_list_async`'s steps do; its return value is the page, what
+    :meth:`feed` each chunk as it arrives, then :meth:`finish` (a generator pausing after
+    every :data:`YIELD_EVERY_BYTES` of items decoded; its return value is the page, what
     ``decode_list(b"".join(chunks), prepare)`` returns). Not reusable.
 
     Items stream for the Go struct layout (built-in kinds: ``kind``, ``apiVersion`` and
