@@ -17,7 +17,7 @@ import anyio
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import RawTestServer
+from fake_http import serving
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from informer import _kube as kube
@@ -75,13 +75,8 @@ class Server:
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
     fake = Server()
-    srv = RawTestServer(fake.dispatch, host="127.0.0.1")
-    await srv.start_server()
-    fake.url = str(srv.make_url("")).rstrip("/")
-    try:
+    async with serving(fake.dispatch) as fake.url:
         yield fake
-    finally:
-        await srv.close()
 
 
 @pytest.fixture

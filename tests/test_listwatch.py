@@ -17,7 +17,7 @@ import anyio.lowlevel
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import RawTestServer
+from fake_http import serving
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from informer._cache.listwatch import (
@@ -164,22 +164,14 @@ class FakeApiServer:
 @pytest.fixture
 async def server() -> AsyncIterator[FakeApiServer]:
     fake = FakeApiServer()
-    srv = RawTestServer(fake.dispatch, host="127.0.0.1")
-    await srv.start_server()
-    fake.url = str(srv.make_url("")).rstrip("/")
-    try:
+    async with serving(fake.dispatch) as fake.url:
         yield fake
-    finally:
-        await srv.close()
 
 
 @pytest.fixture
 async def api_client(server: FakeApiServer) -> AsyncIterator[ApiClient]:
-    client = ApiClient(configuration=Configuration(host=server.url))
-    try:
+    async with ApiClient(configuration=Configuration(host=server.url)) as client:
         yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import orjson
 import pytest
-from aiohttp.test_utils import RawTestServer
+from fake_http import serving
 from kubernetes_asyncio.client import ApiClient, Configuration
 from test_listwatch import FakeApiServer
 
@@ -27,22 +27,14 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def server() -> AsyncIterator[FakeApiServer]:
     fake = FakeApiServer()
-    srv = RawTestServer(fake.dispatch, host="127.0.0.1")
-    await srv.start_server()
-    fake.url = str(srv.make_url("")).rstrip("/")
-    try:
+    async with serving(fake.dispatch) as fake.url:
         yield fake
-    finally:
-        await srv.close()
 
 
 @pytest.fixture
 async def api_client(server: FakeApiServer) -> AsyncIterator[ApiClient]:
-    client = ApiClient(configuration=Configuration(host=server.url))
-    try:
+    async with ApiClient(configuration=Configuration(host=server.url)) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def page(n: int) -> Obj:

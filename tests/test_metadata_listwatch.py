@@ -3,8 +3,9 @@
 The real kube-apiserver always converts to ``PartialObjectMetadata`` (that path is tested
 end to end in ``test_metadata_informer.py``). A server that ignores the ``as=`` media
 types and sends whole objects (aggregated API servers, old servers), or refuses them with
-406, is emulated here by an ``aiohttp`` ``RawTestServer`` on 127.0.0.1: whatever the
-server did, the cache must hold the same metadata-only objects.
+406, is emulated here by an ``aiohttp`` ``RawTestServer`` on 127.0.0.1
+(``fake_http.serving``): whatever the server did, the cache must hold the same
+metadata-only objects.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import anyio
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import RawTestServer
+from fake_http import serving
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from informer import (
@@ -128,22 +129,14 @@ class MetadataServer:
 @pytest.fixture(params=MODES)
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[MetadataServer]:
     fake = MetadataServer(request.param)
-    srv = RawTestServer(fake.dispatch, host="127.0.0.1")
-    await srv.start_server()
-    fake.url = str(srv.make_url("")).rstrip("/")
-    try:
+    async with serving(fake.dispatch) as fake.url:
         yield fake
-    finally:
-        await srv.close()
 
 
 @pytest.fixture
 async def api_client(server: MetadataServer) -> AsyncIterator[ApiClient]:
-    client = ApiClient(configuration=Configuration(host=server.url))
-    try:
+    async with ApiClient(configuration=Configuration(host=server.url)) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def expected_accepts(mode: str, verbs: list[str]) -> list[tuple[str, str]]:
@@ -231,19 +224,13 @@ async def test_other_failures_are_not_retried_as_plain_json() -> None:
         body = {**NOT_ACCEPTABLE, "code": 403, "reason": "Forbidden", "message": "no"}
         return web.json_response(body, status=403)
 
-    srv = RawTestServer(forbid, host="127.0.0.1")
-    await srv.start_server()
-    client = ApiClient(configuration=Configuration(host=str(srv.make_url("")).rstrip("/")))
-    try:
+    async with serving(forbid) as url, ApiClient(configuration=Configuration(host=url)) as client:
         lw = ApiListerWatcher(client, CONFIGMAPS, namespace="ns", metadata_only=True)
         with pytest.raises(Forbidden):
             await lw.list()
         with pytest.raises(Forbidden):
             async with lw.watch():
                 pytest.fail("a watch answered 403 was opened")
-    finally:
-        await client.close()
-        await srv.close()
     assert accepts == [LIST_ACCEPT, WATCH_ACCEPT]
 
 
