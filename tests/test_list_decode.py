@@ -306,9 +306,8 @@ def random_value(rng: random.Random, depth: int) -> Any:
     return [random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_random_lists(seed: int, whole_decodes: list[int]) -> None:
-    rng = random.Random(seed)
+def random_items(rng: random.Random) -> list[Obj]:
+    """1-11 items named o0, o1... with random members (some hold "},{..." inside)."""
     items = []
     for i in range(rng.randrange(1, 12)):
         extra = random_value(rng, 2)
@@ -316,6 +315,13 @@ def test_random_lists(seed: int, whole_decodes: list[int]) -> None:
         for _ in range(rng.randrange(4)):
             item[rng.choice(["spec", "status", "data", "metadata2"])] = random_value(rng, 1)
         items.append(item)
+    return items
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_lists(seed: int, whole_decodes: list[int]) -> None:
+    rng = random.Random(seed)
+    items = random_items(rng)
     for raw in (typed_list(items), unstructured_list(items)):
         prepare = Recorder()
         page = decode_list(raw, prepare)

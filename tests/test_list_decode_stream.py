@@ -25,7 +25,7 @@ from test_list_decode import (
     odd_item,
     other_first_key,
     pretty,
-    random_value,
+    random_items,
     typed_list,
     unstructured_list,
 )
@@ -209,13 +209,7 @@ def test_not_an_object_is_returned_as_decoded(raw: bytes) -> None:
 @pytest.mark.parametrize("seed", range(30))
 def test_random_lists_random_chunks(seed: int) -> None:
     rng = random.Random(seed)
-    items = []
-    for i in range(rng.randrange(1, 12)):
-        extra = random_value(rng, 2)
-        item: Obj = {"metadata": {"name": f"o{i}", **(extra if type(extra) is dict else {})}}
-        for _ in range(rng.randrange(4)):
-            item[rng.choice(["spec", "status", "data", "metadata2"])] = random_value(rng, 1)
-        items.append(item)
+    items = random_items(rng)
     for raw in (typed_list(items), unstructured_list(items)):
         prepare = Recorder()
         assert run(random_sizes(raw, seed, rng.choice([3, 30, 300])), prepare) == expected(raw)
