@@ -97,6 +97,7 @@ class Output:
 
     def __init__(self) -> None:
         self.text = ""
+        self.ended = False
         self._changed = anyio.Event()
 
     async def pump(self, stream: anyio.abc.ByteReceiveStream) -> None:
@@ -104,10 +105,27 @@ class Output:
             self.text += chunk.decode(errors="replace")
             self._changed.set()
             self._changed = anyio.Event()
+        self.ended = True
+        self._changed.set()
 
     async def wait_for(self, marker: str) -> None:
+        """Until ``marker`` was printed; ``EOFError`` if the stream ends without it."""
         while marker not in self.text:
+            if self.ended:
+                raise EOFError(marker)
             await self._changed.wait()
+
+
+async def until_prompt(output: Output, errors: Output) -> None:
+    """Wait (DEMO_TIMEOUT) for the demo's prompt; failing, show what it printed."""
+    try:
+        with anyio.fail_after(DEMO_TIMEOUT):
+            await output.wait_for("press Ctrl-C")
+    except (TimeoutError, EOFError) as exc:
+        pytest.fail(
+            f"the demo did not reach its prompt ({type(exc).__name__}); stdout:\n"
+            f"{output.text[-4000:]}\nstderr:\n{errors.text[-4000:]}"
+        )
 
 
 async def run_cli(*args: str, kubeconfig: Path) -> str:
@@ -131,20 +149,19 @@ def web_hash(deployment: dict[str, Any]) -> str | None:
 async def test_demo_keeps_running_then_stops_on_sigint(tmp_path: Path) -> None:
     state_dir = tmp_path / "run"
     kubeconfig = state_dir / "kubeconfig"
-    output = Output()
+    output, errors = Output(), Output()
     process = await anyio.open_process(
         demo_argv(state_dir),
         cwd=str(ROOT),
         env=demo_env(),
         stdin=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
     try:
         async with anyio.create_task_group() as tg:
-            assert process.stdout is not None
+            assert process.stdout is not None and process.stderr is not None
             tg.start_soon(output.pump, process.stdout)
-            with anyio.fail_after(DEMO_TIMEOUT):
-                await output.wait_for("press Ctrl-C")
+            tg.start_soon(errors.pump, process.stderr)
+            await until_prompt(output, errors)
             for action in ACTIONS:
                 assert action in output.text
 
@@ -184,20 +201,19 @@ async def test_killed_demo_leaves_no_process(tmp_path: Path) -> None:
     """README: "the children also die with the demo if it is killed": SIGKILL (no
     cleanup code runs) takes the runner, kube-apiserver and etcd with it."""
     state_dir = tmp_path / "run"
-    output = Output()
+    output, errors = Output(), Output()
     process = await anyio.open_process(
         demo_argv(state_dir),
         cwd=str(ROOT),
         env=demo_env(),
         stdin=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
     try:
         async with anyio.create_task_group() as tg:
-            assert process.stdout is not None
+            assert process.stdout is not None and process.stderr is not None
             tg.start_soon(output.pump, process.stdout)
-            with anyio.fail_after(DEMO_TIMEOUT):
-                await output.wait_for("press Ctrl-C")
+            tg.start_soon(errors.pump, process.stderr)
+            await until_prompt(output, errors)
             children = processes_mentioning(str(tmp_path))
             assert len(children) >= 3, children  # runner, kube-apiserver, etcd at least
             process.kill()
