@@ -12,6 +12,7 @@ API, and the configuration errors.
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -174,6 +175,7 @@ async def test_units_follow_the_view_without_leaking(api_client: Any, namespace:
                 )
                 if cycle == 0:
                     baseline = (len(asyncio.all_tasks()), sockets())
+                    first_names = sorted(t.get_name() for t in asyncio.all_tasks())
             assert baseline is not None
             # Each cycle started and stopped informers and controllers: no task, no
             # socket is left over (a leaked watch would keep one of each per cycle). A
@@ -184,7 +186,11 @@ async def test_units_follow_the_view_without_leaking(api_client: Any, namespace:
                 while len(asyncio.all_tasks()) > baseline[0] or sockets() > baseline[1] + 1:  # noqa: ASYNC110 - nothing signals a task's end
                     await anyio.sleep(0.05)
             tasks, socks = len(asyncio.all_tasks()), sockets()
-            assert tasks <= baseline[0], (baseline, tasks)
+            names = sorted(t.get_name() for t in asyncio.all_tasks())
+            extra = sorted(
+                (collections.Counter(names) - collections.Counter(first_names)).elements()
+            )
+            assert tasks <= baseline[0], (baseline, tasks, extra)
             assert socks <= baseline[1] + 1, (baseline, socks)
             assert units.started == COUNT + cycles * len(lost)
             assert units.stopped == cycles * len(lost)
