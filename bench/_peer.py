@@ -38,7 +38,7 @@ from bench._mem import peak_rss, settle
 
 PEERS = ("ours", "floor", "kubernetes_asyncio", "official", "kopf")
 MODES = ("throughput", "sync", "latency")
-GC_THRESHOLDS = (50_000, 50, 100)  # informer.run.GC_THRESHOLDS
+GC_THRESHOLDS = (50_000, 50, 100)  # informer._manager.startup.GC_THRESHOLDS
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -165,15 +165,9 @@ class Latencies:
 
 
 async def ours(opts: argparse.Namespace) -> dict[str, Any]:
-    from informer import (
-        CONFIGMAPS,
-        DEPLOYMENTS,
-        HandlerFuncs,
-        SharedInformerFactory,
-        new_api_client,
-        share_strings,
-        strip_managed_fields,
-    )
+    from informer import HandlerFuncs, SharedInformerFactory, new_api_client
+    from informer.cache import share_strings, strip_managed_fields
+    from informer.resources import CONFIGMAPS, DEPLOYMENTS
 
     resource = DEPLOYMENTS if opts.resource == "deployments" else CONFIGMAPS
     if opts.mode == "latency":
@@ -266,8 +260,9 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
 
 
 async def ours_latency(opts: argparse.Namespace) -> dict[str, Any]:
-    from informer import CONFIGMAPS, Controller, SharedInformerFactory, new_api_client
+    from informer import Controller, SharedInformerFactory, new_api_client
     from informer._cache.informer import SharedIndexInformer
+    from informer.resources import CONFIGMAPS
 
     lat = Latencies()
 
@@ -671,7 +666,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--share-strings",
         action="store_true",
-        help="ours: informer.share_strings in the transform (after --strip)",
+        help="ours: informer.cache.share_strings in the transform (after --strip)",
     )
     p.add_argument("--gc", choices=("default", "freeze"), default="default")
     p.add_argument("--watch-list", action="store_true", help="ours: sync by watch-list")

@@ -11,7 +11,7 @@
   has no ``k8s\\x00`` prefix and no ``Unknown`` envelope, only its object does
   (apimachinery ``runtime/serializer/codec_factory.go``: ``StreamSerializer`` =
   ``protobuf.NewRawSerializer`` + ``LengthDelimitedFramer``). :func:`watch_frame` writes
-  one frame; ``tests/test_bench_smoke.py`` checks both forms against the real API server.
+  one frame; ``tests/bench/test_bench_smoke.py`` checks both forms against the real API server.
 """
 
 from __future__ import annotations

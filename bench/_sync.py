@@ -314,7 +314,7 @@ MEMORY_VARIANTS = (
     ),
 )
 """(row name, client, transform on). The transform is strip_managed_fields (client-go:
-SetTransform dropping managedFields); '+ share_strings' adds informer.share_strings."""
+SetTransform dropping managedFields); '+ share_strings' adds informer.cache.share_strings."""
 
 MEMORY_TARGET = 1.0
 """Issue 13: memory per cached object with the transform <= 1.0x client-go's smallest."""
@@ -338,9 +338,9 @@ async def run_memory(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
         "nothing runs the Deployment controller). Per object = (RSS after sync - RSS before "
         f"start) / objects, after a full GC and malloc_trim (Go: runtime.GC + FreeOSMemory); "
         f"median of {cfg.repeat}, each data set's rows in the same run. 'transform' drops "
-        "metadata.managedFields (informer.strip_managed_fields / client-go SetTransform); "
+        "metadata.managedFields (informer.cache.strip_managed_fields / client-go SetTransform); "
         "'+ share_strings' also holds each distinct string value once "
-        "(informer.share_strings). Go heap = HeapAlloc delta. "
+        "(informer.cache.share_strings). Go heap = HeapAlloc delta. "
         "metadata-only: informer_for(..., metadata_only=True) caches apiVersion, kind and "
         "metadata only (compared with client-go's whole objects, for information). "
         "client-go: JSON by watch-list (its default) unless the row says otherwise; "

@@ -43,7 +43,7 @@ import anyio.abc
 import orjson
 from anyio.streams.text import TextReceiveStream
 
-from informer._kube import request_json
+from informer._rest.kube import request_json
 from informer._sharding.assignment import owner
 from informer.testing import ControlPlane
 
@@ -57,7 +57,8 @@ import time
 import anyio
 import structlog
 
-from informer import CONFIGMAPS, Controller, Result
+from informer import Controller, Result
+from informer.resources import CONFIGMAPS
 
 log = structlog.get_logger("bench")
 
@@ -230,7 +231,8 @@ async def rebalance(bench: Bench, keys: Sequence[str], how: str) -> tuple[float,
 
 MEMORY_CONTROLLER = '''
 """Watches ConfigMaps; reconciles do nothing (the cache is what is measured)."""
-from informer import CONFIGMAPS, Controller
+from informer import Controller
+from informer.resources import CONFIGMAPS
 
 
 class Idle(Controller):

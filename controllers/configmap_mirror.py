@@ -13,25 +13,23 @@ from pathlib import Path
 from typing import ClassVar
 
 from informer import (
-    CONFIGMAPS,
-    NAMESPACES,
     Controller,
     Forbidden,
-    IndexFunc,
     NotFound,
     Obj,
     OperationResult,
     Resource,
-    format_label_selector,
     is_being_deleted,
     labels_of,
     name_of,
     namespace_of,
-    parse_label_selector,
     set_condition,
     uid_of,
 )
+from informer.cache import IndexFunc
+from informer.meta import format_label_selector, parse_label_selector
 from informer.predicates import generation_changed
+from informer.resources import CONFIGMAPS, NAMESPACES
 
 MIRRORS = Resource("mirror.informer.dev", "v1alpha1", "configmapmirrors", kind="ConfigMapMirror")
 CRD_PATH = Path(__file__).parent / "crds" / "configmapmirror.yaml"

@@ -52,8 +52,6 @@ import orjson
 import structlog
 
 from informer import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
     Controller,
     NotFound,
     Obj,
@@ -62,8 +60,9 @@ from informer import (
     annotations_of,
     meta_namespace_key,
     namespace_of,
-    split_meta_namespace_key,
 )
+from informer.meta import split_meta_namespace_key
+from informer.resources import CONFIGMAPS, DEPLOYMENTS
 
 __all__ = [
     "CONFIGMAP_INDEX",

@@ -61,13 +61,8 @@ import anyio
 import structlog
 import yaml
 
-from informer import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    Client,
-    InformerError,
-    Obj,
-)
+from informer import Client, InformerError, Obj
+from informer.resources import CONFIGMAPS, DEPLOYMENTS
 from informer.testing import ControlPlane, install_crds
 
 from .configmap_mirror import CRD_PATH

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from informer import CONFIGMAPS, DEPLOYMENTS, Client, NotFound, Obj, new_api_client
+from informer import Client, NotFound, Obj, new_api_client
+from informer.resources import CONFIGMAPS, DEPLOYMENTS
 
 from .configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from .deployment_inventory import INVENTORY_NAME

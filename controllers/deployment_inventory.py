@@ -52,8 +52,6 @@ import structlog
 import yaml
 
 from informer import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
     Conflict,
     Controller,
     Forbidden,
@@ -66,6 +64,7 @@ from informer import (
     namespace_of,
     uid_of,
 )
+from informer.resources import CONFIGMAPS, DEPLOYMENTS
 
 __all__ = [
     "INVENTORY_LABELS",

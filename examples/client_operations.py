@@ -35,14 +35,9 @@ from typing import Any
 import anyio
 import structlog
 
-from informer import (
-    DEPLOYMENTS,
-    Client,
-    InformerError,
-    SharedInformerFactory,
-    new_api_client,
-    strip_managed_fields,
-)
+from informer import Client, InformerError, SharedInformerFactory, new_api_client
+from informer.cache import strip_managed_fields
+from informer.resources import DEPLOYMENTS
 
 Obj = dict[str, Any]
 

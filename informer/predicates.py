@@ -47,8 +47,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from ._objects import annotations_of, labels_of, resource_version
-from ._types import Obj
+from ._meta.objects import annotations_of, labels_of, resource_version
+from ._meta.types import Obj
 
 __all__ = [
     "Predicate",

@@ -11,7 +11,8 @@ from typing import Any
 
 import anyio
 
-from informer import CUSTOM_RESOURCE_DEFINITIONS, NotFound, Resource, TooManyRequests, request_json
+from informer import NotFound, Resource, TooManyRequests, request_json
+from informer.resources import CUSTOM_RESOURCE_DEFINITIONS
 
 CONDITION_SCHEMA: dict[str, Any] = {
     "type": "object",

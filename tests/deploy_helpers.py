@@ -21,8 +21,8 @@ from runner_logs import RunnerLogs
 
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from informer import NotFound
-from informer._kube import request_json
-from informer.run import DEFAULT_LEADER_ELECTION_ID
+from informer._rest.kube import request_json
+from informer.run.cli import DEFAULT_LEADER_ELECTION_ID
 from informer.testing import wait_for_crds
 
 ROOT = Path(__file__).resolve().parent.parent

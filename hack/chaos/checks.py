@@ -27,7 +27,8 @@ from controllers.configmap_reloader import (
     template_hash,
 )
 from controllers.deployment_inventory import INVENTORY_NAME, desired_inventory
-from informer import CONFIGMAPS, DEPLOYMENTS, InformerError, NotFound, Obj, request_json
+from informer import InformerError, NotFound, Obj, request_json
+from informer.resources import CONFIGMAPS, DEPLOYMENTS
 
 from .observer import Watched, diff
 

@@ -36,15 +36,9 @@ import anyio.abc
 
 from controllers import ConfigMapReloader, DeploymentInventory
 from controllers.deployment_inventory import INVENTORY_NAME
-from informer import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    LEASES,
-    Controller,
-    SharedIndexInformer,
-    SharedInformerFactory,
-    strip_managed_fields,
-)
+from informer import Controller, SharedIndexInformer, SharedInformerFactory
+from informer.cache import strip_managed_fields
+from informer.resources import CONFIGMAPS, DEPLOYMENTS, LEASES
 from informer.testing import ControlPlane, TcpProxy
 
 from .checks import controller_problems, converge, poll, resources

@@ -17,7 +17,8 @@ from typing import Any
 
 import anyio
 
-from informer import CONFIGMAPS, Unauthorized, new_api_client, request_json
+from informer import Unauthorized, new_api_client, request_json
+from informer.resources import CONFIGMAPS
 
 __all__ = ["TokenIdentity"]
 

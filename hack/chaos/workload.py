@@ -29,17 +29,8 @@ from typing import Any
 
 import anyio
 
-from informer import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    LEASES,
-    Conflict,
-    ConnectionFailed,
-    InformerError,
-    NotFound,
-    Resource,
-    request_json,
-)
+from informer import Conflict, ConnectionFailed, InformerError, NotFound, Resource, request_json
+from informer.resources import CONFIGMAPS, DEPLOYMENTS, LEASES
 
 __all__ = ["NAMESPACES", "Writer", "WriterStats", "setup_workload"]
 

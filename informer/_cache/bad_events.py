@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._failures import report_failure
-from .._types import Obj
+from .._meta.types import Obj
 from .reflector_stats import ReflectorStats
 from .throttle import LogThrottle
 

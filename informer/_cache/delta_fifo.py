@@ -48,13 +48,13 @@ from typing import Final, Protocol, TypeAlias
 import anyio
 
 from .._exceptions import FIFOClosedError
-from .._objects import (
+from .._meta.objects import (
     DeletedFinalStateUnknown,
     ObjectOrTombstone,
     meta_namespace_key,
     unwrap_tombstone,
 )
-from .._types import Obj
+from .._meta.types import Obj
 from .store import KeyFunc
 
 __all__ = [

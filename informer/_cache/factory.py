@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 import structlog
 
-from .._resource import Resource
+from .._meta.resource import Resource
 from .informer import SharedIndexInformer, Transform
 from .listwatch import ApiListerWatcher, ListerWatcher
 from .store import IndexFunc

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .._objects import unwrap_tombstone
+from .._meta.objects import unwrap_tombstone
 
 __all__ = [
     "EventHandler",

@@ -35,8 +35,7 @@ import structlog
 
 from .._exceptions import FIFOClosedError
 from .._failures import report_failure
-from .._objects import DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key
-from .._transforms import TransformFunc
+from .._meta.objects import DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key
 from .delta_fifo import Delta, DeltaFIFO, DeltaType
 from .listener import ADD, DELETE, UPDATE, ProcessorListener
 from .lister import Lister
@@ -44,6 +43,7 @@ from .listwatch import ListerWatcher
 from .processor import MIN_RESYNC_PERIOD, SharedProcessor
 from .reflector import Reflector
 from .store import NAMESPACE_INDEX, Indexer, IndexFunc, KeyFunc, namespace_index
+from .transforms import TransformFunc
 
 __all__ = ["SharedIndexInformer"]
 
@@ -64,7 +64,7 @@ class SharedIndexInformer:
     (0 disables resync). ``indexers`` are added to the store (the namespace index is
     always there). ``transform`` runs once on every object received from the API server
     before it is stored (see ``strip_managed_fields`` and the contract in
-    ``informer._transforms``); it is handed to the Reflector only. ``key_func`` keys the
+    ``informer._cache.transforms``); it is handed to the Reflector only. ``key_func`` keys the
     objects of this informer everywhere (FIFO, store, the processing loop, handler error
     logs); it is given object dicts only, never tombstones. ``reflector_options`` are
     passed to :class:`~informer.Reflector` (``page_size``, ``use_watch_list``,

@@ -46,7 +46,7 @@ from typing import Any, Final, TypeAlias
 import anyio.lowlevel
 import orjson
 
-from .._types import Obj
+from .._meta.types import Obj
 
 __all__ = [
     "MAX_FALSE_CUTS",

@@ -44,12 +44,12 @@ from functools import partial
 from typing import Any
 
 from .._exceptions import ApiError, ConnectionFailed, InformerError
-from .._transforms import TransformFunc
-from .._types import Obj
+from .._meta.types import Obj
 from .list_decode import ItemFunc
 from .listwatch import ItemwiseLister, ListerWatcher
 from .reflector_stats import ReflectorStats
 from .responses import describe, is_rv_unavailable
+from .transforms import TransformFunc
 
 __all__ = ["ListSync", "item_function", "received_items"]
 

@@ -22,7 +22,7 @@ import anyio.lowlevel
 import structlog
 
 from .._failures import report_failure
-from .._objects import ObjectOrTombstone, meta_namespace_key
+from .._meta.objects import ObjectOrTombstone, meta_namespace_key
 from .handlers import EventHandler, as_event_handler, handler_name
 
 __all__ = ["ADD", "DELETE", "UPDATE", "ProcessorListener"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping
 
-from .._labels import parse_label_selector
-from .._objects import meta_namespace_key
-from .._types import Obj
+from .._meta.labels import parse_label_selector
+from .._meta.objects import meta_namespace_key
+from .._meta.types import Obj
 from .store import NAMESPACE_INDEX, Indexer
 
 __all__ = ["Lister"]

@@ -47,8 +47,8 @@ from typing import Final
 
 import structlog
 
-from .._resource import Resource
-from .._types import Obj, WatchEvent
+from .._meta.resource import Resource
+from .._meta.types import Obj, WatchEvent
 from .list_decode import ItemFunc, Prepare
 
 __all__ = ["LIST_ACCEPT", "PLAIN_JSON", "WATCH_ACCEPT", "MetadataEvents", "MetadataShape"]

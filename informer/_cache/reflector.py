@@ -82,8 +82,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from .._exceptions import ApiError
-from .._transforms import TransformFunc
-from .._types import Obj, WatchEvent
+from .._meta.types import Obj, WatchEvent
 from .backoff import ExponentialBackoff
 from .bad_events import MALFORMED, NO_RV, UNKNOWN_TYPE, BadEvents
 from .list_sync import ListSync
@@ -91,6 +90,7 @@ from .listwatch import ListerWatcher
 from .recovery import Next, Recovery
 from .reflector_stats import ReflectorState, ReflectorStats
 from .responses import error_from_event, rv_of
+from .transforms import TransformFunc
 from .watch_list import (
     WatchListMode,
     open_watch_list,
@@ -151,7 +151,7 @@ class Reflector:
     :param clock: monotonic seconds (backoff reset, short-watch detection, stats).
     :param random: uniform in [0, 1) (watch timeouts, backoff jitter).
     :param sleep: awaited for backoffs (tests inject a fake).
-    :param transform: the informer's :data:`~informer._transforms.TransformFunc`, the one
+    :param transform: the informer's :data:`~informer._cache.transforms.TransformFunc`, the one
         place it runs: once on every object received (each list item as its page
         arrives, each watch event, each watch-list initial object as it is buffered, so
         what it drops never accumulates), before the store sees it. ``None``: objects

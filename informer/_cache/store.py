@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TypeAlias
 
-from .._objects import DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key
-from .._types import Obj
+from .._meta.objects import DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key
+from .._meta.types import Obj
 
 __all__ = [
     "NAMESPACE_INDEX",

@@ -47,12 +47,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 from .._exceptions import ApiError
-from .._transforms import TransformFunc
-from .._types import Obj, WatchEvent
+from .._meta.types import Obj, WatchEvent
 from .bad_events import NO_RV, UNKNOWN_TYPE, BadEvents
 from .listwatch import ListerWatcher
 from .reflector_stats import ReflectorStats
 from .responses import describe, error_from_event, rv_of
+from .transforms import TransformFunc
 
 __all__ = [
     "INITIAL_EVENTS_END_ANNOTATION",

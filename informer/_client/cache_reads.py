@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from .._labels import parse_label_selector
-from .._resource import Resource
-from .._types import Obj
+from .._meta.labels import parse_label_selector
+from .._meta.resource import Resource
+from .._meta.types import Obj
 
 if TYPE_CHECKING:
     from .._cache.factory import SharedInformerFactory

@@ -4,7 +4,7 @@ Reads (:meth:`Client.get`, :meth:`Client.list`) are served from the informer cac
 client's factory when one covers the resource and namespace (``informer._client.
 cache_reads``: no API call, a deep copy), otherwise from the API server. Writes always go
 to the API server and return the object the server answered. Every request goes through
-``informer._kube.request_json``.
+``informer._rest.kube.request_json``.
 
 Which resource a written dict belongs to comes from its ``apiVersion`` and ``kind``
 through API discovery (:class:`~informer._client.discovery.Discovery`); every write
@@ -28,13 +28,13 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, overload
 
-from .._api_request import QueryParams
 from .._cache.factory import SharedInformerFactory
 from .._exceptions import NotFound
-from .._kube import request_json
-from .._objects import name_of, namespace_of, uid_of
-from .._resource import Resource
-from .._types import Obj
+from .._meta.objects import name_of, namespace_of, uid_of
+from .._meta.resource import Resource
+from .._meta.types import Obj
+from .._rest.api_request import QueryParams
+from .._rest.kube import request_json
 from . import finalizers as _finalizers
 from . import manifests as _manifests
 from . import mutate as _mutate

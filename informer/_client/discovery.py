@@ -24,9 +24,9 @@ from typing import Any
 import anyio
 
 from .._exceptions import NotFound, ResourceNotServed
-from .._kube import request_json
-from .._resource import Resource
-from .._types import Obj
+from .._meta.resource import Resource
+from .._meta.types import Obj
+from .._rest.kube import request_json
 
 __all__ = ["Discovery", "group_version_path", "shared_discovery", "split_api_version"]
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal, overload
 
 from .._exceptions import NotFound
-from .._objects import name_of, resource_version
-from .._resource import Resource
-from .._types import Obj
+from .._meta.objects import name_of, resource_version
+from .._meta.resource import Resource
+from .._meta.types import Obj
 
 if TYPE_CHECKING:
     from .client import Client

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .._types import Obj
+from .._meta.types import Obj
 
 if TYPE_CHECKING:
     from .client import Client

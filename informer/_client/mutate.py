@@ -33,9 +33,9 @@ from inspect import isawaitable
 from typing import TYPE_CHECKING
 
 from .._exceptions import Conflict, NotFound
-from .._objects import name_of, namespace_of
-from .._resource import Resource
-from .._types import Obj
+from .._meta.objects import name_of, namespace_of
+from .._meta.resource import Resource
+from .._meta.types import Obj
 from .cache_reads import covering_informer, deep_copy
 
 if TYPE_CHECKING:

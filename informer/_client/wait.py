@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._objects import resource_version, uid_of
-from .._resource import Resource
-from .._types import Obj
+from .._meta.objects import resource_version, uid_of
+from .._meta.resource import Resource
+from .._meta.types import Obj
 from .cache_reads import deep_copy
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from .._types import Obj
+from .._meta.types import Obj
 
 __all__ = [
     "ACTION_MAX",

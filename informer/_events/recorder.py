@@ -61,8 +61,8 @@ from .._exceptions import (
     TooManyRequests,
 )
 from .._failures import report_failure
-from .._kube import ApiClient
-from .._types import Obj
+from .._meta.types import Obj
+from .._rest.kube import ApiClient
 from .model import (
     check_arguments,
     check_component,

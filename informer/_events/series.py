@@ -46,7 +46,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .._types import Obj
+from .._meta.types import Obj
 from .model import micro_time, reference_identity
 
 __all__ = [

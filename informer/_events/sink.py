@@ -26,9 +26,9 @@ from typing import Any, Protocol
 import structlog
 
 from .._exceptions import NotFound
-from .._kube import ApiClient, request_json
-from .._resource import Resource
-from .._types import Obj
+from .._meta.resource import Resource
+from .._meta.types import Obj
+from .._rest.kube import ApiClient, request_json
 from .model import seconds_time
 
 __all__ = ["CORE_EVENTS", "ApiEventSink", "EventSink", "to_core_v1"]

@@ -40,7 +40,7 @@ import anyio
 import anyio.lowlevel
 import structlog
 
-from .._controller import Controller
+from .._controller.controller import Controller
 from .assignment import owner, view_digest
 
 __all__ = ["Gate", "Handoff"]

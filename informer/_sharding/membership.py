@@ -64,10 +64,10 @@ from .._exceptions import (
     ShardMembershipLost,
     Unauthorized,
 )
-from .._kube import ApiClient, request_json
-from .._leaderelection import micro_time, validate_timings
-from .._resource import LEASES
-from .._types import Obj
+from .._leaderelection.elector import micro_time, validate_timings
+from .._meta.resource import LEASES
+from .._meta.types import Obj
+from .._rest.kube import ApiClient, request_json
 from .records import (
     DRAINED_ANNOTATION,
     GROUP_LABEL,
@@ -103,7 +103,7 @@ class Membership:
     left by an earlier run with the same identity makes :meth:`run` raise
     :class:`~informer.ConfigError`).
 
-    Timings (seconds, :func:`~informer._leaderelection.validate_timings`):
+    Timings (seconds, :func:`~informer._leaderelection.elector.validate_timings`):
     ``lease_duration`` is written to our Lease (rounded up to whole seconds) and is how
     long others wait after they last saw it change; ``renew_deadline`` how long our
     membership survives without a successful renewal; ``retry_period`` the pause between

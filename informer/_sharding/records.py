@@ -25,10 +25,10 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from .._leaderelection import micro_time
-from .._objects import annotations_of, resource_version
-from .._resource import LEASES
-from .._types import Obj
+from .._leaderelection.elector import micro_time
+from .._meta.objects import annotations_of, resource_version
+from .._meta.resource import LEASES
+from .._meta.types import Obj
 
 __all__ = [
     "DRAINED_ANNOTATION",

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from ._fake import FakeListerWatcher as FakeListerWatcher
     from ._proxy import TcpProxy as TcpProxy
     from ._run_controllers import run_controllers as run_controllers
-    from .control_plane import ControlPlane as ControlPlane
-    from .control_plane import ControlPlaneError as ControlPlaneError
-    from .control_plane import User as User
+    from .control_plane._plane import ControlPlane as ControlPlane
+    from .control_plane._plane import ControlPlaneError as ControlPlaneError
+    from .control_plane._plane import User as User
 
 __all__ = [
     "ControlPlane",

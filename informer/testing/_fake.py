@@ -86,7 +86,7 @@ import anyio
 import anyio.lowlevel
 
 from .._exceptions import BadRequest, ResourceExpired, WatchDecodeError
-from .._types import Obj, WatchEvent
+from .._meta.types import Obj, WatchEvent
 from ._fake_watch import CLOSE, FakeWatch, Item, Notifier, Raise, WatchContext, bookmark
 from ._fake_wire import (
     decode_token,

@@ -24,7 +24,7 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._types import Obj, WatchEvent
+from .._meta.types import Obj, WatchEvent
 
 __all__ = [
     "CLOSE",

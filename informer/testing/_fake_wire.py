@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 
 from .._exceptions import ApiError, BadRequest, ServerError
-from .._types import Obj
+from .._meta.types import Obj
 
 __all__ = [
     "decode_token",

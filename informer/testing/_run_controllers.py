@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from .._controller import Controller
-from .._runtime.manager import Manager
+from .._controller.controller import Controller
+from .._manager.manager import Manager
 
 __all__ = ["run_controllers"]
 

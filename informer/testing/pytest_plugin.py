@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .control_plane import ControlPlane
+    from .control_plane._plane import ControlPlane
 
 __all__ = ["api_client", "control_plane", "handler_failures", "namespace"]
 
@@ -156,7 +156,7 @@ def _absorbed_failures(request: pytest.FixtureRequest) -> Iterator[list[Any]]:
 @pytest.fixture(scope="session")
 async def control_plane() -> AsyncIterator[ControlPlane]:
     """A running etcd + kube-apiserver shared by the whole session (default flags)."""
-    from .control_plane import ControlPlane
+    from .control_plane._plane import ControlPlane
 
     async with ControlPlane() as cp:
         yield cp

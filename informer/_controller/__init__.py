@@ -1,0 +1,3 @@
+"""Controllers: watches mapped to keys, the work queue, workers calling reconcile, and
+their options.
+"""

@@ -1,0 +1,3 @@
+"""The one HTTP server the library runs (metrics, probes), with TLS and authentication of
+scrapers.
+"""

@@ -1,0 +1,530 @@
+"""``Manager``: run controllers from your own program (controller-runtime's ``pkg/manager``).
+
+::
+
+    manager = Manager(namespaces=["demo"])  # $KUBECONFIG, ~/.kube/config or in-cluster
+    manager.add(ConfigMapReloader)           # a class: one instance per namespace
+    async with manager:                      # connected, checked, started and synced here
+        ...                                  # the controllers run; leaving the block stops them
+    # or: await manager.run()                # the same, until cancelled (or the lease is lost)
+
+The Manager owns the startup order (nothing is left to the caller): ``async with manager``
+
+1. uses the given ApiClient, or creates one from ``kubeconfig``/``context`` (closed on
+   exit): :class:`~informer.ConfigError`;
+2. ``GET /version`` until the server answers within ``startup_timeout``:
+   :class:`~informer.ConnectionFailed` naming the address, :class:`~informer.Unauthorized`;
+3. builds one :class:`~informer.SharedInformerFactory` per namespace (unless an
+   ApiClient was given: then they exist from construction, see :attr:`Manager.factory`)
+   and, inside the metrics' queue provider, one instance of each added class per
+   factory (named ``<name>@<namespace>`` when there are several namespaces);
+4. lists each informer once (``limit=1``) and reads the Lease once (leader election), so
+   a missing RBAC rule fails at once: :class:`~informer.Forbidden` names it;
+5. binds the metrics and health endpoints: :class:`~informer.BindError`;
+6. starts the factories and the controllers (or, with ``leader_election``, campaigns for
+   the Lease once synced and runs the controllers only while leading);
+7. waits until every controller synced and every reflector watches
+   (:meth:`Manager.wait_for_cache_sync`): :class:`~informer.CacheSyncTimeout` when the
+   startup deadline passes, or the error (connection, 401/403) that prevented it.
+
+Leaving the block (or cancelling :meth:`Manager.run`) stops everything: in-flight
+reconciles get ``shutdown_grace`` seconds (capped, with leader election, at
+``lease_duration - renew_deadline``, so a lost leader's writes end before a successor
+starts), the events the controllers recorded are written (each controller's recorder
+runs within its ``run``: flushed after the drain, within the rest of the grace), the
+Lease is released, the endpoints close, the GC state is restored and an
+ApiClient the Manager created is closed. A lost lease cancels the block and raises
+:class:`~informer.LeaderElectionLost`.
+
+Errors: whatever fails is raised as **one** typed error from :mod:`informer._exceptions`,
+never an exception group (task groups nest them; :func:`.startup.collapse` takes the first
+:class:`~informer.InformerError` in linear time). A bug (e.g. in a controller's
+``setup``) propagates as it is. ``python -m informer.run`` maps these types to its exit
+codes.
+
+Everything runs on one event loop; a Manager runs once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Final, NoReturn
+
+import anyio
+import anyio.abc
+import structlog
+
+from .._cache.factory import SharedInformerFactory
+from .._cache.informer import SharedIndexInformer, Transform
+from .._cache.transforms import strip_managed_fields
+from .._controller.controller import Controller
+from .._exceptions import ConfigError, InformerError
+from .._leaderelection.elector import LeaderElector
+from .._observability.endpoints import Endpoints, Observability
+from .._observability.metrics import Metrics
+from .._queue.metrics import use_queue_metrics_provider
+from .._rest.kube import ApiClient, new_api_client
+from .leader import LeaderElectionConfig, new_elector, run_elected
+from .sharded import ShardCollector, Sharding, ShardingConfig
+from .sharded_namespaces import namespace_informer, shard_by_namespace
+from .startup import (
+    GcState,
+    WatchErrors,
+    check_server,
+    collapse,
+    leaf_errors,
+    preflight,
+    preflight_lease,
+    wait_synced,
+)
+
+__all__ = ["DEFAULT_SHUTDOWN_GRACE", "LeaderElectionConfig", "Manager", "ShardingConfig"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_SHUTDOWN_GRACE: Final = 3.0
+"""Cap on the controllers' ``shutdown_grace`` (seconds): a stop stays under 5 s."""
+
+
+async def _run_factory(
+    factory: SharedInformerFactory,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    async with factory:
+        task_status.started()
+        await anyio.sleep_forever()
+
+
+def _raise(exc: BaseException) -> NoReturn:
+    """Raise the collapsed ``exc``; log the other errors it would hide (bugs)."""
+    error = collapse(exc)
+    if error is not exc:
+        for other in leaf_errors(exc):
+            if other is not error and not isinstance(other, InformerError):
+                log.error("manager.error_suppressed", error=repr(other), exc_info=other)
+        error.__suppress_context__ = True  # the groups say nothing more
+    raise error
+
+
+class Manager:
+    """Runs controllers: connection, checks, informers, endpoints, leader election.
+
+    ``api_client`` is used as given (the caller closes it); without it one is created
+    from ``kubeconfig`` (default ``$KUBECONFIG``, ``~/.kube/config``, or in-cluster) and
+    ``context`` when the Manager starts, and closed when it stops. ``namespaces``: one
+    factory each (``None`` or empty: one for all namespaces). ``transform`` and
+    ``watch_list`` apply to every informer (default: strip ``managedFields``, sync with
+    a watch-list stream). ``metrics_bind_address`` / ``health_probe_bind_address``:
+    ``HOST:PORT``, ``:PORT`` or ``"0"`` (disabled; port 0 binds any free port, see
+    :attr:`endpoints`). ``metrics_secure``: serve metrics over HTTPS (the certificate in
+    ``metrics_cert_dir``, else a self-signed one) to bearer tokens the API server
+    authenticates and authorizes for ``get`` on ``/metrics`` (controller-runtime's
+    secure serving); off by default in the library, on by default in the runner.
+    ``gc_freeze``: no cyclic GC during the initial sync, then freeze
+    the cache (restored on exit). ``startup_timeout`` bounds the whole startup (seconds);
+    ``workers`` overrides the controllers' own for the classes it instantiates;
+    ``shutdown_grace`` caps every controller's.
+
+    Add controllers with :meth:`add` before starting; see the module docstring for what
+    ``async with manager`` does and which errors it raises.
+    """
+
+    def __init__(
+        self,
+        api_client: ApiClient | None = None,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        namespaces: Iterable[str] | None = None,
+        leader_election: LeaderElectionConfig | None = None,
+        sharding: ShardingConfig | None = None,
+        metrics_bind_address: str = "0",
+        metrics_secure: bool = False,
+        metrics_cert_dir: str | None = None,
+        health_probe_bind_address: str = "0",
+        gc_freeze: bool = False,
+        watch_list: bool = True,
+        transform: Transform | None = strip_managed_fields,
+        startup_timeout: float = 30.0,
+        workers: int | None = None,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+    ) -> None:
+        if api_client is not None and (kubeconfig or context):
+            raise ValueError("pass either api_client or kubeconfig/context, not both")
+        if isinstance(namespaces, str):
+            raise ValueError(f"namespaces is a list of names, got the string {namespaces!r}")
+        if not (startup_timeout > 0 and math.isfinite(startup_timeout)):
+            raise ValueError(f"startup_timeout must be > 0 seconds, got {startup_timeout!r}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        if not shutdown_grace >= 0:
+            raise ValueError(f"shutdown_grace must be >= 0 seconds, got {shutdown_grace!r}")
+        if leader_election is not None and sharding is not None:
+            raise ValueError(
+                "leader election and sharding exclude each other: one leader runs every "
+                "key, shards split the keys over every replica; pass one of them"
+            )
+        self._api = api_client
+        self._kubeconfig = kubeconfig
+        self._context = context
+        self.namespaces: list[str | None] = list(dict.fromkeys(namespaces or ())) or [None]
+        self.leader_election = leader_election
+        self.sharding = sharding
+        self.metrics_bind_address = metrics_bind_address
+        self.metrics_secure = metrics_secure
+        self.metrics_cert_dir = metrics_cert_dir
+        self.health_probe_bind_address = health_probe_bind_address
+        self.gc_freeze = gc_freeze
+        self.watch_list = watch_list
+        self.transform = transform
+        self.startup_timeout = float(startup_timeout)
+        self.workers = workers
+        self.shutdown_grace = float(shutdown_grace)
+        self.observability = Observability()
+        self._errors = WatchErrors()
+        self._factories: list[SharedInformerFactory] = []
+        self._classes: list[type[Controller]] = []
+        self._controllers: list[Controller] = []
+        self._elector: LeaderElector | None = None
+        self._sharding: Sharding | None = None
+        self._endpoints: Endpoints | None = None
+        self._address = "?"
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._state = "new"
+        if api_client is not None:
+            self._factories = self._new_factories(api_client)
+
+    # -- configuration --------------------------------------------------------------------
+
+    def add(self, controller: type[Controller] | Controller) -> None:
+        """Run ``controller``: a class (instantiated once per namespace when the Manager
+        starts, inside the queue-metrics provider) or an instance built on
+        :attr:`factory` (or one of :attr:`factories`); build an instance inside
+        ``use_queue_metrics_provider(manager.metrics.queue_metrics)`` for its queue's
+        adds, retries and durations to be exported. Only before the Manager starts."""
+        if self._state != "new":
+            raise RuntimeError("add() controllers before the Manager starts")
+        if isinstance(controller, type) and issubclass(controller, Controller):
+            if controller in self._classes:
+                raise ValueError(f"controller class {controller.__qualname__} added twice")
+            self._classes.append(controller)
+        elif isinstance(controller, Controller):
+            if not any(controller.factory is f for f in self._factories):
+                raise ValueError(
+                    f"controller {controller.name!r} was not built on this Manager's "
+                    "factories: build it with manager.factory (or manager.factories[i]), "
+                    "or add() its class"
+                )
+            if any(c is controller for c in self._controllers):
+                raise ValueError(f"controller {controller.name!r} added twice")
+            self._controllers.append(controller)
+        else:
+            raise TypeError(f"add() takes a Controller subclass or instance, got {controller!r}")
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def api_client(self) -> ApiClient:
+        """The ApiClient (created when the Manager starts, unless one was given)."""
+        if self._api is None:
+            raise RuntimeError(
+                "the Manager creates its ApiClient when it starts: pass api_client=... "
+                "to use it (or its factories) before that"
+            )
+        return self._api
+
+    @property
+    def factories(self) -> list[SharedInformerFactory]:
+        """One factory per namespace, in the order of ``namespaces``."""
+        if not self._factories:
+            raise RuntimeError(
+                "the Manager builds its factories once it has an ApiClient: pass "
+                "api_client=... to build controllers yourself, or add() their classes"
+            )
+        return list(self._factories)
+
+    @property
+    def factory(self) -> SharedInformerFactory:
+        """The only factory (one namespace, or all): build controller instances on it."""
+        factories = self.factories
+        if len(factories) != 1:
+            raise RuntimeError(
+                f"the Manager has {len(factories)} factories (one per namespace): "
+                "use manager.factories"
+            )
+        return factories[0]
+
+    @property
+    def controllers(self) -> list[Controller]:
+        """The controllers: instances at once, those of added classes once started."""
+        return list(self._controllers)
+
+    @property
+    def informers(self) -> list[SharedIndexInformer]:
+        return [i for f in self._factories for i in f.informers]
+
+    @property
+    def metrics(self) -> Metrics:
+        """The Prometheus metrics (own registry); ``metrics.queue_metrics`` is the queue
+        provider the Manager builds controllers with."""
+        return self.observability.metrics
+
+    @property
+    def elector(self) -> LeaderElector | None:
+        """The leader elector, once started with ``leader_election``."""
+        return self._elector
+
+    @property
+    def shards(self) -> Sharding | None:
+        """The sharding state (membership, handoff), once started with ``sharding``."""
+        return self._sharding
+
+    @property
+    def endpoints(self) -> Endpoints | None:
+        """The ports the metrics and health endpoints listen on, once started."""
+        return self._endpoints
+
+    def has_synced(self) -> bool:
+        """Every controller synced and every informer's reflector watching."""
+        return all(c.has_synced() for c in self._controllers) and all(
+            i.reflector.is_watching for i in self.informers
+        )
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start, then run until cancelled; raises :class:`~informer.LeaderElectionLost`
+        when the lease is lost (and the startup errors of ``async with``)."""
+        async with self:
+            await anyio.sleep_forever()
+
+    async def wait_for_cache_sync(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Wait until every controller synced and every reflector opened its first watch.
+
+        Raises the 401/403 a reflector reported, or, once ``timeout`` seconds passed,
+        :class:`~informer.CacheSyncTimeout` (or the connection or API error that kept
+        the caches from syncing). ``async with manager`` does this within the startup
+        timeout.
+        """
+        if self._state != "running":
+            raise RuntimeError("wait_for_cache_sync() needs a started Manager")
+        now = anyio.current_time()
+        deadline = math.inf if timeout is None else now + timeout
+        await wait_synced(
+            self._controllers,
+            self.informers,
+            self._errors,
+            deadline=deadline,
+            budget=f"{timeout:g}s" if timeout is not None else "the timeout",
+            address=self._address,
+        )
+
+    async def __aenter__(self) -> Manager:
+        if self._state != "new":
+            raise RuntimeError("a Manager runs once")
+        self._state = "starting"
+        stack = contextlib.AsyncExitStack()
+        try:
+            await self._start(stack)
+        except BaseException as exc:
+            self._state = "stopped"
+            try:
+                await stack.__aexit__(type(exc), exc, exc.__traceback__)
+            except BaseException as cleanup:
+                _raise(cleanup)
+            _raise(exc)
+        self._stack = stack
+        self._state = "running"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        stack, self._stack = self._stack, None
+        self._state = "stopped"
+        assert stack is not None, "__aexit__ without __aenter__"
+        try:
+            return bool(await stack.__aexit__(exc_type, exc, tb))
+        except BaseException as error:
+            if collapse(error) is exc:
+                return False  # the body's own exception: let it propagate unchanged
+            _raise(error)
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        deadline = anyio.current_time() + self.startup_timeout
+        api = await self._connect(stack)
+        self._address = str(getattr(api.configuration, "host", "") or "?")
+        await check_server(api, self._address, deadline, self.startup_timeout)
+        if not self._factories:
+            self._factories = self._new_factories(api)
+        self._build_controllers(api)
+        self.observability.add_api_client(api)
+        for factory in self._factories:
+            self.observability.add_factory(factory)
+        for controller in self._controllers:
+            self.observability.add_controller(controller)
+        le = self.leader_election
+        if le is not None:
+            self._elector = new_elector(api, le, self._controllers)
+            self.observability.add_elector(self._elector)
+        probes: list[SharedIndexInformer] = []
+        if self.sharding is not None:
+            self._sharding = Sharding(api, self.sharding, self._controllers)
+            self.observability.checks.add_readiness("sharding", self._sharding.check)
+            self.metrics.registry.register(ShardCollector(self._sharding))
+            if self.sharding.shard_by == "namespace":
+                probes = self._shard_namespaces(api, self._sharding)
+        informers = self.informers
+        log.info(
+            "manager.starting",
+            controllers=[c.name for c in self._controllers],
+            namespaces=[ns or "*" for ns in self.namespaces],
+            informers=[i.name for i in informers],
+        )
+        await preflight([*informers, *probes], deadline, self._address)
+        lease = (le.name, le.namespace) if le is not None else None
+        if self._sharding is not None:
+            lease = (self._sharding.lease_name, self._sharding.config.namespace)
+        if lease is not None:
+            await preflight_lease(
+                api, name=lease[0], namespace=lease[1], deadline=deadline, address=self._address
+            )
+        gc_state = GcState() if self.gc_freeze else None
+        if gc_state is not None:
+            stack.callback(gc_state.restore)
+            gc_state.disable()
+        self._endpoints = await stack.enter_async_context(
+            self.observability.serve(
+                metrics_address=self.metrics_bind_address,
+                health_address=self.health_probe_bind_address,
+                metrics_secure=self.metrics_secure,
+                metrics_cert_dir=self.metrics_cert_dir,
+                api_client=api,
+            )
+        )
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(tg.cancel_scope.cancel)  # on exit: stop everything, then wait
+        for factory in self._factories:
+            await tg.start(_run_factory, factory, name=f"factory {factory.namespace or '*'}")
+        if self._elector is None and self._sharding is None:  # else: while leading/a member
+            for controller in self._controllers:
+                tg.start_soon(controller.run, name=f"controller {controller.name}")
+        await wait_synced(
+            self._controllers,
+            informers,
+            self._errors,
+            deadline=deadline,
+            budget=f"startup_timeout={self.startup_timeout:g}s",
+            address=self._address,
+        )
+        if gc_state is not None:
+            gc_state.freeze()
+        if self._elector is not None:
+            tg.start_soon(run_elected, self._elector, self._address, name="leader election")
+        if self._sharding is not None:
+            tg.start_soon(self._sharding.run, self._address, name="shard membership")
+        log.info(
+            "manager.started",
+            controllers=[c.name for c in self._controllers],
+            objects=sum(len(i.indexer) for i in informers),
+        )
+
+    async def _connect(self, stack: contextlib.AsyncExitStack) -> ApiClient:
+        if self._api is not None:
+            return self._api
+        try:
+            api = await new_api_client(kubeconfig=self._kubeconfig, context=self._context)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            # A parse error new_api_client does not translate (e.g. malformed YAML).
+            path = self._kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise ConfigError(
+                f"kubeconfig {path!r} is invalid: {type(exc).__name__}: {exc}"
+            ) from exc
+        self._api = api
+
+        async def close() -> None:
+            with anyio.CancelScope(shield=True):
+                await api.close()
+
+        stack.push_async_callback(close)
+        return api
+
+    def _new_factory(self, api: ApiClient, namespace: str | None) -> SharedInformerFactory:
+        options = {"on_watch_error": self._errors, "use_watch_list": self.watch_list}
+        return SharedInformerFactory(
+            api, namespace=namespace, transform=self.transform, reflector_options=options
+        )
+
+    def _new_factories(self, api: ApiClient) -> list[SharedInformerFactory]:
+        if self.sharding is not None and self.sharding.shard_by == "namespace":
+            factory = self._new_factory(api, None)  # the Namespace informer (or nothing)
+            if self.namespaces == [None]:
+                namespace_informer(factory)
+            return [factory]
+        return [self._new_factory(api, ns) for ns in self.namespaces]
+
+    def _shard_namespaces(self, api: ApiClient, sharding: Sharding) -> list[SharedIndexInformer]:
+        fixed = None if self.namespaces == [None] else [str(ns) for ns in self.namespaces]
+        return shard_by_namespace(
+            sharding,
+            api,
+            self._classes,
+            self._controllers,
+            new_factory=lambda ns: self._new_factory(api, ns),
+            namespaces=fixed,
+            factory=self._factories[0],
+            workers=self.workers,
+            grace=min(self.shutdown_grace, sharding.config.drain_grace),
+            observability=self.observability,
+        )
+
+    def _build_controllers(self, api: ApiClient) -> None:
+        """Instantiate the added classes (queue metrics from the provider), then cap every
+        controller's shutdown grace and check that names are unique."""
+        several = len(self.namespaces) > 1
+        built: list[Controller] = []
+        by_namespace = self.sharding is not None and self.sharding.shard_by == "namespace"
+        with use_queue_metrics_provider(self.metrics.queue_metrics):
+            for ns, factory in (
+                [] if by_namespace else zip(self.namespaces, self._factories, strict=True)
+            ):
+                for cls in self._classes:
+                    kwargs: dict[str, Any] = {}
+                    if self.workers is not None:
+                        kwargs["workers"] = self.workers
+                    if several:
+                        kwargs["name"] = f"{cls.name}@{ns}"
+                    built.append(cls(factory, api, **kwargs))
+        self._controllers = [*built, *self._controllers]
+        grace = self.shutdown_grace
+        if self.leader_election is not None:
+            # A lost lease must stop the writes before a follower's lease expires.
+            le = self.leader_election
+            grace = min(grace, le.lease_duration - le.renew_deadline)
+        if self.sharding is not None:  # likewise before the other members take our keys
+            grace = min(grace, self.sharding.drain_grace)
+        names: set[str] = set()
+        for controller in self._controllers:
+            controller.shutdown_grace = min(controller.shutdown_grace, grace)
+            if controller.name in names:
+                raise ValueError(
+                    f"two controllers are named {controller.name!r}: give one a name= "
+                    "(names label logs and metrics)"
+                )
+            names.add(controller.name)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Manager {self._state} namespaces={[ns or '*' for ns in self.namespaces]} "
+            f"controllers={[c.name for c in self._controllers]}>"
+        )

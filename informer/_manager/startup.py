@@ -1,0 +1,337 @@
+"""The Manager's startup checks and error boundary (helpers of :mod:`.manager`).
+
+Each check turns what went wrong into **one** typed error from
+:mod:`informer._exceptions` whose message says what failed and where:
+
+- :func:`check_server`: ``GET /version`` until the server answers, retrying connection
+  failures (and 5xx/429) until the deadline: :class:`ConnectionFailed` naming the
+  address, :class:`Unauthorized`, or the :class:`ApiError` of another answer;
+- :func:`preflight` / :func:`preflight_lease`: one ``list`` (``limit=1``) per informer and
+  one ``get`` of the Lease, so that a missing RBAC rule fails at once
+  (:class:`Forbidden` names the verb, resource and namespace; :class:`NotFound` a
+  resource the server does not serve);
+- :func:`wait_synced`: every controller synced and every reflector watching, aborting on
+  a 401/403 a reflector reported (:class:`WatchErrors`), else :class:`CacheSyncTimeout`
+  at the deadline (or the connection/API error that kept the caches from syncing).
+
+Messages name the budget as ``startup_timeout=30s`` (the Manager's parameter).
+
+:func:`collapse` is the error boundary: task groups wrap errors in (nested) exception
+groups, one level per group; the Manager raises the first :class:`InformerError` inside,
+found by one depth-first walk that visits each node once (linear in the size of the
+tree, whatever the nesting depth).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator, Sequence
+from typing import Final, TypeVar
+
+import anyio
+import structlog
+
+from .._cache.informer import SharedIndexInformer
+from .._controller.controller import Controller
+from .._exceptions import (
+    ApiError,
+    CacheSyncTimeout,
+    ConnectionFailed,
+    Forbidden,
+    InformerError,
+    NotFound,
+    Unauthorized,
+)
+from .._meta.resource import LEASES
+from .._rest.kube import ApiClient, request_json
+
+__all__ = [
+    "GC_THRESHOLDS",
+    "GcState",
+    "WatchErrors",
+    "check_server",
+    "collapse",
+    "leaf_errors",
+    "preflight",
+    "preflight_lease",
+    "restated",
+    "wait_synced",
+]
+
+log = structlog.get_logger(__name__)
+
+GC_THRESHOLDS: Final = (50_000, 50, 100)
+"""``gc.set_threshold`` after the initial sync with ``gc_freeze``."""
+
+POLL: Final = 0.05
+"""Seconds between checks of the sync state (it is spread over many objects)."""
+
+E = TypeVar("E", bound=ApiError)
+
+
+# --------------------------------------------------------------------------- error boundary
+
+
+def leaf_errors(exc: BaseException) -> Iterator[BaseException]:
+    """The non-group exceptions inside ``exc``, depth first, each node visited once."""
+    stack: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, BaseExceptionGroup):
+            stack.extend(reversed(node.exceptions))
+        else:
+            yield node
+
+
+def collapse(exc: BaseException) -> BaseException:
+    """The one error to raise for ``exc``: the first :class:`InformerError` inside it (depth
+    first), else its only leaf, else ``exc`` itself. Linear in the size of the group tree."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    only: BaseException | None = None
+    count = 0
+    for leaf in leaf_errors(exc):
+        if isinstance(leaf, InformerError):
+            return leaf
+        count += 1
+        only = leaf
+    return only if count == 1 and only is not None else exc
+
+
+def restated(exc: E, message: str) -> E:
+    """A copy of ``exc`` (same type and fields) with ``message``; chain it ``from exc``."""
+    cls = type(exc)
+    copy = cls.__new__(cls)
+    copy.__dict__.update(exc.__dict__)
+    copy.args = (message,)
+    copy.message = message
+    return copy
+
+
+def unauthorized(exc: Unauthorized, address: str) -> Unauthorized:
+    return restated(
+        exc, f"unauthorized (401): the API server at {address} rejected the credentials: {exc}"
+    )
+
+
+def startup_api_error(exc: ApiError, what: str | None, address: str) -> ApiError:
+    """The error to raise (a new one, chain it ``from exc``) for a failed startup request
+    about ``what`` (an informer)."""
+    if isinstance(exc, Forbidden):  # its message names the verb, the resource and the namespace
+        return restated(exc, str(exc))
+    if isinstance(exc, Unauthorized):
+        return unauthorized(exc, address)
+    subject = what or "a watched resource"
+    if isinstance(exc, NotFound):
+        hint = ""
+        if what and "." in what.partition("@")[0].partition("{")[0]:  # plural.group: an API group
+            hint = " (a custom resource? install its CustomResourceDefinition first)"
+        return restated(
+            exc, f"the API server at {address} does not serve {subject} (404){hint}: {exc}"
+        )
+    return restated(exc, f"{subject}: {exc}")
+
+
+# ------------------------------------------------------------------------------- checks
+
+
+async def check_server(
+    api: ApiClient, address: str, deadline: float, startup_timeout: float
+) -> None:
+    """``GET /version`` until it answers; retry connection failures until ``deadline``."""
+    delay = 0.1
+    last: str = "no answer"
+    while True:
+        remaining = deadline - anyio.current_time()
+        if remaining <= 0:
+            raise ConnectionFailed(
+                f"cannot reach the API server at {address} within "
+                f"startup_timeout={startup_timeout:g}s: {last}",
+                address=address,
+            )
+        try:
+            with anyio.fail_after(remaining):
+                version = await request_json(api, "GET", "/version", read_timeout=remaining)
+        except TimeoutError:
+            last = "timed out"
+            continue
+        except ConnectionFailed as exc:
+            last = str(exc)
+        except Unauthorized as exc:
+            raise unauthorized(exc, address) from exc
+        except ApiError as exc:
+            last = f"GET /version answered {exc.status}: {exc}"
+            if exc.status < 500 and exc.status != 429:
+                raise restated(exc, f"{address}: {last}") from exc
+        else:
+            log.info("manager.connected", server=address, version=version.get("gitVersion"))
+            return
+        log.debug("manager.unreachable", server=address, error=last)
+        await anyio.sleep(min(delay, max(0.0, deadline - anyio.current_time())))
+        delay = min(delay * 2, 2.0)
+
+
+async def preflight(
+    informers: Sequence[SharedIndexInformer], deadline: float, address: str
+) -> None:
+    """List each resource once (``limit=1``): fail fast on 401/403/404.
+
+    Connection failures and other errors are left to the reflectors (retried until the
+    startup deadline).
+    """
+    failures: list[tuple[ApiError, str]] = []
+
+    async def probe(informer: SharedIndexInformer) -> None:
+        try:
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                await informer.lister_watcher.list(limit=1)
+        except (Unauthorized, Forbidden, NotFound) as exc:
+            failures.append((exc, informer.name))
+        except InformerError as exc:
+            log.debug("manager.preflight_failed", informer=informer.name, error=str(exc))
+
+    async with anyio.create_task_group() as tg:
+        for informer in informers:
+            tg.start_soon(probe, informer)
+    if failures:
+        exc, name = failures[0]
+        raise startup_api_error(exc, name, address) from exc
+
+
+async def preflight_lease(
+    api: ApiClient, *, name: str, namespace: str, deadline: float, address: str
+) -> None:
+    """Read the Lease once: a missing ``get leases`` permission fails at startup.
+
+    A missing Lease is fine (the elector creates it); connection failures are left to the
+    elector's retries.
+    """
+    try:
+        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+            await request_json(
+                api,
+                "GET",
+                LEASES.path(name, namespace=namespace),
+                resource=LEASES.group_resource,
+                namespace=namespace,
+            )
+    except NotFound:
+        pass
+    except (Unauthorized, Forbidden) as exc:
+        raise startup_api_error(exc, None, address) from exc
+    except InformerError as exc:
+        log.debug("manager.preflight_failed", lease=f"{namespace}/{name}", error=str(exc))
+
+
+class WatchErrors:
+    """The reflectors' ``on_watch_error`` callback: remembers the latest errors.
+
+    Errors carry what failed (a Forbidden names the verb, resource and namespace), so
+    one collector serves every informer.
+    """
+
+    def __init__(self) -> None:
+        self.last: BaseException | None = None
+        self.fatal: ApiError | None = None
+
+    def __call__(self, exc: BaseException) -> None:
+        self.last = exc
+        if isinstance(exc, Unauthorized | Forbidden) and self.fatal is None:
+            self.fatal = exc
+
+
+async def wait_synced(
+    controllers: Sequence[Controller],
+    informers: Sequence[SharedIndexInformer],
+    errors: WatchErrors,
+    *,
+    deadline: float,
+    budget: str,
+    address: str,
+) -> None:
+    """Wait until every controller synced and every reflector opened its first watch.
+
+    A 401 or 403 reported by a reflector before that aborts (a watch forbidden while the
+    list is allowed is caught here too); so does ``deadline``, with an error whose
+    message says the caches did not sync within ``budget`` (e.g. ``startup_timeout=30s``).
+    """
+    watching: set[int] = set()
+
+    def started() -> bool:
+        for informer in informers:
+            if id(informer) not in watching and informer.reflector.is_watching:
+                watching.add(id(informer))
+        return len(watching) == len(informers) and all(c.has_synced() for c in controllers)
+
+    while not started():
+        if errors.fatal is not None:
+            raise startup_api_error(errors.fatal, None, address) from errors.fatal
+        if anyio.current_time() >= deadline:
+            pending = [i for i in informers if id(i) not in watching]
+            raise _sync_timeout(pending, errors, budget)
+        await anyio.sleep(POLL)
+
+
+def _sync_timeout(
+    pending: Sequence[SharedIndexInformer], errors: WatchErrors, budget: str
+) -> InformerError:
+    names = ", ".join(i.name for i in pending) or "controller handlers"
+    error = errors.last
+    if isinstance(error, ConnectionFailed):
+        return ConnectionFailed(
+            f"{error} (caches not synced within {budget})", address=error.address
+        )
+    if isinstance(error, ApiError):
+        return restated(error, f"caches not synced within {budget} ({names}): {error}")
+    return CacheSyncTimeout(
+        f"caches not synced within {budget}: {names}", pending=tuple(i.name for i in pending)
+    )
+
+
+# ------------------------------------------------------------------------------------ GC
+
+
+class GcState:
+    """The cyclic GC around the initial sync (``gc_freeze``): off while the caches fill,
+    then frozen (the cache moves to the permanent generation) with the thresholds raised
+    to :data:`GC_THRESHOLDS`. :meth:`restore` puts back what it found.
+
+    :meth:`freeze` does not collect first: with the GC off during the sync, everything
+    the sync allocated is in the youngest generation, so any collection then (even
+    ``gc.collect(0)``) traverses the whole cache with the event loop blocked, while health
+    probes and lease renewals wait: 0.11 s of CPU at 50k ConfigMaps, 0.28 s at 200k
+    (bench/RESULTS.md, "Scaling curve (issue 13)"). ``gc.freeze()`` alone is O(1). What
+    it keeps is the cyclic garbage made during the sync, which the collection would have
+    freed: 9 objects in the benchmark's informer at any size (cached objects are acyclic
+    dicts, freed by reference counting); :meth:`disable` collects once before the sync so
+    that nothing older is kept with it.
+    """
+
+    def __init__(self) -> None:
+        self._enabled = gc.isenabled()
+        self._thresholds = gc.get_threshold()
+        self._frozen = False
+
+    def disable(self) -> None:
+        gc.collect()  # before the caches exist: cheap, and the freeze keeps no older garbage
+        gc.disable()
+
+    def freeze(self) -> None:
+        gc.freeze()
+        self._frozen = True
+        gc.set_threshold(*GC_THRESHOLDS)
+        gc.enable()
+        log.info("manager.gc_frozen", frozen=gc.get_freeze_count(), thresholds=GC_THRESHOLDS)
+
+    def restore(self) -> None:
+        if self._frozen:
+            gc.unfreeze()
+        gc.set_threshold(*self._thresholds)
+        if self._enabled:
+            gc.enable()
+        else:
+            gc.disable()

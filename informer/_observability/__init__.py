@@ -1,0 +1,1 @@
+"""Metrics, health checks and probes, and the endpoints that serve them."""

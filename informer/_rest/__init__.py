@@ -1,0 +1,3 @@
+"""The transport: configuration, credentials, requests and streams; the only folder that
+imports kubernetes_asyncio and aiohttp.
+"""

@@ -1,0 +1,185 @@
+"""Which controllers ``python -m informer.run`` runs: registered ones by name, or targets.
+
+Registered controllers are found by **entry point**, never by module name: a package
+declares its controllers in the group :data:`ENTRY_POINT_GROUP`
+(``kube_informer.controllers``), one entry per controller, named as ``--controllers``
+selects it::
+
+    [project.entry-points."kube_informer.controllers"]
+    configmap-reloader = "controllers.configmap_reloader:ConfigMapReloader"
+
+:func:`load_registered` loads every entry of the group (installed distributions, in
+discovery order; an entry listed twice with the same value, e.g. by an editable install
+and a stale ``.egg-info``, counts once).
+
+A target is, as for ``kopf run``:
+
+- ``path/to/file.py`` (anything ending in ``.py``, or an existing file): the file is
+  imported as a fresh module (its folder is put first on ``sys.path`` so that it can
+  import its siblings) and every :class:`~informer.Controller` subclass *defined in it*
+  is taken;
+- ``package.module:Attr`` (``Attr`` may be dotted): that one class;
+- ``package.module``: every Controller subclass defined in that module.
+
+Abstract helpers are skipped: a class is taken only if it (or a base below
+``Controller``) overrides ``reconcile``.
+
+Every failure raises :class:`TargetError` with a one-line message naming the target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+
+from .._controller.controller import Controller
+from .._exceptions import TargetError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "TargetError",
+    "load_registered",
+    "load_target",
+    "select_controllers",
+]
+
+ENTRY_POINT_GROUP = "kube_informer.controllers"
+"""The entry-point group under which packages register their controllers."""
+
+
+def load_registered(group: str = ENTRY_POINT_GROUP) -> dict[str, type[Controller]]:
+    """Every controller registered under ``group`` (entry-point name -> class), validated."""
+    result: dict[str, type[Controller]] = {}
+    values: dict[str, str] = {}
+    for entry in entry_points(group=group):
+        if entry.name in values:
+            if values[entry.name] == entry.value:
+                continue
+            raise TargetError(
+                f"controller {entry.name!r} is registered twice under {group!r}: "
+                f"{values[entry.name]!r} and {entry.value!r}; uninstall one of them"
+            )
+        values[entry.name] = entry.value
+        try:
+            cls = entry.load()
+        except Exception as exc:
+            raise TargetError(
+                f"cannot load controller {entry.name!r} ({entry.value}, registered under "
+                f"{group!r}): {_describe(exc)}"
+            ) from exc
+        if not (inspect.isclass(cls) and issubclass(cls, Controller)):
+            raise TargetError(
+                f"controller {entry.name!r} ({entry.value}, registered under {group!r}) "
+                f"is not a Controller subclass (got {cls!r})"
+            )
+        if not _implements_reconcile(cls):
+            raise TargetError(
+                f"controller {entry.name!r} ({entry.value}) does not implement reconcile()"
+            )
+        result[entry.name] = cls
+    return result
+
+
+def select_controllers(
+    available: Mapping[str, type[Controller]], names: Iterable[str]
+) -> list[type[Controller]]:
+    """The controllers called ``names`` (in that order), or :class:`TargetError`."""
+    chosen: list[type[Controller]] = []
+    for name in names:
+        cls = available.get(name)
+        if cls is None:
+            known = ", ".join(sorted(available)) or "none"
+            raise TargetError(f"unknown controller {name!r} (known: {known})")
+        if cls not in chosen:
+            chosen.append(cls)
+    return chosen
+
+
+def load_target(target: str) -> list[type[Controller]]:
+    """The controller classes a target names (see the module docstring)."""
+    if target.endswith(".py") or os.sep in target or os.path.isfile(target):
+        return _from_file(target)
+    module_name, sep, attr = target.partition(":")
+    if not module_name or (sep and not attr):
+        raise TargetError(f"invalid target {target!r}: expected module, module:Class or file.py")
+    module = _import_module(module_name)
+    if not sep:
+        return _controllers_in(module, target)
+    obj: object = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not (inspect.isclass(obj) and issubclass(obj, Controller)):
+        raise TargetError(f"{target!r} is not a Controller subclass (got {obj!r})")
+    if not _implements_reconcile(obj):
+        raise TargetError(f"{target!r} does not implement reconcile()")
+    return [obj]
+
+
+def _from_file(target: str) -> list[type[Controller]]:
+    path = Path(target).expanduser()
+    if not path.is_file():
+        raise TargetError(f"controller file {target!r} does not exist")
+    path = path.resolve()
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    module_name = f"_informer_run_{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot import controller file {target!r}")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise TargetError(f"cannot import controller file {target!r}: {_describe(exc)}") from exc
+    return _controllers_in(module, target)
+
+
+def _import_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise TargetError(f"unknown module {name!r} (not found on sys.path)") from exc
+        raise TargetError(f"cannot import module {name!r}: {_describe(exc)}") from exc
+    except Exception as exc:
+        raise TargetError(f"cannot import module {name!r}: {_describe(exc)}") from exc
+
+
+def _controllers_in(module: ModuleType, target: str) -> list[type[Controller]]:
+    found = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, Controller)
+        and obj.__module__ == module.__name__
+        and _implements_reconcile(obj)
+    ]
+    if not found:
+        raise TargetError(f"no Controller subclass defined in {target!r}")
+    return found
+
+
+def _implements_reconcile(cls: type[Controller]) -> bool:
+    return cls.reconcile is not Controller.reconcile
+
+
+def _describe(exc: BaseException) -> str:
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" ({exc.filename}:{exc.lineno})"
+    return f"{type(exc).__name__}: {exc}{where}".replace("\n", " ")

@@ -1,0 +1,10 @@
+"""A local control plane for tests: a real etcd and a real kube-apiserver (envtest for Python).
+
+``python -m informer.testing.control_plane`` runs one in the foreground.
+"""
+
+from ._plane import ControlPlane as ControlPlane
+from ._process import ControlPlaneError as ControlPlaneError
+from ._users import User as User
+
+__all__ = ["ControlPlane", "ControlPlaneError", "User"]
