@@ -193,16 +193,9 @@ def test_the_circle_finder_finds_a_circle() -> None:
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-# Being removed by the architecture issue's follow-up commits (a Protocol for the Client's
-# helpers, ControllerOptions); this list only shrinks.
+# Being removed by the architecture issue's follow-up commits (ControllerOptions); this list
+# only shrinks.
 KNOWN_CIRCLES = [
-    [
-        "informer._client.client",
-        "informer._client.finalizers",
-        "informer._client.manifests",
-        "informer._client.mutate",
-        "informer._client.wait",
-    ],
     ["informer._controller.controller", "informer._controller.options"],
 ]
 

@@ -16,6 +16,10 @@ Every write names :attr:`Client.field_manager` as its ``fieldManager`` (controll
 ``client.WithFieldOwner``), so ``managedFields`` attribute create, update, patch and apply
 to one manager; :meth:`Client.apply` takes another per call.
 
+The operations built on the primitives (``create_or_update``, the finalizer methods,
+``apply_manifests``, ``wait_cached``) live in a module each, typed against the small
+Protocols of ``informer._client.protocol`` that this class satisfies.
+
 Contracts: the client never mutates a dict it is given and never returns one the cache
 or another caller holds. A ``Client`` is used from one event loop; it holds no
 connection of its own (the ``ApiClient``'s pool is used).
@@ -24,17 +28,17 @@ connection of its own (the ``ApiClient``'s pool is used).
 from __future__ import annotations
 
 import builtins
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, overload
 
 from .._cache.factory import SharedInformerFactory
 from .._exceptions import NotFound
-from .._meta.objects import name_of, namespace_of, uid_of
+from .._meta.objects import name_of
 from .._meta.resource import Resource
 from .._meta.types import Obj
 from .._rest.api_request import QueryParams
 from .._rest.kube import request_json
+from . import apiutil
 from . import finalizers as _finalizers
 from . import manifests as _manifests
 from . import mutate as _mutate
@@ -48,15 +52,12 @@ from .cache_reads import (
 )
 from .discovery import Discovery
 from .mutate import OperationResult
+from .protocol import PatchType
+from .wait import DeleteLedger
 
 __all__ = ["Client", "PatchType"]
 
-PatchType = Literal["merge", "strategic", "json"]
-"""``patch_type`` of :meth:`Client.patch`: JSON merge patch (RFC 7386), strategic merge
-patch (built-in kinds only: custom resources answer 415), JSON patch (RFC 6902)."""
-
 _PATCH_TYPES: Final = ("merge", "strategic", "json")
-_REMEMBERED_DELETES: Final = 1024
 
 
 class Client:
@@ -84,9 +85,7 @@ class Client:
         self.factory = factory
         self.field_manager = field_manager
         self.discovery = discovery if discovery is not None else Discovery(api_client)
-        # (group_resource, namespace, name) -> uid of objects this client deleted and the
-        # server removed at once, so wait_cached(pre-delete object) waits for the delete.
-        self._deleted: OrderedDict[tuple[str, str | None, str], str | None] = OrderedDict()
+        self._deletes = DeleteLedger()
 
     # -- resources ------------------------------------------------------------------
 
@@ -94,34 +93,13 @@ class Client:
         """The resource of ``obj``: ``resource`` when given, else discovery of its
         ``apiVersion``/``kind`` (``ValueError`` when either is missing,
         :class:`~informer.ResourceNotServed` when the server does not serve them)."""
-        if resource is not None:
-            return resource
-        api_version = obj.get("apiVersion")
-        kind = obj.get("kind")
-        if not isinstance(api_version, str) or not api_version or not isinstance(kind, str):
-            raise ValueError(
-                f"cannot tell the resource of an object without apiVersion and kind "
-                f"(apiVersion={api_version!r}, kind={kind!r}, "
-                f"name={obj.get('metadata', {}).get('name')!r}): set both, or pass resource="
-            )
-        return await self.discovery.resource_for(api_version, kind)
+        return await apiutil.resource_for(self.discovery, obj, resource)
 
     @staticmethod
     def namespace_for(resource: Resource, obj: Obj) -> str | None:
         """``metadata.namespace`` of ``obj`` for a namespaced resource (``ValueError`` when
         absent), ``None`` for a cluster-scoped one."""
-        if not resource.namespaced:
-            return None
-        ns = namespace_of(obj)
-        if ns is None:
-            name = obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get(
-                "generateName"
-            )
-            raise ValueError(
-                f"{resource.kind or resource.group_resource} {name!r} is namespaced "
-                f"({resource.group_resource}) but has no metadata.namespace: set it"
-            )
-        return ns
+        return apiutil.namespace_for(resource, obj)
 
     # -- reads ----------------------------------------------------------------------
 
@@ -139,7 +117,7 @@ class Client:
         resource and namespace when there is one (no API call), else from the API
         server. Raises :class:`~informer.NotFound` when it does not exist (there).
         """
-        _check_namespace(resource, namespace, "get")
+        apiutil.check_namespace(resource, namespace, "get")
         if not resource.namespaced:
             namespace = None
         informer = covering_informer(self.factory, resource, namespace) if cached else None
@@ -219,7 +197,7 @@ class Client:
         name is taken.
         """
         res = await self.resource_for(obj, resource)
-        ns = self.namespace_for(res, obj)
+        ns = apiutil.namespace_for(res, obj)
         return await self._write("POST", res, res.path(namespace=ns), ns, obj)
 
     async def update(
@@ -230,7 +208,7 @@ class Client:
         resourceVersion is replaced unconditionally). ``subresource="status"`` replaces
         the status only (the server ignores the rest), as ``update_status``."""
         res = await self.resource_for(obj, resource)
-        ns = self.namespace_for(res, obj)
+        ns = apiutil.namespace_for(res, obj)
         path = res.path(name_of(obj), namespace=ns, subresource=subresource)
         return await self._write("PUT", res, path, ns, obj)
 
@@ -258,7 +236,7 @@ class Client:
                 f"patch_type={patch_type!r}: pass 'merge', 'strategic' or 'json' "
                 "(server-side apply is Client.apply)"
             )
-        _check_namespace(resource, namespace, "patch")
+        apiutil.check_namespace(resource, namespace, "patch")
         path = resource.path(name, namespace=namespace, subresource=subresource)
         return await self._write("PATCH", resource, path, namespace, patch, content_type=patch_type)
 
@@ -284,7 +262,7 @@ class Client:
         ``obj`` makes the apply conditional on it.
         """
         res = await self.resource_for(obj, resource)
-        ns = self.namespace_for(res, obj)
+        ns = apiutil.namespace_for(res, obj)
         path = res.path(name_of(obj), namespace=ns, subresource=subresource)
         query: dict[str, str | bool] = {"fieldManager": field_manager or self.field_manager}
         if force:
@@ -327,7 +305,7 @@ class Client:
         ``propagation_policy`` decides what happens to dependents (the server's default:
         ``Background`` for most resources).
         """
-        _check_namespace(resource, namespace, "delete")
+        apiutil.check_namespace(resource, namespace, "delete")
         options: Obj = {}
         preconditions = {
             k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
@@ -353,7 +331,7 @@ class Client:
             if missing_ok:
                 return None
             raise
-        self._remember_delete(resource, namespace, name, answer)
+        self._deletes.record(resource, namespace, name, answer)
         return answer
 
     # -- composite operations (one module each) ------------------------------------
@@ -387,16 +365,19 @@ class Client:
         self,
         obj: Obj,
         *,
-        timeout: float = 30.0,  # noqa: ASYNC109 - the public signature (issue 11)
+        timeout: float = 30.0,  # noqa: ASYNC109 - the public signature
         resource: Resource | None = None,
     ) -> Obj | None:
         """Wait until the factory's informer reflects this client's write of ``obj``:
         see :func:`informer._client.wait.wait_cached`."""
-        return await _wait.wait_cached(self, obj, timeout=timeout, resource=resource)
+        return await _wait.wait_cached(
+            self, obj, timeout=timeout, resource=resource, deletes=self._deletes
+        )
 
     async def add_finalizer(self, obj: Obj, name: str, *, resource: Resource | None = None) -> Obj:
-        """Add finalizer ``name`` at ``obj``'s resourceVersion: see
-        :func:`informer._client.finalizers.add_finalizer`."""
+        """Add finalizer ``name`` at ``obj``'s resourceVersion (``ValueError`` before any
+        request when the API server would refuse it: an invalid name, an object being
+        deleted): see :func:`informer._client.finalizers.add_finalizer`."""
         return await _finalizers.add_finalizer(self, obj, name, resource=resource)
 
     @overload
@@ -449,44 +430,6 @@ class Client:
             resource=resource.group_resource,
             namespace=namespace,
         )
-
-    def _remember_delete(
-        self, resource: Resource, namespace: str | None, name: str, answer: Obj
-    ) -> None:
-        """Record a delete the server carried out at once (its answer is a ``Status``,
-        or the object with neither finalizers nor a grace period left):
-        :meth:`wait_cached` then waits for the cache to drop that object even when
-        given its pre-delete state."""
-        if answer.get("kind") == "Status":
-            details = answer.get("details")
-            uid = details.get("uid") if isinstance(details, Mapping) else None
-        else:
-            meta = answer.get("metadata", {})
-            if meta.get("finalizers") or (meta.get("deletionGracePeriodSeconds") or 0) > 0:
-                return  # still there, at the answer's resourceVersion: wait for that
-            uid = uid_of(answer)
-        key = (resource.group_resource, namespace if resource.namespaced else None, name)
-        self._deleted[key] = uid
-        self._deleted.move_to_end(key)
-        while len(self._deleted) > _REMEMBERED_DELETES:
-            self._deleted.popitem(last=False)
-
-    def was_deleted(self, resource: Resource, obj: Obj) -> tuple[bool, str | None]:
-        """Whether this client deleted ``obj`` and the server removed it at once (the
-        uid must match when both are known), with the uid the delete answered. Only the
-        last :data:`_REMEMBERED_DELETES` such deletes are remembered."""
-        ns = namespace_of(obj) if resource.namespaced else None
-        key = (resource.group_resource, ns, name_of(obj))
-        if key not in self._deleted:
-            return False, None
-        uid = self._deleted[key]
-        mine = uid_of(obj)
-        return (uid is None or mine is None or uid == mine), uid
-
-
-def _check_namespace(resource: Resource, namespace: str | None, verb: str) -> None:
-    if resource.namespaced and namespace is None and verb != "list":
-        raise ValueError(f"{resource.group_resource} is namespaced: pass namespace= to {verb} one")
 
 
 def _listed_items(answer: Obj, resource: Resource) -> builtins.list[Obj]:

@@ -2,6 +2,12 @@
 ``controllerutil.AddFinalizer`` / ``RemoveFinalizer`` followed by a patch with
 ``client.MergeFromWithOptions(obj, client.MergeFromWithOptimisticLock{})``).
 
+The patches and every check are :mod:`informer._meta.finalizers`' (one implementation):
+this module only sends them. Before any request (discovery included), ``add_finalizer``
+raises ``ValueError`` for a name the API server rejects, for an object being deleted
+(the server forbids new finalizers then: run the cleanup instead), for 'orphan' beside
+'foregroundDeletion', and either call for an object without ``metadata.resourceVersion``.
+
 Both are idempotent: a finalizer already present (absent) in the given object writes
 nothing and returns that object. Otherwise the client sends a JSON merge patch with the
 whole new ``metadata.finalizers`` list **and** the object's ``metadata.resourceVersion``:
@@ -26,37 +32,34 @@ not "missing": the patch's resourceVersion makes the server answer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, overload
+from typing import Literal, overload
 
 from .._exceptions import NotFound
-from .._meta.objects import name_of, resource_version
+from .._meta.finalizers import add_finalizer_patch, remove_finalizer_patch
+from .._meta.objects import name_of
 from .._meta.resource import Resource
 from .._meta.types import Obj
-
-if TYPE_CHECKING:
-    from .client import Client
+from .apiutil import namespace_for
+from .protocol import Writer
 
 __all__ = ["add_finalizer", "remove_finalizer"]
 
 
-def _finalizers(obj: Obj) -> list[str]:
-    return list(obj.get("metadata", {}).get("finalizers") or ())
-
-
 async def add_finalizer(
-    client: Client, obj: Obj, name: str, *, resource: Resource | None = None
+    client: Writer, obj: Obj, name: str, *, resource: Resource | None = None
 ) -> Obj:
     """Add ``name`` to ``obj``'s finalizers (at its resourceVersion); the server's object,
-    or ``obj`` itself when it has the finalizer already."""
-    current = _finalizers(obj)
-    if name in current:
+    or ``obj`` itself when it has the finalizer already. ``ValueError`` (module
+    docstring) before any request when the server would refuse it."""
+    patch = add_finalizer_patch(obj, name)
+    if patch is None:
         return obj
-    return await _patch(client, obj, [*current, name], resource)
+    return await _send(client, obj, patch, resource)
 
 
 @overload
 async def remove_finalizer(
-    client: Client,
+    client: Writer,
     obj: Obj,
     name: str,
     *,
@@ -67,42 +70,35 @@ async def remove_finalizer(
 
 @overload
 async def remove_finalizer(
-    client: Client, obj: Obj, name: str, *, resource: Resource | None = ..., missing_ok: bool
+    client: Writer, obj: Obj, name: str, *, resource: Resource | None = ..., missing_ok: bool
 ) -> Obj | None: ...
 
 
 async def remove_finalizer(
-    client: Client,
+    client: Writer,
     obj: Obj,
     name: str,
     *,
     resource: Resource | None = None,
     missing_ok: bool = False,
 ) -> Obj | None:
-    """Remove ``name`` from ``obj``'s finalizers (at its resourceVersion); the server's
-    object, or ``obj`` itself when it does not have the finalizer. When the object no
-    longer exists: ``None`` with ``missing_ok``, else :class:`~informer.NotFound`."""
-    current = _finalizers(obj)
-    if name not in current:
+    """Remove ``name`` from ``obj``'s finalizers (every occurrence, at its
+    resourceVersion); the server's object, or ``obj`` itself when it does not have the
+    finalizer. When the object no longer exists: ``None`` with ``missing_ok``, else
+    :class:`~informer.NotFound`."""
+    patch = remove_finalizer_patch(obj, name)
+    if patch is None:
         return obj
     try:
-        return await _patch(client, obj, [f for f in current if f != name], resource)
+        return await _send(client, obj, patch, resource)
     except NotFound:
         if missing_ok:
             return None
         raise
 
 
-async def _patch(client: Client, obj: Obj, finalizers: list[str], resource: Resource | None) -> Obj:
-    rv = resource_version(obj)
-    if not rv:
-        raise ValueError(
-            f"{obj.get('kind', 'object')} {obj.get('metadata', {}).get('name')!r} has no "
-            "metadata.resourceVersion: finalizers are changed at a known version only; "
-            "pass an object read from the cluster"
-        )
+async def _send(client: Writer, obj: Obj, patch: Obj, resource: Resource | None) -> Obj:
     res = await client.resource_for(obj, resource)
-    patch = {"metadata": {"finalizers": finalizers or None, "resourceVersion": rv}}
     return await client.patch(
-        res, name_of(obj), patch, namespace=client.namespace_for(res, obj), patch_type="merge"
+        res, name_of(obj), patch, namespace=namespace_for(res, obj), patch_type="merge"
     )

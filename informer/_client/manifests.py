@@ -17,14 +17,12 @@ when both come together.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from .._meta.types import Obj
-
-if TYPE_CHECKING:
-    from .client import Client
+from .protocol import Writer
 
 __all__ = ["apply_manifests", "parse_manifests"]
 
@@ -78,7 +76,7 @@ def _checked(doc: Any, where: str) -> Obj:
 
 
 async def apply_manifests(
-    client: Client,
+    client: Writer,
     text: str,
     *,
     namespace: str | None = None,

@@ -30,16 +30,14 @@ import copy
 import enum
 from collections.abc import Awaitable, Callable
 from inspect import isawaitable
-from typing import TYPE_CHECKING
 
 from .._exceptions import Conflict, NotFound
 from .._meta.objects import name_of, namespace_of
 from .._meta.resource import Resource
 from .._meta.types import Obj
+from .apiutil import namespace_for
 from .cache_reads import covering_informer, deep_copy
-
-if TYPE_CHECKING:
-    from .client import Client
+from .protocol import ReadWriter
 
 __all__ = ["MutateFn", "OperationResult", "create_or_update"]
 
@@ -56,7 +54,7 @@ class OperationResult(enum.StrEnum):
 
 
 async def create_or_update(
-    client: Client, obj: Obj, mutate: MutateFn, *, resource: Resource | None = None
+    client: ReadWriter, obj: Obj, mutate: MutateFn, *, resource: Resource | None = None
 ) -> tuple[Obj, OperationResult]:
     """Make the object named by ``obj`` what ``mutate`` says; ``(object, result)``, the
     object being the server's answer (or the current object when ``UNCHANGED``).
@@ -64,7 +62,7 @@ async def create_or_update(
     ``obj`` is not modified. See the module docstring for the semantics and the reads.
     """
     res = await client.resource_for(obj, resource)
-    ns = client.namespace_for(res, obj)
+    ns = namespace_for(res, obj)
     from_cache = covering_informer(client.factory, res, ns) is not None
     try:
         return await _attempt(client, res, obj, mutate, ns, cached=from_cache)
@@ -75,7 +73,7 @@ async def create_or_update(
 
 
 async def _attempt(
-    client: Client, res: Resource, obj: Obj, mutate: MutateFn, ns: str | None, *, cached: bool
+    client: ReadWriter, res: Resource, obj: Obj, mutate: MutateFn, ns: str | None, *, cached: bool
 ) -> tuple[Obj, OperationResult]:
     name = name_of(obj)
     try:

@@ -15,7 +15,8 @@ covers ``obj``'s resource and namespace reflects the write that returned ``obj``
   ``Status``): the wait then ends once the store no longer holds that object (that
   uid), with nothing queued for the key. A delete that left the object in place
   (finalizers, a grace period) answers the object with a new resourceVersion: wait
-  for that answer instead.
+  for that answer instead. The client keeps its recent deletes in a
+  :class:`DeleteLedger` (the last 1024 it carried out at once).
 
 Comparing resourceVersions: the API contract calls them opaque, but every Kubernetes
 API server backed by etcd issues them from etcd's revision counter, a decimal integer
@@ -29,23 +30,71 @@ covering that resource and namespace (without selectors). The wait polls the sto
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from .._meta.objects import resource_version, uid_of
+from .._meta.objects import name_of, namespace_of, resource_version, uid_of
 from .._meta.resource import Resource
 from .._meta.types import Obj
+from .apiutil import namespace_for
 from .cache_reads import deep_copy
+from .protocol import Reader
 
 if TYPE_CHECKING:
     from .._cache.informer import SharedIndexInformer
-    from .client import Client
 
-__all__ = ["rv_at_least", "wait_cached"]
+__all__ = ["DeleteLedger", "rv_at_least", "wait_cached"]
 
 _FIRST_DELAY = 0.005
 _MAX_DELAY = 0.1
+
+
+class DeleteLedger:
+    """The deletes a client sent that the server carried out at once, so that
+    :func:`wait_cached` given the object as it was before the delete waits for the cache
+    to drop it. The client records every delete answer (:meth:`record`); only the last
+    ``capacity`` such deletes are kept, the oldest forgotten first. Used from one event
+    loop.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity={capacity}: keep at least one delete")
+        self.capacity: Final = capacity
+        # (group_resource, namespace, name) -> the uid the delete answered, when it did
+        self._deleted: OrderedDict[tuple[str, str | None, str], str | None] = OrderedDict()
+
+    def record(self, resource: Resource, namespace: str | None, name: str, answer: Obj) -> None:
+        """Note the server's ``answer`` to a delete of ``name``: kept when the delete is
+        done (a ``Status``, or the object with neither finalizers nor a grace period
+        left); an object still there has a new resourceVersion to wait for instead."""
+        if answer.get("kind") == "Status":
+            details = answer.get("details")
+            uid = details.get("uid") if isinstance(details, Mapping) else None
+        else:
+            meta = answer.get("metadata", {})
+            if meta.get("finalizers") or (meta.get("deletionGracePeriodSeconds") or 0) > 0:
+                return
+            uid = uid_of(answer)
+        key = (resource.group_resource, namespace if resource.namespaced else None, name)
+        self._deleted[key] = uid
+        self._deleted.move_to_end(key)
+        while len(self._deleted) > self.capacity:
+            self._deleted.popitem(last=False)
+
+    def deleted(self, resource: Resource, obj: Obj) -> tuple[bool, str | None]:
+        """Whether a recorded delete removed ``obj`` (the uids must match when both are
+        known), with the uid that delete answered."""
+        ns = namespace_of(obj) if resource.namespaced else None
+        key = (resource.group_resource, ns, name_of(obj))
+        if key not in self._deleted:
+            return False, None
+        uid = self._deleted[key]
+        mine = uid_of(obj)
+        return (uid is None or mine is None or uid == mine), uid
 
 
 def rv_at_least(rv: str | None, target: str) -> bool:
@@ -62,21 +111,24 @@ def rv_at_least(rv: str | None, target: str) -> bool:
 
 
 async def wait_cached(
-    client: Client,
+    client: Reader,
     obj: Obj,
     *,
-    timeout: float,  # noqa: ASYNC109 - the public signature (issue 11)
+    timeout: float,  # noqa: ASYNC109 - Client.wait_cached's public signature
     resource: Resource | None = None,
+    deletes: DeleteLedger | None = None,
 ) -> Obj | None:
     """Wait until the cache reflects the write that returned ``obj`` (module docstring);
     a copy of the cached object, or ``None`` when the informer has seen it deleted.
+    ``deletes`` is the ledger of the client's deletes (``obj`` may then be the object as
+    it was before one of them).
 
     Raises ``ValueError`` when the client has no factory or no informer of it covers
     the object, or ``obj`` has no resourceVersion (and was not deleted by this client);
     ``TimeoutError`` naming what the cache holds after ``timeout`` seconds.
     """
     res = await client.resource_for(obj, resource)
-    ns = client.namespace_for(res, obj)
+    ns = namespace_for(res, obj)
     where = f"{res.group_resource} in namespace {ns!r}" if ns else res.group_resource
     if client.factory is None:
         raise ValueError(
@@ -90,7 +142,7 @@ async def wait_cached(
             "request one with factory.informer_for(...) first; wait_cached never starts one"
         )
     key = informer.key_func(obj)
-    deleted, uid = client.was_deleted(res, obj)
+    deleted, uid = (False, None) if deletes is None else deletes.deleted(res, obj)
     target = resource_version(obj) or ""
     if not deleted and not target:
         raise ValueError(

@@ -1,7 +1,10 @@
 """Finalizers on object dicts: checks and the guarded patches that add or remove one.
 
-Pure functions: nothing here mutates its argument or talks to the API server. The
-Client's ``add_finalizer`` / ``remove_finalizer`` send the patches built here.
+Pure functions: nothing here mutates its argument or talks to the API server. This is
+the one implementation of the finalizer rules: the Client's ``add_finalizer`` /
+``remove_finalizer`` (``informer._client.finalizers``) send the patches built here and
+add no check of their own, so every error below reaches their callers before any
+request.
 
 Semantics follow controller-runtime's ``controllerutil`` (``ContainsFinalizer``,
 ``AddFinalizer``, ``RemoveFinalizer``): adding a present finalizer and removing an absent

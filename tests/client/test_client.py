@@ -34,6 +34,7 @@ from informer import (
     TooManyRequests,
     request_json,
 )
+from informer._client.wait import DeleteLedger
 from informer.resources import CONFIGMAPS, CUSTOM_RESOURCE_DEFINITIONS, DEPLOYMENTS, NAMESPACES
 from informer.testing import FakeListerWatcher
 
@@ -757,6 +758,35 @@ async def test_wait_cached_needs_a_covering_informer(api_client: Any, namespace:
     assert len(factory.informers) == 1
 
 
+def test_delete_ledger_keeps_the_last_finished_deletes() -> None:
+    """The client's ledger of deletes (what wait_cached given a pre-delete object waits
+    for): a delete answered by a ``Status`` or by an object with nothing left to hold it
+    is kept, with its uid; one still held by finalizers or a grace period is not; only
+    the last ``capacity`` are kept; another incarnation (another uid) is not deleted."""
+    ledger = DeleteLedger(capacity=2)
+
+    def obj(name: str, uid: str | None = None, **meta: Any) -> Obj:
+        return configmap(name, "ns", uid=uid, **meta) if uid else configmap(name, "ns", **meta)
+
+    status = {"kind": "Status", "status": "Success", "details": {"uid": "u-a"}}
+    ledger.record(CONFIGMAPS, "ns", "a", status)
+    ledger.record(CONFIGMAPS, "ns", "held", obj("held", "u-h", finalizers=["x.test/y"]))
+    ledger.record(CONFIGMAPS, "ns", "grace", obj("grace", deletionGracePeriodSeconds=30))
+    assert ledger.deleted(CONFIGMAPS, obj("a", "u-a")) == (True, "u-a")
+    assert ledger.deleted(CONFIGMAPS, obj("a")) == (True, "u-a")
+    assert ledger.deleted(CONFIGMAPS, obj("a", "u-other")) == (False, "u-a")
+    assert ledger.deleted(CONFIGMAPS, obj("held", "u-h")) == (False, None)
+    assert ledger.deleted(CONFIGMAPS, obj("grace")) == (False, None)
+    assert ledger.deleted(CONFIGMAPS, configmap("a", "elsewhere")) == (False, None)
+    ledger.record(CONFIGMAPS, "ns", "b", obj("b", "u-b"))
+    ledger.record(CONFIGMAPS, "ns", "c", {"kind": "Status", "status": "Success"})
+    assert ledger.deleted(CONFIGMAPS, obj("a", "u-a")) == (False, None)  # the oldest went
+    assert ledger.deleted(CONFIGMAPS, obj("b", "u-b")) == (True, "u-b")
+    assert ledger.deleted(CONFIGMAPS, obj("c", "u-c")) == (True, None)
+    with pytest.raises(ValueError, match="capacity"):
+        DeleteLedger(capacity=0)
+
+
 # -- finalizers ------------------------------------------------------------------------
 
 
@@ -830,3 +860,57 @@ async def test_remove_finalizer_of_an_object_already_gone(api_client: Any, names
         await client.remove_finalizer(marked, "client.test/cleanup")
     assert await client.remove_finalizer(marked, "client.test/cleanup", missing_ok=True) is None
     assert await client.remove_finalizer(cm, "client.test/absent", missing_ok=True) is cm
+
+
+@pytest.mark.parametrize(
+    ("finalizers", "name", "problem"),
+    [
+        ([], "bad name", "invalid finalizer name"),
+        ([], "example.com/", "invalid finalizer name"),
+        (["orphan"], "foregroundDeletion", "cannot both be set"),
+    ],
+    ids=["space-in-name", "empty-name-part", "orphan-and-foreground"],
+)
+async def test_add_finalizer_is_checked_before_any_request(
+    api_client: Any,
+    namespace: str,
+    api_calls: ApiCalls,
+    finalizers: list[str],
+    name: str,
+    problem: str,
+) -> None:
+    """``add_finalizer`` builds its patch with ``informer.meta``'s finalizer rules: a name
+    the API server rejects (``ValidateFinalizerName``) and 'orphan' beside
+    'foregroundDeletion' (``ValidateFinalizers``) are a ``ValueError`` saying what is
+    wrong, before any request (discovery included); the object is left as it was."""
+    client = Client(api_client)
+    cm = await client.create(configmap("a", namespace, finalizers=finalizers))
+    api_calls.clear()
+    with pytest.raises(ValueError, match=problem):
+        await client.add_finalizer(cm, name)
+    assert api_calls.calls == []
+    current = await client.get(CONFIGMAPS, "a", namespace=namespace)
+    assert current["metadata"]["resourceVersion"] == cm["metadata"]["resourceVersion"]
+    if finalizers:
+        await client.remove_finalizer(current, finalizers[0])
+
+
+async def test_no_new_finalizer_on_an_object_being_deleted(
+    api_client: Any, namespace: str, api_calls: ApiCalls
+) -> None:
+    """Once ``deletionTimestamp`` is set the API server forbids new finalizers: adding one
+    is a ``ValueError`` naming the rule, before any request; adding one already present
+    is still a no-op and removing stays allowed (and lets the delete finish)."""
+    client = Client(api_client)
+    await client.create(configmap("held", namespace, finalizers=["client.test/cleanup"]))
+    marked = await client.delete(CONFIGMAPS, "held", namespace=namespace)
+    assert marked is not None and marked["metadata"]["deletionTimestamp"]
+    api_calls.clear()
+    with pytest.raises(ValueError, match="being deleted"):
+        await client.add_finalizer(marked, "client.test/late")
+    assert api_calls.calls == []
+    assert await client.add_finalizer(marked, "client.test/cleanup") is marked
+    assert api_calls.calls == []
+    await client.remove_finalizer(marked, "client.test/cleanup")
+    with pytest.raises(NotFound):
+        await client.get(CONFIGMAPS, "held", namespace=namespace)
