@@ -1,5 +1,7 @@
-"""The cache layer: list/watch -> reflector -> DeltaFIFO -> indexed store -> handlers.
+"""The cache: list/watch -> Reflector -> DeltaFIFO -> indexed store -> handlers, the
+shared informers and their factory, and the transforms applied before caching.
 
-Private: the public names are re-exported from :mod:`informer`. This layer never imports
-:mod:`informer._runtime` (``tests/test_layering.py``). See ``docs/architecture.md``.
+Public names: :mod:`informer.cache` (the everyday ones also in :mod:`informer`). What
+this folder may import is the ``_cache`` row of ``MAY_IMPORT`` in
+``tests/test_layering.py``; see ``docs/architecture.md``.
 """

@@ -1,6 +1,5 @@
-"""The work-queue layer: work queues (plain, delaying, rate-limited) and rate limiters.
+"""Work queues (plain, delaying, rate-limited), rate limiters and the queue metrics hooks.
 
-Private: the public names are re-exported from :mod:`informer`. This layer never imports
-:mod:`informer._runtime` nor the cache layer (``tests/test_layering.py``). See
-``docs/architecture.md``.
+Public names: :mod:`informer.workqueue`. It imports nothing of the package but the error
+tree (``tests/test_layering.py``); see ``docs/architecture.md``.
 """
