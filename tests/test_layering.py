@@ -194,7 +194,7 @@ def test_the_circle_finder_finds_a_circle() -> None:
 
 
 # Being removed by the architecture issue's follow-up commits (a Protocol for the Client's
-# helpers, ControllerOptions); this list only shrinks.
+# helpers); this list only shrinks.
 KNOWN_CIRCLES = [
     [
         "informer._client.client",
@@ -203,7 +203,6 @@ KNOWN_CIRCLES = [
         "informer._client.mutate",
         "informer._client.wait",
     ],
-    ["informer._controller.controller", "informer._controller.options"],
 ]
 
 
