@@ -171,13 +171,14 @@ class Controller:
             self.__dict__["name"] = name
         elif not self.name:
             self.__dict__["name"] = kebab(type(self).__name__)
-        cls = type(self)
+        # Unset arguments keep the attribute (the class's, or one set before this call);
+        # the limiter factory is read from the class (an instance would bind it).
         self._options = self._checked(
             lambda: ControllerOptions(
-                workers=cls.workers if workers is None else workers,
-                max_retries=cls.max_retries if max_retries is None else max_retries,
-                shutdown_grace=cls.shutdown_grace if shutdown_grace is None else shutdown_grace,
-                rate_limiter=cls.rate_limiter,
+                workers=self.workers if workers is None else workers,
+                max_retries=self.max_retries if max_retries is None else max_retries,
+                shutdown_grace=self.shutdown_grace if shutdown_grace is None else shutdown_grace,
+                rate_limiter=type(self).rate_limiter,
             )
         )
         # Instance attributes shadow the class's only when an argument was given.
@@ -362,7 +363,7 @@ class Controller:
         except BaseException:
             self.queue.shut_down()
             raise
-        workers = self.options.workers
+        workers = self.stats.workers = self.options.workers
         self._log.info("controller.started", workers=workers, queued=self.queue.depth())
         try:
             async with self.recorder:

@@ -129,3 +129,12 @@ def test_kebab(name: str, expected: str) -> None:
 )  # fmt: skip
 def test_component_of(name: str, expected: str) -> None:
     assert component_of(name) == expected
+
+
+def test_an_attribute_set_before_the_base_constructor_is_the_instance_default() -> None:
+    class Early(Plain):
+        def __init__(self, factory: SharedInformerFactory) -> None:
+            self.max_retries = 4
+            super().__init__(factory, None)
+
+    assert Early(factory()).options.max_retries == 4
