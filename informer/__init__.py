@@ -37,6 +37,7 @@ from ._controller.controller import Controller as Controller
 from ._controller.mappers import KeyMapper as KeyMapper
 from ._controller.mappers import own_key as own_key
 from ._controller.mappers import owner_key as owner_key
+from ._controller.options import ControllerOptions as ControllerOptions
 from ._controller.reconcile import ReconcileStats as ReconcileStats
 from ._controller.reconcile import Result as Result
 from ._events.recorder import EventRecorder as EventRecorder
@@ -91,6 +92,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "Controller",
+    "ControllerOptions",
     "DeletedFinalStateUnknown",
     "EventHandler",
     "EventRecorder",

@@ -193,16 +193,9 @@ def test_the_circle_finder_finds_a_circle() -> None:
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-# Being removed by the architecture issue's follow-up commits (ControllerOptions); this list
-# only shrinks.
-KNOWN_CIRCLES = [
-    ["informer._controller.controller", "informer._controller.options"],
-]
-
-
 def test_no_import_circles() -> None:
     """Between any two modules of the package (type-checking imports included)."""
-    assert _circles(_graph()) == KNOWN_CIRCLES
+    assert _circles(_graph()) == []
 
 
 def _all_library_modules() -> list[str]:

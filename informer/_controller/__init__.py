@@ -1,3 +1,3 @@
-"""Controllers: watches mapped to keys, the work queue, workers calling reconcile, and
-their options.
+"""Controllers: watch declarations mapped to keys, a rate-limited work queue, workers
+calling ``reconcile`` under one outcome policy, and the options that tune them.
 """

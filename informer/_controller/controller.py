@@ -9,51 +9,39 @@ function of yours). Each key lands on the controller's
 informer has synced *and* the controller's handlers have seen the whole initial list,
 then runs ``workers`` worker tasks that call :meth:`Controller.reconcile`.
 
-The worker loop is client-go's ``examples/workqueue`` (``process_next_item``): take a key,
-reconcile it inside a structlog context bound with ``controller`` and ``key``, then one
-place decides what happens to the key; ``done`` is always called. Retries are not the
-reconciler's business: ``reconcile`` returns a :class:`~informer.Result` (or ``None``) or
-raises.
-
-=============================== =====================================================
-``reconcile`` outcome           what the controller does
-=============================== =====================================================
-returns ``None`` / ``Result()`` ``forget(key)`` (its failure count resets)
-``Result(requeue_after=s)``     ``forget(key)``, then ``add_after(key, s)`` (``s > 0``)
-``Result(requeue=True)``        ``add_rate_limited(key)`` (the limiter's backoff)
-raises ``Exception``            below ``max_retries`` failures in a row:
-                                ``add_rate_limited(key)`` and log ``reconcile.failed``
-                                (warning, with the traceback); otherwise ``forget(key)``
-                                and log ``reconcile.dropped`` (error). A key is thus
-                                reconciled at most ``1 + max_retries`` times in a row
-                                while it keeps failing; any new event for it starts over.
-=============================== =====================================================
-
-``requeue_after`` wins over ``requeue`` when both are set (as in controller-runtime).
+Each worker (``worker.py``) takes a key, reconciles it inside a structlog context bound
+with ``controller`` and ``key``, and hands the outcome to the one outcome policy
+(``reconcile.py``, whose docstring has the table of what happens to the key);
+``done`` is always called. Retries are not the reconciler's business: ``reconcile``
+returns a :class:`~informer.Result` (or ``None``) or raises, and a key that keeps
+failing is dropped after ``max_retries`` retries in a row.
 
 Guarantees (from the work queue): a key is never reconciled by two workers at once; a key
 that receives events while it is being reconciled is reconciled once more afterwards;
 events for a queued key collapse into one reconcile. Reconcilers are level-triggered:
 they read the current state from listers and act on it, whatever the events were.
 
-Events -> keys (``informer/_controller/mappers.py``): every add, update (old and new object), delete
-(tombstones unwrapped) and periodic resync update is mapped and enqueued. A
-``predicate`` filters by object (see :class:`~informer.FilteringHandler`): an object
-that stops matching enqueues once more, as a delete, so the reconciler can clean up.
-Mappers and predicates run on the informer's listener task for every event: they must
-be cheap, must not block and must not mutate the objects.
+Events -> keys (``mappers.py``; the declarations are kept in ``watches.py``): every add,
+update (old and new object), delete (tombstones unwrapped) and periodic resync update is
+mapped and enqueued. A ``predicate`` filters by object (see
+:class:`~informer.FilteringHandler`): an object that stops matching enqueues once more,
+as a delete, so the reconciler can clean up. Mappers and predicates run on the
+informer's listener task for every event: they must be cheap, must not block and must
+not mutate the objects.
 
 Shutdown: :meth:`Controller.run` runs until cancelled. On cancellation it shuts the queue
-down and waits, shielded and for at most :attr:`Controller.shutdown_grace` seconds, for
-the reconciles in flight to finish (they are shielded from the cancellation; once the
-grace is over they are cancelled); keys still queued are not processed.
+down and waits, shielded and for at most ``shutdown_grace`` seconds, for the reconciles
+in flight to finish (they are shielded from the cancellation; once the grace is over
+they are cancelled); keys still queued are not processed.
 
-Statistics: :attr:`Controller.stats`, a :class:`~informer.ReconcileStats` (defined with
-:class:`~informer.Result` in ``informer/_controller/reconcile.py``).
+Tuning: :attr:`Controller.options`, a :class:`~informer.ControllerOptions`
+(``options.py``) built from the class attributes and the constructor's arguments.
+Statistics: :attr:`Controller.stats`, a :class:`~informer.ReconcileStats`
+(``reconcile.py``).
 
 Writing: :attr:`Controller.client` is a :class:`~informer.Client` on the controller's
 factory (field manager: the controller's name without its ``@namespace`` suffix, see
-``_controller_tuning.component_of``; discovery shared per ApiClient); :attr:`Controller.recorder` an
+``naming.py``; discovery shared per ApiClient); :attr:`Controller.recorder` an
 :class:`~informer.EventRecorder` of that component. :meth:`Controller.run` runs the
 recorder from sync until after the drain, flushing what was recorded within what is left
 of ``shutdown_grace`` (at least :data:`EVENT_FLUSH_MIN` s): run by a Manager or alone,
@@ -69,72 +57,40 @@ The factory passed in may be started (``async with factory``) before or after
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Protocol
+from typing import Any, ClassVar, Final
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 import structlog
-import structlog.contextvars
 
 from .._cache.factory import SharedInformerFactory
-from .._cache.handlers import FilteringHandler
 from .._cache.informer import SharedIndexInformer
-from .._cache.listener import ProcessorListener
 from .._cache.store import IndexFunc
 from .._client.client import Client
 from .._client.discovery import shared_discovery
 from .._events.recorder import EventRecorder
-from .._exceptions import QueueShutDown
-from .._failures import report_failure
-from .._meta.objects import ObjectOrTombstone
 from .._meta.resource import Resource
 from .._meta.types import Obj
 from .._queue.metrics import QueueMetrics
 from .._queue.ratelimit import RateLimiter
 from .._queue.workqueue import RateLimitingQueue
-from .mappers import Enqueue, KeyMapper, own_key, owner_key
-from .options import check_tuning, component_of, kebab, limiter_from_class
-from .reconcile import ReconcileOutcome, ReconcileStats, Result
+from .mappers import KeyMapper
+from .naming import component_of, kebab
+from .options import DEFAULT_MAX_RETRIES, DEFAULT_SHUTDOWN_GRACE, ControllerOptions
+from .reconcile import OutcomePolicy, ReconcileStats, Result
+from .watches import Watches
+from .worker import KeyGate, Workers
 
-__all__ = ["Controller", "KeyGate"]
+__all__ = ["EVENT_FLUSH_MIN", "Controller", "KeyGate"]
 
-log = structlog.get_logger(__name__)
-
-DEFAULT_SHUTDOWN_GRACE: Final = 5.0
-DEFAULT_MAX_RETRIES: Final = 15
 EVENT_FLUSH_MIN: Final = 1.0
 """Seconds the recorder's final flush gets at least, however long the drain took."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Watch:
-    informer: SharedIndexInformer
-    registration: ProcessorListener
-    mapper: KeyMapper | None = None
-    predicate: Callable[[Obj], bool] | None = None
-
-
-class KeyGate(Protocol):
-    """Decides whether a worker may reconcile a key now (sharding installs one per
-    controller as :attr:`Controller.key_gate`).
-
-    ``admit(key)`` is asked after a worker took ``key`` from the queue, before the
-    reconcile; False skips the key (``done``, no reconcile, no retry: the gate is
-    responsible for re-adding it when it is admitted again). After an admitted key's
-    reconcile ends (success, failure or cancellation), ``release(key)`` is called, once.
-    Both run on the event loop and must not block.
-    """
-
-    def admit(self, key: str) -> bool: ...
-
-    def release(self, key: str) -> None: ...
-
-
-# ---------------------------------------------------------------------------- controller
+_TUNING: Final = frozenset({"workers", "max_retries", "shutdown_grace"})
+"""Attributes that are fields of :class:`ControllerOptions` too (``rate_limiter`` is the
+class's factory; the constructor's ``rate_limiter`` is a limiter for one instance)."""
 
 
 class Controller:
@@ -164,6 +120,13 @@ class Controller:
     ``lambda: ExponentialFailureRateLimiter(0.01, 60)``) called once per instance, since
     a limiter keeps per-key failure counts that instances must not share; the argument
     is a limiter (default: :func:`~informer.default_controller_rate_limiter`).
+
+    The effective tuning is :attr:`options`, a :class:`~informer.ControllerOptions`
+    (controller-runtime's ``controller.Options``), validated when the controller is built:
+    ``ValueError``/``TypeError`` name the class, the value and what is allowed.
+    Assigning ``workers``, ``max_retries`` or ``shutdown_grace`` on an instance (the
+    Manager caps ``shutdown_grace``) validates the value and replaces :attr:`options`;
+    ``workers`` takes effect at :meth:`run`, the others at once.
 
     ``queue_metrics`` are the hooks of the controller's queue (default: the current
     queue-metrics provider's, see :func:`~informer.use_queue_metrics_provider`).
@@ -208,16 +171,26 @@ class Controller:
             self.__dict__["name"] = name
         elif not self.name:
             self.__dict__["name"] = kebab(type(self).__name__)
+        # Unset arguments keep the attribute (the class's, or one set before this call);
+        # the limiter factory is read from the class (an instance would bind it).
+        self._options = self._checked(
+            lambda: ControllerOptions(
+                workers=self.workers if workers is None else workers,
+                max_retries=self.max_retries if max_retries is None else max_retries,
+                shutdown_grace=self.shutdown_grace if shutdown_grace is None else shutdown_grace,
+                rate_limiter=type(self).rate_limiter,
+            )
+        )
         # Instance attributes shadow the class's only when an argument was given.
-        if workers is not None:
-            self.workers = workers
-        if max_retries is not None:
-            self.max_retries = max_retries
-        if shutdown_grace is not None:
-            self.shutdown_grace = shutdown_grace
-        check_tuning(self)
+        for attribute, value in (
+            ("workers", workers),
+            ("max_retries", max_retries),
+            ("shutdown_grace", shutdown_grace),
+        ):
+            if value is not None:
+                self.__dict__[attribute] = value
         if rate_limiter is None:
-            rate_limiter = limiter_from_class(type(self))
+            rate_limiter = self.options.new_rate_limiter()
         self.factory = factory
         self.api_client = api_client
         component = component_of(self.name)
@@ -230,19 +203,40 @@ class Controller:
         """Cached reads from :attr:`factory`'s informers, writes to the API server."""
         self.recorder = EventRecorder(self, component)
         """Events about the controller's objects; :meth:`run` runs it."""
-        self._primary: Resource | None = None
-        self._has_primary = False
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(
             rate_limiter, name=self.name, metrics=queue_metrics
         )
-        self.stats = ReconcileStats(workers=self.workers)
-        self._watches: list[_Watch] = []
+        self.stats = ReconcileStats(workers=self.options.workers)
+        self._watches = Watches(controller=self.name, add=self.queue.add)
+        self._workers = Workers(
+            self,
+            name=self.name,
+            queue=self.queue,
+            policy=OutcomePolicy(self.queue, name=self.name, stats=self.stats),
+            stats=self.stats,
+        )
         self._started = False
-        self._stopping = False
-        self._in_flight: set[anyio.CancelScope] = set()
-        self._failures: dict[str, int] = {}  # consecutive reconcile errors per key
         self._log = structlog.get_logger(__name__, controller=self.name)
         self.setup()
+
+    @property
+    def options(self) -> ControllerOptions:
+        """The effective tuning (read-only: assign ``workers``, ``max_retries`` or
+        ``shutdown_grace`` to change it)."""
+        return self._options
+
+    def _checked(self, build: Callable[[], ControllerOptions]) -> ControllerOptions:
+        """``build()``, its errors prefixed with this controller's class name."""
+        try:
+            return build()
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{type(self).__qualname__}: {exc}") from None
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        if attribute in _TUNING and "_options" in self.__dict__:
+            changes = {attribute: value}
+            self._options = self._checked(lambda: dataclasses.replace(self._options, **changes))
+        super().__setattr__(attribute, value)
 
     # -- declaring ------------------------------------------------------------------------
 
@@ -291,16 +285,7 @@ class Controller:
                 indexers=indexers,
                 metadata_only=metadata_only,
             )
-        handler: Any = Enqueue(
-            self.name, self.queue.add, mapper if mapper is not None else own_key, informer.key_func
-        )
-        if predicate is not None:
-            handler = FilteringHandler(predicate, handler)
-        registration = informer.add_event_handler(handler)
-        self._watches.append(_Watch(informer, registration, mapper, predicate))
-        if mapper is None and not self._has_primary:
-            self._has_primary = True
-            self._primary = _resource_of(resource)
+        self._watches.add(informer, watched=resource, mapper=mapper, predicate=predicate)
         return informer
 
     def owns(
@@ -320,26 +305,9 @@ class Controller:
         :meth:`watch` (``RuntimeError`` otherwise); the primary must name its ``kind``.
         Other arguments as :meth:`watch`.
         """
-        primary = self._primary
-        if self._has_primary and primary is None:
-            raise TypeError(
-                f"controller {self.name}: the primary watch was given an informer whose "
-                "lister-watcher has no Resource: watch the primary as a Resource"
-            )
-        if primary is None:
-            raise RuntimeError(
-                f"controller {self.name}: owns() enqueues owners of the primary resource: "
-                "call self.watch(<primary Resource>) (without mapper=) before self.owns()"
-            )
-        if not primary.kind:
-            raise ValueError(
-                f"controller {self.name}: the primary resource {primary.group_resource} has "
-                "no kind, so owner references cannot be matched: give it Resource(kind=...)"
-            )
-        mapper = owner_key(primary.kind, group=primary.group, namespaced=primary.namespaced)
         return self.watch(
             resource,
-            mapper=mapper,
+            mapper=self._watches.owner_mapper(),
             label_selector=label_selector,
             field_selector=field_selector,
             predicate=predicate,
@@ -350,35 +318,21 @@ class Controller:
     def primary_resource(self) -> Resource | None:
         """The resource of the first :meth:`watch` without a ``mapper`` (see the module
         docstring), or ``None``; :meth:`owns` enqueues owners of this kind."""
-        return self._primary
+        return self._watches.primary
 
     @property
     def informers(self) -> list[SharedIndexInformer]:
         """The informers this controller watches, in the order of the ``watch`` calls."""
-        seen: dict[int, SharedIndexInformer] = {}
-        for w in self._watches:
-            seen.setdefault(id(w.informer), w.informer)
-        return list(seen.values())
+        return self._watches.informers
 
     def has_synced(self) -> bool:
         """True once every watched informer synced and our handlers saw its initial list."""
-        return all(w.registration.has_synced() for w in self._watches)
+        return self._watches.has_synced()
 
     def cached_keys(self) -> set[str]:
         """The keys an add event of every cached object of every watch would enqueue
         (its predicate and mapper applied): what a resync enqueues."""
-        keys: set[str] = set()
-        for w in self._watches:
-            mapper = w.mapper
-            own: Callable[[ObjectOrTombstone], str] = w.informer.key_func
-            for obj in w.informer.indexer.list():
-                if w.predicate is not None and not w.predicate(obj):
-                    continue
-                if mapper is None or mapper is own_key:
-                    keys.add(own(obj))
-                else:
-                    keys.update(mapper(obj))
-        return keys
+        return self._watches.cached_keys()
 
     # -- reconciling ----------------------------------------------------------------------
 
@@ -405,17 +359,17 @@ class Controller:
             raise RuntimeError(f"controller {self.name} was already started")
         self._started = True
         try:
-            await self._wait_for_sync()
+            await self._watches.wait_for_sync()
         except BaseException:
             self.queue.shut_down()
             raise
-        self._log.info("controller.started", workers=self.workers, queued=self.queue.depth())
+        workers = self.stats.workers = self.options.workers
+        self._log.info("controller.started", workers=workers, queued=self.queue.depth())
         try:
             async with self.recorder:
                 task_status.started()
                 async with anyio.create_task_group() as tg:
-                    for i in range(self.workers):
-                        tg.start_soon(self._worker, name=f"{self.name} worker {i}")
+                    self._workers.start(tg, workers)
                     try:
                         await anyio.sleep_forever()
                     finally:
@@ -424,146 +378,21 @@ class Controller:
             self.queue.shut_down()
             self._log.info("controller.stopped")
 
-    async def _wait_for_sync(self) -> None:
-        for w in self._watches:
-            await w.informer.wait_for_sync(w.registration)
-
     async def _drain(self) -> None:
-        """Shut the queue down; let in-flight reconciles finish within the grace; leave
-        the recorder what is left of it (at least :data:`EVENT_FLUSH_MIN`) to flush."""
-        self._stopping = True
+        """Drain the workers within the grace; leave the recorder what is left of it (at
+        least :data:`EVENT_FLUSH_MIN`) to flush."""
+        grace = self.options.shutdown_grace
         started = anyio.current_time()
         try:
-            await self._drain_workers()
+            await self._workers.drain(grace)
         finally:
-            left = self.shutdown_grace - (anyio.current_time() - started)
+            left = grace - (anyio.current_time() - started)
             recorder = self.recorder
             recorder.shutdown_timeout = min(recorder.shutdown_timeout, max(left, EVENT_FLUSH_MIN))
 
-    async def _drain_workers(self) -> None:
-        with anyio.CancelScope(shield=True):
-            in_flight = len(self._in_flight)
-            if in_flight:
-                self._log.info(
-                    "controller.draining", in_flight=in_flight, grace=self.shutdown_grace
-                )
-            with anyio.move_on_after(self.shutdown_grace) as grace:
-                await self.queue.shut_down_with_drain()
-            if grace.cancelled_caught:
-                self._log.warning(
-                    "controller.drain_timeout",
-                    in_flight=len(self._in_flight),
-                    grace=self.shutdown_grace,
-                )
-                for scope in list(self._in_flight):
-                    scope.cancel()
-            self.queue.shut_down()
-
-    async def _worker(self) -> None:
-        while await self.process_next_item():
-            pass
-
     async def process_next_item(self) -> bool:
         """Take one key, reconcile it and handle the outcome; False once shut down."""
-        # A cancellation point, and a yield: ``get`` does not yield when a key is ready.
-        await anyio.lowlevel.checkpoint()
-        try:
-            key = await self.queue.get()
-        except QueueShutDown:
-            return False
-        if self._stopping:
-            self.queue.done(key)
-            return False
-        gate = self.key_gate
-        if gate is not None and not gate.admit(key):
-            self._failures.pop(key, None)
-            self.queue.forget(key)
-            self.queue.done(key)
-            return True
-        try:
-            # Shielded: on shutdown an in-flight reconcile finishes (or the grace ends it).
-            with anyio.CancelScope(shield=True) as scope:
-                self._in_flight.add(scope)
-                try:
-                    await self._reconcile_handler(key)
-                finally:
-                    self._in_flight.discard(scope)
-        finally:
-            self.queue.done(key)
-            if gate is not None:
-                gate.release(key)
-        return True
-
-    async def _reconcile_handler(self, key: str) -> None:
-        stats = self.stats
-        stats.active_workers += 1
-        start = time.perf_counter()
-        outcome: ReconcileOutcome
-        try:
-            with structlog.contextvars.bound_contextvars(controller=self.name, key=key):
-                try:
-                    result = await self.reconcile(key)
-                    if result is not None and not isinstance(result, Result):
-                        raise TypeError(f"reconcile() must return a Result or None, got {result!r}")
-                except Exception as exc:
-                    outcome = "error"
-                    self._handle_error(key, exc)
-                else:
-                    outcome = self._handle_result(key, result)
-        finally:
-            stats.active_workers -= 1
-        stats.observe(outcome, time.perf_counter() - start)
-
-    def _handle_result(self, key: str, result: Result | None) -> ReconcileOutcome:
-        queue = self.queue
-        self._failures.pop(key, None)
-        if result is not None:
-            if result.requeue_after:
-                queue.forget(key)
-                queue.add_after(key, result.requeue_after)
-                return "requeue_after"
-            if result.requeue:
-                queue.add_rate_limited(key)
-                return "requeue"
-        queue.forget(key)
-        return "success"
-
-    def _handle_error(self, key: str, exc: Exception) -> None:
-        # Consecutive errors of this key: ``Result(requeue=True)`` uses the rate limiter's
-        # backoff too, but does not spend the retry budget, so count errors here.
-        queue = self.queue
-        failures = self._failures.get(key, 0)
-        error = f"{type(exc).__name__}: {exc}"
-        report_failure("reconcile", self.name, exc, key=key)
-        if failures < self.max_retries:
-            self._failures[key] = failures + 1
-            queue.add_rate_limited(key)
-            log.warning(
-                "reconcile.failed",
-                error=error,
-                retry=failures + 1,
-                max_retries=self.max_retries,
-                exc_info=exc,
-            )
-        else:
-            self._failures.pop(key, None)
-            queue.forget(key)
-            self.stats.dropped += 1
-            log.error(
-                "reconcile.dropped",
-                error=error,
-                retries=failures,
-                max_retries=self.max_retries,
-                exc_info=exc,
-            )
+        return await self._workers.process_next_item()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} workers={self.workers}>"
-
-
-def _resource_of(watched: Resource | SharedIndexInformer) -> Resource | None:
-    """The resource a watch was given, or the one its informer's lister-watcher lists."""
-    if isinstance(watched, Resource):
-        return watched
-    resource = getattr(watched.lister_watcher, "resource", None)
-    return resource if isinstance(resource, Resource) else None
+        return f"<{type(self).__name__} {self.name!r} workers={self.options.workers}>"

@@ -1,11 +1,35 @@
-"""What a reconcile returns (:class:`Result`) and how reconciles are counted.
+"""What a reconcile returns (:class:`Result`), what the controller does with each outcome
+(:class:`OutcomePolicy`), and how reconciles are counted (:class:`ReconcileStats`).
+
+The outcome policy is client-go's ``handle_err`` (``examples/workqueue``): retries are not
+the reconciler's business; ``reconcile(key)`` returns a :class:`Result` (or ``None``) or
+raises, and this one table decides what happens to the key:
+
+=============================== =====================================================
+``reconcile`` outcome           what the controller does
+=============================== =====================================================
+returns ``None`` / ``Result()`` ``forget(key)`` (its failure count resets)
+``Result(requeue_after=s)``     ``forget(key)``, then ``add_after(key, s)`` (``s > 0``)
+``Result(requeue=True)``        ``add_rate_limited(key)`` (the limiter's backoff)
+raises ``Exception``            below ``max_retries`` failures in a row:
+                                ``add_rate_limited(key)`` and log ``reconcile.failed``
+                                (warning, with the traceback); otherwise ``forget(key)``
+                                and log ``reconcile.dropped`` (error). A key is thus
+                                reconciled at most ``1 + max_retries`` times in a row
+                                while it keeps failing; any new event for it starts over.
+not admitted by the key gate    ``forget(key)``, no reconcile (the gate re-adds it)
+=============================== =====================================================
+
+``requeue_after`` wins over ``requeue`` when both are set (as in controller-runtime).
+Every exception reaches the failure hooks (``informer._failures``, kind ``reconcile``).
 
 :class:`ReconcileStats` (``Controller.stats``) counts reconciles by outcome
 (``success``, ``error``, ``requeue``, ``requeue_after``), drops, and durations, and calls
 registered observers, so a metrics exporter can publish controller-runtime's
 ``controller_runtime_reconcile_total``, ``..._reconcile_errors_total``,
 ``..._reconcile_time_seconds`` and ``..._active_workers``. Only the controller's workers
-write it, on the event loop; observers are called synchronously and must not block.
+write it and call the policy, on the event loop; observers are called synchronously and
+must not block.
 """
 
 from __future__ import annotations
@@ -13,9 +37,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
-__all__ = ["ReconcileOutcome", "ReconcileStats", "Result"]
+import structlog
+
+from .._failures import report_failure
+
+__all__ = ["OutcomePolicy", "ReconcileOutcome", "ReconcileStats", "RequeueQueue", "Result"]
+
+log = structlog.get_logger(__name__)
 
 ReconcileOutcome = Literal["success", "error", "requeue", "requeue_after"]
 """The ``result`` label of ``controller_runtime_reconcile_total``."""
@@ -74,3 +104,78 @@ class ReconcileStats:
         self.duration_seconds_count += 1
         for observer in self.observers:
             observer(outcome, seconds)
+
+
+class RequeueQueue(Protocol):
+    """What the policy uses of the work queue (a :class:`~informer.RateLimitingQueue`)."""
+
+    def forget(self, item: str, /) -> None: ...
+
+    def add_after(self, item: str, seconds: float, /) -> None: ...
+
+    def add_rate_limited(self, item: str, /) -> None: ...
+
+
+class OutcomePolicy:
+    """The table of the module docstring, applied to one controller's queue.
+
+    It owns the count of consecutive failures per key (``Result(requeue=True)`` grows the
+    limiter's backoff too, but does not spend the retry budget, so the policy counts
+    errors itself). ``done(key)`` is not its business: the worker always calls it.
+    """
+
+    def __init__(self, queue: RequeueQueue, *, name: str, stats: ReconcileStats) -> None:
+        self.queue = queue
+        self.name = name
+        self.stats = stats
+        self._failures: dict[str, int] = {}
+
+    def succeeded(self, key: str, result: Result | None) -> ReconcileOutcome:
+        """``reconcile(key)`` returned ``result``: schedule what it asks for."""
+        queue = self.queue
+        self._failures.pop(key, None)
+        if result is not None:
+            if result.requeue_after:
+                queue.forget(key)
+                queue.add_after(key, result.requeue_after)
+                return "requeue_after"
+            if result.requeue:
+                queue.add_rate_limited(key)
+                return "requeue"
+        queue.forget(key)
+        return "success"
+
+    def failed(self, key: str, exc: Exception, *, max_retries: int) -> ReconcileOutcome:
+        """``reconcile(key)`` raised ``exc``: retry it rate-limited, or drop it after
+        ``max_retries`` failures in a row. Logs in the caller's structlog context."""
+        queue = self.queue
+        failures = self._failures.get(key, 0)
+        error = f"{type(exc).__name__}: {exc}"
+        report_failure("reconcile", self.name, exc, key=key)
+        if failures < max_retries:
+            self._failures[key] = failures + 1
+            queue.add_rate_limited(key)
+            log.warning(
+                "reconcile.failed",
+                error=error,
+                retry=failures + 1,
+                max_retries=max_retries,
+                exc_info=exc,
+            )
+        else:
+            self._failures.pop(key, None)
+            queue.forget(key)
+            self.stats.dropped += 1
+            log.error(
+                "reconcile.dropped",
+                error=error,
+                retries=failures,
+                max_retries=max_retries,
+                exc_info=exc,
+            )
+        return "error"
+
+    def not_admitted(self, key: str) -> None:
+        """The key gate refused ``key``: forget it (the gate re-adds it when it admits it)."""
+        self._failures.pop(key, None)
+        self.queue.forget(key)

@@ -628,6 +628,29 @@ async def test_workers_never_share_a_key() -> None:
     assert controller.calls.count("ns/a") == 2  # the two modifications collapsed into one
 
 
+async def test_workers_assigned_before_run_are_the_workers_run_starts() -> None:
+    """As the options say: ``workers`` takes effect at ``run``, and the stats report it."""
+    both = anyio.Event()
+    in_flight: set[str] = set()
+
+    async def meet(c: Recorder, key: str) -> Result | None:
+        in_flight.add(key)
+        if len(in_flight) == 2:
+            both.set()
+        await both.wait()  # only two workers at once can get past this
+        return None
+
+    fake = FakeListerWatcher([cm("a"), cm("b")])
+    controller = Recorder(fake_factory({CONFIGMAPS: fake}), reconciler=meet)
+    controller.workers = 2
+    assert controller.options.workers == 2
+    with anyio.fail_after(TIMEOUT):
+        async with running(controller):
+            await controller.wait_calls(lambda c: len(c) == 2)
+            await both.wait()
+            assert controller.stats.workers == 2
+
+
 # ---------------------------------------------------------------------- sync and shutdown
 
 
