@@ -2,7 +2,7 @@
 
 A ListerWatcher lists one resource (one page at a time) and opens watches on it. The
 Reflector is its only caller. Implementations: :class:`ApiListerWatcher` (the real API
-server through ``informer._rest.kube``) and ``informer.testing.FakeListerWatcher``.
+server through ``informer._rest``) and ``informer.testing.FakeListerWatcher``.
 
 Contract shared by every implementation:
 
@@ -36,13 +36,9 @@ import orjson
 from .._exceptions import ApiError, WatchDecodeError, WatchEventTooLarge
 from .._meta.resource import Resource
 from .._meta.types import Obj, WatchEvent
-from .._rest.kube import (
-    DEFAULT_READ_TIMEOUT,
-    ApiClient,
-    ResponseStream,
-    request_json,
-    stream_request,
-)
+from .._rest.api_client import ApiClient
+from .._rest.request import DEFAULT_READ_TIMEOUT, request_json
+from .._rest.stream import ResponseStream, stream_request
 from .list_decode import Prepare, decode_list_chunks
 from .metadata import MetadataEvents, MetadataShape
 
@@ -119,7 +115,7 @@ _YIELD_EVERY_BYTES: Final = 16384
 class ApiListerWatcher:
     """The :class:`ListerWatcher` of one resource on a real API server.
 
-    Requests go through ``informer._rest.kube`` on the given kubernetes_asyncio ``ApiClient``
+    Requests go through ``informer._rest`` on the given kubernetes_asyncio ``ApiClient``
     (its connection pool, TLS material and token refresh); bodies are decoded with orjson
     into plain dicts, never into kubernetes_asyncio models.
 

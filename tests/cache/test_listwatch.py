@@ -41,7 +41,7 @@ from informer._exceptions import (
 )
 from informer._meta.resource import Resource
 from informer._meta.types import WatchEvent
-from informer._rest.kube import ResponseStream
+from informer._rest.stream import ResponseStream
 
 pytestmark = pytest.mark.anyio
 
