@@ -52,7 +52,7 @@ async def new_api_client(
     cfg = Configuration()
     path, use_in_cluster = resolve_config(kubeconfig, in_cluster)
     if use_in_cluster:
-        sa_token: str = incluster_config.SERVICE_TOKEN_FILENAME  # read now: tests patch it
+        sa_token: str = incluster_config.SERVICE_TOKEN_FILENAME  # read per call: patchable
         try:
             k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=cfg, try_refresh_token=False, token_filename=sa_token

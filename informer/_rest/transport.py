@@ -205,7 +205,7 @@ class _Transport:
 
     def stream_session(self, pool: aiohttp.ClientSession) -> aiohttp.ClientSession:
         """The session for streams; ``pool`` (the ApiClient's) once the client is closed,
-        so that using a closed client fails as it always did."""
+        so that a stream on a closed client fails as any request on it does."""
         if self._closed or pool.closed:
             return pool
         if self._streams is None:
