@@ -99,7 +99,7 @@ class Cluster:
 
     async def _populate_python(self, ds: DataSet) -> None:
         from informer import new_api_client
-        from informer._rest.kube import request_json
+        from informer._rest.request import request_json
 
         api = await new_api_client(kubeconfig=str(self.kubeconfig))
         try:

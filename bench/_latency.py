@@ -159,7 +159,7 @@ def _said(lat: list[float]) -> str:
 
 
 async def _populate(cluster: Cluster, api: Any) -> None:
-    from informer._rest.kube import request_json
+    from informer._rest.request import request_json
 
     if "latency" in cluster._populated:
         return
@@ -200,7 +200,7 @@ async def _measure(api: Any, argv: list[str], cfg: Config) -> tuple[int, list[fl
 
 
 async def _write_load(api: Any, rate: float, seconds: float) -> int:
-    from informer._rest.kube import request_json
+    from informer._rest.request import request_json
 
     total = int(rate * seconds)
     interval = 1.0 / rate

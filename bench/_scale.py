@@ -156,7 +156,7 @@ async def grow(cluster: Cluster, cfg: Config, count: int, *, have: int) -> float
 
 async def _grow_python(cluster: Cluster, ds: DataSet) -> None:
     from informer import new_api_client
-    from informer._rest.kube import request_json
+    from informer._rest.request import request_json
 
     api = await new_api_client(kubeconfig=str(cluster.kubeconfig))
     try:

@@ -43,7 +43,7 @@ import anyio.abc
 import orjson
 from anyio.streams.text import TextReceiveStream
 
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer._sharding.assignment import owner
 from informer.testing import ControlPlane
 

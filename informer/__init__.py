@@ -78,8 +78,8 @@ from ._meta.ownerrefs import set_controller_reference as set_controller_referenc
 from ._meta.ownerrefs import set_owner_reference as set_owner_reference
 from ._meta.resource import Resource as Resource
 from ._meta.types import Obj as Obj
-from ._rest.kube import new_api_client as new_api_client
-from ._rest.kube import request_json as request_json
+from ._rest.api_client import new_api_client as new_api_client
+from ._rest.request import request_json as request_json
 
 __all__ = [
     "AlreadyExists",

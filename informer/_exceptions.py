@@ -2,7 +2,7 @@
 
 Every error the library raises derives from :class:`InformerError`. Errors coming from
 the transport (kubernetes_asyncio / aiohttp) are translated at one boundary,
-``informer._rest.kube``, and chained with ``raise ... from exc``; nothing else in the library
+``informer._rest.errors``, and chained with ``raise ... from exc``; nothing else in the library
 sees a transport exception.
 
 ::
@@ -308,7 +308,7 @@ def api_error_from_status(
 ) -> ApiError:
     """Build the :class:`ApiError` subclass for an HTTP code and an optional Status body.
 
-    Pure function: used by ``informer._rest.kube`` for HTTP failures and by the Reflector for
+    Pure function: used by ``informer._rest.errors`` for HTTP failures and by the Reflector for
     ``ERROR`` watch events (whose object is a ``Status``). A Status ``reason`` of
     ``"Expired"`` or ``"Gone"`` maps to :class:`ResourceExpired` whatever the code.
     """

@@ -21,7 +21,7 @@ from runner_logs import RunnerLogs
 
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from informer import NotFound
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer.run.cli import DEFAULT_LEADER_ELECTION_ID
 from informer.testing import wait_for_crds
 

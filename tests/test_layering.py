@@ -53,7 +53,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # the command and the kit stand on the Manager; the public modules only re-export
     "run": _BASE
     | {"_rest", "_cache", "_controller", "_leaderelection", "_sharding", "_http", "_manager"},
-    "testing": _BASE | {"_rest", "_cache", "_client", "_controller", "_manager"},
+    "testing": _BASE | {"_rest", "_cache", "_client", "_controller", "_http", "_manager"},
 }  # fmt: skip
 """Folder (or flat module) of ``informer`` -> what it may import of the package. Lower
 layers never import higher ones; the public modules (``cache``, ``meta``...) and the root

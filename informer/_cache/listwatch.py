@@ -2,7 +2,8 @@
 
 A ListerWatcher lists one resource (one page at a time) and opens watches on it. The
 Reflector is its only caller. Implementations: :class:`ApiListerWatcher` (the real API
-server through ``informer._rest.kube``) and ``informer.testing.FakeListerWatcher``.
+server through ``informer._rest``: list pages decoded by :mod:`.list_decode`, watch
+lines by :mod:`.watch_decode`) and ``informer.testing.FakeListerWatcher``.
 
 Contract shared by every implementation:
 
@@ -30,23 +31,17 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from functools import partial
 from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 
-import anyio.lowlevel
-import orjson
-
-from .._exceptions import ApiError, WatchDecodeError, WatchEventTooLarge
+from .._exceptions import ApiError
 from .._meta.resource import Resource
 from .._meta.types import Obj, WatchEvent
-from .._rest.kube import (
-    DEFAULT_READ_TIMEOUT,
-    ApiClient,
-    ResponseStream,
-    request_json,
-    stream_request,
-)
+from .._rest.api_client import ApiClient
+from .._rest.request import DEFAULT_READ_TIMEOUT, request_json
+from .._rest.stream import ResponseStream, stream_request
 from .list_decode import Prepare, decode_list_chunks
 from .metadata import MetadataEvents, MetadataShape
+from .watch_decode import WatchEventStream
 
-__all__ = ["MAX_WATCH_EVENT_BYTES", "ApiListerWatcher", "ItemwiseLister", "ListerWatcher"]
+__all__ = ["ApiListerWatcher", "ItemwiseLister", "ListerWatcher"]
 
 
 @runtime_checkable
@@ -103,23 +98,11 @@ _Decode: TypeAlias = Callable[[AsyncIterator[bytes]], Awaitable[Any]] | None
 WATCH_READ_SLACK: Final = 30.0
 """Seconds added to ``timeoutSeconds`` before a silent watch connection counts as dead."""
 
-MAX_WATCH_EVENT_BYTES: Final = 16 * 1024 * 1024
-"""The longest watch line (one event) accepted, as client-go: k8s.io/apimachinery
-``pkg/runtime/serializer/streaming/streaming.go`` ``NewDecoder`` grows its frame buffer up
-to ``maxBytes: 16 * 1024 * 1024`` and then fails with ``ErrObjectTooLarge`` ("object to
-decode was longer than maximum allowed size"), which client-go's ``StreamWatcher`` turns
-into an ``ERROR`` event, so its Reflector ends the watch and relists after a backoff.
-Objects are far smaller (etcd's request limit is 1.5 MiB by default)."""
-
-# Decoded bytes after which the event iterator yields to the loop once (bench/RESULTS.md:
-# 16 KiB was the best budget: 3.7x the Deployment throughput of no yield with the GC on).
-_YIELD_EVERY_BYTES: Final = 16384
-
 
 class ApiListerWatcher:
     """The :class:`ListerWatcher` of one resource on a real API server.
 
-    Requests go through ``informer._rest.kube`` on the given kubernetes_asyncio ``ApiClient``
+    Requests go through ``informer._rest`` on the given kubernetes_asyncio ``ApiClient``
     (its connection pool, TLS material and token refresh); bodies are decoded with orjson
     into plain dicts, never into kubernetes_asyncio models.
 
@@ -134,11 +117,13 @@ class ApiListerWatcher:
     ``ResourceExpired``) or :class:`~informer.ConnectionFailed`. While iterating, a
     connection lost mid-stream raises ``ConnectionFailed``, a line that is not JSON, or
     lacks ``type`` or ``object``, raises :class:`~informer.WatchDecodeError`, and a line
-    longer than :data:`MAX_WATCH_EVENT_BYTES` raises :class:`~informer.WatchEventTooLarge`
-    as soon as that many bytes are buffered (memory stays bounded whatever the server
-    sends); each only after every complete event received before the failure was yielded,
-    and the iterator is finished afterwards. The API server's normal end of a watch ends
-    the iterator. Each open watch holds one connection of the client's pool.
+    longer than :data:`~informer._cache.watch_decode.MAX_WATCH_EVENT_BYTES` raises
+    :class:`~informer.WatchEventTooLarge` as soon as that many bytes are buffered (memory
+    stays bounded whatever the server sends); each only after every complete event
+    received before the failure was yielded, and the iterator is finished afterwards
+    (:class:`~informer._cache.watch_decode.WatchEventStream`). The API server's normal end
+    of a watch ends the iterator. Each open watch holds one connection of the client's
+    stream session, never one of its request pool.
 
     ``metadata_only=True`` lists and watches ``PartialObjectMetadata``: every object
     listed or watched is ``{"apiVersion", "kind", "metadata"}`` with the resource's own
@@ -305,7 +290,7 @@ class ApiListerWatcher:
         shape = self._metadata
         if shape is None:
             async with self._stream(query, read_timeout, "application/json") as stream:
-                yield _WatchEventStream(stream)
+                yield WatchEventStream(stream)
             return
         async with AsyncExitStack() as stack:
             try:
@@ -319,7 +304,7 @@ class ApiListerWatcher:
                 stream = await stack.enter_async_context(
                     self._stream(query, read_timeout, shape.watch_accept())
                 )
-            yield MetadataEvents(_WatchEventStream(stream), shape)
+            yield MetadataEvents(WatchEventStream(stream), shape)
 
     def _stream(
         self, query: _Query, read_timeout: float | None, accept: str
@@ -334,134 +319,3 @@ class ApiListerWatcher:
             read_timeout=read_timeout,
             accept=accept,
         )
-
-
-class _WatchEventStream:
-    """Async iterator of the decoded events of one watch response.
-
-    The hot path, per event: one ``bytes.find`` of the next ``\\n`` in the current chunk
-    and one ``orjson.loads`` of a zero-copy ``memoryview`` slice of it. Lines are decoded
-    lazily, one per ``__anext__``: a chunk (up to megabytes of events) is never decoded
-    ahead, so only the events the consumer keeps stay alive (holding a chunk's worth of
-    decoded dicts would make the cyclic GC walk them over and over). Only a line spanning
-    chunks is assembled, in a ``bytearray``, which may not grow past
-    :data:`MAX_WATCH_EVENT_BYTES` (``WatchEventTooLarge``); a line within one chunk is
-    bounded by that chunk, already in memory. Events are yielded as decoded, never
-    copied or wrapped.
-
-    After an error (``WatchDecodeError`` or ``ConnectionFailed``) the iterator is
-    finished: further ``__anext__`` calls raise ``StopAsyncIteration``.
-    """
-
-    __slots__ = ("_buf", "_chunk", "_decoded", "_finished", "_pos", "_stream", "_view")
-
-    def __init__(self, stream: ResponseStream) -> None:
-        self._stream = stream
-        self._chunk = b""
-        self._view = memoryview(b"")
-        self._pos = 0
-        self._buf = bytearray()
-        self._finished = False
-        self._decoded = 0
-
-    def __aiter__(self) -> _WatchEventStream:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        if self._decoded >= _YIELD_EVERY_BYTES:
-            # Let the processor and the handlers run (and free what they are done with)
-            # before decoding more: without it a whole chunk's events are alive at once,
-            # and the cyclic GC, triggered by the allocation burst, walks them repeatedly.
-            # Before anything is consumed, so a cancellation here loses nothing.
-            self._decoded = 0
-            await anyio.lowlevel.checkpoint()
-        while True:
-            pos = self._pos
-            nl = self._chunk.find(b"\n", pos)
-            if nl >= 0:
-                self._pos = nl + 1
-                self._decoded += nl - pos
-                if self._buf:
-                    self._buf += self._view[pos:nl]
-                    if len(self._buf) > MAX_WATCH_EVENT_BYTES:
-                        raise self._too_large()
-                    if (buffered := self._decode_buffered()) is not None:
-                        return buffered
-                    continue
-                if nl == pos:
-                    continue  # a blank line
-                line = self._view[pos:nl]
-                try:
-                    event: Any = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    if bytes(line).isspace():
-                        continue
-                    raise self._fail(f"watch line is not JSON: {exc}", line) from exc
-                if type(event) is dict and "type" in event and "object" in event:
-                    return event  # type: ignore[return-value]
-                raise self._fail("watch line is not a watch event (no 'type' or 'object')", line)
-            await self._next_chunk()
-
-    async def _next_chunk(self) -> None:
-        """Keep the unfinished line; read the next chunk, or end at the end of the body."""
-        if self._pos < len(self._chunk):
-            self._buf += self._view[self._pos :]
-            if len(self._buf) > MAX_WATCH_EVENT_BYTES:
-                raise self._too_large()
-        self._chunk, self._view, self._pos = b"", memoryview(b""), 0
-        if self._finished:
-            raise StopAsyncIteration
-        try:
-            chunk = await self._stream.read_chunk()
-        except Exception:
-            self._finished = True
-            self._buf.clear()
-            raise
-        if chunk:
-            self._chunk, self._view = chunk, memoryview(chunk)
-            return
-        self._finished = True
-        # The server ended the body: a last line may lack its newline. (Not so when our
-        # side closed the stream: then a partial line is only what we cut off.)
-        if self._buf and self._stream.eof:
-            self._chunk, self._view = b"\n", memoryview(b"\n")  # terminate the last line
-            return
-        self._buf.clear()
-        raise StopAsyncIteration
-
-    def _decode_buffered(self) -> WatchEvent | None:
-        """Decode, then forget, the line assembled across chunks; None if it is blank."""
-        buf = self._buf
-        if buf.isspace():
-            buf.clear()
-            return None
-        try:
-            event: Any = orjson.loads(buf)
-        except orjson.JSONDecodeError as exc:
-            raise self._fail(f"watch line is not JSON: {exc}", buf) from exc
-        if type(event) is not dict or "type" not in event or "object" not in event:
-            raise self._fail("watch line is not a watch event (no 'type' or 'object')", buf)
-        buf.clear()
-        return event  # type: ignore[return-value]
-
-    def _fail(self, message: str, line: bytes | bytearray | memoryview) -> WatchDecodeError:
-        """Finish the stream; the error to raise for ``line``."""
-        error = WatchDecodeError(message, line=bytes(line[:200]))
-        self._finish()
-        return error
-
-    def _too_large(self) -> WatchEventTooLarge:
-        """Finish the stream; the error for the line being assembled in ``_buf``."""
-        error = WatchEventTooLarge(
-            f"a watch event is longer than {MAX_WATCH_EVENT_BYTES >> 20} MiB (client-go's "
-            "limit); the watch is dropped and the resource relisted",
-            limit=MAX_WATCH_EVENT_BYTES,
-            line=bytes(self._buf[:200]),
-        )
-        self._finish()
-        return error
-
-    def _finish(self) -> None:
-        self._finished = True
-        self._buf = bytearray()  # frees the buffer (clear() may keep its capacity)
-        self._chunk, self._view, self._pos = b"", memoryview(b""), 0

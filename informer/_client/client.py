@@ -4,7 +4,7 @@ Reads (:meth:`Client.get`, :meth:`Client.list`) are served from the informer cac
 client's factory when one covers the resource and namespace (``informer._client.
 cache_reads``: no API call, a deep copy), otherwise from the API server. Writes always go
 to the API server and return the object the server answered. Every request goes through
-``informer._rest.kube.request_json``.
+``informer._rest.request.request_json``.
 
 Which resource a written dict belongs to comes from its ``apiVersion`` and ``kind``
 through API discovery (:class:`~informer._client.discovery.Discovery`); every write
@@ -37,7 +37,7 @@ from .._meta.objects import name_of
 from .._meta.resource import Resource
 from .._meta.types import Obj
 from .._rest.api_request import QueryParams
-from .._rest.kube import request_json
+from .._rest.request import request_json
 from . import apiutil
 from . import finalizers as _finalizers
 from . import manifests as _manifests

@@ -26,7 +26,7 @@ import anyio
 from .._exceptions import NotFound, ResourceNotServed
 from .._meta.resource import Resource
 from .._meta.types import Obj
-from .._rest.kube import request_json
+from .._rest.request import request_json
 
 __all__ = ["Discovery", "group_version_path", "shared_discovery", "split_api_version"]
 

@@ -62,7 +62,7 @@ from .._exceptions import (
 )
 from .._failures import report_failure
 from .._meta.types import Obj
-from .._rest.kube import ApiClient
+from .._rest.api_client import ApiClient
 from .model import (
     check_arguments,
     check_component,

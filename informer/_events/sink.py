@@ -28,7 +28,8 @@ import structlog
 from .._exceptions import NotFound
 from .._meta.resource import Resource
 from .._meta.types import Obj
-from .._rest.kube import ApiClient, request_json
+from .._rest.api_client import ApiClient
+from .._rest.request import request_json
 from .model import seconds_time
 
 __all__ = ["CORE_EVENTS", "ApiEventSink", "EventSink", "to_core_v1"]

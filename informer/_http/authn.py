@@ -26,7 +26,7 @@ path, verb): ``allowed_ttl`` seconds for a success, ``denied_ttl`` for a failure
 LRU caches of at most ``max_entries`` each; failures to review are not cached.
 Concurrent identical reviews are made once, and at most ``max_in_flight`` reviews are
 in flight (a flood of random tokens costs the API server that much, no more). Requests
-go through :func:`informer._rest.kube.request_json` with the given ApiClient.
+go through :func:`informer._rest.request.request_json` with the given ApiClient.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ import anyio
 import structlog
 
 from .._exceptions import Forbidden, InformerError
-from .._rest.kube import ApiClient, request_json
+from .._rest.api_client import ApiClient
+from .._rest.request import request_json
 from .head import HttpRequest, HttpResponse
 
 __all__ = ["DelegatingAuthorizer", "UserInfo", "bearer_token"]

@@ -2,7 +2,7 @@
 
 Metrics (:mod:`informer._observability.metrics`) and health probes
 (:mod:`informer._observability.health`) are served by :class:`HttpServer`; no other module of
-the package listens on a socket (``tests/test_layering.py``). Only ``informer._rest.kube`` may
+the package listens on a socket (``tests/test_layering.py``). Only ``informer._rest`` may
 import aiohttp, and an endpoint for scrapers and probes needs nothing more than GET and
 HEAD. Requests are parsed by :mod:`informer._http.head`.
 

@@ -13,13 +13,12 @@ one kept. TLS 1.2 is the minimum and only ``http/1.1`` is offered through ALPN.
 
 Generating the self-signed certificate needs the ``cryptography`` package (a runtime
 dependency of kube-informer for this reason; the standard library cannot create
-certificates). It is imported only when a certificate is generated.
+certificates): :mod:`informer._http.certs` builds it, imported only when a certificate
+is generated.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import socket
 import ssl
@@ -27,11 +26,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
 from .._exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from .certs import KeyPair
 
 __all__ = [
     "CERT_NAME",
@@ -46,8 +48,6 @@ log = structlog.get_logger(__name__)
 
 CERT_NAME: Final = "tls.crt"
 KEY_NAME: Final = "tls.key"
-_VALIDITY = datetime.timedelta(days=365)
-_BACKDATE = datetime.timedelta(hours=1)
 
 
 def server_tls(cert_dir: str | os.PathLike[str] | None) -> Callable[[], ssl.SSLContext]:
@@ -150,55 +150,34 @@ def default_hosts() -> list[str]:
 
 def self_signed_context(hosts: Iterable[str] | None = None) -> ssl.SSLContext:
     """A context serving a fresh self-signed certificate for ``hosts``."""
-    cert_pem, key_pem = _self_signed(list(hosts) if hosts is not None else default_hosts())
+    names = list(hosts) if hosts is not None else default_hosts()
+    pair = _self_signed(names)
     # ssl loads a chain only from files: write them to a private folder, then delete it.
     with tempfile.TemporaryDirectory(prefix="kube-informer-tls-") as folder:
         cert_file, key_file = Path(folder) / CERT_NAME, Path(folder) / KEY_NAME
-        for path, data in ((cert_file, cert_pem), (key_file, key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+        pair.write(cert_file, key_file)
         context = _load(cert_file, key_file)
-    log.info("tls.self_signed", hosts=hosts if hosts is not None else default_hosts())
+    log.info("tls.self_signed", hosts=names)
     return context
 
 
-def _self_signed(hosts: list[str]) -> tuple[bytes, bytes]:
+def _self_signed(hosts: list[str]) -> KeyPair:
+    """A serving certificate for ``hosts``, signed by its own key, named as client-go's
+    ``GenerateSelfSignedCertKey`` names one (``<first host>@<unix time>``)."""
     try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+
+        from . import certs
     except ImportError as exc:  # pragma: no cover - a runtime dependency
         raise ConfigError(
             "TLS: generating a self-signed certificate needs the 'cryptography' package:"
             " install it, or provide tls.crt and tls.key in a certificate folder"
         ) from exc
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            sans.append(x509.DNSName(host))
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{hosts[0]}@{int(time.time())}")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .sign(key, hashes.SHA256())
+    key = certs.new_key()
+    cert = certs.build_certificate(
+        key,
+        subject=certs.subject_name(f"{hosts[0]}@{int(time.time())}"),
+        usages=[ExtendedKeyUsageOID.SERVER_AUTH],
+        hosts=hosts,
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    return certs.KeyPair(cert_pem=certs.certificate_pem(cert), key_pem=certs.private_key_pem(key))

@@ -59,7 +59,8 @@ from .._exceptions import Conflict, Forbidden, InformerError, NotFound, Unauthor
 from .._failures import report_failure
 from .._meta.resource import LEASES
 from .._meta.types import Obj
-from .._rest.kube import ApiClient, request_json
+from .._rest.api_client import ApiClient
+from .._rest.request import request_json
 from .record import (
     JITTER_FACTOR,
     RELEASED_LEASE_SECONDS,

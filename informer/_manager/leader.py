@@ -22,7 +22,7 @@ import anyio
 from .._controller.controller import Controller
 from .._exceptions import LeaderElectionLost, Unauthorized
 from .._leaderelection.elector import LeaderElector, validate_timings
-from .._rest.kube import ApiClient
+from .._rest.api_client import ApiClient
 from .startup import unauthorized
 
 __all__ = ["LeaderElectionConfig", "default_identity", "new_elector", "run_elected"]

@@ -67,7 +67,7 @@ from .._leaderelection.elector import LeaderElector
 from .._observability.endpoints import Endpoints, Observability
 from .._observability.metrics import Metrics
 from .._queue.metrics import use_queue_metrics_provider
-from .._rest.kube import ApiClient, new_api_client
+from .._rest.api_client import ApiClient, new_api_client
 from .leader import LeaderElectionConfig, new_elector, run_elected
 from .sharded import ShardCollector, Sharding, ShardingConfig
 from .sharded_namespaces import namespace_informer, shard_by_namespace

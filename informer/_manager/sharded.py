@@ -51,7 +51,7 @@ from prometheus_client.registry import Collector
 from .._controller.controller import Controller
 from .._exceptions import Unauthorized
 from .._leaderelection.elector import validate_timings
-from .._rest.kube import ApiClient
+from .._rest.api_client import ApiClient
 from .._sharding.handoff import Handoff
 from .._sharding.membership import Membership
 from .._sharding.records import MAX_GROUP_LENGTH, validate_group

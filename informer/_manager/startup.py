@@ -43,7 +43,8 @@ from .._exceptions import (
     Unauthorized,
 )
 from .._meta.resource import LEASES
-from .._rest.kube import ApiClient, request_json
+from .._rest.api_client import ApiClient
+from .._rest.request import request_json
 
 __all__ = [
     "GC_THRESHOLDS",

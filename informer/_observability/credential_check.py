@@ -3,7 +3,7 @@ readiness check and the ``informer_auth_*`` / ``informer_credential_reloads_tota
 metrics.
 
 Both read the :class:`~informer._rest.credentials.AuthStatus` the transport keeps per ApiClient
-(:func:`informer._rest.kube.auth_status`): every answer is recorded there, so a credential the
+(:func:`informer._rest.transport.auth_status`): every answer is recorded there, so a credential the
 server stopped accepting (a revoked or expired token, a certificate from another CA, a
 deleted RBAC binding) shows as a streak of 401/403 answers that nothing breaks.
 

@@ -66,8 +66,9 @@ from .._http.authn import DelegatingAuthorizer
 from .._http.server import DEFAULT_LIMITS, HttpLimits, HttpServer, RequestFilter
 from .._http.tls import server_tls
 from .._meta.types import LeaderStatus
+from .._rest.api_client import ApiClient
 from .._rest.credentials import AuthStatus
-from .._rest.kube import ApiClient, auth_status
+from .._rest.transport import auth_status
 from .credential_check import DEFAULT_AUTH_FAILURE_THRESHOLD, credentials_check
 from .health import (
     DEFAULT_LOOP_INTERVAL,

@@ -117,8 +117,9 @@ from .._controller.controller import Controller
 from .._http.server import HttpHandler, HttpRequest, HttpResponse, serve_http
 from .._meta.types import LeaderStatus
 from .._queue.workqueue import WorkQueue
+from .._rest.api_client import ApiClient
 from .._rest.credentials import AuthStatus
-from .._rest.kube import ApiClient, auth_status
+from .._rest.transport import auth_status
 from .controller_metrics import (
     RECONCILE_TIME_BUCKETS,
     WORKQUEUE_DURATION_BUCKETS,

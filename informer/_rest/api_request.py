@@ -1,5 +1,7 @@
 """The HTTP vocabulary of the Kubernetes API, without a transport: query encoding, patch
-content types, ``Retry-After``. ``informer._rest.kube`` sends what these functions shape."""
+content types, ``Retry-After``. ``informer._rest.transport`` and
+``informer._rest.request`` send what these functions shape; ``informer._rest.errors``
+reads ``Retry-After`` with them."""
 
 from __future__ import annotations
 

@@ -21,9 +21,11 @@ old token is revoked every request would fail with 401 until a restart.
 - :class:`CertFiles` notices a changed client certificate or key as client-go's
   ``certRotatingDialer`` does (every 5 minutes), and also after a 401.
 - :class:`AuthStatus` counts 401/403 answers per client, so that health checks and
-  metrics can see credentials that stopped working (written by ``informer._rest.kube`` only).
+  metrics can see credentials that stopped working (written by ``informer._rest.transport``
+  only).
 
-Pure: the transport (``informer._rest.kube``) calls these; nothing here imports it.
+Pure: the transport (``informer._rest.transport``) and the client builder
+(``informer._rest.api_client``) call these; nothing here imports them.
 """
 
 from __future__ import annotations
@@ -336,7 +338,7 @@ def ssl_context_for(configuration: Any) -> ssl.SSLContext:
 
 
 class ClientCredentials:
-    """The credential state of one ApiClient, kept by ``informer._rest.kube``.
+    """The credential state of one ApiClient, kept by ``informer._rest.transport``.
 
     - The SSL context of new connections, built from the configuration as
       kubernetes_asyncio does (:func:`ssl_context_for`) and rebuilt when the client
@@ -389,8 +391,8 @@ class ClientCredentials:
 
 @dataclass(slots=True)
 class AuthStatus:
-    """How the API server answered one client's credentials (written by ``informer._rest.kube``
-    on every answer; readers only read).
+    """How the API server answered one client's credentials (written by
+    ``informer._rest.transport`` on every answer; readers only read).
 
     ``consecutive_failures`` counts 401 and 403 answers since the last answer that proves
     the credentials work (any other status below 500); ``failing_since`` is the
@@ -419,7 +421,7 @@ class AuthStatus:
         return max(0.0, (time.monotonic() if now is None else now) - self.failing_since)
 
     def record(self, status: int) -> None:
-        """Account for one HTTP answer (``informer._rest.kube`` calls this)."""
+        """Account for one HTTP answer (``informer._rest.transport`` calls this)."""
         if status in (401, 403):
             if status == 401:
                 self.unauthorized_total += 1

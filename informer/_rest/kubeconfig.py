@@ -8,7 +8,7 @@ walks the same path the loader takes (file -> context -> cluster and user) and r
 client-go's ``clientcmd`` validation does. It does not read credential files nor judge
 authentication fields: the loader does that, and its errors already name the file.
 
-Pure: no transport import (``informer._rest.kube`` calls it before loading).
+Pure: no transport import (``informer._rest.api_client`` calls it before loading).
 """
 
 from __future__ import annotations

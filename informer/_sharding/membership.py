@@ -67,7 +67,8 @@ from .._exceptions import (
 from .._leaderelection.elector import micro_time, validate_timings
 from .._meta.resource import LEASES
 from .._meta.types import Obj
-from .._rest.kube import ApiClient, request_json
+from .._rest.api_client import ApiClient
+from .._rest.request import request_json
 from .records import (
     DRAINED_ANNOTATION,
     GROUP_LABEL,

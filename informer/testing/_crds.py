@@ -24,7 +24,7 @@ from .._client.client import Client
 from .._exceptions import ApiError, NotFound, ServerError, TooManyRequests
 from .._meta.resource import CUSTOM_RESOURCE_DEFINITIONS, Resource
 from .._meta.types import Obj
-from .._rest.kube import request_json
+from .._rest.request import request_json
 
 __all__ = ["CrdSource", "install_crds", "load_crds", "wait_for_crds"]
 

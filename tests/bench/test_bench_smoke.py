@@ -261,7 +261,7 @@ async def test_the_replay_servers_protobuf_is_the_api_servers(
     real API server sends for the same objects."""
     binary = _proc.clientgo_binary(build=False).path
     assert binary is not None
-    from informer._rest.kube import request_json
+    from informer._rest.request import request_json
 
     session = api_client.rest_client.pool_manager
     host = str(api_client.configuration.host).rstrip("/")

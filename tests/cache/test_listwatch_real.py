@@ -15,7 +15,8 @@ from informer._cache.listwatch import ApiListerWatcher
 from informer._exceptions import Forbidden, ResourceExpired, api_error_from_status
 from informer._meta.resource import Resource
 from informer._meta.types import Obj, WatchEvent
-from informer._rest.kube import ApiClient, request_json
+from informer._rest.api_client import ApiClient
+from informer._rest.request import request_json
 from informer.testing.control_plane import ControlPlane
 
 pytestmark = pytest.mark.anyio

@@ -28,7 +28,7 @@ from informer._meta.objects import DeletedFinalStateUnknown
 from informer._meta.resource import CONFIGMAPS, PODS, Resource
 from informer._meta.types import Obj
 from informer._queue.ratelimit import ExponentialFailureRateLimiter
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer.testing._fake import FakeListerWatcher
 
 pytestmark = pytest.mark.anyio

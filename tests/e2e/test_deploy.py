@@ -54,7 +54,7 @@ from deploy_helpers import (
 from controllers.configmap_mirror import MIRRORS
 from controllers.deployment_inventory import INVENTORY_NAME
 from informer import new_api_client
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer.observability import Observability
 from informer.run import ExitCode, build_parser
 from informer.run.cli import DEFAULT_LEADER_ELECTION_ID

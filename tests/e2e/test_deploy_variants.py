@@ -52,7 +52,7 @@ from controllers.configmap_mirror import MIRROR_LABEL
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from controllers.deployment_inventory import INVENTORY_NAME
 from informer import Forbidden, new_api_client
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer.run import ExitCode, build_parser
 
 

@@ -23,7 +23,7 @@ import anyio.abc
 import pytest
 from runner_logs import RunnerLogs
 
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer.run import ExitCode, build_parser
 from informer.run import runner as run_module
 

@@ -30,7 +30,7 @@ from test_shard_runner import (
     when,
 )
 
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer._sharding.assignment import owner
 from informer.resources import NAMESPACES
 

@@ -34,7 +34,7 @@ import anyio.abc
 import pytest
 from runner_logs import RunnerLogs
 
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer._sharding.assignment import owner, view_digest
 from informer._sharding.records import lease_name
 from informer.run import ExitCode

@@ -38,7 +38,7 @@ from informer._meta.resource import CONFIGMAPS, LEASES, Resource
 from informer._meta.types import Obj
 from informer._observability.endpoints import Observability
 from informer._observability.health import LeaseHolder, lease_check
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer.testing._fake import FakeListerWatcher
 from informer.testing._proxy import TcpProxy
 from informer.testing.control_plane import ControlPlane

@@ -29,7 +29,7 @@ from informer._leaderelection.elector import (
     micro_time,
     validate_timings,
 )
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 

@@ -31,7 +31,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from informer import Client, ConnectionFailed, SharedInformerFactory, new_api_client
 from informer._observability.endpoints import Observability
-from informer._rest.kube import auth_status, request_json
+from informer._rest.request import request_json
+from informer._rest.transport import auth_status
 from informer.resources import CONFIGMAPS, SECRETS
 from informer.testing._proxy import TcpProxy
 from informer.testing.control_plane import ControlPlane

@@ -35,7 +35,7 @@ from informer._observability.metrics import (
 from informer._queue.metrics import use_queue_metrics_provider
 from informer._queue.ratelimit import ExponentialFailureRateLimiter
 from informer._queue.workqueue import RateLimitingQueue
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer.testing._fake import FakeListerWatcher
 
 pytestmark = pytest.mark.anyio

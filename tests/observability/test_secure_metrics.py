@@ -27,7 +27,7 @@ from informer._http.server import HttpRequest, HttpResponse, HttpServer
 from informer._http.tls import CERT_NAME, KEY_NAME, CertificateFiles, server_tls
 from informer._observability.endpoints import Observability
 from informer._observability.metrics import Metrics, metrics_routes
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer.testing.control_plane._certs import CertificateAuthority
 
 pytestmark = pytest.mark.anyio

@@ -1,5 +1,5 @@
 """``informer._rest.credentials``: token and certificate files re-read as client-go does, and
-the AuthStatus of a client's answers (the real-server side is in test_kube_real.py)."""
+the AuthStatus of a client's answers (the real-server side is in test_transport_real.py)."""
 
 from __future__ import annotations
 

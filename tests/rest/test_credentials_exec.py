@@ -21,7 +21,8 @@ from api_helpers import bound_token, core_object, replace_file, until_rejected, 
 
 from informer import Client, ConfigError, Unauthorized, new_api_client
 from informer._rest.credentials import ExecToken
-from informer._rest.kube import auth_status, request_json
+from informer._rest.request import request_json
+from informer._rest.transport import auth_status
 from informer.resources import SECRETS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]

@@ -10,7 +10,7 @@ import pytest
 from api_helpers import bound_token, core_object, replace_file, until_rejected
 
 from informer import Client, Forbidden, Unauthorized, new_api_client, request_json
-from informer._rest.kube import auth_status
+from informer._rest.transport import auth_status
 from informer.resources import SECRETS
 
 pytestmark = pytest.mark.anyio

@@ -32,7 +32,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from runner_logs import RunnerLogs
 
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer.run import ExitCode, build_parser
 from informer.run.runner import SHUTDOWN_GRACE
 

@@ -19,7 +19,7 @@ import anyio.abc
 import pytest
 
 from informer import ShardMembershipLost
-from informer._rest.kube import request_json
+from informer._rest.request import request_json
 from informer._sharding.assignment import view_digest
 from informer._sharding.handoff import Handoff
 from informer._sharding.membership import Membership

@@ -1,28 +1,34 @@
-"""Certificates for the local control plane, generated with ``cryptography``.
+"""Certificates for the local control plane, built by :mod:`informer._http.certs`.
 
 Everything here is throw-away test material: a self-signed CA, a serving certificate for
 kube-apiserver, client certificates whose subject carries the Kubernetes identity
 (``CN`` = user name, ``O`` = groups, which is how kube-apiserver's x509 authenticator
-reads them), and the RSA key pair that signs and verifies service-account tokens.
-
-Certificates use ECDSA P-256 keys (fast to generate, accepted by Go's TLS stack and
-by Python's ``ssl``); the service-account key pair is RSA 2048 because that is what
-every token consumer expects. Files are written ``0600`` for private keys.
+reads them), and the RSA key pair that signs and verifies service-account tokens (RSA
+2048 because that is what every token consumer expects). Private keys are written
+``0600``.
 """
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
-import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ..._http.certs import (
+    Issuer,
+    KeyPair,
+    build_certificate,
+    certificate_pem,
+    new_key,
+    private_key_pem,
+    public_key_pem,
+    subject_name,
+    write_pem,
+)
 
 __all__ = [
     "DEFAULT_SERVING_HOSTS",
@@ -46,23 +52,6 @@ DEFAULT_SERVING_HOSTS: tuple[str, ...] = (
     "kubernetes.default.svc.cluster.local",
 )
 
-_VALIDITY = datetime.timedelta(days=365)
-# Tolerate clocks that disagree a little (certificates are used the second they exist).
-_BACKDATE = datetime.timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    """A certificate and its private key, both PEM-encoded."""
-
-    cert_pem: bytes
-    key_pem: bytes
-
-    def write(self, cert_path: Path, key_path: Path) -> None:
-        """Write the certificate (``0644``) and the key (``0600``), replacing existing files."""
-        _write(cert_path, self.cert_pem, 0o644)
-        _write(key_path, self.key_pem, 0o600)
-
 
 class CertificateAuthority:
     """A self-signed CA that issues serving and client certificates.
@@ -71,57 +60,21 @@ class CertificateAuthority:
     """
 
     def __init__(self, common_name: str = "kube-informer-test-ca") -> None:
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = _now()
-        self._cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _BACKDATE)
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
-            )
-            .sign(self._key, hashes.SHA256())
-        )
+        key = new_key()
+        cert = build_certificate(key, subject=subject_name(common_name), ca=True)
+        self._issuer = Issuer(cert=cert, key=key)
 
     @property
     def cert_pem(self) -> bytes:
         """The CA certificate, PEM-encoded (what clients trust and ``--client-ca-file`` holds)."""
-        return self._cert.public_bytes(serialization.Encoding.PEM)
+        return certificate_pem(self._issuer.cert)
 
     def issue_serving(self, hosts: Iterable[str] = DEFAULT_SERVING_HOSTS) -> KeyPair:
         """A server certificate whose SANs are ``hosts`` (IP literals become IP SANs)."""
         hosts = list(hosts)
-        sans: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                sans.append(x509.DNSName(host))
         common_name = next((h for h in hosts if not _is_ip(h)), "kube-apiserver")
         return self._issue(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
-            usages=[ExtendedKeyUsageOID.SERVER_AUTH],
-            sans=sans,
+            subject_name(common_name), usage=ExtendedKeyUsageOID.SERVER_AUTH, hosts=hosts
         )
 
     def issue_client(self, user: str, groups: Sequence[str] = ()) -> KeyPair:
@@ -130,52 +83,18 @@ class CertificateAuthority:
         kube-apiserver maps ``CN`` to the user name and each ``O`` to a group; a
         certificate with ``O=system:masters`` is a cluster admin that RBAC never denies.
         """
-        attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
-        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
-        return self._issue(x509.Name(attributes), usages=[ExtendedKeyUsageOID.CLIENT_AUTH], sans=[])
+        return self._issue(
+            subject_name(user, organizations=groups), usage=ExtendedKeyUsageOID.CLIENT_AUTH
+        )
 
     def _issue(
-        self,
-        subject: x509.Name,
-        *,
-        usages: list[x509.ObjectIdentifier],
-        sans: list[x509.GeneralName],
+        self, subject: x509.Name, *, usage: x509.ObjectIdentifier, hosts: Sequence[str] = ()
     ) -> KeyPair:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self._cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _BACKDATE)
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
-                critical=False,
-            )
+        key = new_key()
+        cert = build_certificate(
+            key, subject=subject, issuer=self._issuer, usages=[usage], hosts=hosts
         )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(self._key, hashes.SHA256())
-        return KeyPair(cert_pem=cert.public_bytes(serialization.Encoding.PEM), key_pem=_pem(key))
+        return KeyPair(cert_pem=certificate_pem(cert), key_pem=private_key_pem(key))
 
 
 def write_service_account_keys(private_path: Path, public_path: Path) -> None:
@@ -185,26 +104,8 @@ def write_service_account_keys(private_path: Path, public_path: Path) -> None:
     ``public_path`` feeds ``--service-account-key-file``.
     """
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    _write(private_path, _pem(key), 0o600)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    _write(public_path, public, 0o644)
-
-
-def _pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
+    write_pem(private_path, private_key_pem(key), private=True)
+    write_pem(public_path, public_key_pem(key), private=False)
 
 
 def _is_ip(host: str) -> bool:
@@ -213,7 +114,3 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)

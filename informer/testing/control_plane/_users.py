@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from ..._rest.kube import ApiClient, new_api_client
+from ..._rest.api_client import ApiClient, new_api_client
 
 __all__ = [
     "ApiClientContext",

@@ -1,4 +1,4 @@
-"""``informer._rest.kube`` against the real control plane: what only the API server can tell
+"""The transport against the real control plane: what only the API server can tell
 (which patch types it accepts, how it answers rotated and revoked credentials)."""
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from api_helpers import (
 )
 
 from informer import Client, SharedInformerFactory, Unauthorized, new_api_client
-from informer._rest.kube import auth_status, request_json, stream_request
+from informer._rest.request import request_json
+from informer._rest.stream import stream_request
+from informer._rest.transport import auth_status
 from informer.resources import CONFIGMAPS, SECRETS
 
 FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}

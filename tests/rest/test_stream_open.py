@@ -17,8 +17,8 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from informer._exceptions import ConnectionFailed
-from informer._rest import kube
-from informer._rest.kube import stream_request
+from informer._rest import transport
+from informer._rest.stream import stream_request
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -54,7 +54,7 @@ async def raw_server(respond: Respond) -> AsyncIterator[ApiClient]:
 
 @pytest.fixture(autouse=True)
 def short_headers_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kube, "RESPONSE_HEADERS_TIMEOUT", HEADERS_TIMEOUT, raising=False)
+    monkeypatch.setattr(transport, "RESPONSE_HEADERS_TIMEOUT", HEADERS_TIMEOUT)
 
 
 async def silent(writer: asyncio.StreamWriter) -> None:
