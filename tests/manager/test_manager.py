@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import pytest
 from api_helpers import core_object, until
-from prometheus_client.parser import text_string_to_metric_families
+from metrics_helpers import sample, scrape
 
 from informer import (
     CacheSyncTimeout,
@@ -86,27 +86,6 @@ def recorder(seen: Seen) -> type[Controller]:
 
 def configmap(name: str, namespace: str) -> dict[str, Any]:
     return core_object("ConfigMap", name, namespace, data={"k": "v"})
-
-
-async def scrape(port: int) -> dict[str, list[Any]]:
-    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        try:
-            while True:
-                data += await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 "), head
-    return {f.name: f.samples for f in text_string_to_metric_families(body.decode())}
-
-
-def sample(families: dict[str, list[Any]], metric: str, **labels: str) -> float | None:
-    for s in (s for samples in families.values() for s in samples):
-        if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items()):
-            return float(s.value)
-    return None
 
 
 def closed_port() -> int:

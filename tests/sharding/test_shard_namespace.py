@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import pytest
 from api_helpers import until
-from test_manager import sample, scrape
+from metrics_helpers import sample, scrape
 
 from informer import (
     ConfigError,
