@@ -30,10 +30,11 @@ from informer import (
     SharedInformerFactory,
     request_json,
 )
-from informer._manager.sharded import Sharding, namespace_of
 from informer._manager.sharded_namespaces import ShardNamespaces
 from informer._observability.endpoints import Observability
 from informer._sharding.assignment import owner, view_digest
+from informer._sharding.config import namespace_of
+from informer._sharding.replica import Sharding
 from informer.resources import CONFIGMAPS, NAMESPACES
 
 pytestmark = pytest.mark.anyio
