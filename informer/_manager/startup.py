@@ -334,7 +334,7 @@ class GcState:
     the sync allocated is in the youngest generation, so any collection then (even
     ``gc.collect(0)``) traverses the whole cache with the event loop blocked, while health
     probes and lease renewals wait: 0.11 s of CPU at 50k ConfigMaps, 0.28 s at 200k
-    (bench/RESULTS.md, "Scaling curve (issue 13)"). ``gc.freeze()`` alone is O(1). What
+    (bench/RESULTS.md, "Scaling curve"). ``gc.freeze()`` alone is O(1). What
     it keeps is the cyclic garbage made during the sync, which the collection would have
     freed: 9 objects in the benchmark's informer at any size (cached objects are acyclic
     dicts, freed by reference counting); :meth:`disable` collects once before the sync so

@@ -176,7 +176,7 @@ async def test_release_after_a_renewal_it_did_not_see_still_releases(
 ) -> None:
     """A renewal cancelled in flight may have been applied by the server: the release's
     PUT at the older resourceVersion gets a 409; the Lease is read again and, still
-    ours, released (before: ``shard.release_failed`` and a Lease left to expire)."""
+    ours, released (not left to expire)."""
     a = Member(api_client, namespace, "a")
     async with members(a):
         await wait_until(lambda: a.cleared("a"))
