@@ -59,9 +59,8 @@ from ._exceptions import ServerError as ServerError
 from ._exceptions import ShardMembershipLost as ShardMembershipLost
 from ._exceptions import TooManyRequests as TooManyRequests
 from ._exceptions import Unauthorized as Unauthorized
-from ._manager.leader import LeaderElectionConfig as LeaderElectionConfig
+from ._leaderelection.config import LeaderElectionConfig as LeaderElectionConfig
 from ._manager.manager import Manager as Manager
-from ._manager.sharded import ShardingConfig as ShardingConfig
 from ._meta.conditions import get_condition as get_condition
 from ._meta.conditions import is_condition_true as is_condition_true
 from ._meta.conditions import set_condition as set_condition
@@ -80,6 +79,7 @@ from ._meta.resource import Resource as Resource
 from ._meta.types import Obj as Obj
 from ._rest.api_client import new_api_client as new_api_client
 from ._rest.request import request_json as request_json
+from ._sharding.config import ShardingConfig as ShardingConfig
 
 __all__ = [
     "AlreadyExists",

@@ -61,7 +61,7 @@ EXPECTED: dict[str, set[str]] = {
         "run_observability", "serve_health", "serve_metrics",
     },
     "informer.leaderelection": {
-        "LeaderElectionConfig", "LeaderElectionLost", "LeaderElector",
+        "LeaderElectionConfig", "LeaderElectionLost", "LeaderElector", "LeaseTimings",
     },
     "informer.predicates": {
         "Predicate", "UpdatePredicate", "and_", "annotations_changed", "generation_changed",

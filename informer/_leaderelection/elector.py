@@ -10,10 +10,9 @@ Lease dicts:
   carrying the ``resourceVersion`` that was read, so two candidates racing for it cannot
   both win (the loser gets 409 Conflict and loses this round).
 - **Expiry is judged by the local clock**, never by the timestamps in the Lease (clocks of
-  different machines disagree): the elector remembers the record it last saw and the
-  local time (``clock()``) at which it saw it *change*; the record is expired once
-  ``leaseDurationSeconds`` of local time passed since then. A holder that keeps renewing
-  changes ``renewTime`` and so keeps its lease.
+  different machines disagree): :mod:`informer._leaderelection.observation`'s rule, the
+  one shard membership applies to member Leases too. A holder that keeps renewing changes
+  ``renewTime`` and so keeps its lease.
 - **Renew**: while leading, every ``retry_period`` (first a PUT at the cached
   ``resourceVersion``; on any failure a fresh read then a PUT). When no renewal succeeds
   within ``renew_deadline``, leadership is **lost**: the leading work is cancelled,
@@ -29,9 +28,8 @@ Lease dicts:
 Record fields written: ``holderIdentity``, ``leaseDurationSeconds`` (``lease_duration``
 rounded up to whole seconds), ``acquireTime`` (kept across renewals), ``renewTime``
 (MicroTime, RFC 3339 with microseconds, UTC) and ``leaseTransitions`` (incremented each
-time the holder changes). The record's format and the timing rules are
-:mod:`informer._leaderelection.record`'s (``micro_time``, ``validate_timings`` and
-``JITTER_FACTOR`` are re-exported here).
+time the holder changes): the format of :mod:`informer._leaderelection.record`. The
+timings and their rules are :class:`~informer._leaderelection.timings.LeaseTimings`.
 
 Errors: connection failures, timeouts and API errors are logged and count as a failed
 attempt, except **401 and 403**, which propagate from :meth:`LeaderElector.run` (after
@@ -45,7 +43,6 @@ first failure of a streak, debug for repeats).
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -61,16 +58,11 @@ from .._meta.resource import LEASES
 from .._meta.types import Obj
 from .._rest.api_client import ApiClient
 from .._rest.request import request_json
-from .record import (
-    JITTER_FACTOR,
-    RELEASED_LEASE_SECONDS,
-    lease_spec,
-    micro_time,
-    new_lease,
-    validate_timings,
-)
+from .observation import ObservedLease, observe
+from .record import micro_time, new_lease, released_record
+from .timings import JITTER_FACTOR, LeaseTimings
 
-__all__ = ["JITTER_FACTOR", "LeaderElector", "micro_time", "validate_timings"]
+__all__ = ["LeaderElector"]
 
 log = structlog.get_logger(__name__)
 
@@ -88,13 +80,12 @@ class LeaderElector:
     observed, ourselves included. Both are plain functions called on the event loop: keep
     them short; an exception in them is logged and ignored.
 
-    Timings (seconds, validated by :func:`validate_timings`): ``lease_duration`` is how
-    long followers wait, after they last saw the record change, before taking the Lease
-    over; ``renew_deadline`` how long the leader keeps trying to renew before giving up;
-    ``retry_period`` the pause between attempts. ``release_timeout`` bounds the release on
-    a graceful exit (default: ``renew_deadline``). ``clock`` is the monotonic clock used
-    to judge expiry (tests inject a fake one); the waits between attempts use the event
-    loop's clock.
+    ``timings`` (:class:`~informer._leaderelection.timings.LeaseTimings`): followers take
+    the Lease over ``lease_duration`` after they last saw its record change; the leader
+    gives up when it could not renew within ``renew_deadline``; attempts are
+    ``retry_period`` apart; the release on a graceful exit gets ``release_timeout``.
+    ``clock`` is the monotonic clock used to judge expiry (tests inject a fake one); the
+    waits between attempts use the event loop's clock.
 
     Read by metrics and health checks: :meth:`is_leader` (``leader_election_master_status``
     with the label ``name``), :attr:`leader`, :meth:`check`. One elector runs once.
@@ -107,14 +98,11 @@ class LeaderElector:
         name: str,
         namespace: str,
         identity: str,
-        lease_duration: float = 15.0,
-        renew_deadline: float = 10.0,
-        retry_period: float = 2.0,
+        timings: LeaseTimings = LeaseTimings(),  # noqa: B008 - immutable
         on_started_leading: Callable[[], Awaitable[Any]] | None = None,
         on_stopped_leading: Callable[[], Any] | None = None,
         on_new_leader: Callable[[str], Any] | None = None,
         release_on_cancel: bool = True,
-        release_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not identity:
@@ -123,28 +111,21 @@ class LeaderElector:
             raise ValueError("name (the Lease name) must not be empty")
         if not namespace:
             raise ValueError("namespace (the Lease namespace) must not be empty")
-        validate_timings(lease_duration, renew_deadline, retry_period)
-        if release_timeout is not None and not release_timeout > 0:
-            raise ValueError(f"release_timeout must be > 0, got {release_timeout!r}")
+        if not isinstance(timings, LeaseTimings):
+            raise TypeError(f"timings must be a LeaseTimings, got {timings!r}")
         self.api_client = api_client
         self.name = name
         self.namespace = namespace
         self.identity = identity
-        self.lease_duration = float(lease_duration)
-        self.renew_deadline = float(renew_deadline)
-        self.retry_period = float(retry_period)
+        self.timings = timings
         self.release_on_cancel = release_on_cancel
-        self.release_timeout = float(release_timeout or renew_deadline)
         self._on_started_leading = on_started_leading
         self._on_stopped_leading = on_stopped_leading
         self._on_new_leader = on_new_leader
         self._clock = clock
-        self._lease_seconds = max(1, math.ceil(self.lease_duration))
         self._path = LEASES.path(name, namespace=namespace)
 
-        self._lease: Obj | None = None  # the latest Lease object read or written (its RV)
-        self._observed: Obj = {}  # the latest record (spec) seen
-        self._observed_time = -math.inf  # clock() when that record was last seen to change
+        self._observed: ObservedLease | None = None  # the Lease last read or written
         self._reported: str | None = None  # holder last given to on_new_leader
         self._leading = False
         self._started = False
@@ -164,13 +145,14 @@ class LeaderElector:
     @property
     def leader(self) -> str | None:
         """The holder in the record last observed (``None`` when nobody holds the Lease)."""
-        holder = self._observed.get("holderIdentity")
-        return str(holder) if holder else None
+        if self._observed is None or self._observed.released:
+            return None
+        return self._observed.holder
 
     @property
     def observed_record(self) -> Obj:
         """A copy of the Lease ``spec`` last observed (read or written)."""
-        return dict(self._observed)
+        return dict(self._observed.record) if self._observed is not None else {}
 
     def check(self, max_tolerable_expired_lease: float = 20.0) -> str | None:
         """Health check (client-go ``Check``): a problem description, or ``None`` if healthy.
@@ -179,13 +161,14 @@ class LeaderElector:
         for more than ``lease_duration + max_tolerable_expired_lease`` seconds: it should
         have given up by then (a stuck event loop, for example).
         """
-        if not self._leading:
+        if not self._leading or self._observed is None:
             return None
-        overdue = self._clock() - self._observed_time
-        if overdue > self.lease_duration + max_tolerable_expired_lease:
+        overdue = self._clock() - self._observed.since
+        lease_duration = self.timings.lease_duration
+        if overdue > lease_duration + max_tolerable_expired_lease:
             return (
                 f"leader election: lease {self.namespace}/{self.name} not renewed for "
-                f"{overdue:.1f}s (lease duration {self.lease_duration:g}s)"
+                f"{overdue:.1f}s (lease duration {lease_duration:g}s)"
             )
         return None
 
@@ -222,7 +205,7 @@ class LeaderElector:
         finally:
             with anyio.CancelScope(shield=True):
                 if lost is None and self.release_on_cancel and self._fatal is None:
-                    with anyio.move_on_after(self.release_timeout) as scope:
+                    with anyio.move_on_after(self.timings.release_timeout) as scope:
                         await self._release()
                     if scope.cancelled_caught:
                         self._log.warning("leader.release_failed", error="timed out")
@@ -238,36 +221,37 @@ class LeaderElector:
             scope.cancel()
 
     async def _acquire(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        timings = self.timings
         self._log.info(
             "leader.acquiring",
-            lease_duration=self.lease_duration,
-            renew_deadline=self.renew_deadline,
-            retry_period=self.retry_period,
+            lease_duration=timings.lease_duration,
+            renew_deadline=timings.renew_deadline,
+            retry_period=timings.retry_period,
         )
         first = True
         while True:
-            acquired = await self._attempt(self.renew_deadline)
+            acquired = await self._attempt(timings.renew_deadline)
             self._report_transition()
             if acquired:
                 self._leading = True
-                self._log.info(
-                    "leader.acquired", transitions=self._observed.get("leaseTransitions", 0)
-                )
+                transitions = self.observed_record.get("leaseTransitions", 0)
+                self._log.info("leader.acquired", transitions=transitions)
             if first:
                 first = False
                 task_status.started()
             if acquired:
                 return
-            await anyio.sleep(self.retry_period * (1.0 + random.random() * JITTER_FACTOR))
+            await anyio.sleep(timings.retry_period * (1.0 + random.random() * JITTER_FACTOR))
 
     async def _renew_loop(self) -> str:
         """Renew every ``retry_period``; return why leadership was lost.
 
         A fatal error (401/403) is stored in ``_fatal`` and ends the loop too.
         """
+        retry_period, renew_deadline = self.timings.retry_period, self.timings.renew_deadline
         while True:
-            await anyio.sleep(self.retry_period)
-            deadline = anyio.current_time() + self.renew_deadline
+            await anyio.sleep(retry_period)
+            deadline = anyio.current_time() + renew_deadline
             while True:
                 remaining = deadline - anyio.current_time()
                 try:
@@ -278,16 +262,16 @@ class LeaderElector:
                     self._log.error("leader.lost", reason=str(exc))
                     return str(exc)
                 self._report_transition()
-                holder = self._observed.get("holderIdentity") or ""
+                holder = self.leader or ""
                 if renewed:
                     break
                 if holder and holder != self.identity and self._lease_valid():
                     reason = f"the lease is held by {holder}"
                 elif anyio.current_time() + 1e-3 >= deadline:
-                    reason = f"not renewed within the renew deadline ({self.renew_deadline:g}s)"
+                    reason = f"not renewed within the renew deadline ({renew_deadline:g}s)"
                 else:
                     left = deadline - anyio.current_time()
-                    await anyio.sleep(min(self.retry_period, max(0.0, left)))
+                    await anyio.sleep(min(retry_period, max(0.0, left)))
                     continue
                 self._leading = False
                 self._log.warning("leader.lost", reason=reason)
@@ -320,15 +304,15 @@ class LeaderElector:
         now = micro_time()
         record: Obj = {
             "holderIdentity": self.identity,
-            "leaseDurationSeconds": self._lease_seconds,
+            "leaseDurationSeconds": self.timings.lease_seconds,
             "acquireTime": now,
             "renewTime": now,
             "leaseTransitions": 0,
         }
         # 1. Fast path: the leader updates at the resourceVersion it wrote last.
-        if self._observed_is_us() and self._lease_valid() and self._lease is not None:
-            record["acquireTime"] = self._observed.get("acquireTime") or now
-            record["leaseTransitions"] = self._observed.get("leaseTransitions") or 0
+        if self._observed is not None and self._observed_is_us() and self._lease_valid():
+            record["acquireTime"] = self._observed.record.get("acquireTime") or now
+            record["leaseTransitions"] = self._observed.record.get("leaseTransitions") or 0
             try:
                 await self._update(record, read_timeout)
                 return True
@@ -349,12 +333,10 @@ class LeaderElector:
                 )
             except Conflict:  # AlreadyExists: another candidate created it first
                 return False
-            self._set_observed(created)
+            self._observed = observe(None, created, self._clock())
             return True
-        self._lease = lease
-        spec = lease_spec(lease)
-        if spec != self._observed:
-            self._set_observed(lease)
+        self._observed = observe(self._observed, lease, self._clock())
+        spec = self._observed.record
 
         # 3. Held by another, and not expired by our clock: leave it.
         holder = spec.get("holderIdentity") or ""
@@ -377,27 +359,22 @@ class LeaderElector:
 
     async def _release(self) -> None:
         """Give the Lease up: empty holder, 1-second duration (client-go's release)."""
-        if not self._observed_is_us() or self._lease is None:
+        if self._observed is None or not self._observed_is_us():
             return
-        now = micro_time()
-        record: Obj = {
-            "holderIdentity": "",
-            "leaseDurationSeconds": RELEASED_LEASE_SECONDS,
-            "acquireTime": now,
-            "renewTime": now,
-            "leaseTransitions": self._observed.get("leaseTransitions") or 0,
-        }
+        record = released_record(self._observed.record)
+        timeout = self.timings.release_timeout
         for _ in range(2):
             try:
-                await self._update(record, self.release_timeout)
+                await self._update(record, timeout)
             except Conflict:
                 # Our resourceVersion is stale: re-read; release only if still ours.
                 try:
-                    self._lease = await self._request("GET", None, self.release_timeout)
+                    lease = await self._request("GET", None, timeout)
                 except InformerError as exc:
                     self._log.warning("leader.release_failed", error=str(exc))
                     return
-                if (lease_spec(self._lease).get("holderIdentity") or "") != self.identity:
+                self._observed = observe(self._observed, lease, self._clock())
+                if not self._observed_is_us():
                     return
                 continue
             except InformerError as exc:
@@ -409,15 +386,15 @@ class LeaderElector:
     # -- helpers ------------------------------------------------------------------------------
 
     async def _update(self, spec: Obj, read_timeout: float) -> None:
-        """PUT ``spec`` at the cached ``resourceVersion``; record what the server stored."""
-        assert self._lease is not None
-        body = dict(self._lease)
+        """PUT ``spec`` at the observed ``resourceVersion``; observe what the server stored."""
+        assert self._observed is not None
+        body = dict(self._observed.lease)
         metadata = dict(body.get("metadata") or {})
         metadata.pop("managedFields", None)
         body["metadata"] = metadata
         body["spec"] = spec
         updated = await self._request("PUT", body, read_timeout)
-        self._set_observed(updated)
+        self._observed = observe(None, updated, self._clock())
 
     async def _request(self, method: str, body: Obj | None, read_timeout: float) -> Obj:
         path = LEASES.path(namespace=self.namespace) if method == "POST" else self._path
@@ -431,18 +408,12 @@ class LeaderElector:
             read_timeout=max(read_timeout, 0.001),
         )
 
-    def _set_observed(self, lease: Obj) -> None:
-        self._lease = lease
-        self._observed = lease_spec(lease)
-        self._observed_time = self._clock()
-
     def _observed_is_us(self) -> bool:
-        return self._observed.get("holderIdentity") == self.identity
+        return self._observed is not None and self._observed.holder == self.identity
 
     def _lease_valid(self) -> bool:
         """The observed record has not expired, judged by the local clock."""
-        seconds = self._observed.get("leaseDurationSeconds") or 0
-        return bool(self._observed_time + float(seconds) > self._clock())
+        return self._observed is not None and not self._observed.expired(self._clock())
 
     def _report_transition(self) -> None:
         holder = self.leader

@@ -1,60 +1,33 @@
-"""Leader election for the :class:`~informer.Manager`: its options, and the elector that
-runs the controllers while leading.
+"""``LeaderElected``: the Manager's run mode with ``leader_election``.
 
-:class:`LeaderElectionConfig` names the Lease, our identity and the timings.
-:func:`new_elector` builds a :class:`~informer.LeaderElector` whose leading work runs
-every controller until cancelled; :func:`run_elected` campaigns and turns the end of
-leadership into :class:`~informer.LeaderElectionLost` (a 401 into
-:class:`~informer.Unauthorized` naming the server; a 403 propagates as it is).
+Every replica runs its informers (followers keep warm caches); once the caches synced,
+the replica campaigns for the Lease of its :class:`~informer.LeaderElectionConfig` and
+runs the controllers only while it leads. The end of leadership becomes
+:class:`~informer.LeaderElectionLost` (a 401 becomes :class:`~informer.Unauthorized`
+naming the server; a 403 propagates as it is); a stop cancels the controllers, then
+releases the Lease. The controllers' shutdown grace is capped at ``lease_duration -
+renew_deadline``, so a lost leader's writes end before a follower may take over.
 """
 
 from __future__ import annotations
 
-import math
-import socket
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import NoReturn
 
 import anyio
 
+from .._cache.factory import SharedInformerFactory
+from .._cache.informer import SharedIndexInformer
 from .._controller.controller import Controller
 from .._exceptions import LeaderElectionLost, Unauthorized
-from .._leaderelection.elector import LeaderElector, validate_timings
+from .._leaderelection.config import LeaderElectionConfig
+from .._leaderelection.elector import LeaderElector
 from .._rest.api_client import ApiClient
-from .startup import unauthorized
+from .._sharding.replica import Sharding
+from .mode import ModeSetup, NewFactory, factory_per_namespace, run_controllers
+from .startup import preflight_lease, unauthorized
 
-__all__ = ["LeaderElectionConfig", "default_identity", "new_elector", "run_elected"]
-
-
-def default_identity() -> str:
-    """``<hostname>_<uuid4>``: unique per process (the Pod name, in a cluster)."""
-    return f"{socket.gethostname()}_{uuid.uuid4()}"
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderElectionConfig:
-    """Leader election for a :class:`Manager`: the Lease ``namespace/name``, our
-    ``identity`` and the timings of :class:`~informer.LeaderElector` (seconds;
-    ``lease_duration > renew_deadline > retry_period * 1.2``, else ``ValueError``).
-    ``release_timeout`` bounds the Lease release on a graceful stop (2 s: with the 3 s
-    drain cap a stop stays within 5 s; 1 s was missed on a saturated 2-core machine)."""
-
-    name: str
-    namespace: str
-    identity: str = field(default_factory=default_identity)
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
-    release_timeout: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not self.name or not self.namespace or not self.identity:
-            raise ValueError("leader election needs a Lease name, a namespace and an identity")
-        validate_timings(self.lease_duration, self.renew_deadline, self.retry_period)
-        if not (self.release_timeout > 0 and math.isfinite(self.release_timeout)):
-            raise ValueError(f"release_timeout must be > 0, got {self.release_timeout!r}")
+__all__ = ["LeaderElected", "new_elector", "run_elected"]
 
 
 def new_elector(
@@ -64,20 +37,15 @@ def new_elector(
     leadership starts) until cancelled."""
 
     async def lead() -> None:
-        async with anyio.create_task_group() as tg:
-            for controller in controllers:
-                tg.start_soon(controller.run, name=f"controller {controller.name}")
+        await run_controllers(controllers)
 
     return LeaderElector(
         api,
         name=config.name,
         namespace=config.namespace,
         identity=config.identity,
-        lease_duration=config.lease_duration,
-        renew_deadline=config.renew_deadline,
-        retry_period=config.retry_period,
+        timings=config,
         on_started_leading=lead,
-        release_timeout=config.release_timeout,
     )
 
 
@@ -96,3 +64,52 @@ async def run_elected(elector: LeaderElector, address: str) -> NoReturn:
         lease=lease,
         identity=elector.identity,
     )
+
+
+class LeaderElected:
+    """The controllers run while this replica holds ``config``'s Lease (module docstring)."""
+
+    shards: Sharding | None = None
+
+    def __init__(self, config: LeaderElectionConfig) -> None:
+        self.config = config
+        self.elector: LeaderElector | None = None
+
+    @property
+    def shutdown_grace(self) -> float:
+        return self.config.lease_duration - self.config.renew_deadline
+
+    def new_factories(
+        self, namespaces: Sequence[str | None], new_factory: NewFactory
+    ) -> list[SharedInformerFactory]:
+        return factory_per_namespace(namespaces, new_factory)
+
+    def class_factories(
+        self, namespaces: Sequence[str | None], factories: Sequence[SharedInformerFactory]
+    ) -> list[tuple[str | None, SharedInformerFactory]]:
+        return list(zip(namespaces, factories, strict=True))
+
+    def prepare(self, setup: ModeSetup) -> list[SharedIndexInformer]:
+        """Build the elector (its ``leader-election`` liveness check and
+        ``leader_election_master_status`` come with it)."""
+        self.elector = new_elector(setup.api, self.config, setup.controllers)
+        setup.observability.add_elector(self.elector)
+        return []
+
+    async def preflight(self, api: ApiClient, *, deadline: float, address: str) -> None:
+        await preflight_lease(
+            api,
+            name=self.config.name,
+            namespace=self.config.namespace,
+            deadline=deadline,
+            address=address,
+        )
+
+    async def run(self, synced: anyio.Event, address: str) -> None:
+        """Once synced, campaign; lead until leadership is lost (see :func:`run_elected`)."""
+        assert self.elector is not None, "prepare() first"
+        await synced.wait()
+        await run_elected(self.elector, address)
+
+    def __repr__(self) -> str:
+        return f"<LeaderElected {self.config.namespace}/{self.config.name}>"

@@ -18,23 +18,26 @@ The Manager owns the startup order (nothing is left to the caller): ``async with
    ApiClient was given: then they exist from construction, see :attr:`Manager.factory`)
    and, inside the metrics' queue provider, one instance of each added class per
    factory (named ``<name>@<namespace>`` when there are several namespaces);
-4. lists each informer once (``limit=1``) and reads the Lease once (leader election), so
-   a missing RBAC rule fails at once: :class:`~informer.Forbidden` names it;
+4. lists each informer once (``limit=1``) and reads the Lease once (leader election,
+   sharding), so a missing RBAC rule fails at once: :class:`~informer.Forbidden` names it;
 5. binds the metrics and health endpoints: :class:`~informer.BindError`;
-6. starts the factories and the controllers (or, with ``leader_election``, campaigns for
-   the Lease once synced and runs the controllers only while leading);
+6. starts the factories and runs the controllers in its run mode
+   (:mod:`informer._manager.mode`, chosen at construction): at once; or, with
+   ``leader_election``, only while leading the Lease, campaigning once synced; or, with
+   ``sharding``, reconciling this replica's share of the keys once it joined its group;
 7. waits until every controller synced and every reflector watches
    (:meth:`Manager.wait_for_cache_sync`): :class:`~informer.CacheSyncTimeout` when the
    startup deadline passes, or the error (connection, 401/403) that prevented it.
 
 Leaving the block (or cancelling :meth:`Manager.run`) stops everything: in-flight
-reconciles get ``shutdown_grace`` seconds (capped, with leader election, at
-``lease_duration - renew_deadline``, so a lost leader's writes end before a successor
+reconciles get ``shutdown_grace`` seconds (capped by the run mode: with leader election
+at ``lease_duration - renew_deadline``, so a lost leader's writes end before a successor
 starts), the events the controllers recorded are written (each controller's recorder
 runs within its ``run``: flushed after the drain, within the rest of the grace), the
 Lease is released, the endpoints close, the GC state is restored and an
-ApiClient the Manager created is closed. A lost lease cancels the block and raises
-:class:`~informer.LeaderElectionLost`.
+ApiClient the Manager created is closed. A lost lease (or shard membership) cancels the
+block and raises :class:`~informer.LeaderElectionLost`
+(:class:`~informer.ShardMembershipLost`).
 
 Errors: whatever fails is raised as **one** typed error from :mod:`informer._exceptions`,
 never an exception group (task groups nest them; :func:`.startup.collapse` takes the first
@@ -49,10 +52,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Iterable
+from functools import partial
 from types import TracebackType
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 import anyio
 import anyio.abc
@@ -62,23 +65,26 @@ from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer, Transform
 from .._cache.transforms import strip_managed_fields
 from .._controller.controller import Controller
-from .._exceptions import ConfigError, InformerError
+from .._leaderelection.config import LeaderElectionConfig
 from .._leaderelection.elector import LeaderElector
 from .._observability.endpoints import Endpoints, Observability
 from .._observability.metrics import Metrics
 from .._queue.metrics import use_queue_metrics_provider
-from .._rest.api_client import ApiClient, new_api_client
-from .leader import LeaderElectionConfig, new_elector, run_elected
-from .sharded import ShardCollector, Sharding, ShardingConfig
-from .sharded_namespaces import namespace_informer, shard_by_namespace
+from .._rest.api_client import ApiClient
+from .._sharding.config import ShardingConfig
+from .._sharding.replica import Sharding
+from .leader import LeaderElected
+from .mode import ModeSetup, Plain, RunMode
+from .sharded import ShardedByKey
+from .sharded_namespaces import ShardedByNamespace
 from .startup import (
     GcState,
     WatchErrors,
     check_server,
     collapse,
-    leaf_errors,
+    connect,
     preflight,
-    preflight_lease,
+    raise_collapsed,
     wait_synced,
 )
 
@@ -100,15 +106,22 @@ async def _run_factory(
         await anyio.sleep_forever()
 
 
-def _raise(exc: BaseException) -> NoReturn:
-    """Raise the collapsed ``exc``; log the other errors it would hide (bugs)."""
-    error = collapse(exc)
-    if error is not exc:
-        for other in leaf_errors(exc):
-            if other is not error and not isinstance(other, InformerError):
-                log.error("manager.error_suppressed", error=repr(other), exc_info=other)
-        error.__suppress_context__ = True  # the groups say nothing more
-    raise error
+def run_mode(
+    leader_election: LeaderElectionConfig | None, sharding: ShardingConfig | None
+) -> RunMode:
+    """The run mode of a Manager configured with these (``ValueError`` for both)."""
+    if leader_election is not None and sharding is not None:
+        raise ValueError(
+            "leader election and sharding exclude each other: one leader runs every "
+            "key, shards split the keys over every replica; pass one of them"
+        )
+    if leader_election is not None:
+        return LeaderElected(leader_election)
+    if sharding is not None and sharding.shard_by == "namespace":
+        return ShardedByNamespace(sharding)
+    if sharding is not None:
+        return ShardedByKey(sharding)
+    return Plain()
 
 
 class Manager:
@@ -164,11 +177,7 @@ class Manager:
             raise ValueError(f"workers must be >= 1, got {workers!r}")
         if not shutdown_grace >= 0:
             raise ValueError(f"shutdown_grace must be >= 0 seconds, got {shutdown_grace!r}")
-        if leader_election is not None and sharding is not None:
-            raise ValueError(
-                "leader election and sharding exclude each other: one leader runs every "
-                "key, shards split the keys over every replica; pass one of them"
-            )
+        self._mode = run_mode(leader_election, sharding)
         self._api = api_client
         self._kubeconfig = kubeconfig
         self._context = context
@@ -190,14 +199,13 @@ class Manager:
         self._factories: list[SharedInformerFactory] = []
         self._classes: list[type[Controller]] = []
         self._controllers: list[Controller] = []
-        self._elector: LeaderElector | None = None
-        self._sharding: Sharding | None = None
         self._endpoints: Endpoints | None = None
         self._address = "?"
         self._stack: contextlib.AsyncExitStack | None = None
         self._state = "new"
         if api_client is not None:
-            self._factories = self._new_factories(api_client)
+            new_factory = partial(self._new_factory, api_client)
+            self._factories = self._mode.new_factories(self.namespaces, new_factory)
 
     # -- configuration --------------------------------------------------------------------
 
@@ -277,12 +285,12 @@ class Manager:
     @property
     def elector(self) -> LeaderElector | None:
         """The leader elector, once started with ``leader_election``."""
-        return self._elector
+        return self._mode.elector
 
     @property
     def shards(self) -> Sharding | None:
         """The sharding state (membership, handoff), once started with ``sharding``."""
-        return self._sharding
+        return self._mode.shards
 
     @property
     def endpoints(self) -> Endpoints | None:
@@ -336,8 +344,8 @@ class Manager:
             try:
                 await stack.__aexit__(type(exc), exc, exc.__traceback__)
             except BaseException as cleanup:
-                _raise(cleanup)
-            _raise(exc)
+                raise_collapsed(cleanup)
+            raise_collapsed(exc)
         self._stack = stack
         self._state = "running"
         return self
@@ -356,32 +364,35 @@ class Manager:
         except BaseException as error:
             if collapse(error) is exc:
                 return False  # the body's own exception: let it propagate unchanged
-            _raise(error)
+            raise_collapsed(error)
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         deadline = anyio.current_time() + self.startup_timeout
         api = await self._connect(stack)
         self._address = str(getattr(api.configuration, "host", "") or "?")
         await check_server(api, self._address, deadline, self.startup_timeout)
+        new_factory = partial(self._new_factory, api)
         if not self._factories:
-            self._factories = self._new_factories(api)
+            self._factories = self._mode.new_factories(self.namespaces, new_factory)
         self._build_controllers(api)
         self.observability.add_api_client(api)
         for factory in self._factories:
             self.observability.add_factory(factory)
         for controller in self._controllers:
             self.observability.add_controller(controller)
-        le = self.leader_election
-        if le is not None:
-            self._elector = new_elector(api, le, self._controllers)
-            self.observability.add_elector(self._elector)
-        probes: list[SharedIndexInformer] = []
-        if self.sharding is not None:
-            self._sharding = Sharding(api, self.sharding, self._controllers)
-            self.observability.checks.add_readiness("sharding", self._sharding.check)
-            self.metrics.registry.register(ShardCollector(self._sharding))
-            if self.sharding.shard_by == "namespace":
-                probes = self._shard_namespaces(api, self._sharding)
+        probes = self._mode.prepare(
+            ModeSetup(
+                api=api,
+                controllers=self._controllers,
+                classes=self._classes,
+                namespaces=self.namespaces,
+                factories=self._factories,
+                new_factory=new_factory,
+                workers=self.workers,
+                shutdown_grace=self.shutdown_grace,
+                observability=self.observability,
+            )
+        )
         informers = self.informers
         log.info(
             "manager.starting",
@@ -390,13 +401,7 @@ class Manager:
             informers=[i.name for i in informers],
         )
         await preflight([*informers, *probes], deadline, self._address)
-        lease = (le.name, le.namespace) if le is not None else None
-        if self._sharding is not None:
-            lease = (self._sharding.lease_name, self._sharding.config.namespace)
-        if lease is not None:
-            await preflight_lease(
-                api, name=lease[0], namespace=lease[1], deadline=deadline, address=self._address
-            )
+        await self._mode.preflight(api, deadline=deadline, address=self._address)
         gc_state = GcState() if self.gc_freeze else None
         if gc_state is not None:
             stack.callback(gc_state.restore)
@@ -414,9 +419,8 @@ class Manager:
         stack.callback(tg.cancel_scope.cancel)  # on exit: stop everything, then wait
         for factory in self._factories:
             await tg.start(_run_factory, factory, name=f"factory {factory.namespace or '*'}")
-        if self._elector is None and self._sharding is None:  # else: while leading/a member
-            for controller in self._controllers:
-                tg.start_soon(controller.run, name=f"controller {controller.name}")
+        synced = anyio.Event()
+        tg.start_soon(self._mode.run, synced, self._address, name=f"controllers {self._mode}")
         await wait_synced(
             self._controllers,
             informers,
@@ -427,10 +431,7 @@ class Manager:
         )
         if gc_state is not None:
             gc_state.freeze()
-        if self._elector is not None:
-            tg.start_soon(run_elected, self._elector, self._address, name="leader election")
-        if self._sharding is not None:
-            tg.start_soon(self._sharding.run, self._address, name="shard membership")
+        synced.set()
         log.info(
             "manager.started",
             controllers=[c.name for c in self._controllers],
@@ -440,17 +441,7 @@ class Manager:
     async def _connect(self, stack: contextlib.AsyncExitStack) -> ApiClient:
         if self._api is not None:
             return self._api
-        try:
-            api = await new_api_client(kubeconfig=self._kubeconfig, context=self._context)
-        except ConfigError:
-            raise
-        except Exception as exc:
-            # A parse error new_api_client does not translate (e.g. malformed YAML).
-            path = self._kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-            raise ConfigError(
-                f"kubeconfig {path!r} is invalid: {type(exc).__name__}: {exc}"
-            ) from exc
-        self._api = api
+        api = self._api = await connect(kubeconfig=self._kubeconfig, context=self._context)
 
         async def close() -> None:
             with anyio.CancelScope(shield=True):
@@ -465,39 +456,13 @@ class Manager:
             api, namespace=namespace, transform=self.transform, reflector_options=options
         )
 
-    def _new_factories(self, api: ApiClient) -> list[SharedInformerFactory]:
-        if self.sharding is not None and self.sharding.shard_by == "namespace":
-            factory = self._new_factory(api, None)  # the Namespace informer (or nothing)
-            if self.namespaces == [None]:
-                namespace_informer(factory)
-            return [factory]
-        return [self._new_factory(api, ns) for ns in self.namespaces]
-
-    def _shard_namespaces(self, api: ApiClient, sharding: Sharding) -> list[SharedIndexInformer]:
-        fixed = None if self.namespaces == [None] else [str(ns) for ns in self.namespaces]
-        return shard_by_namespace(
-            sharding,
-            api,
-            self._classes,
-            self._controllers,
-            new_factory=lambda ns: self._new_factory(api, ns),
-            namespaces=fixed,
-            factory=self._factories[0],
-            workers=self.workers,
-            grace=min(self.shutdown_grace, sharding.config.drain_grace),
-            observability=self.observability,
-        )
-
     def _build_controllers(self, api: ApiClient) -> None:
         """Instantiate the added classes (queue metrics from the provider), then cap every
         controller's shutdown grace and check that names are unique."""
         several = len(self.namespaces) > 1
         built: list[Controller] = []
-        by_namespace = self.sharding is not None and self.sharding.shard_by == "namespace"
         with use_queue_metrics_provider(self.metrics.queue_metrics):
-            for ns, factory in (
-                [] if by_namespace else zip(self.namespaces, self._factories, strict=True)
-            ):
+            for ns, factory in self._mode.class_factories(self.namespaces, self._factories):
                 for cls in self._classes:
                     kwargs: dict[str, Any] = {}
                     if self.workers is not None:
@@ -506,13 +471,7 @@ class Manager:
                         kwargs["name"] = f"{cls.name}@{ns}"
                     built.append(cls(factory, api, **kwargs))
         self._controllers = [*built, *self._controllers]
-        grace = self.shutdown_grace
-        if self.leader_election is not None:
-            # A lost lease must stop the writes before a follower's lease expires.
-            le = self.leader_election
-            grace = min(grace, le.lease_duration - le.renew_deadline)
-        if self.sharding is not None:  # likewise before the other members take our keys
-            grace = min(grace, self.sharding.drain_grace)
+        grace = min(self.shutdown_grace, self._mode.shutdown_grace)
         names: set[str] = set()
         for controller in self._controllers:
             controller.shutdown_grace = min(controller.shutdown_grace, grace)

@@ -1,7 +1,8 @@
 """Sharding by namespace (``ShardingConfig(shard_by="namespace")``, ``--shard-by=namespace``):
 each replica runs informers and controllers only for the namespaces it owns.
 
-The hashed unit is the namespace (:func:`~informer._manager.sharded.namespace_of` is the
+:class:`ShardedByNamespace` is the Manager's run mode (key mode's, plus what follows).
+The hashed unit is the namespace (:func:`~informer._sharding.config.namespace_of` is the
 handoff's ``key_of``): rendezvous hashing of the namespace name over the view, with the
 key-mode view and "drained" protocol unchanged, so the argument of ``docs/sharding.md``
 carries over with "key" read as "namespace".
@@ -12,8 +13,9 @@ instance of each controller class built on it (named ``<controller>@<namespace>`
 every watch of the controller (``watch``/``owns``, mapped secondaries included) is
 cached for that namespace, and a controller's :attr:`~informer.Controller.client` reads
 the cache for its namespace and the API server for any other. The namespaces come from
-a cluster-wide metadata-only Namespace informer (the Manager's), or from the Manager's
-``namespaces`` when given (then only those are distributed: the intersection).
+a cluster-wide metadata-only Namespace informer (on the Manager's one factory), or from
+the Manager's ``namespaces`` when given (then only those are distributed: the
+intersection).
 
 Lifecycle of a unit, driven by view changes and Namespace events (one task per unit):
 
@@ -54,19 +56,20 @@ from .._meta.resource import NAMESPACES
 from .._observability.endpoints import Observability
 from .._queue.metrics import use_queue_metrics_provider
 from .._sharding.assignment import owner
-from .sharded import Sharding
+from .._sharding.replica import Sharding
+from .mode import ModeSetup, NewFactory
+from .sharded import ShardedByKey
 
 __all__ = [
     "NamespaceUnit",
     "ShardNamespaces",
+    "ShardedByNamespace",
     "check_namespaced",
     "namespace_informer",
     "shard_by_namespace",
 ]
 
 log = structlog.get_logger(__name__)
-
-NewFactory = Callable[[str | None], SharedInformerFactory]
 
 MAX_SYNCING = 4
 """Units whose informers do their initial list at the same time, at most."""
@@ -170,6 +173,45 @@ def shard_by_namespace(
         observability=observability,
     )
     return probes
+
+
+class ShardedByNamespace(ShardedByKey):
+    """Key mode's membership and handoff, hashing namespaces; the Manager builds no
+    controller up front: :class:`ShardNamespaces` builds them per owned namespace."""
+
+    def new_factories(
+        self, namespaces: Sequence[str | None], new_factory: NewFactory
+    ) -> list[SharedInformerFactory]:
+        """One cluster-wide factory: the Namespace informer's without ``namespaces``,
+        else empty (the units build their own)."""
+        factory = new_factory(None)
+        if list(namespaces) == [None]:
+            namespace_informer(factory)
+        return [factory]
+
+    def class_factories(
+        self, namespaces: Sequence[str | None], factories: Sequence[SharedInformerFactory]
+    ) -> list[tuple[str | None, SharedInformerFactory]]:
+        return []
+
+    def prepare(self, setup: ModeSetup) -> list[SharedIndexInformer]:
+        """Key mode's, then :func:`shard_by_namespace`: its probe informers are
+        preflighted."""
+        super().prepare(setup)
+        assert self.shards is not None
+        fixed = None if list(setup.namespaces) == [None] else [str(n) for n in setup.namespaces]
+        return shard_by_namespace(
+            self.shards,
+            setup.api,
+            setup.classes,
+            setup.controllers,
+            new_factory=setup.new_factory,
+            namespaces=fixed,
+            factory=setup.factories[0],
+            workers=setup.workers,
+            grace=min(setup.shutdown_grace, self.shutdown_grace),
+            observability=setup.observability,
+        )
 
 
 class NamespaceUnit:

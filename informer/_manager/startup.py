@@ -3,6 +3,7 @@
 Each check turns what went wrong into **one** typed error from
 :mod:`informer._exceptions` whose message says what failed and where:
 
+- :func:`connect`: the ApiClient from the kubeconfig: :class:`ConfigError`;
 - :func:`check_server`: ``GET /version`` until the server answers, retrying connection
   failures (and 5xx/429) until the deadline: :class:`ConnectionFailed` naming the
   address, :class:`Unauthorized`, or the :class:`ApiError` of another answer;
@@ -17,16 +18,17 @@ Each check turns what went wrong into **one** typed error from
 Messages name the budget as ``startup_timeout=30s`` (the Manager's parameter).
 
 :func:`collapse` is the error boundary: task groups wrap errors in (nested) exception
-groups, one level per group; the Manager raises the first :class:`InformerError` inside,
-found by one depth-first walk that visits each node once (linear in the size of the
-tree, whatever the nesting depth).
+groups, one level per group; the Manager raises the first :class:`InformerError` inside
+(:func:`raise_collapsed`, which logs the bugs it hides), found by one depth-first walk
+that visits each node once (linear in the size of the tree, whatever the nesting depth).
 """
 
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator, Sequence
-from typing import Final, TypeVar
+from typing import Final, NoReturn, TypeVar
 
 import anyio
 import structlog
@@ -36,6 +38,7 @@ from .._controller.controller import Controller
 from .._exceptions import (
     ApiError,
     CacheSyncTimeout,
+    ConfigError,
     ConnectionFailed,
     Forbidden,
     InformerError,
@@ -43,7 +46,7 @@ from .._exceptions import (
     Unauthorized,
 )
 from .._meta.resource import LEASES
-from .._rest.api_client import ApiClient
+from .._rest.api_client import ApiClient, new_api_client
 from .._rest.request import request_json
 
 __all__ = [
@@ -52,9 +55,11 @@ __all__ = [
     "WatchErrors",
     "check_server",
     "collapse",
+    "connect",
     "leaf_errors",
     "preflight",
     "preflight_lease",
+    "raise_collapsed",
     "restated",
     "wait_synced",
 ]
@@ -103,6 +108,17 @@ def collapse(exc: BaseException) -> BaseException:
     return only if count == 1 and only is not None else exc
 
 
+def raise_collapsed(exc: BaseException) -> NoReturn:
+    """Raise the collapsed ``exc``; log the other errors it would hide (bugs)."""
+    error = collapse(exc)
+    if error is not exc:
+        for other in leaf_errors(exc):
+            if other is not error and not isinstance(other, InformerError):
+                log.error("manager.error_suppressed", error=repr(other), exc_info=other)
+        error.__suppress_context__ = True  # the groups say nothing more
+    raise error
+
+
 def restated(exc: E, message: str) -> E:
     """A copy of ``exc`` (same type and fields) with ``message``; chain it ``from exc``."""
     cls = type(exc)
@@ -138,6 +154,20 @@ def startup_api_error(exc: ApiError, what: str | None, address: str) -> ApiError
 
 
 # ------------------------------------------------------------------------------- checks
+
+
+async def connect(*, kubeconfig: str | None, context: str | None) -> ApiClient:
+    """A new ApiClient from ``kubeconfig`` (default ``$KUBECONFIG``, ``~/.kube/config``,
+    or in-cluster) and ``context``: :class:`ConfigError` when that configuration is
+    missing or invalid (a parse error included)."""
+    try:
+        return await new_api_client(kubeconfig=kubeconfig, context=context)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        # A parse error new_api_client does not translate (e.g. malformed YAML).
+        path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise ConfigError(f"kubeconfig {path!r} is invalid: {type(exc).__name__}: {exc}") from exc
 
 
 async def check_server(
@@ -305,7 +335,7 @@ class GcState:
     the sync allocated is in the youngest generation, so any collection then (even
     ``gc.collect(0)``) traverses the whole cache with the event loop blocked, while health
     probes and lease renewals wait: 0.11 s of CPU at 50k ConfigMaps, 0.28 s at 200k
-    (bench/RESULTS.md, "Scaling curve (issue 13)"). ``gc.freeze()`` alone is O(1). What
+    (bench/RESULTS.md, "Scaling curve"). ``gc.freeze()`` alone is O(1). What
     it keeps is the cyclic garbage made during the sync, which the collection would have
     freed: 9 objects in the benchmark's informer at any size (cached objects are acyclic
     dicts, freed by reference counting); :meth:`disable` collects once before the sync so

@@ -82,6 +82,7 @@ from .._cache.informer import SharedIndexInformer
 from .._cache.reflector import Reflector
 from .._cache.reflector_stats import ReflectorState
 from .._exceptions import ConnectionFailed
+from .._leaderelection.timings import LeaseTimings
 from .._meta.types import LeaderStatus
 from .probes import Check, HealthCheck, HealthChecks, health_routes, serve_health
 
@@ -364,19 +365,13 @@ def informers_synced_check(informers: Callable[[], Iterable[SharedIndexInformer]
 class LeaseHolder(LeaderStatus, Protocol):
     """A leader elector the ``leader-election`` check can judge (``LeaderElector`` is one).
 
-    ``check(max_tolerable_expired_lease)`` is client-go's healthz adaptor: a reason when
-    the elector leads but has not renewed for more than ``lease_duration +
-    max_tolerable_expired_lease`` seconds, else ``None``.
+    ``timings`` are the elector's. ``check(max_tolerable_expired_lease)`` is client-go's
+    healthz adaptor: a reason when the elector leads but has not renewed for more than
+    ``lease_duration + max_tolerable_expired_lease`` seconds, else ``None``.
     """
 
     @property
-    def lease_duration(self) -> float: ...
-
-    @property
-    def renew_deadline(self) -> float: ...
-
-    @property
-    def retry_period(self) -> float: ...
+    def timings(self) -> LeaseTimings: ...
 
     def check(self, max_tolerable_expired_lease: float = ...) -> str | None: ...
 
@@ -389,7 +384,8 @@ def lease_check(elector: LeaseHolder, *, slack: float = 1.0) -> Check:
     def check() -> str | None:
         if not elector.is_leader():
             return None
-        limit = elector.renew_deadline + elector.retry_period + slack
-        return elector.check(limit - elector.lease_duration)
+        timings = elector.timings
+        limit = timings.renew_deadline + timings.retry_period + slack
+        return elector.check(limit - timings.lease_duration)
 
     return check

@@ -16,11 +16,12 @@ One loop per replica (:meth:`Membership.run`):
    times as often while the handoff waits for the others to drain: :attr:`hurry`), as
    a *consistent* read (no ``resourceVersion``: served from etcd, never from a lagging
    cache), and judge each other Lease as the leader elector judges its record, by the
-   local clock: the time ``first_seen`` at which a list first returned its current
-   ``resourceVersion``; it is **expired** once ``first_seen + leaseDurationSeconds`` is
-   not after the start of a list that still returns that ``resourceVersion``. A
-   released Lease (empty ``holderIdentity``: a replica that stopped gracefully, after
-   its controllers stopped) is not a member at once. A Lease that disappears without
+   local clock (:mod:`informer._leaderelection.observation`): ``since`` is when a list
+   first returned the Lease's current record (``spec``: each renewal writes a new
+   ``renewTime``); it is **expired** once ``since + leaseDurationSeconds`` is not after
+   the start of a list that still returns that record. A released Lease (empty
+   ``holderIdentity``: a replica that stopped gracefully, after its controllers
+   stopped) is not a member at once. A Lease that disappears without
    having been seen released stays a member (a *ghost*) until it would have expired.
 
 The live members are ourselves plus every other holder whose Lease is neither expired
@@ -64,7 +65,9 @@ from .._exceptions import (
     ShardMembershipLost,
     Unauthorized,
 )
-from .._leaderelection.elector import micro_time, validate_timings
+from .._leaderelection.observation import ObservedLease, observe
+from .._leaderelection.record import micro_time, released_record
+from .._leaderelection.timings import LeaseTimings
 from .._meta.resource import LEASES
 from .._meta.types import Obj
 from .._rest.api_client import ApiClient
@@ -91,8 +94,8 @@ class _Lapse(Exception):
 
 @dataclass(slots=True)
 class _Seen:
-    record: MemberRecord
-    first_seen: float  # clock() when a list first returned this resourceVersion
+    observed: ObservedLease  # the Lease as last listed, judged on our clock
+    member: MemberRecord  # what the handoff reads of it
     present: bool  # in the latest list (False: a ghost)
 
 
@@ -104,11 +107,12 @@ class Membership:
     left by an earlier run with the same identity makes :meth:`run` raise
     :class:`~informer.ConfigError`).
 
-    Timings (seconds, :func:`~informer._leaderelection.elector.validate_timings`):
+    ``timings`` (:class:`~informer._leaderelection.timings.LeaseTimings`):
     ``lease_duration`` is written to our Lease (rounded up to whole seconds) and is how
     long others wait after they last saw it change; ``renew_deadline`` how long our
     membership survives without a successful renewal; ``retry_period`` the pause between
-    renewals (and lists). ``clock`` is the monotonic clock of all judgments.
+    renewals (and lists); ``release_timeout`` bounds the release on a graceful stop.
+    ``clock`` is the monotonic clock of all judgments.
 
     Read by the handoff (on the event loop): :attr:`members`, :meth:`drained_of`. Written
     by the handoff: :meth:`publish`. One Membership runs once.
@@ -121,28 +125,22 @@ class Membership:
         group: str,
         namespace: str,
         identity: str,
-        lease_duration: float = 15.0,
-        renew_deadline: float = 10.0,
-        retry_period: float = 2.0,
-        release_timeout: float = 2.0,
+        timings: LeaseTimings = LeaseTimings(),  # noqa: B008 - immutable
         on_change: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not identity or not namespace or not group:
             raise ValueError("a shard membership needs a group, a namespace and an identity")
-        validate_timings(lease_duration, renew_deadline, retry_period)
+        if not isinstance(timings, LeaseTimings):
+            raise TypeError(f"timings must be a LeaseTimings, got {timings!r}")
         self.api_client = api_client
         self.group = group
         self.namespace = namespace
         self.identity = identity
-        self.lease_duration = float(lease_duration)
-        self.renew_deadline = float(renew_deadline)
-        self.retry_period = float(retry_period)
-        self.release_timeout = float(release_timeout)
+        self.timings = timings
         self.lease_name = lease_name(group, identity)
         self.on_change = on_change
         self._clock = clock
-        self._lease_seconds = max(1, math.ceil(self.lease_duration))
         self._lease: Obj | None = None  # our Lease as last written (its resourceVersion)
         self._valid_until = -math.inf
         self._seen: dict[str, _Seen] = {}  # other Leases of the group, by name
@@ -242,16 +240,17 @@ class Membership:
             group=self.group,
             namespace=self.namespace,
             identity=self.identity,
-            lease_seconds=self._lease_seconds,
+            lease_seconds=self.timings.lease_seconds,
             drained="",
             view="",
         )
+        timings = self.timings
         while True:
             sent = self._clock()
             try:
-                with anyio.fail_after(self.renew_deadline):
+                with anyio.fail_after(timings.renew_deadline):
                     self._lease = await self._request(
-                        "POST", body, path=None, read_timeout=self.renew_deadline
+                        "POST", body, path=None, read_timeout=timings.renew_deadline
                     )
             except (Unauthorized, Forbidden):
                 raise
@@ -264,15 +263,15 @@ class Membership:
                 ) from exc
             except (InformerError, TimeoutError) as exc:
                 self._failed("join", exc)
-                await anyio.sleep(self.retry_period)
+                await anyio.sleep(timings.retry_period)
                 continue
-            self._valid_until = sent + self.renew_deadline
+            self._valid_until = sent + timings.renew_deadline
             self._log.info(
                 "shard.joined",
                 lease=f"{self.namespace}/{self.lease_name}",
-                lease_duration=self.lease_duration,
-                renew_deadline=self.renew_deadline,
-                retry_period=self.retry_period,
+                lease_duration=timings.lease_duration,
+                renew_deadline=timings.renew_deadline,
+                retry_period=timings.retry_period,
             )
             return
 
@@ -281,13 +280,14 @@ class Membership:
 
         The lapse is noticed when ``valid_for`` reaches 0, even while a request hangs.
         """
-        deadline = f"not renewed within the renew deadline ({self.renew_deadline:g}s)"
+        retry_period = self.timings.retry_period
+        deadline = f"not renewed within the renew deadline ({self.timings.renew_deadline:g}s)"
         renewed = self._clock()
         while True:
             # A new "drained" is written at once, unless renewals are failing (no spin).
             if self._drained == self._written_drained or "renew" in self._last_error:
                 self._poke = anyio.Event()
-                pause = self.retry_period / HURRY_FACTOR if self.hurry else self.retry_period
+                pause = retry_period / HURRY_FACTOR if self.hurry else retry_period
                 with anyio.move_on_after(min(pause, max(0.0, self.valid_for))):
                     await self._poke.wait()
             try:
@@ -295,7 +295,7 @@ class Membership:
                     raise _Lapse(deadline)
                 renew = (
                     self._drained != self._written_drained
-                    or self._clock() - renewed >= self.retry_period
+                    or self._clock() - renewed >= retry_period
                 )
                 if renew:
                     renewed = self._clock()
@@ -340,7 +340,7 @@ class Membership:
         except InformerError as exc:
             self._failed("renew", exc)
             return
-        self._valid_until = sent + self.renew_deadline
+        self._valid_until = sent + self.timings.renew_deadline
         self._written_drained = drained
         self._last_error.pop("renew", None)
 
@@ -355,7 +355,7 @@ class Membership:
                 query={"labelSelector": f"{GROUP_LABEL}={self.group}"},
                 resource=LEASES.group_resource,
                 namespace=self.namespace,
-                read_timeout=max(0.001, min(self.renew_deadline, self.valid_for)),
+                read_timeout=max(0.001, min(self.timings.renew_deadline, self.valid_for)),
             )
         except (Unauthorized, Forbidden):
             raise
@@ -366,19 +366,17 @@ class Membership:
         self._last_error.pop("list", None)
         present: set[str] = set()
         for item in listed.get("items") or ():
-            record = MemberRecord.from_lease(item)
-            if not record.name or record.name == self.lease_name:
+            member = MemberRecord.from_lease(item)
+            if not member.name or member.name == self.lease_name:
                 continue
-            present.add(record.name)
-            seen = self._seen.get(record.name)
-            if seen is None or seen.record.resource_version != record.resource_version:
-                self._seen[record.name] = _Seen(record, returned, True)
-            else:
-                seen.present = True
+            present.add(member.name)
+            seen = self._seen.get(member.name)
+            observed = observe(seen.observed if seen else None, item, returned)
+            self._seen[member.name] = _Seen(observed, member, True)
         for name, seen in list(self._seen.items()):
             if name not in present:
                 seen.present = False
-                if seen.record.released:
+                if seen.observed.released:
                     del self._seen[name]
         await self._judge(started)
 
@@ -387,20 +385,20 @@ class Membership:
         list that confirmed them was sent)."""
         live: dict[str, MemberRecord] = {}
         for name, seen in list(self._seen.items()):
-            record = seen.record
-            if record.released:
+            observed, member = seen.observed, seen.member
+            if observed.released:
                 # Not a member at once; collected after one of *our* lease durations, so
                 # every member lists it released before it disappears (no ghost).
-                if started >= seen.first_seen + self._lease_seconds:
-                    await self._collect(record)
+                if started >= observed.since + self.timings.lease_seconds:
+                    await self._collect(member)
                 continue
-            if started < seen.first_seen + record.lease_seconds:
-                live[record.holder] = record
+            if not observed.expired(started):
+                live[member.holder] = member
                 continue
-            if record.holder in self._records:
-                self._log.info("shard.member_expired", member=record.holder)
+            if member.holder in self._records:
+                self._log.info("shard.member_expired", member=member.holder)
             if seen.present:
-                await self._collect(record)
+                await self._collect(member)
             else:
                 del self._seen[name]
         self._records = live
@@ -410,9 +408,13 @@ class Membership:
         self.members = members
 
     async def _collect(self, record: MemberRecord) -> None:
-        """Delete a Lease judged expired (released ones expire after a lease duration)."""
+        """Delete a Lease judged expired (released ones expire after a lease duration).
+
+        Forgotten once gone. A delete that failed (the Lease was written since it was
+        listed, or the request failed) keeps the observation: the next list judges the
+        Lease again, and only a changed record makes it live again."""
         try:
-            with anyio.move_on_after(self.retry_period):
+            with anyio.move_on_after(self.timings.retry_period) as scope:
                 await request_json(
                     self.api_client,
                     "DELETE",
@@ -421,39 +423,40 @@ class Membership:
                     resource=LEASES.group_resource,
                     namespace=self.namespace,
                 )
-        except (NotFound, Conflict):
-            pass  # someone else collected it, or it changed: judged again next time
+        except NotFound:
+            pass  # someone else collected it
+        except Conflict:
+            return  # written since it was listed: judged again by the next list
         except InformerError as exc:
             self._log.debug("shard.collect_failed", lease=record.name, error=str(exc))
-        self._seen.pop(record.name, None)
+            return
+        if not scope.cancelled_caught:
+            self._seen.pop(record.name, None)
 
     async def _release(self) -> None:
         """Give our Lease up (empty holder) once the work stopped; never raises.
 
-        A renewal cancelled in flight may have been applied: on a 409 the Lease is read
-        again and released at its new resourceVersion if it is still ours (as the leader
-        elector does), all within ``release_timeout``."""
+        The record written is the elector's (``released_record``). A renewal cancelled
+        in flight may have been applied: on a 409 the Lease is read again and released at
+        its new resourceVersion if it is still ours (as the leader elector does), all
+        within ``release_timeout``."""
         lease, self._lease = self._lease, None
         if lease is None:
             return
         self.members = None
+        timeout = self.timings.release_timeout
         try:
-            with anyio.fail_after(self.release_timeout):
+            with anyio.fail_after(timeout):
                 for _ in range(2):
                     body = copy.deepcopy(lease)
                     body.get("metadata", {}).pop("managedFields", None)
-                    spec = body.setdefault("spec", {})
-                    spec["holderIdentity"] = ""
-                    spec["leaseDurationSeconds"] = 1
-                    spec["renewTime"] = micro_time()
+                    body["spec"] = released_record(body.get("spec") or {})
                     try:
-                        await self._request(
-                            "PUT", body, path=self.lease_name, read_timeout=self.release_timeout
-                        )
+                        await self._request("PUT", body, path=self.lease_name, read_timeout=timeout)
                         break
                     except Conflict:
                         lease = await self._request(
-                            "GET", None, path=self.lease_name, read_timeout=self.release_timeout
+                            "GET", None, path=self.lease_name, read_timeout=timeout
                         )
                         holder = (lease.get("spec") or {}).get("holderIdentity") or ""
                         if holder != self.identity:

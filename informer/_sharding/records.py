@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from .._leaderelection.elector import micro_time
+from .._leaderelection.record import micro_time
 from .._meta.objects import annotations_of, resource_version
 from .._meta.resource import LEASES
 from .._meta.types import Obj
@@ -92,16 +92,16 @@ def lease_body(
 
 @dataclass(frozen=True, slots=True)
 class MemberRecord:
-    """What the protocol reads from one member Lease.
+    """What the handoff protocol reads from one member Lease.
 
-    ``holder`` is ``""`` for a released Lease; ``resource_version`` changes with every
-    write (each renewal), which is how expiry is judged (``membership``).
+    ``holder`` is ``""`` for a released Lease; ``resource_version`` is the precondition
+    of a delete. Whether the Lease expired is not read here: the membership judges it on
+    its own clock (:mod:`informer._leaderelection.observation`).
     """
 
     name: str
     holder: str
     resource_version: str
-    lease_seconds: float
     drained: str
     view: str
 
@@ -114,12 +114,10 @@ class MemberRecord:
         metadata = lease.get("metadata") or {}
         spec = lease.get("spec") or {}
         annotations = annotations_of(lease)
-        seconds = spec.get("leaseDurationSeconds")
         return cls(
             name=str(metadata.get("name") or ""),
             holder=str(spec.get("holderIdentity") or ""),
             resource_version=resource_version(lease) or "",
-            lease_seconds=float(seconds) if isinstance(seconds, int | float) else 0.0,
             drained=str(annotations.get(DRAINED_ANNOTATION) or ""),
             view=str(annotations.get(VIEW_ANNOTATION) or ""),
         )

@@ -17,13 +17,19 @@ import re
 from typing import Final
 
 from .._http.server import parse_bind_address
-from .._manager.sharded import SHARD_MODES
+from .._leaderelection.timings import LeaseTimings
+from .._sharding.config import SHARD_MODES
 from .logconfig import LOG_FORMATS, LOG_LEVELS
 
-__all__ = ["DEFAULT_LEADER_ELECTION_ID", "build_parser"]
+__all__ = ["DEFAULT_LEADER_ELECTION_ID", "TIMING_FLAGS", "build_parser", "timing_flag"]
 
 DEFAULT_LEADER_ELECTION_ID: Final = "kube-informer"
 """The Lease name with ``--leader-elect`` when ``--leader-election-id`` is not given."""
+
+TIMING_FLAGS: Final = ("lease_duration", "renew_deadline", "retry_period")
+"""The :class:`~informer._leaderelection.timings.LeaseTimings` fields set by flags
+(``--leader-election-lease-duration``, ``--shard-lease-duration``...), whose defaults
+are the flags' defaults."""
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -91,6 +97,25 @@ def _bind_address(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{exc}; or 0 to disable") from None
     return text
+
+
+def timing_flag(prefix: str, field: str) -> str:
+    """The flag setting the :class:`LeaseTimings` ``field`` (one of :data:`TIMING_FLAGS`)
+    in the group ``prefix`` (``leader-election`` or ``shard``)."""
+    return f"--{prefix}-{field.replace('_', '-')}"
+
+
+def _add_timing_flags(group: argparse._ArgumentGroup, prefix: str, **helps: str) -> None:
+    defaults = LeaseTimings()
+    for field in TIMING_FLAGS:
+        default = getattr(defaults, field)
+        group.add_argument(
+            timing_flag(prefix, field),
+            type=_positive_float,
+            default=default,
+            metavar="SECONDS",
+            help=f"advanced: {helps[field]} (default: {default:g})",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,18 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NS",
         help="the Lease namespace (default: the Pod's namespace in a cluster, else default)",
     )
-    for flag, default, what in (
-        ("lease-duration", 15.0, "followers wait this long after the last renewal"),
-        ("renew-deadline", 10.0, "the leader gives up if it cannot renew within this"),
-        ("retry-period", 2.0, "pause between attempts"),
-    ):
-        election.add_argument(
-            f"--leader-election-{flag}",
-            type=_positive_float,
-            default=default,
-            metavar="SECONDS",
-            help=f"advanced: {what} (default: {default:g})",
-        )
+    _add_timing_flags(
+        election,
+        "leader-election",
+        lease_duration="followers wait this long after the last renewal",
+        renew_deadline="the leader gives up if it cannot renew within this",
+        retry_period="pause between attempts",
+    )
     shards = parser.add_argument_group(
         "sharding",
         "split every controller's keys over the replicas of a shard group, each holding a "
@@ -254,18 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the namespace of the member Leases (default: the Pod's namespace in a "
         "cluster, else default)",
     )
-    for flag, default, what in (
-        ("lease-duration", 15.0, "others take a member's keys this long after its last renewal"),
-        ("renew-deadline", 10.0, "a member stops reconciling if it cannot renew within this"),
-        ("retry-period", 2.0, "pause between renewals and between lists of the members"),
-    ):
-        shards.add_argument(
-            f"--shard-{flag}",
-            type=_positive_float,
-            default=default,
-            metavar="SECONDS",
-            help=f"advanced: {what} (default: {default:g})",
-        )
+    _add_timing_flags(
+        shards,
+        "shard",
+        lease_duration="others take a member's keys this long after its last renewal",
+        renew_deadline="a member stops reconciling if it cannot renew within this",
+        retry_period="pause between renewals and between lists of the members",
+    )
     ops = parser.add_argument_group("operability")
     ops.add_argument(
         "--metrics-bind-address",

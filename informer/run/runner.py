@@ -77,11 +77,11 @@ once, so a missing ``get leases`` permission exits 7 at once (as does a 403 on
 ``create``/``update`` later). A replica that **loses** the lease (not renewed within the
 renew deadline, or taken by another) cancels its controllers and exits 10, as
 controller-runtime does: its Deployment restarts it as a follower. On SIGINT/SIGTERM the
-leader stops its controllers, then releases the Lease (within
-:data:`LEASE_RELEASE_TIMEOUT`), so a follower takes over at once; the exit is 0 within
-5 s. Advanced timing flags (seconds; ``lease > renew deadline > retry period * 1.2``):
-``--leader-election-lease-duration`` (15), ``--leader-election-renew-deadline`` (10),
-``--leader-election-retry-period`` (2).
+leader stops its controllers, then releases the Lease (within its ``release_timeout``),
+so a follower takes over at once; the exit is 0 within 5 s. Advanced timing flags
+(seconds; ``lease > renew deadline > retry period * 1.2``; the rules and defaults of
+:class:`~informer.leaderelection.LeaseTimings`): ``--leader-election-lease-duration``
+(15), ``--leader-election-renew-deadline`` (10), ``--leader-election-retry-period`` (2).
 
 Sharding (``--shard``, ``--shard-by key|namespace``, ``--shard-group NAME``; off by default,
 and exclusive with ``--leader-elect``: exit 2): every replica runs its informers and
@@ -153,12 +153,12 @@ from .._exceptions import (
     TargetError,
     Unauthorized,
 )
-from .._manager.leader import LeaderElectionConfig, default_identity
+from .._leaderelection.config import LeaderElectionConfig, default_identity
 from .._manager.manager import Manager
-from .._manager.sharded import ShardingConfig, default_group
 from .._manager.startup import GC_THRESHOLDS
 from .._meta.types import Obj
-from .cli import DEFAULT_LEADER_ELECTION_ID, build_parser
+from .._sharding.config import ShardingConfig, default_group
+from .cli import DEFAULT_LEADER_ELECTION_ID, TIMING_FLAGS, build_parser, timing_flag
 from .logconfig import configure_logging, default_log_format
 from .targets import ENTRY_POINT_GROUP, load_registered, load_target, select_controllers
 
@@ -166,7 +166,6 @@ __all__ = [
     "DEFAULT_LEADER_ELECTION_ID",
     "EXIT_CODES",
     "GC_THRESHOLDS",
-    "LEASE_RELEASE_TIMEOUT",
     "SERVICE_ACCOUNT_NAMESPACE_FILE",
     "SHUTDOWN_GRACE",
     "ExitCode",
@@ -183,9 +182,6 @@ SHUTDOWN_GRACE: Final = 3.0
 
 SERVICE_ACCOUNT_NAMESPACE_FILE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 """The Pod's namespace: the default ``--leader-election-namespace`` inside a cluster."""
-
-LEASE_RELEASE_TIMEOUT: Final = 1.0
-"""Seconds the Lease release gets on SIGINT/SIGTERM (after the controllers' drain)."""
 
 
 class ExitCode(IntEnum):
@@ -268,19 +264,10 @@ def _election_options(args: argparse.Namespace) -> LeaderElectionConfig | None:
             name=args.leader_election_id,
             namespace=args.leader_election_namespace or _default_election_namespace(),
             identity=default_identity(),
-            lease_duration=args.leader_election_lease_duration,
-            renew_deadline=args.leader_election_renew_deadline,
-            retry_period=args.leader_election_retry_period,
-            release_timeout=LEASE_RELEASE_TIMEOUT,
+            **_timings(args, "leader-election"),
         )
     except ValueError as exc:
-        message = (
-            str(exc)
-            .replace("lease_duration", "--leader-election-lease-duration")
-            .replace("renew_deadline", "--leader-election-renew-deadline")
-            .replace("retry_period", "--leader-election-retry-period")
-        )
-        raise UsageError(message) from exc
+        raise _timing_error(exc, "leader-election") from exc
     return config if args.leader_elect else None
 
 
@@ -301,20 +288,25 @@ def _sharding_options(
             group=args.shard_group or default_group(cls.name for cls in classes),
             namespace=args.shard_lease_namespace or _default_election_namespace(),
             identity=default_identity(),
-            lease_duration=args.shard_lease_duration,
-            renew_deadline=args.shard_renew_deadline,
-            retry_period=args.shard_retry_period,
             shard_by=args.shard_by or "key",
-            release_timeout=LEASE_RELEASE_TIMEOUT,
+            **_timings(args, "shard"),
         )
     except ValueError as exc:
-        message = (
-            str(exc)
-            .replace("lease_duration", "--shard-lease-duration")
-            .replace("renew_deadline", "--shard-renew-deadline")
-            .replace("retry_period", "--shard-retry-period")
-        )
-        raise UsageError(message) from exc
+        raise _timing_error(exc, "shard") from exc
+
+
+def _timings(args: argparse.Namespace, prefix: str) -> dict[str, float]:
+    """The :class:`LeaseTimings` fields the flags of ``prefix`` set."""
+    dest = prefix.replace("-", "_")
+    return {field: getattr(args, f"{dest}_{field}") for field in TIMING_FLAGS}
+
+
+def _timing_error(exc: ValueError, prefix: str) -> UsageError:
+    """``exc`` (a config's validation) with the timing fields named as ``prefix``'s flags."""
+    message = str(exc)
+    for field in TIMING_FLAGS:
+        message = message.replace(field, timing_flag(prefix, field))
+    return UsageError(message)
 
 
 def _default_election_namespace() -> str:

@@ -34,6 +34,7 @@ from informer._cache.factory import SharedInformerFactory
 from informer._controller.controller import Controller
 from informer._controller.reconcile import Result
 from informer._leaderelection.elector import LeaderElector
+from informer._leaderelection.timings import LeaseTimings
 from informer._meta.resource import CONFIGMAPS, LEASES, Resource
 from informer._meta.types import Obj
 from informer._observability.endpoints import Observability
@@ -49,7 +50,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 LEASE = "health-lease"
 T0 = 1000.0
 """The injected clock's reading until a test moves it."""
-TIMINGS: dict[str, float] = {"lease_duration": 30.0, "renew_deadline": 20.0, "retry_period": 0.25}
+TIMINGS = LeaseTimings(lease_duration=30.0, renew_deadline=20.0, retry_period=0.25)
 """Production-shaped timings with renewals every 0.25 s of real time. The renew deadline
 (20 s, real time) is far longer than any test runs with failing renewals, so the elector
 never gives up on its own here."""
@@ -203,9 +204,14 @@ async def running(*electors: LeaderElector) -> AsyncIterator[list[Running]]:
 def elector(
     api: Any, namespace: str, identity: str, clock: FakeClock, **kwargs: Any
 ) -> LeaderElector:
-    options: dict[str, Any] = {**TIMINGS, **kwargs}
     return LeaderElector(
-        api, name=LEASE, namespace=namespace, identity=identity, clock=clock, **options
+        api,
+        name=LEASE,
+        namespace=namespace,
+        identity=identity,
+        clock=clock,
+        timings=TIMINGS,
+        **kwargs,
     )
 
 

@@ -12,7 +12,6 @@ of operations, and two derived from the timings with their margins stated.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,12 +22,9 @@ import pytest
 
 import informer._leaderelection.elector as le_module
 from informer import Conflict, ConnectionFailed, Forbidden
-from informer._leaderelection.elector import (
-    JITTER_FACTOR,
-    LeaderElector,
-    micro_time,
-    validate_timings,
-)
+from informer._leaderelection.elector import LeaderElector
+from informer._leaderelection.record import micro_time
+from informer._leaderelection.timings import LeaseTimings
 from informer._rest.request import request_json
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
@@ -133,9 +129,20 @@ class Recorder:
         }
 
 
+TIMING_FIELDS = frozenset({"lease_duration", "renew_deadline", "retry_period", "release_timeout"})
+
+
 def elector(api: Any, namespace: str, identity: str, **kwargs: Any) -> LeaderElector:
-    options: dict[str, Any] = {**FAST, **kwargs}
-    return LeaderElector(api, name=LEASE, namespace=namespace, identity=identity, **options)
+    """An elector on ``LEASE`` with the FAST timings, overridden by timing ``kwargs``."""
+    timings = {**FAST, **{k: kwargs.pop(k) for k in list(kwargs) if k in TIMING_FIELDS}}
+    return LeaderElector(
+        api,
+        name=LEASE,
+        namespace=namespace,
+        identity=identity,
+        timings=LeaseTimings(**timings),
+        **kwargs,
+    )
 
 
 async def put_spec(api: Any, namespace: str, **spec: Any) -> dict[str, Any]:
@@ -160,45 +167,28 @@ async def create_lease(api: Any, namespace: str, **spec: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"lease_duration": 10.0, "renew_deadline": 10.0}, "lease_duration"),
-        ({"lease_duration": 5.0, "renew_deadline": 10.0}, "lease_duration"),
-        ({"renew_deadline": 2.4, "retry_period": 2.0}, "renew_deadline"),
-        ({"retry_period": 0.0}, "retry_period must be a positive"),
-        ({"lease_duration": -1.0}, "lease_duration must be a positive"),
-        ({"renew_deadline": math.nan}, "renew_deadline must be a positive"),
         ({"identity": ""}, "identity"),
         ({"name": ""}, "name"),
         ({"namespace": ""}, "namespace"),
-        ({"release_timeout": 0.0}, "release_timeout"),
     ],
-    ids=[
-        "lease-eq-renew",
-        "lease-lt-renew",
-        "renew-le-retry-jitter",
-        "retry-zero",
-        "lease-negative",
-        "renew-nan",
-        "identity",
-        "name",
-        "namespace",
-        "release-timeout",
-    ],
+    ids=["identity", "name", "namespace"],
 )
 def test_invalid_settings_are_rejected(kwargs: dict[str, Any], message: str) -> None:
+    """The timings' rules are LeaseTimings' (test_timings.py)."""
     options: dict[str, Any] = {"name": "l", "namespace": "ns", "identity": "me", **kwargs}
     with pytest.raises(ValueError, match=message):
         LeaderElector(None, **options)  # type: ignore[arg-type]
 
 
-def test_defaults_and_jitter_rule() -> None:
+def test_timings_must_be_lease_timings() -> None:
+    with pytest.raises(TypeError, match="timings must be a LeaseTimings"):
+        LeaderElector(None, name="l", namespace="ns", identity="me", timings=15.0)  # type: ignore[arg-type]
+
+
+def test_defaults() -> None:
     e = LeaderElector(None, name="l", namespace="ns", identity="me")  # type: ignore[arg-type]
-    assert (e.lease_duration, e.renew_deadline, e.retry_period) == (15.0, 10.0, 2.0)
-    assert e.release_timeout == 10.0 and not e.is_leader() and e.leader is None
-    assert JITTER_FACTOR == 1.2
-    validate_timings(15, 10, 2)
-    validate_timings(3, 2.5, 2.0)  # 2.5 > 2.0 * 1.2
-    with pytest.raises(ValueError):
-        validate_timings(3, 2.4, 2.0)
+    assert e.timings == LeaseTimings()
+    assert not e.is_leader() and e.leader is None and e.observed_record == {}
 
 
 def test_micro_time_is_rfc3339_with_microseconds() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 from api_helpers import until
-from test_manager import sample, scrape
+from metrics_helpers import sample, scrape
 
 from informer import Controller, LeaderElectionConfig, Manager, ShardingConfig, request_json
 from informer._sharding.assignment import owner
@@ -120,7 +120,7 @@ async def test_two_managers_split_the_keys(api_client: Any, namespace: str) -> N
 
 
 def test_readiness_before_a_view(api_client: Any) -> None:
-    from informer._manager.sharded import Sharding
+    from informer._sharding.replica import Sharding
 
     sharding = Sharding(api_client, config("me", "default"), [])
     assert sharding.check() == "shard group mgr: no view of the members yet"
@@ -150,7 +150,7 @@ def test_leader_election_and_sharding_exclude_each_other() -> None:
 
 
 def test_default_group() -> None:
-    from informer._manager.sharded import default_group
+    from informer._sharding.config import default_group
 
     assert default_group(["b-ctl", "a-ctl", "a-ctl"]) == "a-ctl-b-ctl"
     assert default_group(["Cm_Logger@ns"]) == "cm-logger-ns"

@@ -18,7 +18,8 @@ import anyio
 import anyio.abc
 import pytest
 
-from informer import ShardMembershipLost
+from informer import NotFound, ShardMembershipLost
+from informer._leaderelection.timings import LeaseTimings
 from informer._rest.request import request_json
 from informer._sharding.assignment import view_digest
 from informer._sharding.handoff import Handoff
@@ -27,6 +28,7 @@ from informer._sharding.records import (
     DRAINED_ANNOTATION,
     GROUP_LABEL,
     VIEW_ANNOTATION,
+    lease_body,
     lease_name,
 )
 from informer.testing import ControlPlane, TcpProxy
@@ -66,7 +68,7 @@ class Member:
             namespace=namespace,
             identity=identity,
             on_change=self._changed,
-            **(timings or FAST),
+            timings=LeaseTimings(**(timings or FAST)),
         )
         self.handoff = Handoff(
             identity,
@@ -174,7 +176,7 @@ async def test_release_after_a_renewal_it_did_not_see_still_releases(
 ) -> None:
     """A renewal cancelled in flight may have been applied by the server: the release's
     PUT at the older resourceVersion gets a 409; the Lease is read again and, still
-    ours, released (before: ``shard.release_failed`` and a Lease left to expire)."""
+    ours, released (not left to expire)."""
     a = Member(api_client, namespace, "a")
     async with members(a):
         await wait_until(lambda: a.cleared("a"))
@@ -247,6 +249,55 @@ async def test_a_member_cut_off_lapses_before_the_others_drop_it(
             await wait_until(lambda: a.cleared("a"))
             lapse, drop = lapsed_at[0] - t0, dropped_at[0] - t0
             print(f"b lapsed {lapse:.2f}s and a dropped b {drop:.2f}s after the cut")
+
+
+async def test_writes_that_leave_the_record_do_not_keep_a_dead_member(
+    api_client: Any, namespace: str
+) -> None:
+    """A member that stopped renewing ("ghost") is dropped a lease duration after its
+    record last changed, although someone keeps annotating its Lease (each write a new
+    resourceVersion): expiry is judged on the record, as the leader elector judges it.
+    Once dropped it stays dropped, and its Lease is collected."""
+    body = lease_body(
+        group=GROUP, namespace=namespace, identity="ghost", lease_seconds=3, drained="", view=""
+    )
+    await request_json(api_client, "POST", leases_path(namespace), body=body)
+    name = lease_name(GROUP, "ghost")
+    a = Member(api_client, namespace, "a")
+    views: list[tuple[str, ...] | None] = []
+    touches = 0
+
+    async def annotate() -> None:
+        nonlocal touches
+        while True:
+            patch = {"metadata": {"annotations": {"test/touched": str(touches)}}}
+            try:
+                await request_json(api_client, "PATCH", leases_path(namespace, name), body=patch)
+            except NotFound:
+                return  # collected
+            touches += 1
+            await anyio.sleep(FAST["retry_period"])
+
+    async def gone() -> bool:
+        items = (await request_json(api_client, "GET", leases_path(namespace)))["items"]
+        return name not in {i["metadata"]["name"] for i in items}
+
+    async with members(a) as tg:
+        await wait_until(lambda: a.sees("a", "ghost"))
+        tg.start_soon(annotate)
+        changed = a.membership.on_change
+        assert changed is not None
+
+        def record_view() -> None:
+            changed()
+            views.append(a.membership.members)
+
+        a.membership.on_change = record_view
+        await wait_until(lambda: a.cleared("a"), within=FAST["lease_duration"] * 3)
+        await wait_until(gone, within=FAST["lease_duration"] * 3)
+    assert touches > FAST["lease_duration"] / FAST["retry_period"] / 2, touches
+    dropped = views.index(("a",))
+    assert ("a", "ghost") not in views[dropped:], views
 
 
 async def test_an_identity_cannot_be_reused(api_client: Any, namespace: str) -> None:

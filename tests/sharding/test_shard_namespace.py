@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import pytest
 from api_helpers import until
-from test_manager import sample, scrape
+from metrics_helpers import sample, scrape
 
 from informer import (
     ConfigError,
@@ -30,10 +30,11 @@ from informer import (
     SharedInformerFactory,
     request_json,
 )
-from informer._manager.sharded import Sharding, namespace_of
 from informer._manager.sharded_namespaces import ShardNamespaces
 from informer._observability.endpoints import Observability
 from informer._sharding.assignment import owner, view_digest
+from informer._sharding.config import namespace_of
+from informer._sharding.replica import Sharding
 from informer.resources import CONFIGMAPS, NAMESPACES
 
 pytestmark = pytest.mark.anyio
@@ -142,6 +143,11 @@ async def test_units_follow_the_view_without_leaking(api_client: Any, namespace:
     def synced(expected: Sequence[str]) -> bool:
         return units.status() == dict.fromkeys(expected, True) and set(units.units) == set(expected)
 
+    def watching() -> bool:
+        """Every unit's informers have their watch open (so its watchdog task runs)."""
+        informers = [i for u in units.units.values() for i in u.factory.informers]
+        return all(i.reflector.is_watching for i in informers)
+
     def exported() -> set[str]:
         text = observability.metrics.render()[0].decode()
         return {ns for ns in namespaces if f'resource="configmaps@{ns}"' in text}
@@ -172,13 +178,15 @@ async def test_units_follow_the_view_without_leaking(api_client: Any, namespace:
                     "regained keys reconciled",
                     20,
                 )
+                await until(watching, "every unit watching", TIMEOUT)
                 if cycle == 0:
                     baseline = (len(asyncio.all_tasks()), sockets())
                     first_names = sorted(t.get_name() for t in asyncio.all_tasks())
             assert baseline is not None
             # Each cycle started and stopped informers and controllers: no task, no
-            # socket is left over (a leaked watch would keep one of each per cycle). A
-            # task can be in flight at any instant (a renewal, a requeued reconcile: the
+            # socket is left over (a leaked watch would keep one of each per cycle). Both
+            # counts are taken with every watch open (each has a watchdog task); a task
+            # can still be in flight at any instant (a renewal, a requeued reconcile: the
             # baseline was one instant too), so the counts get 5 s to settle; a leak
             # never does.
             with anyio.move_on_after(5):
