@@ -5,11 +5,8 @@ manifests applied with server-side apply, the runner run as the ServiceAccount
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,6 @@ import anyio
 import anyio.abc
 import pytest
 import yaml
-from runner_logs import RunnerLogs
 
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from informer import NotFound
@@ -36,7 +32,6 @@ SA_GROUPS = [
     "system:authenticated",
 ]
 FIELD_MANAGER = "kube-informer-deploy-test"
-RUN = [sys.executable, "-m", "informer.run"]
 
 # kind -> (plural, namespaced)
 KINDS = {
@@ -257,34 +252,6 @@ async def applied_as_service_account(
         Path(control_plane.kubeconfig_path),
         tmp_path_factory.mktemp("sa") / "kubeconfig",
     )
-
-
-class Runner(RunnerLogs):
-    """A ``python -m informer.run`` child and its JSON log lines."""
-
-    async def wait_for(self, predicate: Callable[[], bool], within: float = 20.0) -> None:
-        await self.wait_until(predicate, within)
-
-
-@asynccontextmanager
-async def runner(args: Sequence[str], cwd: Path) -> AsyncIterator[Runner]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "KUBERNETES_"))}
-    env.update(HOME=str(cwd), PYTHONUNBUFFERED="1")
-    process = await anyio.open_process(
-        [*RUN, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    r = Runner(process)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(r.pump)
-            yield r
-            with anyio.fail_after(10):
-                await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
 
 
 def runner_args(kubeconfig: Path, namespace: str) -> list[str]:

@@ -46,10 +46,10 @@ from deploy_helpers import (
     poll,
     reset_lease,
     rules,
-    runner,
     runner_args,
     wait_allowed,
 )
+from runner_harness import start_runner
 
 from controllers.configmap_mirror import MIRRORS
 from controllers.deployment_inventory import INVENTORY_NAME
@@ -276,8 +276,8 @@ async def test_sample_controllers_work_as_the_service_account(
     mirror_path = MIRRORS.path("mirror", namespace=namespace)
     copy_path = f"/api/v1/namespaces/{other}/configmaps/app-config"
     try:
-        async with runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
-            await r.wait_for(lambda: r.has("leader.acquired"))
+        async with start_runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
+            await r.wait_until(lambda: r.has("leader.acquired"))
             stamped = await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
             inventory = await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
             assert "replicas: 1" in inventory["data"]["web"]
@@ -329,10 +329,10 @@ async def test_sample_controllers_work_as_the_service_account(
             await poll(api_client, mirror_path, lambda m: m == {})
             assert await poll(api_client, copy_path, lambda c: c == {}) == {}
 
-            r.process.send_signal(signal.SIGTERM)
+            r.send_signal(signal.SIGTERM)
     finally:
         await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
-    assert r.process.returncode == 0, r.stderr
+    assert r.returncode == 0, r.stderr
     assert r.has("leader.released") and r.stderr.strip() == ""
     failures = [e for e in r.events if e.get("level") in ("warning", "error")]
     assert not failures, failures
@@ -421,26 +421,25 @@ async def test_a_missing_rule_fails_with_a_403_naming_verb_and_resource(
     await apply(api_client, missing.drop(original))
     try:
         await wait_allowed(api_client, False, *access)
-        async with runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
+        async with start_runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
             if missing.fatal:
-                with anyio.fail_after(30):
-                    await r.process.wait()
+                await r.wait_exit(30)
             else:
-                await r.wait_for(
+                await r.wait_until(
                     lambda: any(message in e.get("error", "") for e in r.event("reconcile.failed"))
                 )
-                r.process.send_signal(signal.SIGTERM)
+                r.send_signal(signal.SIGTERM)
     finally:
         await apply(api_client, original)
         await wait_allowed(api_client, True, *access)
     assert "Traceback" not in r.stderr, r.stderr
     if missing.fatal:
         lines = r.stderr.strip().splitlines()
-        assert r.process.returncode == ExitCode.FORBIDDEN, (r.process.returncode, r.stderr)
+        assert r.returncode == ExitCode.FORBIDDEN, (r.returncode, r.stderr)
         assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), r.stderr
         print(lines[0])
     else:
-        assert r.process.returncode == 0, r.stderr
+        assert r.returncode == 0, r.stderr
 
 
 async def service_account_token(api: Any, namespace: str, name: str) -> str:

@@ -44,9 +44,9 @@ from deploy_helpers import (
     render,
     reset_lease,
     rules,
-    runner,
     wait_allowed,
 )
+from runner_harness import start_runner
 
 from controllers.configmap_mirror import MIRROR_LABEL
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
@@ -309,21 +309,22 @@ async def test_namespaced_variant_confines_the_samples_to_their_namespace(
         args = [a for a in container(docs)["args"] if not a.startswith(serving)]
         assert f"--namespace={namespace}" in args and "--leader-elect" in args
         args += ["--kubeconfig", str(sa_kubeconfig), "--leader-election-namespace", NAMESPACE]
-        async with runner([a for a in args if not a.startswith("--namespace")], tmp_path) as r:
-            with anyio.fail_after(30):
-                await r.process.wait()
-        assert r.process.returncode == ExitCode.FORBIDDEN, (r.process.returncode, r.stderr)
+        async with start_runner(
+            [a for a in args if not a.startswith("--namespace")], tmp_path
+        ) as r:
+            await r.wait_exit(30)
+        assert r.returncode == ExitCode.FORBIDDEN, (r.returncode, r.stderr)
         assert r.stderr.startswith("error: forbidden: cannot list"), r.stderr
         print(r.stderr.strip().splitlines()[0])
 
         deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
         inventory_path = f"/api/v1/namespaces/{namespace}/configmaps/{INVENTORY_NAME}"
-        async with runner(args, tmp_path) as r:
-            await r.wait_for(lambda: r.has("leader.acquired"))
+        async with start_runner(args, tmp_path) as r:
+            await r.wait_until(lambda: r.has("leader.acquired"))
             await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
             await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
-            r.process.send_signal(signal.SIGTERM)
-        assert r.process.returncode == 0, r.stderr
+            r.send_signal(signal.SIGTERM)
+        assert r.returncode == 0, r.stderr
         failures = [e for e in r.events if e.get("level") in ("warning", "error")]
         assert not failures, failures
 
