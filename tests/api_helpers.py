@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
@@ -14,6 +14,9 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from informer import Forbidden, Obj, Unauthorized, request_json
+
+if TYPE_CHECKING:
+    from informer.testing import ControlPlane
 
 
 def core_object(
@@ -41,24 +44,31 @@ async def until(condition: Callable[[], Any], what: str, within: float) -> None:
 # ------------------------------------------------------------- credentials
 
 
-def write_kubeconfig(path: Path, control_plane: Any, user: dict[str, Any]) -> None:
+def write_kubeconfig(path: Path, cluster: ControlPlane | str, user: dict[str, Any]) -> Path:
+    """The tests' one kubeconfig writer: ``path`` holds a kubeconfig (JSON, which is YAML)
+    with one cluster, one ``user`` entry (``{"token": ...}``, ``{"tokenFile": ...}``,
+    ``{"exec": {...}}``, client certificate files...) and its current context; returns
+    ``path``.
+
+    ``cluster`` is a control plane (its URL and CA) or a server URL (no CA: a plain-HTTP
+    fake, or a server the test never completes a TLS handshake with). The kit's own
+    writer (``informer.testing.control_plane``) makes the client-certificate kubeconfig
+    of each ``control_plane.user(...)``; use those where a certificate identity will do.
+    """
+    if isinstance(cluster, str):
+        entry: dict[str, Any] = {"server": cluster}
+    else:
+        entry = {"server": cluster.host, "certificate-authority": str(cluster.dir / "ca.crt")}
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {
-                "name": "c",
-                "cluster": {
-                    "server": control_plane.host,
-                    "certificate-authority": str(control_plane.dir / "ca.crt"),
-                },
-            }
-        ],
+        "clusters": [{"name": "c", "cluster": entry}],
         "users": [{"name": "u", "user": user}],
         "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
         "current-context": "ctx",
     }
     path.write_bytes(orjson.dumps(config))
+    return path
 
 
 async def bound_token(api: Any, namespace: str, sa: str, secret: str) -> str:

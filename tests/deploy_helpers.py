@@ -4,7 +4,6 @@ manifests applied with server-side apply, the runner run as the ServiceAccount
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -14,6 +13,7 @@ import anyio
 import anyio.abc
 import pytest
 import yaml
+from api_helpers import write_kubeconfig
 
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from informer import NotFound
@@ -215,7 +215,7 @@ async def wait_allowed(api: Any, want: bool, *access: str) -> None:
             await anyio.sleep(0.05)
 
 
-async def token_kubeconfig(api: Any, admin_kubeconfig: Path, path: Path) -> Path:
+async def token_kubeconfig(api: Any, control_plane: Any, path: Path) -> Path:
     """A kubeconfig authenticating as the ServiceAccount with a TokenRequest token."""
     answer = await request_json(
         api,
@@ -227,18 +227,7 @@ async def token_kubeconfig(api: Any, admin_kubeconfig: Path, path: Path) -> Path
             "spec": {"expirationSeconds": 3600},
         },
     )
-    admin = json.loads(await anyio.Path(admin_kubeconfig).read_text())
-    cluster = admin["clusters"][0]["cluster"]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": SA_USER, "user": {"token": answer["status"]["token"]}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": SA_USER}}],
-        "current-context": "sa",
-    }
-    await anyio.Path(path).write_text(json.dumps(config))
-    return path
+    return write_kubeconfig(path, control_plane, {"token": answer["status"]["token"]})
 
 
 async def applied_as_service_account(
@@ -248,9 +237,7 @@ async def applied_as_service_account(
     test module's ``sa_kubeconfig`` fixture)."""
     await apply_all(api_client)
     return await token_kubeconfig(
-        api_client,
-        Path(control_plane.kubeconfig_path),
-        tmp_path_factory.mktemp("sa") / "kubeconfig",
+        api_client, control_plane, tmp_path_factory.mktemp("sa") / "kubeconfig"
     )
 
 

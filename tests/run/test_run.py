@@ -7,7 +7,6 @@ subprocess's stdout (JSON lines: stdout is not a terminal), never for fixed dela
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -26,6 +25,7 @@ import anyio
 import anyio.to_thread
 import orjson
 import pytest
+from api_helpers import write_kubeconfig
 from prometheus_client.parser import text_string_to_metric_families
 from runner_harness import Runner, clean_env, run_cli, run_to_exit, start_runner
 
@@ -84,24 +84,6 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: ExitCode
     assert lines[0].startswith("error: "), lines
     assert proc.returncode == code, (proc.returncode, proc.stderr)
     return lines[0]
-
-
-def write_kubeconfig(path: Path, server: str, *, ca: str | None = None, token: str = "t") -> Path:
-    cluster: dict[str, Any] = {"server": server}
-    if ca:
-        cluster["certificate-authority"] = ca
-    else:
-        cluster["insecure-skip-tls-verify"] = True
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": "u", "user": {"token": token}}],
-        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "ctx",
-    }
-    path.write_text(json.dumps(config))
-    return path
 
 
 def closed_port() -> int:
@@ -364,7 +346,7 @@ def test_invalid_kubeconfig(tmp_path: Path, content: str) -> None:
 
 
 def test_unknown_context(tmp_path: Path) -> None:
-    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1")
+    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1", {"token": "t"})
     line = assert_one_line_error(
         run_cli(["--kubeconfig", str(path), "--context", "nope"], tmp_path), ExitCode.CONFIG
     )
@@ -380,7 +362,9 @@ def test_unreachable_server_names_the_address(tmp_path: Path, server: str) -> No
             port = int(listener.getsockname()[1])
         else:
             port = closed_port()
-        path = write_kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{port}")
+        path = write_kubeconfig(
+            tmp_path / "kubeconfig", f"https://127.0.0.1:{port}", {"token": "t"}
+        )
         start = time.monotonic()
         proc = run_cli(["--kubeconfig", str(path), "--startup-timeout", "2"], tmp_path)
         elapsed = time.monotonic() - start
@@ -423,22 +407,13 @@ def user_file(tmp_path: Path) -> Path:
     return path
 
 
-def admin_cluster(kubeconfig: Path) -> dict[str, Any]:
-    """The cluster entry (server, CA file) of the control plane's admin kubeconfig."""
-    cluster: dict[str, Any] = json.loads(kubeconfig.read_text())["clusters"][0]["cluster"]
-    return cluster
-
-
 async def test_unauthorized(control_plane: Any, namespace: str, tmp_path: Path) -> None:
-    cluster = admin_cluster(Path(control_plane.kubeconfig_path))
-    path = write_kubeconfig(
-        tmp_path / "bad-token", cluster["server"], ca=cluster["certificate-authority"], token="nope"
-    )
+    path = write_kubeconfig(tmp_path / "bad-token", control_plane, {"token": "nope"})
     runner = await run_to_exit(
         [str(user_file(tmp_path)), "--kubeconfig", str(path), "-n", namespace], tmp_path
     )
     line = assert_runner_error(runner, ExitCode.UNAUTHORIZED)
-    assert "401" in line and cluster["server"] in line
+    assert "401" in line and control_plane.host in line
 
 
 async def test_forbidden_names_verb_resource_and_namespace(
