@@ -8,12 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import orjson
-import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from informer import Forbidden, Obj, Unauthorized, request_json
+from informer.testing import eventually
 
 if TYPE_CHECKING:
     from informer.testing import ControlPlane
@@ -31,14 +30,17 @@ def core_object(
 
 
 async def until(condition: Callable[[], Any], what: str, within: float) -> None:
-    """Poll a synchronous condition on state other tasks change (caches, stats) until it
-    holds; fail the test naming ``what`` after ``within`` seconds."""
-    try:
-        with anyio.fail_after(within):
-            while not condition():  # noqa: ASYNC110 - nobody signals these conditions
-                await anyio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"not within {within}s: {what}")
+    """``informer.testing.eventually`` on a synchronous ``condition`` (truthy when it
+    holds), polled every 20 ms, failing with ``what`` after ``within`` seconds.
+
+    New tests call ``eventually`` directly, with a check that asserts what it waits
+    for.
+    """
+
+    def holds() -> None:
+        assert condition(), f"not within {within:g}s: {what}"
+
+    await eventually(holds, timeout=within, interval=0.02)
 
 
 # ------------------------------------------------------------- credentials
@@ -115,20 +117,23 @@ async def allow_configmaps(api: Any, namespace: str, sa: str) -> None:
     )
 
 
-async def until_rejected(control_plane: Any, token: str) -> None:
+async def until_rejected(control_plane: Any, token: str, within: float = 30.0) -> None:
     """Wait until the API server answers ``token`` with 401 (revocation is eventual)."""
     cfg = Configuration(host=control_plane.host)
     cfg.ssl_ca_cert = str(control_plane.dir / "ca.crt")
     cfg.api_key["BearerToken"] = f"Bearer {token}"
     async with ApiClient(configuration=cfg) as probe:
-        while True:
+
+        async def rejected() -> None:
             try:
                 await request_json(probe, "GET", "/api/v1/namespaces/default/configmaps")
             except Unauthorized:
                 return
             except Forbidden:
-                pass
-            await anyio.sleep(0.1)
+                pass  # authenticated, not authorized: still valid
+            raise AssertionError("the token is still accepted")
+
+        await eventually(rejected, timeout=within, interval=0.1)
 
 
 def replace_file(path: Path, data: bytes) -> None:
