@@ -4,13 +4,11 @@ manifests applied with server-side apply, the runner run as the ServiceAccount
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.abc
 import pytest
 import yaml
 from api_helpers import write_kubeconfig
@@ -19,7 +17,7 @@ from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTA
 from informer import NotFound
 from informer._rest.kube import request_json
 from informer.run.cli import DEFAULT_LEADER_ELECTION_ID
-from informer.testing import wait_for_crds
+from informer.testing import eventually, wait_for_crds
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -32,6 +30,10 @@ SA_GROUPS = [
     "system:authenticated",
 ]
 FIELD_MANAGER = "kube-informer-deploy-test"
+API_WAIT = 20.0
+"""Seconds a controller's write may take to show on the API server."""
+API_POLL = 0.05
+"""Seconds between reads of the API server while waiting for it."""
 
 # kind -> (plural, namespaced)
 KINDS = {
@@ -209,10 +211,13 @@ async def allowed(api: Any, verb: str, group: str, resource: str, namespace: str
 
 
 async def wait_allowed(api: Any, want: bool, *access: str) -> None:
-    """RBAC changes reach the authorizer through its informers: wait for them."""
-    with anyio.fail_after(10):
-        while await allowed(api, *access) != want:  # noqa: ASYNC110 - polls the API
-            await anyio.sleep(0.05)
+    """Until the ServiceAccount's access is ``want`` (RBAC changes reach the authorizer
+    through its informers a moment later); fails after 10 s."""
+
+    async def settled() -> None:
+        assert await allowed(api, *access) == want, f"allowed {access}: want {want}"
+
+    await eventually(settled, timeout=10, interval=0.05)
 
 
 async def token_kubeconfig(api: Any, control_plane: Any, path: Path) -> Path:
@@ -264,17 +269,21 @@ async def reset_lease(api: Any) -> None:
         await request_json(api, "DELETE", path)
 
 
-async def poll(api: Any, path: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """GET ``path`` until ``check(object)``; a missing object is ``{}``."""
-    with anyio.fail_after(20):
-        while True:
-            try:
-                obj = await request_json(api, "GET", path)
-            except NotFound:
-                obj = {}
-            if check(obj):
-                return obj
-            await anyio.sleep(0.05)
+def object_at(
+    api: Any, path: str, check: Callable[[dict[str, Any]], Any]
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A check for ``eventually``: the object at ``path`` (``{}`` when missing) passes
+    ``check``; returns it."""
+
+    async def read() -> dict[str, Any]:
+        try:
+            obj = await request_json(api, "GET", path)
+        except NotFound:
+            obj = {}
+        assert check(obj), f"{path}: {obj}"
+        return obj
+
+    return read
 
 
 def config_hash(deployment: dict[str, Any]) -> str | None:

@@ -27,6 +27,8 @@ import http_client
 import pytest
 import yaml
 from deploy_helpers import (
+    API_POLL,
+    API_WAIT,
     DEPLOY,
     FIELD_MANAGER,
     KINDS,
@@ -43,7 +45,7 @@ from deploy_helpers import (
     find,
     manifests,
     namespaced,
-    poll,
+    object_at,
     reset_lease,
     rules,
     runner_args,
@@ -58,6 +60,7 @@ from informer._rest.kube import request_json
 from informer.observability import Observability
 from informer.run import ExitCode, build_parser
 from informer.run.cli import DEFAULT_LEADER_ELECTION_ID
+from informer.testing import eventually
 
 
 @pytest.fixture(scope="module")
@@ -278,8 +281,16 @@ async def test_sample_controllers_work_as_the_service_account(
     try:
         async with start_runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
             await r.wait_until(lambda: r.has("leader.acquired"))
-            stamped = await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
-            inventory = await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
+            stamped = await eventually(
+                object_at(api_client, deployment_path, lambda d: bool(config_hash(d))),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            inventory = await eventually(
+                object_at(api_client, inventory_path, lambda c: "web" in c.get("data", {})),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
             assert "replicas: 1" in inventory["data"]["web"]
             await request_json(
                 api_client,
@@ -292,9 +303,17 @@ async def test_sample_controllers_work_as_the_service_account(
                     "spec": {"source": "app-config", "targetNamespaces": [other]},
                 },
             )
-            await poll(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "info"})
-            await poll(
-                api_client, mirror_path, lambda m: m.get("status", {}).get("syncedNamespaces")
+            await eventually(
+                object_at(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "info"}),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            await eventually(
+                object_at(
+                    api_client, mirror_path, lambda m: m.get("status", {}).get("syncedNamespaces")
+                ),
+                timeout=API_WAIT,
+                interval=API_POLL,
             )
 
             await request_json(
@@ -304,13 +323,21 @@ async def test_sample_controllers_work_as_the_service_account(
                 body={"data": {"LOG_LEVEL": "debug"}},
                 content_type="application/merge-patch+json",
             )
-            rolled = await poll(
-                api_client,
-                deployment_path,
-                lambda d: config_hash(d) not in (None, config_hash(stamped)),
+            rolled = await eventually(
+                object_at(
+                    api_client,
+                    deployment_path,
+                    lambda d: config_hash(d) not in (None, config_hash(stamped)),
+                ),
+                timeout=API_WAIT,
+                interval=API_POLL,
             )
             assert rolled["metadata"]["generation"] > stamped["metadata"]["generation"]
-            await poll(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "debug"})
+            await eventually(
+                object_at(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "debug"}),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
 
             await request_json(
                 api_client,
@@ -319,15 +346,34 @@ async def test_sample_controllers_work_as_the_service_account(
                 body={"spec": {"replicas": 3}},
                 content_type="application/merge-patch+json",
             )
-            await poll(
-                api_client, inventory_path, lambda c: "replicas: 3" in c["data"].get("web", "")
+            await eventually(
+                object_at(
+                    api_client, inventory_path, lambda c: "replicas: 3" in c["data"].get("web", "")
+                ),
+                timeout=API_WAIT,
+                interval=API_POLL,
             )
 
             await request_json(api_client, "DELETE", deployment_path)
-            await poll(api_client, inventory_path, lambda c: c == {})
+            await eventually(
+                object_at(api_client, inventory_path, lambda c: c == {}),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
             await request_json(api_client, "DELETE", mirror_path)
-            await poll(api_client, mirror_path, lambda m: m == {})
-            assert await poll(api_client, copy_path, lambda c: c == {}) == {}
+            await eventually(
+                object_at(api_client, mirror_path, lambda m: m == {}),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            assert (
+                await eventually(
+                    object_at(api_client, copy_path, lambda c: c == {}),
+                    timeout=API_WAIT,
+                    interval=API_POLL,
+                )
+                == {}
+            )
 
             r.send_signal(signal.SIGTERM)
     finally:
@@ -498,11 +544,13 @@ async def test_secure_metrics_served_as_the_service_account(
         return http_client.get("/metrics", *([f"Authorization: Bearer {token}"] if token else []))
 
     try:
-        with anyio.fail_after(10):
-            while not await may_get_metrics(  # noqa: ASYNC110 - polls the API
+
+        async def scraper_allowed() -> bool:  # RBAC sees the binding a moment later
+            return await may_get_metrics(
                 api_client, f"system:serviceaccount:{namespace}:prometheus"
-            ):
-                await anyio.sleep(0.05)
+            )
+
+        await eventually(scraper_allowed, timeout=10, interval=0.05)
         obs = Observability(process_metrics=False)
         async with (
             await new_api_client(kubeconfig=str(sa_kubeconfig)) as sa_api,

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from deploy_helpers import (
+    API_POLL,
+    API_WAIT,
     DEPLOY,
     NAMESPACE,
     applied_as_service_account,
@@ -29,7 +31,7 @@ from deploy_helpers import (
     create_workload,
     find,
     manifests,
-    poll,
+    object_at,
     render,
     rules,
     wait_allowed,
@@ -39,6 +41,7 @@ from runner_harness import start_runner
 from controllers.deployment_inventory import INVENTORY_NAME
 from informer.run import build_parser
 from informer.run import runner as run_module
+from informer.testing import eventually
 
 ROLE = "kube-informer-leader-election"
 LEASE_RULES = {
@@ -132,8 +135,16 @@ async def test_two_sharded_runners_as_the_service_account(
             await b.wait_until(lambda: two_members(b), within=40)
             deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
             inventory_path = f"/api/v1/namespaces/{namespace}/configmaps/{INVENTORY_NAME}"
-            await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
-            await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
+            await eventually(
+                object_at(api_client, deployment_path, lambda d: bool(config_hash(d))),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            await eventually(
+                object_at(api_client, inventory_path, lambda c: "web" in c.get("data", {})),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
             b.send_signal(signal.SIGTERM)
             await b.wait_exit(10)
             await a.wait_until(lambda: a.event("shard.view_cleared")[-1]["members"] == 1)
