@@ -6,14 +6,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
 import orjson
-import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from informer import Forbidden, Obj, Unauthorized, request_json
+from informer.testing import eventually
+
+if TYPE_CHECKING:
+    from informer.testing import ControlPlane
 
 
 def core_object(
@@ -28,37 +30,47 @@ def core_object(
 
 
 async def until(condition: Callable[[], Any], what: str, within: float) -> None:
-    """Poll a synchronous condition on state other tasks change (caches, stats) until it
-    holds; fail the test naming ``what`` after ``within`` seconds."""
-    try:
-        with anyio.fail_after(within):
-            while not condition():  # noqa: ASYNC110 - nobody signals these conditions
-                await anyio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"not within {within}s: {what}")
+    """``informer.testing.eventually`` on a synchronous ``condition`` (truthy when it
+    holds), polled every 20 ms, failing with ``what`` after ``within`` seconds.
+
+    New tests call ``eventually`` directly, with a check that asserts what it waits
+    for.
+    """
+
+    def holds() -> None:
+        assert condition(), f"not within {within:g}s: {what}"
+
+    await eventually(holds, timeout=within, interval=0.02)
 
 
 # ------------------------------------------------------------- credentials
 
 
-def write_kubeconfig(path: Path, control_plane: Any, user: dict[str, Any]) -> None:
+def write_kubeconfig(path: Path, cluster: ControlPlane | str, user: dict[str, Any]) -> Path:
+    """The tests' one kubeconfig writer: ``path`` holds a kubeconfig (JSON, which is YAML)
+    with one cluster, one ``user`` entry (``{"token": ...}``, ``{"tokenFile": ...}``,
+    ``{"exec": {...}}``, client certificate files...) and its current context; returns
+    ``path``.
+
+    ``cluster`` is a control plane (its URL and CA) or a server URL (no CA: a plain-HTTP
+    fake, or a server the test never completes a TLS handshake with). The kit's own
+    writer (``informer.testing.control_plane``) makes the client-certificate kubeconfig
+    of each ``control_plane.user(...)``; use those where a certificate identity will do.
+    """
+    if isinstance(cluster, str):
+        entry: dict[str, Any] = {"server": cluster}
+    else:
+        entry = {"server": cluster.host, "certificate-authority": str(cluster.dir / "ca.crt")}
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {
-                "name": "c",
-                "cluster": {
-                    "server": control_plane.host,
-                    "certificate-authority": str(control_plane.dir / "ca.crt"),
-                },
-            }
-        ],
+        "clusters": [{"name": "c", "cluster": entry}],
         "users": [{"name": "u", "user": user}],
         "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
         "current-context": "ctx",
     }
     path.write_bytes(orjson.dumps(config))
+    return path
 
 
 async def bound_token(api: Any, namespace: str, sa: str, secret: str) -> str:
@@ -105,20 +117,23 @@ async def allow_configmaps(api: Any, namespace: str, sa: str) -> None:
     )
 
 
-async def until_rejected(control_plane: Any, token: str) -> None:
+async def until_rejected(control_plane: Any, token: str, within: float = 30.0) -> None:
     """Wait until the API server answers ``token`` with 401 (revocation is eventual)."""
     cfg = Configuration(host=control_plane.host)
     cfg.ssl_ca_cert = str(control_plane.dir / "ca.crt")
     cfg.api_key["BearerToken"] = f"Bearer {token}"
     async with ApiClient(configuration=cfg) as probe:
-        while True:
+
+        async def rejected() -> None:
             try:
                 await request_json(probe, "GET", "/api/v1/namespaces/default/configmaps")
             except Unauthorized:
                 return
             except Forbidden:
-                pass
-            await anyio.sleep(0.1)
+                pass  # authenticated, not authorized: still valid
+            raise AssertionError("the token is still accepted")
+
+        await eventually(rejected, timeout=within, interval=0.1)
 
 
 def replace_file(path: Path, data: bytes) -> None:

@@ -13,6 +13,7 @@ import anyio
 
 from informer import NotFound, Resource, TooManyRequests, request_json
 from informer.resources import CUSTOM_RESOURCE_DEFINITIONS
+from informer.testing import eventually
 
 CONDITION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -90,13 +91,12 @@ async def widgets(api: Any, namespace: str, *, within: float = 30) -> AsyncItera
     await request_json(api, "POST", CUSTOM_RESOURCE_DEFINITIONS.path(), body=widget_crd(group))
     resource = Resource(group, "v1", "widgets", kind="Widget")
     try:
-        with anyio.fail_after(within):
-            while True:
-                try:
-                    await request_json(api, "GET", resource.path(namespace=namespace))
-                    break
-                except (NotFound, TooManyRequests):  # not served yet / storage initialising
-                    await anyio.sleep(0.1)
+        await eventually(  # 404: not served yet; 429: its storage is initialising
+            lambda: request_json(api, "GET", resource.path(namespace=namespace)),
+            timeout=within,
+            interval=0.1,
+            retry_on=(NotFound, TooManyRequests),
+        )
         yield resource
     finally:
         with anyio.CancelScope(shield=True):

@@ -4,26 +4,20 @@ manifests applied with server-side apply, the runner run as the ServiceAccount
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.abc
 import pytest
 import yaml
-from runner_logs import RunnerLogs
+from api_helpers import write_kubeconfig
 
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from informer import NotFound
 from informer._rest.request import request_json
 from informer.run.cli import DEFAULT_LEADER_ELECTION_ID
-from informer.testing import wait_for_crds
+from informer.testing import eventually, wait_for_crds
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -36,7 +30,10 @@ SA_GROUPS = [
     "system:authenticated",
 ]
 FIELD_MANAGER = "kube-informer-deploy-test"
-RUN = [sys.executable, "-m", "informer.run"]
+API_WAIT = 20.0
+"""Seconds a controller's write may take to show on the API server."""
+API_POLL = 0.05
+"""Seconds between reads of the API server while waiting for it."""
 
 # kind -> (plural, namespaced)
 KINDS = {
@@ -214,13 +211,16 @@ async def allowed(api: Any, verb: str, group: str, resource: str, namespace: str
 
 
 async def wait_allowed(api: Any, want: bool, *access: str) -> None:
-    """RBAC changes reach the authorizer through its informers: wait for them."""
-    with anyio.fail_after(10):
-        while await allowed(api, *access) != want:  # noqa: ASYNC110 - polls the API
-            await anyio.sleep(0.05)
+    """Until the ServiceAccount's access is ``want`` (RBAC changes reach the authorizer
+    through its informers a moment later); fails after 10 s."""
+
+    async def settled() -> None:
+        assert await allowed(api, *access) == want, f"allowed {access}: want {want}"
+
+    await eventually(settled, timeout=10, interval=0.05)
 
 
-async def token_kubeconfig(api: Any, admin_kubeconfig: Path, path: Path) -> Path:
+async def token_kubeconfig(api: Any, control_plane: Any, path: Path) -> Path:
     """A kubeconfig authenticating as the ServiceAccount with a TokenRequest token."""
     answer = await request_json(
         api,
@@ -232,18 +232,7 @@ async def token_kubeconfig(api: Any, admin_kubeconfig: Path, path: Path) -> Path
             "spec": {"expirationSeconds": 3600},
         },
     )
-    admin = json.loads(await anyio.Path(admin_kubeconfig).read_text())
-    cluster = admin["clusters"][0]["cluster"]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": SA_USER, "user": {"token": answer["status"]["token"]}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": SA_USER}}],
-        "current-context": "sa",
-    }
-    await anyio.Path(path).write_text(json.dumps(config))
-    return path
+    return write_kubeconfig(path, control_plane, {"token": answer["status"]["token"]})
 
 
 async def applied_as_service_account(
@@ -253,38 +242,8 @@ async def applied_as_service_account(
     test module's ``sa_kubeconfig`` fixture)."""
     await apply_all(api_client)
     return await token_kubeconfig(
-        api_client,
-        Path(control_plane.kubeconfig_path),
-        tmp_path_factory.mktemp("sa") / "kubeconfig",
+        api_client, control_plane, tmp_path_factory.mktemp("sa") / "kubeconfig"
     )
-
-
-class Runner(RunnerLogs):
-    """A ``python -m informer.run`` child and its JSON log lines."""
-
-    async def wait_for(self, predicate: Callable[[], bool], within: float = 20.0) -> None:
-        await self.wait_until(predicate, within)
-
-
-@asynccontextmanager
-async def runner(args: Sequence[str], cwd: Path) -> AsyncIterator[Runner]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "KUBERNETES_"))}
-    env.update(HOME=str(cwd), PYTHONUNBUFFERED="1")
-    process = await anyio.open_process(
-        [*RUN, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    r = Runner(process)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(r.pump)
-            yield r
-            with anyio.fail_after(10):
-                await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
 
 
 def runner_args(kubeconfig: Path, namespace: str) -> list[str]:
@@ -310,17 +269,21 @@ async def reset_lease(api: Any) -> None:
         await request_json(api, "DELETE", path)
 
 
-async def poll(api: Any, path: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """GET ``path`` until ``check(object)``; a missing object is ``{}``."""
-    with anyio.fail_after(20):
-        while True:
-            try:
-                obj = await request_json(api, "GET", path)
-            except NotFound:
-                obj = {}
-            if check(obj):
-                return obj
-            await anyio.sleep(0.05)
+def object_at(
+    api: Any, path: str, check: Callable[[dict[str, Any]], Any]
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A check for ``eventually``: the object at ``path`` (``{}`` when missing) passes
+    ``check``; returns it."""
+
+    async def read() -> dict[str, Any]:
+        try:
+            obj = await request_json(api, "GET", path)
+        except NotFound:
+            obj = {}
+        assert check(obj), f"{path}: {obj}"
+        return obj
+
+    return read
 
 
 def config_hash(deployment: dict[str, Any]) -> str | None:

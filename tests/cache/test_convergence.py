@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from informer import DeletedFinalStateUnknown, HandlerFuncs, SharedIndexInformer
-from informer.testing import FakeListerWatcher
+from informer.testing import FakeListerWatcher, eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -97,7 +97,10 @@ async def test_cache_converges_to_the_truth(
                 await anyio.sleep(rnd.choice([0, 0, 0.001, 0.01]))
         fake.close_watches()
         truth = rvs(fake.objects.values())
-        with anyio.fail_after(10):
-            while not (rvs(informer.indexer.list()) == truth and view == truth):  # noqa: ASYNC110
-                await anyio.sleep(0.02)
+
+        def converged() -> None:
+            assert rvs(informer.indexer.list()) == truth
+            assert view == truth
+
+        await eventually(converged, timeout=10, interval=0.02)
         tg.cancel_scope.cancel()

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import core_object, until
+from api_helpers import core_object
 
 from informer import (
     Client,
@@ -31,12 +31,15 @@ from informer import (
 )
 from informer.cache import strip_managed_fields
 from informer.resources import CONFIGMAPS, DEPLOYMENTS
+from informer.testing import eventually
 from informer.testing._proxy import TcpProxy
 from informer.testing.control_plane import ControlPlane
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
+WAIT = 30.0
+POLL = 0.02  # cache conditions: cheap to check often
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -76,8 +79,23 @@ def cache_state(informer: SharedIndexInformer) -> dict[str, str]:
     }
 
 
-async def eventually(predicate: Callable[[], bool], within: float = 30.0) -> None:
-    await until(predicate, "the informer's cache to converge", within)
+def converged(informer: SharedIndexInformer, truth: dict[str, str]) -> Callable[[], None]:
+    """A check for ``eventually``: the cache holds exactly ``truth`` (keys and
+    resourceVersions)."""
+
+    def check() -> None:
+        assert cache_state(informer) == truth
+
+    return check
+
+
+def cached(informer: SharedIndexInformer, key: str) -> Callable[[], None]:
+    """A check for ``eventually``: the cache holds ``key``."""
+
+    def check() -> None:
+        assert key in informer.indexer, sorted(informer.indexer.list_keys())
+
+    return check
 
 
 class Events:
@@ -115,10 +133,14 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
     await create_cm(client, namespace, "pre", {"team": "a"})
     async with factory:
         assert await factory.wait_for_cache_sync(timeout=30)
+
         # A list at resourceVersion 0 (list-watch mode) is answered from the API server's
         # watch cache, which can lag the creates above on a loaded machine; the watch
         # brings the rest.
-        await eventually(lambda: cm_events.log == [("add", f"{namespace}/pre")])
+        def pre_added() -> None:
+            assert cm_events.log == [("add", f"{namespace}/pre")]
+
+        await eventually(pre_added, timeout=WAIT, interval=POLL)
         await create_cm(client, namespace, "mine", {"team": "a"})
         await create_cm(client, namespace, "other-team", {"team": "b"})
         await update_cm(client, namespace, "mine", "2")
@@ -134,7 +156,14 @@ async def test_informer_sees_configmaps_and_deployments_with_selectors(
             content_type="application/merge-patch+json",
         )
         await client.delete(DEPLOYMENTS, "web", namespace=namespace)
-        await eventually(lambda: len(cm_events.log) == 4 and len(dep_events.log) == 3)
+
+        def all_notified() -> None:
+            assert (len(cm_events.log), len(dep_events.log)) == (4, 3), (
+                cm_events.log,
+                dep_events.log,
+            )
+
+        await eventually(all_notified, timeout=WAIT, interval=POLL)
         assert cm_events.log == [
             ("add", f"{namespace}/pre"),
             ("add", f"{namespace}/mine"),
@@ -162,13 +191,12 @@ async def test_namespace_scoping(api_client: Any, client: Client, namespace: str
         assert await factory.wait_for_cache_sync(timeout=30)
         await create_cm(client, other, "there")
         await create_cm(client, namespace, "here")
-        await eventually(
-            lambda: (
-                f"{namespace}/here" in everywhere.indexer
-                and f"{other}/there" in everywhere.indexer
-                and f"{namespace}/here" in scoped.indexer
-            )
-        )
+
+        def both_seen() -> None:
+            assert {f"{namespace}/here", f"{other}/there"} <= set(everywhere.indexer.list_keys())
+            assert f"{namespace}/here" in scoped.indexer
+
+        await eventually(both_seen, timeout=WAIT, interval=POLL)
         assert f"{other}/there" not in scoped.indexer
         assert all(k.startswith(f"{namespace}/") for k in scoped.indexer.list_keys())
     await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
@@ -199,7 +227,11 @@ async def test_slow_and_raising_handlers_both_receive_every_event(
             await create_cm(client, namespace, f"cm{i}")
         for i in range(10):
             await client.delete(CONFIGMAPS, f"cm{i}", namespace=namespace)
-        await eventually(lambda: len(slow_seen) == 20 and len(raising_seen) == 20)
+
+        def all_handled() -> None:
+            assert (len(slow_seen), len(raising_seen)) == (20, 20)
+
+        await eventually(all_handled, timeout=WAIT, interval=POLL)
     expected = [f"add:{namespace}/cm{i}" for i in range(10)]
     expected += [f"delete:{namespace}/cm{i}" for i in range(10)]
     assert slow_seen == expected
@@ -224,14 +256,14 @@ async def test_initial_sync_modes(
         # A list at resourceVersion 0 (list-watch mode) is answered from the API server's
         # watch cache, which can lag the creates above on a loaded machine; the watch
         # brings the rest.
-        await eventually(lambda: cache_state(informer) == truth)
+        await eventually(converged(informer, truth), timeout=WAIT, interval=POLL)
         calls = informer.reflector.stats
         if watch_list:
             assert calls.lists == 0, "watch-list mode must sync without a List call"
         else:
             assert calls.lists >= 1
         await create_cm(client, namespace, "late")
-        await eventually(lambda: f"{namespace}/late" in informer.indexer)
+        await eventually(cached(informer, f"{namespace}/late"), timeout=WAIT, interval=POLL)
 
 
 @pytest.mark.parametrize("watch_list", [False, True], ids=["list-watch", "watch-list"])
@@ -264,7 +296,11 @@ async def test_cached_objects_carry_api_version_and_kind(
             api_client, "POST", DEPLOYMENTS.path(namespace=namespace), body=deployment("watched")
         )
         await update_cm(client, namespace, "listed", "2")
-        await eventually(lambda: len(deps.indexer) == 2 and len(seen) == 3)
+
+        def all_seen() -> None:
+            assert (len(deps.indexer), len(seen)) == (2, 3)
+
+        await eventually(all_seen, timeout=WAIT, interval=POLL)
     assert shapes(cms) == {("v1", "ConfigMap")}
     assert shapes(deps) == {("apps/v1", "Deployment")}
     assert {(o["apiVersion"], o["kind"]) for o in seen} == {("v1", "ConfigMap")}
@@ -312,7 +348,7 @@ async def test_converges_after_churn_and_apiserver_restart(
             for i in range(20, 25):
                 await create_cm(client, ns, f"cm{i}")
             truth = await fresh_list(api, CONFIGMAPS, ns)
-            await eventually(lambda: cache_state(informer) == truth)
+            await eventually(converged(informer, truth), timeout=WAIT, interval=POLL)
             assert informer.reflector.stats.watches >= 2
             # a graceful restart never turns watch-list off for good
             assert not informer.reflector.watch_list_fallback
@@ -346,8 +382,12 @@ async def test_deletes_while_disconnected_after_compaction_become_tombstones(
                 await nocache_cp.compact_etcd()
                 proxy.restore()
                 truth = await fresh_list(api, CONFIGMAPS, ns)
-                await eventually(lambda: cache_state(informer) == truth)
-                await eventually(lambda: len(events.deleted) == 2)
+                await eventually(converged(informer, truth), timeout=WAIT, interval=POLL)
+
+                def both_deleted() -> None:
+                    assert len(events.deleted) == 2, events.deleted
+
+                await eventually(both_deleted, timeout=WAIT, interval=POLL)
                 assert informer.reflector.stats.expired > expired_before
                 assert sorted(meta_namespace_key(d) for d in events.deleted) == [
                     f"{ns}/cm0",
@@ -392,15 +432,14 @@ async def test_custom_resource_by_group_version_plural(
     await request_json(api_client, "POST", crds, body=crd)
     widgets = Resource(group, "v1", "widgets", kind="Widget")
     try:
-        with anyio.fail_after(30):
-            while True:  # established: the new REST path answers
-                try:
-                    await request_json(
-                        api_client, "GET", widgets.path(namespace=namespace), verb="list"
-                    )
-                    break
-                except (NotFound, TooManyRequests):  # not served yet / storage initialising
-                    await anyio.sleep(0.1)
+        # Established: the new REST path answers (404 until served, 429 while its storage
+        # initialises).
+        await eventually(
+            lambda: request_json(api_client, "GET", widgets.path(namespace=namespace), verb="list"),
+            timeout=30,
+            interval=0.1,
+            retry_on=(NotFound, TooManyRequests),
+        )
         body = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}}
         await request_json(
             api_client, "POST", widgets.path(namespace=namespace), body={**body, "size": 1}
@@ -419,7 +458,11 @@ async def test_custom_resource_by_group_version_plural(
                 content_type="application/merge-patch+json",
             )
             await client.delete(widgets, "w1", namespace=namespace)
-            await eventually(lambda: len(events.log) == 3)
+
+            def three_events() -> None:
+                assert len(events.log) == 3, events.log
+
+            await eventually(three_events, timeout=WAIT, interval=POLL)
         assert events.log == [
             ("add", f"{namespace}/w1"),
             ("update", f"{namespace}/w1"),

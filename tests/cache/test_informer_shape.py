@@ -26,11 +26,13 @@ from informer._controller.controller import Controller
 from informer._controller.reconcile import Result
 from informer._meta.objects import DeletedFinalStateUnknown, meta_namespace_key
 from informer._meta.types import Obj, WatchEvent
+from informer.testing import eventually
 from informer.testing._fake import FakeListerWatcher
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 TIMEOUT = 10.0
+POLL = 0.001  # reflector counters nobody signals: checked at once
 FAST = {"backoff_initial": 0.01, "backoff_cap": 0.05}
 
 
@@ -103,14 +105,6 @@ class Seen:
             await self._changed.wait()
 
 
-async def until(predicate: Callable[[], bool]) -> None:
-    """Poll a condition nobody signals (reflector internals); bounded by the caller."""
-    while True:
-        if predicate():
-            return
-        await anyio.sleep(0.001)
-
-
 @pytest.mark.parametrize("watch_list", [False, True], ids=["list-watch", "watch-list"])
 async def test_transform_runs_once_per_object_received(watch_list: bool) -> None:
     fake = FakeListerWatcher([cm("a"), cm("b"), cm("c")])
@@ -133,10 +127,18 @@ async def test_transform_runs_once_per_object_received(watch_list: bool) -> None
             fake.modify(cm("a", v="1"))
             fake.create(cm("d"))
             fake.delete("default/b")
-            await until(lambda: stats.added + stats.modified + stats.deleted == before + 3)
+
+            def three_events() -> None:
+                assert stats.added + stats.modified + stats.deleted == before + 3, stats
+
+            await eventually(three_events, timeout=TIMEOUT, interval=POLL)
             assert transform.calls == lw.received == 6  # + three watch events
             fake.push_error(410, "Expired")  # relist (by list or by watch-list)
-            await until(lambda: stats.syncs == 2)
+
+            def relisted() -> None:
+                assert stats.syncs == 2, stats
+
+            await eventually(relisted, timeout=TIMEOUT, interval=POLL)
             assert transform.calls == lw.received == 9  # + the three relisted objects
             # a resync (every second) replays the store: nothing is transformed again
             replayed = len(seen.objects)

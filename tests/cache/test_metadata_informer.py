@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import until
 
 from informer import (
     Client,
@@ -30,10 +29,12 @@ from informer import (
     request_json,
 )
 from informer.resources import CONFIGMAPS, DEPLOYMENTS
+from informer.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 TIMEOUT = 30.0
+POLL = 0.02  # cache conditions: cheap to check often
 FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
 SYNC_MODES = {"list-watch": {"use_watch_list": False}, "watch-list": {"use_watch_list": True}}
 METADATA_ONLY = {"apiVersion", "kind", "metadata"}
@@ -73,7 +74,7 @@ NON_METADATA_CHANGE = {
 
 
 class Events:
-    """Every notification as (kind, object); awaited through ``until``."""
+    """Every notification as (kind, object); awaited with ``eventually``."""
 
     def __init__(self) -> None:
         self.log: list[tuple[str, Any]] = []
@@ -126,11 +127,15 @@ async def test_sync_updates_and_deletes_carry_metadata_only(
             assert await factory.wait_for_cache_sync(timeout=TIMEOUT)
             assert informer.reflector.use_watch_list is (sync == "watch-list")
             assert not informer.reflector.watch_list_fallback
+
             # Synced: the server's metadata, under the real apiVersion/kind, and nothing else.
             # A list at resourceVersion 0 (list-watch mode) is answered from the API server's
             # watch cache, which can lag the creates above on a loaded machine; the watch
             # brings the rest.
-            await until(lambda: len(lister.list()) == 2, "both objects in the cache", TIMEOUT)
+            def both_cached() -> None:
+                assert len(lister.list()) == 2, f"both objects in the cache: {lister.list()}"
+
+            await eventually(both_cached, timeout=TIMEOUT, interval=POLL)
             whole = await server_objects(api_client, resource, namespace)
             assert {o["metadata"]["name"]: o for o in lister.list()} == {
                 name: metadata_only(resource, obj["metadata"]) for name, obj in whole.items()
@@ -141,25 +146,29 @@ async def test_sync_updates_and_deletes_carry_metadata_only(
             await Client(api_client).patch(
                 resource, "one", namespace=namespace, patch={"metadata": {"labels": {"team": "b"}}}
             )
-            await until(
-                lambda: label(lister.get("one", namespace=namespace), "team") == "b",
-                "the label change in the cache",
-                TIMEOUT,
-            )
+
+            def relabelled() -> None:
+                one = lister.get("one", namespace=namespace)
+                assert label(one, "team") == "b", f"the label change in the cache: {one}"
+
+            await eventually(relabelled, timeout=TIMEOUT, interval=POLL)
             # ...and so does a change outside metadata (a new resourceVersion).
             changed = await Client(api_client).patch(
                 resource, "two", namespace=namespace, patch=NON_METADATA_CHANGE[kind]
             )
             rv = changed["metadata"]["resourceVersion"]
-            await until(
-                lambda: any(
-                    o["metadata"]["resourceVersion"] == rv for o in events.of("update", "two")
-                ),
-                "the update of two",
-                TIMEOUT,
-            )
+
+            def updated() -> None:
+                seen = [o["metadata"]["resourceVersion"] for o in events.of("update", "two")]
+                assert rv in seen, f"the update of two to {rv}: updates seen {seen}"
+
+            await eventually(updated, timeout=TIMEOUT, interval=POLL)
             await Client(api_client).delete(resource, "two", namespace=namespace)
-            await until(lambda: events.of("delete", "two"), "the delete of two", TIMEOUT)
+
+            def deleted() -> None:
+                assert events.of("delete", "two"), "the delete of two"
+
+            await eventually(deleted, timeout=TIMEOUT, interval=POLL)
             assert lister.get("two", namespace=namespace) is None
             latest = await server_objects(api_client, resource, namespace)
             assert lister.list() == [metadata_only(resource, latest["one"]["metadata"])]
@@ -201,14 +210,15 @@ async def test_lister_and_index_beside_the_whole_object_informer(
     with anyio.fail_after(TIMEOUT):
         async with factory:
             assert await factory.wait_for_cache_sync(timeout=TIMEOUT)
+
             # The informers list at resourceVersion 0, which the API server answers from
             # its watch cache: on a loaded machine that cache can lag the creates above
             # (a list of 2), and the watch brings the third one a moment later.
-            await until(
-                lambda: len(lister.list()) == len(whole.lister().list()) == 3,
-                "both informers to hold d1, d2 and d3",
-                TIMEOUT,
-            )
+            def all_three() -> None:
+                held = (names(lister.list()), names(whole.lister().list()))
+                assert len(held[0]) == len(held[1]) == 3, f"both informers hold 3: {held}"
+
+            await eventually(all_three, timeout=TIMEOUT, interval=POLL)
             assert names(lister.by_index("team", "a")) == ["d1", "d3"]
             assert lister.index_keys("team", "b") == [f"{namespace}/d2"]
             assert names(lister.list(namespace=namespace, label_selector="team=b")) == ["d2"]
@@ -225,11 +235,12 @@ async def test_lister_and_index_beside_the_whole_object_informer(
                 namespace=namespace,
                 patch={"metadata": {"labels": {"team": "b"}}},
             )
-            await until(
-                lambda: names(lister.by_index("team", "b")) == ["d2", "d3"],
-                "d3 moved to team b in the index",
-                TIMEOUT,
-            )
+
+            def moved() -> None:
+                team_b = names(lister.by_index("team", "b"))
+                assert team_b == ["d2", "d3"], f"d3 moved to team b in the index: {team_b}"
+
+            await eventually(moved, timeout=TIMEOUT, interval=POLL)
             assert names(lister.by_index("team", "a")) == ["d1"]
 
 
@@ -282,11 +293,11 @@ async def test_controller_under_the_manager_reconciles_from_a_metadata_only_watc
 
             async def wait_annotation(name: str, value: str) -> None:
                 # The controller's own cache shows its write once the server has it.
-                await until(
-                    lambda: annotation(lister.get(name, namespace=namespace), MIRROR) == value,
-                    f"{name} annotated {value!r}",
-                    TIMEOUT,
-                )
+                def annotated() -> None:
+                    obj = lister.get(name, namespace=namespace)
+                    assert annotation(obj, MIRROR) == value, f"{name} annotated {value!r}: {obj}"
+
+                await eventually(annotated, timeout=TIMEOUT, interval=POLL)
 
             await wait_annotation("before", "x")
             await Client(api_client).create(

@@ -31,11 +31,13 @@ from informer._exceptions import (
     WatchEventTooLarge,
 )
 from informer._meta.types import Obj, WatchEvent
+from informer.testing import eventually
 from informer.testing._fake import FakeListerWatcher
 
 pytestmark = pytest.mark.anyio
 
 TIMEOUT = 5.0
+POLL = 0.001  # reflector internals nobody signals: checked at once
 
 
 def cm(name: str, ns: str = "default", **data: str) -> Obj:
@@ -167,12 +169,13 @@ async def running(env: Env, *, wait_watch: bool = True) -> AsyncIterator[Env]:
             tg.cancel_scope.cancel()
 
 
-async def until(predicate: Callable[[], bool]) -> None:
-    """Poll a condition nobody signals (reflector internals); bounded by the caller."""
-    while True:
-        if predicate():
-            return
-        await anyio.sleep(0.001)
+def one_bookmark(env: Env) -> Callable[[], None]:
+    """A check for ``eventually``: the reflector has taken one bookmark."""
+
+    def check() -> None:
+        assert env.reflector.stats.bookmarks == 1, env.reflector.stats
+
+    return check
 
 
 async def settle(env: Env, opens: int) -> None:
@@ -533,7 +536,7 @@ async def test_bookmark_advances_the_rv_without_touching_the_store() -> None:
     async with running(env):
         rv = env.fake.advance_resource_version(5)  # writes to other resources
         env.fake.push_bookmark(rv)
-        await until(lambda: env.reflector.stats.bookmarks == 1)
+        await eventually(one_bookmark(env), timeout=TIMEOUT, interval=POLL)
         assert env.reflector.last_sync_resource_version == rv == "9"
         assert env.store.kinds() == ["replace"]
         env.fake.close_watches()
@@ -814,7 +817,11 @@ async def test_watch_list_falls_back_for_good_when_the_server_does_not_serve_it(
             fake.fail_next_watch(ServerError("boom"))
             fake.close_watches()
             await fake.wait_for_calls("list", 2)
-            await until(lambda: fake.calls[-1].verb == "watch" and fake.open_watchers == 1)
+
+            def watching_again() -> None:
+                assert (fake.calls[-1].verb, fake.open_watchers) == ("watch", 1)
+
+            await eventually(watching_again, timeout=TIMEOUT, interval=POLL)
             assert [w["send_initial_events"] for w in env.watches].count(True) == 1
             assert env.store.kinds() == ["replace", "replace"]
             tg.cancel_scope.cancel()
@@ -1047,7 +1054,7 @@ async def test_stats_and_state_for_health() -> None:
         assert env.reflector.stats.last_event_monotonic == env.time.now
         env.time.now += 10
         env.fake.push_bookmark()
-        await until(lambda: env.reflector.stats.bookmarks == 1)
+        await eventually(one_bookmark(env), timeout=TIMEOUT, interval=POLL)
         stats = env.reflector.stats
         assert stats.last_event_monotonic == env.time.now
         assert (stats.lists, stats.watches, stats.relists, stats.syncs) == (1, 1, 0, 1)
@@ -1065,7 +1072,11 @@ async def test_with_the_delta_fifo() -> None:
             await tg.start(reflector.run)
             await fake.wait_for_watchers(1)
             fake.modify(cm("a", v="1"))
-            await until(lambda: len(fifo.get_by_key("default/a") or []) == 2)
+
+            def two_deltas() -> None:
+                assert len(fifo.get_by_key("default/a") or []) == 2, fifo.get_by_key("default/a")
+
+            await eventually(two_deltas, timeout=TIMEOUT, interval=POLL)
             deltas = fifo.get_by_key("default/a") or []
             assert [d.type for d in deltas] == [DeltaType.SYNC, DeltaType.UPDATED]
             assert fifo.list_keys() == ["default/a", "default/b"]
@@ -1138,7 +1149,7 @@ async def test_a_big_first_sync_lets_other_tasks_run_while_the_fifo_fills(
             tg.start_soon(watch)
             tg.start_soon(consume)
             await tg.start(reflector.run)
-            await until(fifo.has_synced)
+            await eventually(fifo.has_synced, timeout=TIMEOUT, interval=POLL)
             tg.cancel_scope.cancel()
     assert REPLACE_STEP in seen and 2 * REPLACE_STEP in seen  # paused at each step
     assert popped == [total]  # the first pop saw the whole list queued

@@ -27,6 +27,8 @@ import http_client
 import pytest
 import yaml
 from deploy_helpers import (
+    API_POLL,
+    API_WAIT,
     DEPLOY,
     FIELD_MANAGER,
     KINDS,
@@ -43,13 +45,13 @@ from deploy_helpers import (
     find,
     manifests,
     namespaced,
-    poll,
+    object_at,
     reset_lease,
     rules,
-    runner,
     runner_args,
     wait_allowed,
 )
+from runner_harness import start_runner
 
 from controllers.configmap_mirror import MIRRORS
 from controllers.deployment_inventory import INVENTORY_NAME
@@ -58,6 +60,7 @@ from informer._rest.request import request_json
 from informer.observability import Observability
 from informer.run import ExitCode, build_parser
 from informer.run.cli import DEFAULT_LEADER_ELECTION_ID
+from informer.testing import eventually
 
 
 @pytest.fixture(scope="module")
@@ -276,10 +279,18 @@ async def test_sample_controllers_work_as_the_service_account(
     mirror_path = MIRRORS.path("mirror", namespace=namespace)
     copy_path = f"/api/v1/namespaces/{other}/configmaps/app-config"
     try:
-        async with runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
-            await r.wait_for(lambda: r.has("leader.acquired"))
-            stamped = await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
-            inventory = await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
+        async with start_runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
+            await r.wait_until(lambda: r.has("leader.acquired"))
+            stamped = await eventually(
+                object_at(api_client, deployment_path, lambda d: bool(config_hash(d))),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            inventory = await eventually(
+                object_at(api_client, inventory_path, lambda c: "web" in c.get("data", {})),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
             assert "replicas: 1" in inventory["data"]["web"]
             await request_json(
                 api_client,
@@ -292,9 +303,17 @@ async def test_sample_controllers_work_as_the_service_account(
                     "spec": {"source": "app-config", "targetNamespaces": [other]},
                 },
             )
-            await poll(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "info"})
-            await poll(
-                api_client, mirror_path, lambda m: m.get("status", {}).get("syncedNamespaces")
+            await eventually(
+                object_at(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "info"}),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            await eventually(
+                object_at(
+                    api_client, mirror_path, lambda m: m.get("status", {}).get("syncedNamespaces")
+                ),
+                timeout=API_WAIT,
+                interval=API_POLL,
             )
 
             await request_json(
@@ -304,13 +323,21 @@ async def test_sample_controllers_work_as_the_service_account(
                 body={"data": {"LOG_LEVEL": "debug"}},
                 content_type="application/merge-patch+json",
             )
-            rolled = await poll(
-                api_client,
-                deployment_path,
-                lambda d: config_hash(d) not in (None, config_hash(stamped)),
+            rolled = await eventually(
+                object_at(
+                    api_client,
+                    deployment_path,
+                    lambda d: config_hash(d) not in (None, config_hash(stamped)),
+                ),
+                timeout=API_WAIT,
+                interval=API_POLL,
             )
             assert rolled["metadata"]["generation"] > stamped["metadata"]["generation"]
-            await poll(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "debug"})
+            await eventually(
+                object_at(api_client, copy_path, lambda c: c.get("data") == {"LOG_LEVEL": "debug"}),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
 
             await request_json(
                 api_client,
@@ -319,20 +346,39 @@ async def test_sample_controllers_work_as_the_service_account(
                 body={"spec": {"replicas": 3}},
                 content_type="application/merge-patch+json",
             )
-            await poll(
-                api_client, inventory_path, lambda c: "replicas: 3" in c["data"].get("web", "")
+            await eventually(
+                object_at(
+                    api_client, inventory_path, lambda c: "replicas: 3" in c["data"].get("web", "")
+                ),
+                timeout=API_WAIT,
+                interval=API_POLL,
             )
 
             await request_json(api_client, "DELETE", deployment_path)
-            await poll(api_client, inventory_path, lambda c: c == {})
+            await eventually(
+                object_at(api_client, inventory_path, lambda c: c == {}),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
             await request_json(api_client, "DELETE", mirror_path)
-            await poll(api_client, mirror_path, lambda m: m == {})
-            assert await poll(api_client, copy_path, lambda c: c == {}) == {}
+            await eventually(
+                object_at(api_client, mirror_path, lambda m: m == {}),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            assert (
+                await eventually(
+                    object_at(api_client, copy_path, lambda c: c == {}),
+                    timeout=API_WAIT,
+                    interval=API_POLL,
+                )
+                == {}
+            )
 
-            r.process.send_signal(signal.SIGTERM)
+            r.send_signal(signal.SIGTERM)
     finally:
         await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
-    assert r.process.returncode == 0, r.stderr
+    assert r.returncode == 0, r.stderr
     assert r.has("leader.released") and r.stderr.strip() == ""
     failures = [e for e in r.events if e.get("level") in ("warning", "error")]
     assert not failures, failures
@@ -421,26 +467,25 @@ async def test_a_missing_rule_fails_with_a_403_naming_verb_and_resource(
     await apply(api_client, missing.drop(original))
     try:
         await wait_allowed(api_client, False, *access)
-        async with runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
+        async with start_runner(runner_args(sa_kubeconfig, namespace), tmp_path) as r:
             if missing.fatal:
-                with anyio.fail_after(30):
-                    await r.process.wait()
+                await r.wait_exit(30)
             else:
-                await r.wait_for(
+                await r.wait_until(
                     lambda: any(message in e.get("error", "") for e in r.event("reconcile.failed"))
                 )
-                r.process.send_signal(signal.SIGTERM)
+                r.send_signal(signal.SIGTERM)
     finally:
         await apply(api_client, original)
         await wait_allowed(api_client, True, *access)
     assert "Traceback" not in r.stderr, r.stderr
     if missing.fatal:
         lines = r.stderr.strip().splitlines()
-        assert r.process.returncode == ExitCode.FORBIDDEN, (r.process.returncode, r.stderr)
+        assert r.returncode == ExitCode.FORBIDDEN, (r.returncode, r.stderr)
         assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), r.stderr
         print(lines[0])
     else:
-        assert r.process.returncode == 0, r.stderr
+        assert r.returncode == 0, r.stderr
 
 
 async def service_account_token(api: Any, namespace: str, name: str) -> str:
@@ -499,11 +544,13 @@ async def test_secure_metrics_served_as_the_service_account(
         return http_client.get("/metrics", *([f"Authorization: Bearer {token}"] if token else []))
 
     try:
-        with anyio.fail_after(10):
-            while not await may_get_metrics(  # noqa: ASYNC110 - polls the API
+
+        async def scraper_allowed() -> bool:  # RBAC sees the binding a moment later
+            return await may_get_metrics(
                 api_client, f"system:serviceaccount:{namespace}:prometheus"
-            ):
-                await anyio.sleep(0.05)
+            )
+
+        await eventually(scraper_allowed, timeout=10, interval=0.05)
         obs = Observability(process_metrics=False)
         async with (
             await new_api_client(kubeconfig=str(sa_kubeconfig)) as sa_api,

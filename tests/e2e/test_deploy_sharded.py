@@ -16,10 +16,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 import yaml
 from deploy_helpers import (
+    API_POLL,
+    API_WAIT,
     DEPLOY,
     NAMESPACE,
     applied_as_service_account,
@@ -30,16 +31,17 @@ from deploy_helpers import (
     create_workload,
     find,
     manifests,
-    poll,
+    object_at,
     render,
     rules,
-    runner,
     wait_allowed,
 )
+from runner_harness import start_runner
 
 from controllers.deployment_inventory import INVENTORY_NAME
 from informer.run import build_parser
 from informer.run import runner as run_module
+from informer.testing import eventually
 
 ROLE = "kube-informer-leader-election"
 LEASE_RULES = {
@@ -123,25 +125,32 @@ async def test_two_sharded_runners_as_the_service_account(
         ]
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
-        async with runner(args, tmp_path / "a") as a, runner(args, tmp_path / "b") as b:
+        async with start_runner(args, tmp_path / "a") as a, start_runner(args, tmp_path / "b") as b:
 
             def two_members(r: Any) -> bool:
                 cleared = r.event("shard.view_cleared")
                 return bool(cleared) and cleared[-1]["members"] == 2
 
-            await a.wait_for(lambda: two_members(a), within=40)
-            await b.wait_for(lambda: two_members(b), within=40)
+            await a.wait_until(lambda: two_members(a), within=40)
+            await b.wait_until(lambda: two_members(b), within=40)
             deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
             inventory_path = f"/api/v1/namespaces/{namespace}/configmaps/{INVENTORY_NAME}"
-            await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
-            await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
-            b.process.send_signal(signal.SIGTERM)
-            with anyio.fail_after(10):
-                await b.process.wait()
-            await a.wait_for(lambda: a.event("shard.view_cleared")[-1]["members"] == 1)
-            a.process.send_signal(signal.SIGTERM)
+            await eventually(
+                object_at(api_client, deployment_path, lambda d: bool(config_hash(d))),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            await eventually(
+                object_at(api_client, inventory_path, lambda c: "web" in c.get("data", {})),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            b.send_signal(signal.SIGTERM)
+            await b.wait_exit(10)
+            await a.wait_until(lambda: a.event("shard.view_cleared")[-1]["members"] == 1)
+            a.send_signal(signal.SIGTERM)
         for r in (a, b):
-            assert r.process.returncode == 0, r.stderr
+            assert r.returncode == 0, r.stderr
             assert r.has("shard.released")
             bad = [
                 e

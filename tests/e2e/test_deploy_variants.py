@@ -20,11 +20,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.abc
 import pytest
 import yaml
 from deploy_helpers import (
+    API_POLL,
+    API_WAIT,
     DEPLOY,
     NAMESPACE,
     SA_USER,
@@ -39,14 +39,14 @@ from deploy_helpers import (
     find,
     manifests,
     namespaced,
+    object_at,
     path_of,
-    poll,
     render,
     reset_lease,
     rules,
-    runner,
     wait_allowed,
 )
+from runner_harness import start_runner
 
 from controllers.configmap_mirror import MIRROR_LABEL
 from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
@@ -54,6 +54,7 @@ from controllers.deployment_inventory import INVENTORY_NAME
 from informer import Forbidden, new_api_client
 from informer._rest.request import request_json
 from informer.run import ExitCode, build_parser
+from informer.testing import eventually
 
 
 @pytest.fixture(scope="module")
@@ -187,13 +188,16 @@ async def test_admission_policy_lets_the_service_account_change_only_the_config_
     before = await request_json(api_client, "GET", path)
     outcomes: dict[str, str] = {}
     async with await new_api_client(kubeconfig=str(sa_kubeconfig)) as sa_api:
-        with anyio.fail_after(20):  # the API server loads new policies asynchronously
-            while True:
-                try:
-                    await patch(sa_api, WRITES["image"], dry_run=True)
-                except Forbidden:
-                    break
-                await anyio.sleep(0.1)
+
+        async def image_denied() -> None:
+            try:
+                await patch(sa_api, WRITES["image"], dry_run=True)
+            except Forbidden:
+                return
+            raise AssertionError("the policy does not deny an image change yet")
+
+        # The API server loads new policies asynchronously.
+        await eventually(image_denied, timeout=20, interval=0.1)
         for case, body in WRITES.items():
             try:
                 await patch(sa_api, body, dry_run=case != "config-hash")
@@ -252,9 +256,12 @@ async def test_admission_policy_lets_the_service_account_write_only_its_own_conf
         return "allowed"
 
     async with await new_api_client(kubeconfig=str(sa_kubeconfig)) as sa_api:
-        with anyio.fail_after(20):  # the API server loads new policies asynchronously
-            while await write(sa_api, "theirs", "update") != "denied":  # noqa: ASYNC110
-                await anyio.sleep(0.1)
+
+        async def update_denied() -> None:
+            assert await write(sa_api, "theirs", "update") == "denied"
+
+        # The API server loads new policies asynchronously.
+        await eventually(update_denied, timeout=20, interval=0.1)
         outcomes = {
             (name, verb): await write(sa_api, name, verb)
             for name in ("theirs", INVENTORY_NAME, "copy")
@@ -309,21 +316,30 @@ async def test_namespaced_variant_confines_the_samples_to_their_namespace(
         args = [a for a in container(docs)["args"] if not a.startswith(serving)]
         assert f"--namespace={namespace}" in args and "--leader-elect" in args
         args += ["--kubeconfig", str(sa_kubeconfig), "--leader-election-namespace", NAMESPACE]
-        async with runner([a for a in args if not a.startswith("--namespace")], tmp_path) as r:
-            with anyio.fail_after(30):
-                await r.process.wait()
-        assert r.process.returncode == ExitCode.FORBIDDEN, (r.process.returncode, r.stderr)
+        async with start_runner(
+            [a for a in args if not a.startswith("--namespace")], tmp_path
+        ) as r:
+            await r.wait_exit(30)
+        assert r.returncode == ExitCode.FORBIDDEN, (r.returncode, r.stderr)
         assert r.stderr.startswith("error: forbidden: cannot list"), r.stderr
         print(r.stderr.strip().splitlines()[0])
 
         deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
         inventory_path = f"/api/v1/namespaces/{namespace}/configmaps/{INVENTORY_NAME}"
-        async with runner(args, tmp_path) as r:
-            await r.wait_for(lambda: r.has("leader.acquired"))
-            await poll(api_client, deployment_path, lambda d: bool(config_hash(d)))
-            await poll(api_client, inventory_path, lambda c: "web" in c.get("data", {}))
-            r.process.send_signal(signal.SIGTERM)
-        assert r.process.returncode == 0, r.stderr
+        async with start_runner(args, tmp_path) as r:
+            await r.wait_until(lambda: r.has("leader.acquired"))
+            await eventually(
+                object_at(api_client, deployment_path, lambda d: bool(config_hash(d))),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            await eventually(
+                object_at(api_client, inventory_path, lambda c: "web" in c.get("data", {})),
+                timeout=API_WAIT,
+                interval=API_POLL,
+            )
+            r.send_signal(signal.SIGTERM)
+        assert r.returncode == 0, r.stderr
         failures = [e for e in r.events if e.get("level") in ("warning", "error")]
         assert not failures, failures
 

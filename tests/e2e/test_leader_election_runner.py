@@ -7,21 +7,17 @@ flags). Who leads is read from the Lease and from each process's JSON log lines
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.abc
 import pytest
-from runner_logs import RunnerLogs
+from runner_harness import Runner, RunnerGroup, run_cli, runner_group
 
 from informer._rest.request import request_json
 from informer.run import ExitCode, build_parser
@@ -29,7 +25,6 @@ from informer.run import runner as run_module
 
 pytestmark = pytest.mark.anyio
 
-RUN = [sys.executable, "-m", "informer.run"]
 LEASE_ID = "runner-test"
 LEASE_DURATION = 4.0
 RENEW_DEADLINE = 2.5
@@ -63,7 +58,7 @@ class ConfigMapLogger(Controller):
 '''
 
 
-class Replica(RunnerLogs):
+class Replica(Runner):
     """One ``python -m informer.run --leader-elect`` child and its JSON log lines."""
 
     @property
@@ -75,34 +70,6 @@ class Replica(RunnerLogs):
 
     def reconciled(self, key: str) -> bool:
         return any(e.get("event") == "reconciled" and e.get("key") == key for e in self.events)
-
-    async def wait_for(self, predicate: Callable[[], bool], within: float = 20.0) -> None:
-        await self.wait_until(predicate, within)
-
-    async def wait_exit(self, within: float = 10.0) -> int:
-        with anyio.fail_after(within):
-            return await self.process.wait()
-
-
-async def wait_any(replicas: Sequence[Replica], event: str, within: float) -> Replica:
-    """The first replica that logs ``event`` (polling their log lines)."""
-    with anyio.fail_after(within):
-        while True:
-            for r in replicas:
-                if r.has(event):
-                    return r
-            await anyio.sleep(0.01)
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
-    }
-    env["HOME"] = str(home)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def replica_args(controller: Path, kubeconfig: Path, namespace: str) -> list[str]:
@@ -127,33 +94,14 @@ def replica_args(controller: Path, kubeconfig: Path, namespace: str) -> list[str
 
 
 @asynccontextmanager
-async def replicas(args: Sequence[str], cwd: Path, count: int) -> AsyncIterator[list[Replica]]:
+async def replicas(
+    args: Sequence[str], cwd: Path, count: int
+) -> AsyncIterator[RunnerGroup[Replica]]:
     """``count`` runner processes; every one is killed and reaped on the way out."""
-    async with AsyncExitStack() as stack:
-        tg = await stack.enter_async_context(anyio.create_task_group())
-        started: list[Replica] = []
-
-        async def reap() -> None:
-            with anyio.CancelScope(shield=True):
-                for r in started:
-                    if r.process.returncode is None:
-                        r.process.kill()
-                    await r.process.wait()
-
-        stack.push_async_callback(reap)
-        for i in range(count):
-            process = await anyio.open_process(
-                [*RUN, *args],
-                cwd=cwd,
-                env=clean_env(cwd),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            replica = Replica(process, f"replica-{i}")
-            started.append(replica)
-            tg.start_soon(replica.pump_stdout)
-            tg.start_soon(replica.pump_stderr)
-        yield started
+    async with runner_group(args, cwd, replica=Replica) as group:
+        for _ in range(count):
+            await group.start()
+        yield group
 
 
 async def lease_spec(api: Any, namespace: str) -> dict[str, Any]:
@@ -198,15 +146,7 @@ def controller_file(tmp_path: Path) -> Path:
 def test_inconsistent_timings_are_usage_errors(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
-    proc = subprocess.run(
-        [*RUN, "--leader-elect", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-        env=clean_env(tmp_path),
-        check=False,
-    )
+    proc = run_cli(["--leader-elect", *args], tmp_path, timeout=30)
     assert proc.returncode == ExitCode.USAGE, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), proc.stderr
@@ -243,29 +183,29 @@ async def test_one_leader_failover_on_kill_and_handover_on_sigterm(
 ) -> None:
     args = replica_args(controller_file(tmp_path), control_plane.kubeconfig_path, namespace)
     async with replicas(args, tmp_path, 3) as group:
-        for r in group:  # every replica syncs its informers (warm caches on followers)
-            await r.wait_for(lambda r=r: r.has("runner.started"))
-        first = await wait_any(group, "leader.acquired", within=10)
+        for r in group.replicas:  # every replica syncs its informers (warm caches on followers)
+            await r.wait_until(lambda r=r: r.has("runner.started"))
+        first = await group.first("leader.acquired", within=10)
         spec = await lease_spec(api_client, namespace)
         assert spec["holderIdentity"] == first.identity
         assert spec["leaseDurationSeconds"] == LEASE_DURATION
-        followers = [r for r in group if r is not first]
+        followers = [r for r in group.replicas if r is not first]
 
         # Only the leader reconciles.
         await create_configmap(api_client, namespace, "one")
-        await first.wait_for(lambda: first.reconciled(f"{namespace}/one"))
+        await first.wait_until(lambda: first.reconciled(f"{namespace}/one"))
         for r in followers:
-            await r.wait_for(lambda r=r: r.has("leader.observed"))
+            await r.wait_until(lambda r=r: r.has("leader.observed"))
             assert not r.has("leader.acquired") and not r.has("controller.started")
             assert not r.event("reconciled"), r.name
-        assert sum(r.has("leader.acquired") for r in group) == 1
+        assert sum(r.has("leader.acquired") for r in group.replicas) == 1
 
         # SIGKILL the leader: a follower takes over once the lease expires.
-        first.process.kill()
+        first.kill()
         t0 = anyio.current_time()
         # Generous wait (a loaded 2-core machine delays processes, never speeds them up):
         # the bound below is the safety property, the takeover time is printed.
-        second = await wait_any(followers, "leader.acquired", within=LEASE_DURATION + 20)
+        second = await group.first("leader.acquired", among=followers, within=LEASE_DURATION + 20)
         kill_takeover = anyio.current_time() - t0
         assert await first.wait_exit() == -signal.SIGKILL
         # Safety: nobody takes the Lease before it expires. Followers judge expiry from
@@ -277,21 +217,21 @@ async def test_one_leader_failover_on_kill_and_handover_on_sigterm(
         spec = await lease_spec(api_client, namespace)
         assert spec["holderIdentity"] == second.identity and spec["leaseTransitions"] == 1
         # The new leader works from its warm cache: the old key, and new events.
-        await second.wait_for(lambda: second.reconciled(f"{namespace}/one"))
+        await second.wait_until(lambda: second.reconciled(f"{namespace}/one"))
         await create_configmap(api_client, namespace, "two")
-        await second.wait_for(lambda: second.reconciled(f"{namespace}/two"))
+        await second.wait_until(lambda: second.reconciled(f"{namespace}/two"))
         third = next(r for r in followers if r is not second)
         assert not third.event("reconciled") and not third.has("leader.acquired")
 
         # SIGTERM the leader: it stops its controllers, releases, exits 0; the last
         # replica takes over at once instead of waiting for the lease to expire.
-        second.process.send_signal(signal.SIGTERM)
+        second.send_signal(signal.SIGTERM)
         t1 = anyio.current_time()
         # Causality: the lease was renewed just before the signal, so a takeover within
         # a lease duration can only follow the release (without it, the takeover waits
         # for expiry, as after the SIGKILL above). A whole lease duration (4 s) of margin
         # against a jittered retry of 0.66 s covers a loaded machine.
-        await third.wait_for(lambda: third.has("leader.acquired"), within=LEASE_DURATION)
+        await third.wait_until(lambda: third.has("leader.acquired"), within=LEASE_DURATION)
         term_takeover = anyio.current_time() - t1
         assert await second.wait_exit(within=30) == 0, second.stderr
         assert second.has("leader.released") and second.stderr.strip() == ""
@@ -305,9 +245,9 @@ async def test_one_leader_failover_on_kill_and_handover_on_sigterm(
         assert (stopped - stopping).total_seconds() < 5, (stopping, stopped)
         spec = await lease_spec(api_client, namespace)
         assert spec["holderIdentity"] == third.identity and spec["leaseTransitions"] == 2
-        await third.wait_for(lambda: third.reconciled(f"{namespace}/two"))
+        await third.wait_until(lambda: third.reconciled(f"{namespace}/two"))
 
-        third.process.send_signal(signal.SIGINT)
+        third.send_signal(signal.SIGINT)
         assert await third.wait_exit(within=5) == 0, third.stderr
     print(f"takeover after SIGKILL: {kill_takeover:.2f}s, after SIGTERM: {term_takeover:.2f}s")
 
@@ -326,12 +266,12 @@ async def test_leader_exits_non_zero_when_it_cannot_renew(tmp_path: Path) -> Non
         )
         args = replica_args(controller_file(tmp_path), cp.kubeconfig_path, namespace)
         async with replicas(args, tmp_path, 3) as group:
-            leader = await wait_any(group, "leader.acquired", within=20)
-            followers = [r for r in group if r is not leader]
+            leader = await group.first("leader.acquired", within=20)
+            followers = [r for r in group.replicas if r is not leader]
             await create_configmap(api, namespace, "before")
-            await leader.wait_for(lambda: leader.reconciled(f"{namespace}/before"))
+            await leader.wait_until(lambda: leader.reconciled(f"{namespace}/before"))
             for r in followers:
-                await r.wait_for(lambda r=r: r.has("leader.observed"))
+                await r.wait_until(lambda r=r: r.has("leader.observed"))
 
             t0 = anyio.current_time()
             await cp.stop_apiserver()
@@ -352,18 +292,18 @@ async def test_leader_exits_non_zero_when_it_cannot_renew(tmp_path: Path) -> Non
             assert "controller.stopped" in names[lost:]
             assert "reconciled" not in names[lost:]  # stopped reconciling
             for r in followers:  # followers wait (and retry) while the server is away
-                assert r.process.returncode is None and not r.has("leader.acquired")
+                assert r.returncode is None and not r.has("leader.acquired")
 
             await cp.start_apiserver()
-            follower = await wait_any(followers, "leader.acquired", within=20)
+            follower = await group.first("leader.acquired", among=followers, within=20)
             spec = await lease_spec(api, namespace)
             assert spec["holderIdentity"] == follower.identity
-            await follower.wait_for(lambda: follower.reconciled(f"{namespace}/before"))
+            await follower.wait_until(lambda: follower.reconciled(f"{namespace}/before"))
             # A follower stops on SIGTERM at once, without touching the Lease.
             other = next(r for r in followers if r is not follower)
-            other.process.send_signal(signal.SIGTERM)
+            other.send_signal(signal.SIGTERM)
             assert await other.wait_exit(within=5) == 0, other.stderr
             assert not other.has("leader.acquired") and not other.has("leader.released")
             assert not other.event("reconciled")
-            follower.process.send_signal(signal.SIGTERM)
+            follower.send_signal(signal.SIGTERM)
             assert await follower.wait_exit(within=5) == 0, follower.stderr

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from runner_harness import RunnerGroup, runner_group
 from test_shard_runner import (
     LEASE_DURATION,
     RENEW_DEADLINE,
     RETRY_PERIOD,
-    Group,
     Replica,
+    check_no_overlap,
+    converged,
     create_configmaps,
     touch_forever,
     when,
@@ -85,10 +87,10 @@ def share(ids: Sequence[str], namespaces: Sequence[str], identity: str) -> set[s
     return {ns for ns in namespaces if owner(ids, ns) == identity}
 
 
-@asynccontextmanager
-async def namespace_group(
+def namespace_group(
     controller: Path, kubeconfig: Path, lease_namespace: str, cwd: Path
-) -> AsyncIterator[Group]:
+) -> AbstractAsyncContextManager[RunnerGroup[Replica]]:
+    """Replicas of the namespace recorder in shard group ``GROUP`` (not started yet)."""
     args = [
         str(controller),
         "--kubeconfig",
@@ -108,17 +110,7 @@ async def namespace_group(
         "--shard-retry-period",
         str(RETRY_PERIOD),
     ]
-    async with anyio.create_task_group() as tg:
-        group = Group(tg, args, cwd)
-        try:
-            yield group
-        finally:
-            with anyio.CancelScope(shield=True):
-                for r in group.replicas:
-                    if r.process.returncode is None:
-                        r.process.kill()
-                    await r.process.wait()
-            tg.cancel_scope.cancel()
+    return runner_group(args, cwd, replica=Replica)
 
 
 async def make_namespace(api: Any, name: str) -> list[str]:
@@ -148,7 +140,7 @@ async def test_replicas_cache_and_reconcile_only_their_namespaces(
     async with namespace_group(ctl, control_plane.kubeconfig_path, namespace, tmp_path) as group:
         for _ in range(3):
             await group.start()
-        await group.converged(3)
+        await converged(group, 3)
         a, b, c = group.replicas
         ids = [r.identity for r in group.replicas]
         await covered(group.replicas, ids, namespaces)
@@ -183,10 +175,10 @@ async def test_replicas_cache_and_reconcile_only_their_namespaces(
             # SIGKILL a: b and c take its namespaces (start their informers, sync, then
             # reconcile), once its lease expired.
             lost = share(ids, namespaces, a.identity)
-            a.process.kill()
-            await a.process.wait()
+            a.kill()
+            await a.wait_exit()
             a.killed_at = killed = time.time()
-            await group.converged(2, within=LEASE_DURATION + 30)
+            await converged(group, 2, within=LEASE_DURATION + 30)
             ids2 = [b.identity, c.identity]
             await covered([b, c], ids2, namespaces)
             for k in (k for k in keys if k.split("/")[0] in lost):
@@ -204,12 +196,12 @@ async def test_replicas_cache_and_reconcile_only_their_namespaces(
 
             # SIGTERM b: it stops its units (controllers, then informers), releases its
             # Lease and exits 0; c caches every namespace without waiting for an expiry.
-            b.process.send_signal(signal.SIGTERM)
+            b.send_signal(signal.SIGTERM)
             termed = time.time()
-            assert await b.process.wait() == 0, b.stderr
+            assert await b.wait_exit(30) == 0, b.stderr
             names = [e.get("event") for e in b.events]
             assert names.index("shard.namespace_stopped") < names.index("shard.released")
-            await group.converged(1, within=LEASE_DURATION + 30)
+            await converged(group, 1, within=LEASE_DURATION + 30)
             await covered([c], [c.identity], namespaces)
             taken = (
                 max(
@@ -222,7 +214,7 @@ async def test_replicas_cache_and_reconcile_only_their_namespaces(
             touching.cancel_scope.cancel()
         for r in group.replicas:
             assert all(e["found"] for e in r.event("reconcile.begin")), r.name
-        checked = group.check_no_overlap()
+        checked = check_no_overlap(group.replicas)
     print(
         f"\n{checked} reconciles over {len(namespaces)} namespaces, none overlapping; "
         f"{len(lost)} namespaces re-cached {moved:.2f}s after SIGKILL, {taken:.2f}s after "

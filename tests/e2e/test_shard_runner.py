@@ -16,23 +16,19 @@ never speeds them up).
 from __future__ import annotations
 
 import math
-import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.abc
 import pytest
-from runner_logs import RunnerLogs
+from runner_harness import Runner, RunnerGroup, run_cli, runner_group
 
 from informer._rest.request import request_json
 from informer._sharding.assignment import owner, view_digest
@@ -41,7 +37,6 @@ from informer.run import ExitCode
 
 pytestmark = pytest.mark.anyio
 
-RUN = [sys.executable, "-m", "informer.run"]
 GROUP = "recorders"
 LEASE_DURATION = 4.0
 RENEW_DEADLINE = 2.5
@@ -80,7 +75,7 @@ def when(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(event["timestamp"])).timestamp()
 
 
-class Replica(RunnerLogs):
+class Replica(Runner):
     killed_at: float | None = None
 
     @property
@@ -107,7 +102,7 @@ class Replica(RunnerLogs):
         for e in self.event("reconcile.begin"):
             end = ended.get((e["key"], e["start"]))
             if end is None:
-                assert self.killed_at is not None or self.process.returncode is None, (
+                assert self.killed_at is not None or self.returncode is None, (
                     f"{self.name}: a reconcile of {e['key']} never ended"
                 )
                 end = self.killed_at if self.killed_at is not None else math.inf
@@ -128,83 +123,53 @@ class Replica(RunnerLogs):
         )
 
 
-def clean_env(home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
-    }
-    env["HOME"] = str(home)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+async def converged(group: RunnerGroup[Replica], count: int, within: float = 40.0) -> str:
+    """Wait until every live replica cleared the same view of ``count`` members; its
+    digest."""
+    views: list[str] = []
+
+    def one_view() -> bool:
+        live = group.live()
+        cleared = {r.cleared_view() for r in live}
+        if len(live) != count or len(cleared) != 1:
+            return False
+        (view,) = cleared
+        if view is None or view[1] != count:
+            return False
+        assert view[0] == view_digest([r.identity for r in live])
+        views[:] = [view[0]]
+        return True
+
+    await group.wait_until(one_view, within, f"{count} live replicas clear one view")
+    return views[0]
 
 
-class Group:
-    """Runner processes of one shard group; every one is killed and reaped on exit."""
-
-    def __init__(self, tg: anyio.abc.TaskGroup, args: Sequence[str], cwd: Path) -> None:
-        self.tg = tg
-        self.args = list(args)
-        self.cwd = cwd
-        self.replicas: list[Replica] = []
-
-    async def start(self) -> Replica:
-        process = await anyio.open_process(
-            [*RUN, *self.args],
-            cwd=self.cwd,
-            env=clean_env(self.cwd),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        replica = Replica(process, f"replica-{len(self.replicas)}")
-        self.replicas.append(replica)
-        self.tg.start_soon(replica.pump_stdout)
-        self.tg.start_soon(replica.pump_stderr)
-        return replica
-
-    def live(self) -> list[Replica]:
-        return [r for r in self.replicas if r.process.returncode is None]
-
-    async def converged(self, count: int, within: float = 40.0) -> str:
-        """Wait until every live replica cleared the same view of ``count`` members."""
-        with anyio.fail_after(within):
-            while True:
-                live = self.live()
-                views = {r.cleared_view() for r in live}
-                if len(live) == count and len(views) == 1:
-                    (view,) = views
-                    if view is not None and view[1] == count:
-                        identities = [r.identity for r in live]
-                        assert view[0] == view_digest(identities)
-                        return view[0]
-                await anyio.sleep(0.05)
-
-    def check_no_overlap(self) -> int:
-        """No two reconciles of one key overlap, across every replica; returns how many
-        reconciles were checked."""
-        by_key: dict[str, list[tuple[float, float, str]]] = {}
-        for r in self.replicas:
-            for key, start, end in r.intervals():
-                by_key.setdefault(key, []).append((start, end, r.name))
-        total = 0
-        for key, spans in by_key.items():
-            spans.sort()
-            total += len(spans)
-            latest_end, who = -math.inf, ""
-            for start, end, name in spans:
-                assert start >= latest_end, (
-                    f"{key}: {name} started at {start:.6f} while {who} reconciled it "
-                    f"until {latest_end:.6f}"
-                )
-                if end > latest_end:
-                    latest_end, who = end, name
-        return total
+def check_no_overlap(replicas: Sequence[Replica]) -> int:
+    """No two reconciles of one key overlap, across ``replicas``; returns how many
+    reconciles were checked."""
+    by_key: dict[str, list[tuple[float, float, str]]] = {}
+    for r in replicas:
+        for key, start, end in r.intervals():
+            by_key.setdefault(key, []).append((start, end, r.name))
+    total = 0
+    for key, spans in by_key.items():
+        spans.sort()
+        total += len(spans)
+        latest_end, who = -math.inf, ""
+        for start, end, name in spans:
+            assert start >= latest_end, (
+                f"{key}: {name} started at {start:.6f} while {who} reconciled it "
+                f"until {latest_end:.6f}"
+            )
+            if end > latest_end:
+                latest_end, who = end, name
+    return total
 
 
-@asynccontextmanager
-async def shard_group(
+def shard_group(
     controller: Path, kubeconfig: Path, namespace: str, cwd: Path
-) -> AsyncIterator[Group]:
+) -> AbstractAsyncContextManager[RunnerGroup[Replica]]:
+    """Replicas of the recorder in shard group ``GROUP`` (not started yet)."""
     args = [
         str(controller),
         "--kubeconfig",
@@ -224,17 +189,7 @@ async def shard_group(
         "--shard-retry-period",
         str(RETRY_PERIOD),
     ]
-    async with anyio.create_task_group() as tg:
-        group = Group(tg, args, cwd)
-        try:
-            yield group
-        finally:
-            with anyio.CancelScope(shield=True):
-                for r in group.replicas:
-                    if r.process.returncode is None:
-                        r.process.kill()
-                    await r.process.wait()
-            tg.cancel_scope.cancel()
+    return runner_group(args, cwd, replica=Replica)
 
 
 async def create_configmaps(api: Any, namespace: str, count: int) -> list[str]:
@@ -293,7 +248,7 @@ async def test_kill_and_sigterm_move_keys_without_overlap(
     async with shard_group(ctl, control_plane.kubeconfig_path, namespace, tmp_path) as group:
         for _ in range(3):
             await group.start()
-        await group.converged(3)
+        await converged(group, 3)
         a, b, c = group.replicas
         ids = [r.identity for r in group.replicas]
         shares = {r.name: {k for k in keys if owner(ids, k) == r.identity} for r in group.replicas}
@@ -309,10 +264,10 @@ async def test_kill_and_sigterm_move_keys_without_overlap(
 
             # SIGKILL a: b and c take its keys once its lease expired (judged by their
             # clocks), never before.
-            a.process.kill()
-            await a.process.wait()
+            a.kill()
+            await a.wait_exit()
             a.killed_at = killed = time.time()
-            await group.converged(2, within=LEASE_DURATION + 30)
+            await converged(group, 2, within=LEASE_DURATION + 30)
             survivors = [b, c]
             ids2 = [b.identity, c.identity]
             for r in survivors:
@@ -346,13 +301,13 @@ async def test_kill_and_sigterm_move_keys_without_overlap(
 
             # SIGTERM b: it stops its controllers, releases its lease and exits 0; c takes
             # b's keys without waiting for an expiry.
-            b.process.send_signal(signal.SIGTERM)
+            b.send_signal(signal.SIGTERM)
             termed = time.time()
-            assert await b.process.wait() == 0, b.stderr
+            assert await b.wait_exit(30) == 0, b.stderr
             assert await lease_holder(api_client, namespace, b.identity) == ""
             names = [e.get("event") for e in b.events]
             assert names.index("controller.stopped") < names.index("shard.released")
-            await group.converged(1, within=LEASE_DURATION + 30)
+            await converged(group, 1, within=LEASE_DURATION + 30)
             assert not [e for e in c.event("shard.member_expired") if e["member"] == b.identity]
             b_keys = [k for k in keys if owner(ids2, k) == b.identity]
             for k in b_keys:
@@ -369,9 +324,9 @@ async def test_kill_and_sigterm_move_keys_without_overlap(
                 - termed
             )
             touching.cancel_scope.cancel()
-        checked = group.check_no_overlap()
-        c.process.send_signal(signal.SIGINT)
-        assert await c.process.wait() == 0, c.stderr
+        checked = check_no_overlap(group.replicas)
+        c.send_signal(signal.SIGINT)
+        assert await c.wait_exit(30) == 0, c.stderr
     print(
         f"\n{checked} reconciles, none overlapping; keys moved {moved_after:.2f}s after "
         f"SIGKILL, {taken:.2f}s after SIGTERM"
@@ -390,13 +345,13 @@ async def test_a_fourth_replica_takes_about_a_quarter_of_the_keys(
     async with shard_group(ctl, control_plane.kubeconfig_path, namespace, tmp_path) as group:
         for _ in range(3):
             await group.start()
-        await group.converged(3)
+        await converged(group, 3)
         ids3 = [r.identity for r in group.replicas]
         async with anyio.create_task_group() as touching:
             touching.start_soon(touch_forever, api_client, keys)
             joined_at = time.time()
             d = await group.start()
-            await group.converged(4)
+            await converged(group, 4)
             ids4 = [*ids3, d.identity]
             moved = [k for k in keys if owner(ids3, k) != owner(ids4, k)]
             assert all(owner(ids4, k) == d.identity for k in moved)
@@ -410,7 +365,7 @@ async def test_a_fourth_replica_takes_about_a_quarter_of_the_keys(
                 mine = {k for k in keys if owner(ids4, k) == r.identity}
                 assert r.keys_since(r.cleared_at()) <= mine
             touching.cancel_scope.cancel()
-        checked = group.check_no_overlap()
+        checked = check_no_overlap(group.replicas)
     print(f"\n{len(moved)} of {len(keys)} keys moved to the 4th replica; {checked} reconciles")
 
 
@@ -436,15 +391,7 @@ async def test_a_fourth_replica_takes_about_a_quarter_of_the_keys(
     ids=["shard-and-leader-elect", "group-and-leader-elect", "renew-ge-lease"],
 )
 def test_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    proc = subprocess.run(
-        [*RUN, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-        env=clean_env(tmp_path),
-        check=False,
-    )
+    proc = run_cli(args, tmp_path, timeout=30)
     assert proc.returncode == ExitCode.USAGE, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), proc.stderr
@@ -515,7 +462,7 @@ async def test_replicas_that_cannot_renew_stop_before_their_lease_expires(tmp_pa
         async with shard_group(ctl, cp.kubeconfig_path, namespace, tmp_path) as group:
             for _ in range(2):
                 await group.start()
-            await group.converged(2)
+            await converged(group, 2)
             for r in group.replicas:
                 await r.wait_until(lambda r=r: bool(r.keys_since(0)))
             async with anyio.create_task_group() as touching:
@@ -524,8 +471,7 @@ async def test_replicas_that_cannot_renew_stop_before_their_lease_expires(tmp_pa
                 touching.cancel_scope.cancel()
             await cp.stop_apiserver()
             for r in group.replicas:
-                with anyio.fail_after(RENEW_DEADLINE + 20):
-                    code = await r.process.wait()
+                code = await r.wait_exit(RENEW_DEADLINE + 20)
                 assert code == ExitCode.LEADERSHIP_LOST, (code, r.stderr)
                 assert r.stderr.startswith("error: shard membership lost"), r.stderr
                 assert "Traceback" not in r.stderr
@@ -539,4 +485,4 @@ async def test_replicas_that_cannot_renew_stop_before_their_lease_expires(tmp_pa
                 failed = when(r.event("shard.request_failed")[0])
                 stopped = when(r.event("controller.stopped")[-1])
                 assert stopped - failed < LEASE_DURATION, (failed, stopped)
-            group.check_no_overlap()
+            check_no_overlap(group.replicas)

@@ -8,14 +8,13 @@ test is bounded by ``anyio.fail_after`` and waits for conditions.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
-from api_helpers import until
 from http_client import http_get
 
 from informer import ConnectionFailed, Forbidden
@@ -37,11 +36,13 @@ from informer._observability.health import (
 )
 from informer._rest.credentials import AuthStatus
 from informer.observability import BindError
+from informer.testing import eventually
 from informer.testing._fake import FakeListerWatcher
 
 pytestmark = pytest.mark.anyio
 
 TIMEOUT = 10.0
+POLL = 0.02  # in-memory state: cheap to check often
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -170,9 +171,12 @@ async def test_blocking_the_loop_turns_the_event_loop_check_red() -> None:
             assert monitor.check() is None
             time.sleep(0.2)  # noqa: ASYNC251 - blocking the event loop is the point
             assert "the event loop is blocked" in (monitor.check() or "")
+
             # The heartbeat resumes; it reports the lateness, then recovers.
-            while monitor.check() is not None:  # noqa: ASYNC110 - the heartbeat is time itself
-                await anyio.sleep(monitor.interval)
+            def recovered() -> None:
+                assert monitor.check() is None
+
+            await eventually(recovered, timeout=TIMEOUT, interval=monitor.interval)
             assert monitor.max_observed_lag >= 0.1
             tg.cancel_scope.cancel()
 
@@ -301,6 +305,15 @@ class Reachable:
             raise self.error
 
 
+def refused(server: Reachable, count: int) -> Callable[[], None]:
+    """A check for ``eventually``: ``server`` refused ``count`` attempts or more."""
+
+    def check() -> None:
+        assert server.refused >= count, f"{server.refused} attempts refused, want {count}"
+
+    return check
+
+
 REFUSED = ConnectionFailed(
     "cannot reach the API server at https://10.0.0.1:6443: Connect call failed",
     address="https://10.0.0.1:6443",
@@ -337,7 +350,7 @@ async def test_a_reflector_that_cannot_reach_the_server_fails_readiness(when: st
                     await fake.wait_for_watchers(1)
                     server.error = REFUSED
                     fake.push_exception(REFUSED)  # the open watch breaks
-                await until(lambda: server.refused >= 3, "three refused attempts", TIMEOUT)
+                await eventually(refused(server, 3), timeout=TIMEOUT, interval=POLL)
                 assert reflector.stats.connecting_since == clock.now
                 assert await http_get(port, "/readyz") == (200, "ok")
                 clock.now += 60.0
@@ -354,11 +367,12 @@ async def test_a_reflector_that_cannot_reach_the_server_fails_readiness(when: st
                     "https://10.0.0.1:6443: Connect call failed)\nreadyz check failed\n"
                 ), body
                 server.error = None
-                await until(
-                    lambda: reflector.is_watching and reflector.stats.connecting_since is None,
-                    "the reflector to watch again",
-                    TIMEOUT,
-                )
+
+                def watching_again() -> None:
+                    assert reflector.is_watching, "the reflector watches again"
+                    assert reflector.stats.connecting_since is None
+
+                await eventually(watching_again, timeout=TIMEOUT, interval=POLL)
                 assert await http_get(port, "/readyz") == (200, "ok")
             # A stopped reflector is not reported.
             server.error = REFUSED
@@ -384,7 +398,7 @@ async def test_a_server_answering_errors_is_reachable() -> None:
             await fake.wait_for_watchers(1)
             server.error = Forbidden("configmaps is forbidden", status=403, reason="Forbidden")
             fake.push_exception(REFUSED)  # the open watch breaks; re-opens get 403
-            await until(lambda: server.refused >= 3, "three forbidden attempts", TIMEOUT)
+            await eventually(refused(server, 3), timeout=TIMEOUT, interval=POLL)
             clock.now += 1000.0
             assert informer.reflector.stats.connecting_since is None
             assert check() is None

@@ -22,7 +22,6 @@ from api_helpers import (
     allow_configmaps,
     bound_token,
     core_object,
-    until,
     until_rejected,
     write_kubeconfig,
 )
@@ -34,12 +33,14 @@ from informer._observability.endpoints import Observability
 from informer._rest.request import request_json
 from informer._rest.transport import auth_status
 from informer.resources import CONFIGMAPS, SECRETS
+from informer.testing import eventually
 from informer.testing._proxy import TcpProxy
 from informer.testing.control_plane import ControlPlane
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
 WITHIN = 20.0
+POLL = 0.02  # the reflector's state: cheap to check often
 FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
 
 
@@ -102,31 +103,31 @@ async def test_an_unreachable_api_server_fails_readiness_naming_the_informer(
                 port = endpoints.health_port
                 assert port is not None
                 assert await factory.wait_for_cache_sync(timeout=WITHIN)
-                await until(lambda: reflector.is_watching, "the first watch", WITHIN)
+
+                def first_watch() -> None:
+                    assert reflector.is_watching, "the first watch"
+
+                await eventually(first_watch, timeout=WITHIN, interval=POLL)
                 assert await http_get(port, "/readyz") == (200, "ok")
 
                 accepted = proxy.connections_accepted
                 proxy.cut()  # the open watch breaks
                 if fault == "stalled":
                     proxy.stall()
-                    await until(
-                        lambda: (
-                            proxy.connections_accepted > accepted
-                            and reflector.state.value == "connecting"
-                        ),
-                        "a watch open stalled in its handshake",
-                        WITHIN,
-                    )
+
+                    def stalled() -> None:
+                        assert proxy.connections_accepted > accepted, "a new connection"
+                        assert reflector.state.value == "connecting", "stalled in its handshake"
+
+                    await eventually(stalled, timeout=WITHIN, interval=POLL)
                 else:
                     errors = reflector.stats.errors
-                    await until(
-                        lambda: (
-                            reflector.stats.errors >= errors + 3
-                            and isinstance(reflector.last_error, ConnectionFailed)
-                        ),
-                        "three failed attempts",
-                        WITHIN,
-                    )
+
+                    def three_failed() -> None:
+                        assert reflector.stats.errors >= errors + 3, "three failed attempts"
+                        assert isinstance(reflector.last_error, ConnectionFailed)
+
+                    await eventually(three_failed, timeout=WITHIN, interval=POLL)
                 assert reflector.stats.connecting_since == clock.now
                 assert await http_get(port, "/readyz") == (200, "ok")
                 clock.now += 61.0
@@ -146,11 +147,13 @@ async def test_an_unreachable_api_server_fails_readiness_naming_the_informer(
                 print(line)
 
                 proxy.restore()
-                await until(
-                    lambda: reflector.is_watching and reflector.stats.connecting_since is None,
-                    "the reflector to watch again",
-                    40,  # a stalled handshake resumes; a refused one retries within 1 s
-                )
+
+                def watching_again() -> None:
+                    assert reflector.is_watching, "the reflector watches again"
+                    assert reflector.stats.connecting_since is None
+
+                # A stalled handshake resumes; a refused one retries within 1 s.
+                await eventually(watching_again, timeout=40, interval=POLL)
                 assert await http_get(port, "/readyz") == (200, "ok")
 
 
@@ -213,15 +216,18 @@ async def test_a_revoked_token_fails_readiness_and_is_counted(
 
                 await client.delete(SECRETS, "binding", namespace=namespace)  # revokes the token
                 await until_rejected(control_plane, token)
-                await until(lambda: status.unauthorized_total > 0, "a 401", WITHIN)
+
+                def unauthorized() -> None:
+                    assert status.unauthorized_total > 0, "a 401"
+
+                await eventually(unauthorized, timeout=WITHIN, interval=0.02)
 
                 async def red() -> str:
                     code, body = await http_get(bad.health_port, "/readyz")
-                    return body if code == 500 else ""
+                    assert code == 500, f"/readyz still answers {code}: {body}"
+                    return body
 
-                with anyio.fail_after(WITHIN):
-                    while not (body := await red()):  # noqa: ASYNC110 - polls the probe
-                        await anyio.sleep(0.1)
+                body = await eventually(red, timeout=WITHIN, interval=0.1)
                 line = next(x for x in body.splitlines() if "credentials" in x)
                 assert line.startswith(
                     f"[-]credentials failed: {control_plane.host}: every answer for "

@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import until
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -36,6 +35,7 @@ from informer._queue.metrics import use_queue_metrics_provider
 from informer._queue.ratelimit import ExponentialFailureRateLimiter
 from informer._queue.workqueue import RateLimitingQueue
 from informer._rest.request import request_json
+from informer.testing import eventually
 from informer.testing._fake import FakeListerWatcher
 
 pytestmark = pytest.mark.anyio
@@ -395,11 +395,12 @@ async def test_bad_events_suppressed_logs_and_watch_list_fallbacks_are_scraped()
                 fake.push_event({"type": "BOOKMARK", "object": {"metadata": {}}})
                 fake.create(cm("poison"))
                 fake.create(cm("fine"))
-                await until(
-                    lambda: informer.indexer.get_by_key("ns/fine") is not None,
-                    "the event after the bad ones to be stored",
-                    TIMEOUT,
-                )
+
+                def stored() -> None:
+                    fine = informer.indexer.get_by_key("ns/fine")
+                    assert fine is not None, "the event after the bad ones is stored"
+
+                await eventually(stored, timeout=TIMEOUT, interval=0.02)
                 families = await scrape(port)
     for cause in ("malformed_event", "unknown_type", "no_resource_version", "store_failed"):
         assert value(before, "informer_reflector_bad_events_total", cause=cause, **res) == 0

@@ -28,6 +28,7 @@ from informer._http.tls import CERT_NAME, KEY_NAME, CertificateFiles, server_tls
 from informer._observability.endpoints import Observability
 from informer._observability.metrics import Metrics, metrics_routes
 from informer._rest.request import request_json
+from informer.testing import eventually
 from informer.testing.control_plane._certs import CertificateAuthority
 
 pytestmark = pytest.mark.anyio
@@ -128,9 +129,11 @@ async def bound(api: Any, role: str, subject: dict[str, str]) -> AsyncIterator[N
 
 async def wait_allowed(api: Any, user: str, want: bool = True) -> None:
     """Until RBAC (whose informers see bindings a moment later) says ``want``."""
-    with anyio.fail_after(10):
-        while await allowed(api, user) != want:  # noqa: ASYNC110 - polls the API
-            await anyio.sleep(0.05)
+
+    async def settled() -> None:
+        assert await allowed(api, user) == want, f"RBAC allows {user}: want {want}"
+
+    await eventually(settled, timeout=10, interval=0.05)
 
 
 def service_account(namespace: str, name: str) -> dict[str, str]:
@@ -279,13 +282,15 @@ async def test_an_identity_that_may_not_review_refuses_scrapes_and_says_why(
                 cluster_role(api_client, role, rules),
                 bound(api_client, role, {"kind": "User", "name": user.name}),
             ):
-                with anyio.fail_after(10):
-                    while True:
-                        answer = await authorizer(req(token))
-                        assert answer is not None
-                        if answer.status != 401:
-                            break
-                        await anyio.sleep(0.05)  # the binding reaches the authorizer
+
+                async def authenticated() -> Any:
+                    answer = await authorizer(req(token))
+                    assert answer is not None
+                    # The binding reaches the authorizer a moment later.
+                    assert answer.status != 401, "the token still fails authentication"
+                    return answer
+
+                answer = await eventually(authenticated, timeout=10, interval=0.05)
                 assert answer.status == 500
                 assert answer.body.startswith(b"Authorization for user system:serviceaccount:")
     logged = capsys.readouterr().out

@@ -7,30 +7,27 @@ subprocess's stdout (JSON lines: stdout is not a terminal), never for fixed dela
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 import orjson
 import pytest
+from api_helpers import write_kubeconfig
 from prometheus_client.parser import text_string_to_metric_families
-from runner_logs import RunnerLogs
+from runner_harness import Runner, clean_env, run_cli, run_to_exit, start_runner
 
 from informer._rest.request import request_json
 from informer.run import ExitCode, build_parser
@@ -38,7 +35,6 @@ from informer.run.runner import SHUTDOWN_GRACE
 
 pytestmark = pytest.mark.anyio
 
-RUN = [sys.executable, "-m", "informer.run"]
 TIMEOUT = 30.0
 
 USER_CONTROLLERS = '''
@@ -81,32 +77,6 @@ class _Helper:  # not a controller: ignored
 '''
 
 
-def clean_env(home: Path) -> dict[str, str]:
-    """The environment without any kubeconfig hint, with an empty HOME."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
-    }
-    env["HOME"] = str(home)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def run_cli(
-    args: Sequence[str], tmp_path: Path, timeout: float = TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*RUN, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=tmp_path,
-        env=clean_env(tmp_path),
-        check=False,
-    )
-
-
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: ExitCode) -> str:
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -114,24 +84,6 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: ExitCode
     assert lines[0].startswith("error: "), lines
     assert proc.returncode == code, (proc.returncode, proc.stderr)
     return lines[0]
-
-
-def write_kubeconfig(path: Path, server: str, *, ca: str | None = None, token: str = "t") -> Path:
-    cluster: dict[str, Any] = {"server": server}
-    if ca:
-        cluster["certificate-authority"] = ca
-    else:
-        cluster["insecure-skip-tls-verify"] = True
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": "u", "user": {"token": token}}],
-        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "ctx",
-    }
-    path.write_text(json.dumps(config))
-    return path
 
 
 def closed_port() -> int:
@@ -332,14 +284,11 @@ def test_controllers_of_other_packages_are_found_by_entry_point(
     assert {"configmap-reloader", "deployment-inventory"} <= set(registered)
     # The runner selects among every package's entries by name.
     env_path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [*RUN, "--controllers", "nope"],
-        capture_output=True,
-        text=True,
+    proc = run_cli(
+        ["--controllers", "nope"],
+        tmp_path,
         timeout=TIMEOUT,
-        cwd=tmp_path,
         env={**clean_env(tmp_path), "PYTHONPATH": env_path},
-        check=False,
     )
     line = assert_one_line_error(proc, ExitCode.TARGET)
     assert "cm-logger" in line and "configmap-reloader" in line
@@ -397,7 +346,7 @@ def test_invalid_kubeconfig(tmp_path: Path, content: str) -> None:
 
 
 def test_unknown_context(tmp_path: Path) -> None:
-    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1")
+    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1", {"token": "t"})
     line = assert_one_line_error(
         run_cli(["--kubeconfig", str(path), "--context", "nope"], tmp_path), ExitCode.CONFIG
     )
@@ -413,7 +362,9 @@ def test_unreachable_server_names_the_address(tmp_path: Path, server: str) -> No
             port = int(listener.getsockname()[1])
         else:
             port = closed_port()
-        path = write_kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{port}")
+        path = write_kubeconfig(
+            tmp_path / "kubeconfig", f"https://127.0.0.1:{port}", {"token": "t"}
+        )
         start = time.monotonic()
         proc = run_cli(["--kubeconfig", str(path), "--startup-timeout", "2"], tmp_path)
         elapsed = time.monotonic() - start
@@ -428,51 +379,11 @@ def test_unreachable_server_names_the_address(tmp_path: Path, server: str) -> No
 # --------------------------------------------------------------- against a real server
 
 
-class Runner(RunnerLogs):
-    """A ``python -m informer.run`` child: its JSON log lines, awaitable."""
-
-    async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], within: float = TIMEOUT
-    ) -> dict[str, Any]:
-        return await self.wait_for_event(predicate, within)
-
-
-@asynccontextmanager
-async def start_runner(args: Sequence[str], cwd: Path) -> AsyncIterator[Runner]:
-    process = await anyio.open_process(
-        [*RUN, *args],
-        cwd=cwd,
-        env=clean_env(cwd),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    runner = Runner(process)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(runner.pump_stdout)
-            tg.start_soon(runner.pump_stderr)
-            yield runner
-            with anyio.fail_after(10):
-                await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with anyio.CancelScope(shield=True):
-                await process.wait()
-
-
-async def run_to_exit(args: Sequence[str], cwd: Path, within: float = TIMEOUT) -> Runner:
-    async with start_runner(args, cwd) as runner:
-        with anyio.fail_after(within):
-            await runner.process.wait()
-    return runner
-
-
 def assert_runner_error(runner: Runner, code: ExitCode) -> str:
     assert "Traceback" not in runner.stderr, runner.stderr
     lines = runner.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), runner.stderr
-    assert runner.process.returncode == code, (runner.process.returncode, runner.stderr)
+    assert runner.returncode == code, (runner.returncode, runner.stderr)
     return lines[0]
 
 
@@ -496,22 +407,13 @@ def user_file(tmp_path: Path) -> Path:
     return path
 
 
-def admin_cluster(kubeconfig: Path) -> dict[str, Any]:
-    """The cluster entry (server, CA file) of the control plane's admin kubeconfig."""
-    cluster: dict[str, Any] = json.loads(kubeconfig.read_text())["clusters"][0]["cluster"]
-    return cluster
-
-
 async def test_unauthorized(control_plane: Any, namespace: str, tmp_path: Path) -> None:
-    cluster = admin_cluster(Path(control_plane.kubeconfig_path))
-    path = write_kubeconfig(
-        tmp_path / "bad-token", cluster["server"], ca=cluster["certificate-authority"], token="nope"
-    )
+    path = write_kubeconfig(tmp_path / "bad-token", control_plane, {"token": "nope"})
     runner = await run_to_exit(
         [str(user_file(tmp_path)), "--kubeconfig", str(path), "-n", namespace], tmp_path
     )
     line = assert_runner_error(runner, ExitCode.UNAUTHORIZED)
-    assert "401" in line and cluster["server"] in line
+    assert "401" in line and control_plane.host in line
 
 
 async def test_forbidden_names_verb_resource_and_namespace(
@@ -639,16 +541,15 @@ async def test_user_controller_runs_and_stops_on_signal(
         namespace,
     ]
     async with start_runner(args, tmp_path) as runner:
-        started = await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        started = await runner.wait_for_event("runner.started")
         assert started["controllers"] == ["cm-logger"]
         await create_configmap(api_client, namespace, "hello")
-        event = await runner.wait_for(reconciled(f"{namespace}/hello"))
+        event = await runner.wait_for_event(reconciled(f"{namespace}/hello"))
         assert event["controller"] == "cm-logger" and event["exists"] is True
         assert event["level"] == "info" and event["logger"] == "user"
-        runner.process.send_signal(signum)
-        with anyio.fail_after(30):  # process exit on a loaded machine; the contract below
-            await runner.process.wait()
-    assert runner.process.returncode == 0, runner.stderr
+        runner.send_signal(signum)
+        await runner.wait_exit(30)  # process exit on a loaded machine; the contract below
+    assert runner.returncode == 0, runner.stderr
     assert stop_seconds(runner) < 5  # the runner's contract, timed in-process
     assert "Traceback" not in runner.stderr and runner.stderr.strip() == ""
     assert runner.event("runner.stopped")[0]["signal"] == signal.Signals(signum).name
@@ -665,13 +566,12 @@ async def test_signal_waits_for_the_in_flight_reconcile(
         namespace,
     ]
     async with start_runner(args, tmp_path) as runner:
-        await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        await runner.wait_for_event("runner.started")
         await create_configmap(api_client, namespace, "slow")
-        await runner.wait_for(lambda e: e.get("event") == "slow.started")
-        runner.process.send_signal(signal.SIGTERM)
-        with anyio.fail_after(30):
-            await runner.process.wait()
-    assert runner.process.returncode == 0, runner.stderr
+        await runner.wait_for_event("slow.started")
+        runner.send_signal(signal.SIGTERM)
+        await runner.wait_exit(30)
+    assert runner.returncode == 0, runner.stderr
     assert stop_seconds(runner) < 5
     names = [e.get("event") for e in runner.events]
     assert names.index("slow.finished") < names.index("runner.stopped")
@@ -695,17 +595,17 @@ async def test_one_controller_per_namespace(
             "2",
         ]
         async with start_runner(args, tmp_path) as runner:
-            started = await runner.wait_for(lambda e: e.get("event") == "runner.started")
+            started = await runner.wait_for_event("runner.started")
             assert started["controllers"] == [f"cm-logger@{namespace}", f"cm-logger@{other}"]
             for ns in (namespace, other):
                 await create_configmap(api_client, ns, "x")
             for ns in (namespace, other):
-                event = await runner.wait_for(reconciled(f"{ns}/x"))
+                event = await runner.wait_for_event(reconciled(f"{ns}/x"))
                 assert event["controller"] == f"cm-logger@{ns}"
             workers = {e["controller"]: e["workers"] for e in runner.event("controller.started")}
             assert workers == {f"cm-logger@{namespace}": 2, f"cm-logger@{other}": 2}
-            runner.process.send_signal(signal.SIGTERM)
-        assert runner.process.returncode == 0, runner.stderr
+            runner.send_signal(signal.SIGTERM)
+        assert runner.returncode == 0, runner.stderr
     finally:
         await request_json(api_client, "DELETE", f"/api/v1/namespaces/{other}")
 
@@ -734,15 +634,15 @@ async def test_sample_controllers_start_and_stop(
 ) -> None:
     args = ["--kubeconfig", str(control_plane.kubeconfig_path), "-n", namespace, "--gc-freeze"]
     async with start_runner(args, tmp_path) as runner:
-        started = await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        started = await runner.wait_for_event("runner.started")
         assert started["controllers"] == [
             "configmap-mirror",
             "configmap-reloader",
             "deployment-inventory",
         ]
         assert runner.event("manager.gc_frozen")
-        runner.process.send_signal(signal.SIGINT)
-    assert runner.process.returncode == 0, runner.stderr
+        runner.send_signal(signal.SIGINT)
+    assert runner.returncode == 0, runner.stderr
 
 
 @pytest.mark.parametrize(
@@ -776,12 +676,12 @@ async def test_runner_defaults_list_stripped_cache_and_gc_freeze(
         *flags,
     ]
     async with start_runner(args, tmp_path) as runner:
-        await runner.wait_for(lambda e: e.get("event") == "runner.started")
-        before = await runner.wait_for(reconciled(f"{namespace}/before"))
+        await runner.wait_for_event("runner.started")
+        before = await runner.wait_for_event(reconciled(f"{namespace}/before"))
         await create_configmap(api_client, namespace, "after")
-        after = await runner.wait_for(reconciled(f"{namespace}/after"))
-        runner.process.send_signal(signal.SIGTERM)
-    assert runner.process.returncode == 0, runner.stderr
+        after = await runner.wait_for_event(reconciled(f"{namespace}/after"))
+        runner.send_signal(signal.SIGTERM)
+    assert runner.returncode == 0, runner.stderr
     for event in (before, after):  # listed (or streamed) and watched: one shape, stripped
         assert event["exists"] is True and event["managed_fields"] is False, event
         assert event["kind"] == "ConfigMap", event
@@ -798,26 +698,24 @@ async def test_drain_is_bounded_and_a_second_signal_exits_at_once(
 ) -> None:
     args = [str(user_file(tmp_path)), "--kubeconfig", str(control_plane.kubeconfig_path)]
     async with start_runner([*args, "-n", namespace], tmp_path) as runner:
-        await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        await runner.wait_for_event("runner.started")
         await create_configmap(api_client, namespace, "stuck")
-        await runner.wait_for(lambda e: e.get("event") == "stuck.started")
-        runner.process.send_signal(signal.SIGTERM)
-        with anyio.fail_after(30):
-            await runner.process.wait()
+        await runner.wait_for_event("stuck.started")
+        runner.send_signal(signal.SIGTERM)
+        await runner.wait_exit(30)
     # The stuck reconcile is cancelled once the runner's grace (3 s) is over: the stop,
     # timed in-process, stays under the documented 5 s.
-    assert runner.process.returncode == 0, runner.stderr
+    assert runner.returncode == 0, runner.stderr
     assert SHUTDOWN_GRACE <= stop_seconds(runner) < 5
     assert runner.event("controller.drain_timeout")
 
     async with start_runner([*args, "-n", namespace], tmp_path) as runner:
-        await runner.wait_for(lambda e: e.get("event") == "stuck.started")
-        runner.process.send_signal(signal.SIGTERM)
-        await runner.wait_for(lambda e: e.get("event") == "controller.draining")
-        runner.process.send_signal(signal.SIGINT)
-        with anyio.fail_after(2):
-            await runner.process.wait()
-    assert runner.process.returncode == ExitCode.FORCED
+        await runner.wait_for_event("stuck.started")
+        runner.send_signal(signal.SIGTERM)
+        await runner.wait_for_event("controller.draining")
+        runner.send_signal(signal.SIGINT)
+        await runner.wait_exit(2)
+    assert runner.returncode == ExitCode.FORCED
     assert runner.stderr.strip().startswith("error: second signal (SIGINT)")
     assert "Traceback" not in runner.stderr
 
@@ -857,9 +755,9 @@ async def test_metrics_and_health_endpoints(
         namespace,
     ]
     async with start_runner(args, tmp_path) as runner:
-        await runner.wait_for(lambda e: e.get("event") == "runner.started")
+        await runner.wait_for_event("runner.started")
         await create_configmap(api_client, namespace, "scraped")
-        await runner.wait_for(reconciled(f"{namespace}/scraped"))
+        await runner.wait_for_event(reconciled(f"{namespace}/scraped"))
         status, body = await anyio.to_thread.run_sync(http_get, health, "/readyz")
         assert status == 200, body
         status, body = await anyio.to_thread.run_sync(http_get, health, "/healthz?verbose")
@@ -888,7 +786,6 @@ async def test_metrics_and_health_endpoints(
         clash = await run_to_exit(args, tmp_path)
         line = assert_runner_error(clash, ExitCode.USAGE)
         assert f"127.0.0.1:{metrics}" in line
-        runner.process.send_signal(signal.SIGTERM)
-        with anyio.fail_after(5):
-            await runner.process.wait()
-    assert runner.process.returncode == 0, runner.stderr
+        runner.send_signal(signal.SIGTERM)
+        await runner.wait_exit(5)
+    assert runner.returncode == 0, runner.stderr

@@ -8,12 +8,11 @@ controller's ``deployment.rolled`` log events.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import api_helpers
 import pytest
 import structlog
 from structlog.testing import capture_logs
@@ -33,10 +32,12 @@ from controllers.configmap_reloader import (
 from informer import Client, Resource, SharedInformerFactory
 from informer.cache import strip_managed_fields
 from informer.resources import CONFIGMAPS, DEPLOYMENTS
+from informer.testing import eventually
 
 Obj = dict[str, Any]
 
 WAIT = 20.0  # seconds any awaited condition may take at most
+POLL = 0.02  # the controller's caches: cheap to check often
 
 
 # ------------------------------------------------------------------------------ builders
@@ -215,10 +216,6 @@ async def running_reloader(api: Any, namespace: str) -> AsyncIterator[ConfigMapR
             tg.cancel_scope.cancel()
 
 
-async def until(condition: Callable[[], Any], what: str, within: float = WAIT) -> None:
-    await api_helpers.until(condition, what, within)
-
-
 async def settle(controller: ConfigMapReloader, quiet: float = 0.5) -> None:
     """Wait until the controller's queue stayed empty and idle for ``quiet`` seconds."""
     with anyio.fail_after(WAIT):
@@ -245,15 +242,29 @@ async def cm_change_seen(controller: ConfigMapReloader, namespace: str, changed:
     """Wait until the controller's ConfigMap cache holds ``changed`` (or its deletion)."""
     name = changed["metadata"]["name"]
     rv = changed["metadata"].get("resourceVersion")
-    await until(
-        lambda: seen_rv(controller, CONFIGMAPS, namespace, name) == (rv or ""),
-        f"the ConfigMap cache to see {name} at {rv}",
-    )
+
+    def seen() -> None:
+        got = seen_rv(controller, CONFIGMAPS, namespace, name)
+        assert got == (rv or ""), f"the ConfigMap cache sees {name} at {got!r}, not {rv!r}"
+
+    await eventually(seen, timeout=WAIT, interval=POLL)
 
 
 def hash_of(controller: ConfigMapReloader, namespace: str, name: str) -> str | None:
     d = controller.deployments.lister().get(name, namespace=namespace)
     return None if d is None else template_hash(d)
+
+
+def hashed(
+    controller: ConfigMapReloader, namespace: str, want: Mapping[str, str | None]
+) -> Callable[[], None]:
+    """A check for ``eventually``: the Deployments named in ``want`` carry those config
+    hashes in the controller's cache."""
+
+    def check() -> None:
+        assert {n: hash_of(controller, namespace, n) for n in want} == want
+
+    return check
 
 
 def expected_hash(controller: ConfigMapReloader, namespace: str, *names: str) -> str:
@@ -306,10 +317,8 @@ async def stamped(controller: ConfigMapReloader, namespace: str) -> None:
     want = {n: expected_hash(controller, namespace, "shared") for n in CONSUMERS}
     want["projected"] = expected_hash(controller, namespace, "shared", "other")
     want["other-consumer"] = expected_hash(controller, namespace, "other")
-    await until(
-        lambda: all(hash_of(controller, namespace, n) == h for n, h in want.items()),
-        "the first config hash on every opted-in Deployment",
-    )
+    # The first config hash on every opted-in Deployment.
+    await eventually(hashed(controller, namespace, want), timeout=WAIT, interval=POLL)
     await settle(controller)
 
 
@@ -333,10 +342,8 @@ async def test_data_change_rolls_each_opted_in_consumer_exactly_once(
         await cm_change_seen(controller, namespace, changed)
         want = dict.fromkeys(CONSUMERS, expected_hash(controller, namespace, "shared"))
         want["projected"] = expected_hash(controller, namespace, "shared", "other")
-        await until(
-            lambda: all(hash_of(controller, namespace, n) == h for n, h in want.items()),
-            "the new hash on the consumers",
-        )
+        # The new hash on the consumers.
+        await eventually(hashed(controller, namespace, want), timeout=WAIT, interval=POLL)
         await settle(controller)
 
         after = await generations(client, namespace, all_names)
@@ -389,10 +396,12 @@ async def test_deleted_configmap_is_logged_and_rolls_nothing_until_it_changes(
         logs.clear()
 
         await client.delete(CONFIGMAPS, "shared", namespace=namespace)
-        await until(
-            lambda: controller.configmaps.lister().get("shared", namespace=namespace) is None,
-            "the deletion to reach the cache",
-        )
+
+        def deleted() -> None:
+            cached = controller.configmaps.lister().get("shared", namespace=namespace)
+            assert cached is None, "the deletion reaches the cache"
+
+        await eventually(deleted, timeout=WAIT, interval=POLL)
         await settle(controller)
         missing = [e for e in logs if e["event"] == "configmap.missing"]
         assert {e["deployment"] for e in missing} == {f"{namespace}/{n}" for n in CONSUMERS}
@@ -434,14 +443,14 @@ async def test_optional_configmap_deletion_rolls_once(
     )
     async with running_reloader(api_client, namespace) as controller:
         first = expected_hash(controller, namespace, "opt")
-        await until(lambda: hash_of(controller, namespace, "uses-optional") == first, "first hash")
+        first_hash = hashed(controller, namespace, {"uses-optional": first})
+        await eventually(first_hash, timeout=WAIT, interval=POLL)
         await settle(controller)
         (before,) = (await generations(client, namespace, ["uses-optional"])).values()
         await client.delete(CONFIGMAPS, "opt", namespace=namespace)
         absent = config_hash({"opt": None})
-        await until(
-            lambda: hash_of(controller, namespace, "uses-optional") == absent, "absent hash"
-        )
+        absent_hash = hashed(controller, namespace, {"uses-optional": absent})
+        await eventually(absent_hash, timeout=WAIT, interval=POLL)
         await settle(controller)
         (after,) = (await generations(client, namespace, ["uses-optional"])).values()
         assert after == before + 1
@@ -468,6 +477,7 @@ async def test_opting_in_later_and_index(api_client: Any, client: Client, namesp
             namespace=namespace,
         )
         want = expected_hash(controller, namespace, "c")
-        await until(lambda: hash_of(controller, namespace, "late") == want, "the hash on opt-in")
+        # The hash on opt-in.
+        await eventually(hashed(controller, namespace, {"late": want}), timeout=WAIT, interval=POLL)
         d = await client.get(DEPLOYMENTS, "late", namespace=namespace)
         assert d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] == want

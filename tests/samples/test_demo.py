@@ -21,6 +21,7 @@ import pytest
 
 from informer import new_api_client, request_json
 from informer.resources import DEPLOYMENTS
+from informer.testing import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_TIMEOUT = 90.0  # seconds for the whole scripted part (it takes ~10)
@@ -56,14 +57,12 @@ def processes_mentioning(text: str) -> list[str]:
 
 async def no_process_left(folder: Path) -> None:
     """Wait (bounded) until no process mentions ``folder``; children may take a moment."""
-    left: list[str] = []
-    with anyio.move_on_after(10):
-        while True:
-            left = processes_mentioning(str(folder))
-            if not left:
-                return
-            await anyio.sleep(0.1)
-    pytest.fail(f"processes left behind: {left}")
+
+    def none_left() -> None:
+        left = processes_mentioning(str(folder))
+        assert not left, f"processes left behind: {left}"
+
+    await eventually(none_left, timeout=10, interval=0.1)
 
 
 def demo_argv(state_dir: Path, *extra: str) -> list[str]:
@@ -175,11 +174,11 @@ async def test_demo_keeps_running_then_stops_on_sigint(tmp_path: Path) -> None:
                 path = DEPLOYMENTS.path("web", namespace="demo")
                 before = web_hash(await request_json(api, "GET", path))
                 await run_cli("set-config", "LOG_LEVEL=warn", kubeconfig=kubeconfig)
-                with anyio.fail_after(10):
-                    while True:
-                        if web_hash(await request_json(api, "GET", path)) != before:
-                            break
-                        await anyio.sleep(0.1)
+
+                async def rolled() -> None:
+                    assert web_hash(await request_json(api, "GET", path)) != before, "web rolled"
+
+                await eventually(rolled, timeout=10, interval=0.1)
 
             process.send_signal(signal.SIGINT)
             with anyio.fail_after(20):

@@ -6,14 +6,13 @@ namespace; the tests observe the inventory ConfigMap through the API.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
 import yaml
-from api_helpers import until
 
 from controllers.deployment_inventory import (
     INVENTORY_LABELS,
@@ -26,10 +25,12 @@ from controllers.deployment_inventory import (
 from informer import Client, NotFound, Result, SharedInformerFactory
 from informer.cache import strip_managed_fields
 from informer.resources import CONFIGMAPS, DEPLOYMENTS
+from informer.testing import eventually
 
 Obj = dict[str, Any]
 
 WITHIN = 5.0  # seconds: "reflects changes within seconds"
+POLL = 0.05  # seconds between reads of the inventory
 
 
 def make_deployment(
@@ -122,24 +123,18 @@ def entries(inv: Obj | None) -> dict[str, Obj]:
     return {k: yaml.safe_load(v) for k, v in (inv.get("data") or {}).items()}
 
 
-async def eventually(
-    client: Client,
-    namespace: str,
-    condition: Callable[[Obj | None], bool],
-    what: str,
-    within: float = WITHIN,
-) -> Obj | None:
-    """Poll the inventory through the API until ``condition`` holds; return it."""
-    last: Obj | None = None
-    try:
-        with anyio.fail_after(within):
-            while True:
-                last = await inventory(client, namespace)
-                if condition(last):
-                    return last
-                await anyio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"not within {within}s: {what}; last inventory: {last}")
+def inventory_shows(
+    client: Client, namespace: str, condition: Callable[[Obj | None], bool], what: str
+) -> Callable[[], Awaitable[Obj | None]]:
+    """A check for ``eventually``: the inventory, read through the API, satisfies
+    ``condition`` (``what``); returns it."""
+
+    async def check() -> Obj | None:
+        inv = await inventory(client, namespace)
+        assert condition(inv), f"{what}; inventory: {inv}"
+        return inv
+
+    return check
 
 
 @asynccontextmanager
@@ -171,7 +166,11 @@ async def test_reflects_creates_updates_and_deletes(
         assert await inventory(client, namespace) is None  # no Deployment, no inventory
 
         a = await client.create(make_deployment("a", replicas=2, namespace=namespace))
-        inv = await eventually(client, namespace, lambda i: "a" in entries(i), "a listed")
+        inv = await eventually(
+            inventory_shows(client, namespace, lambda i: "a" in entries(i), "a listed"),
+            timeout=WITHIN,
+            interval=POLL,
+        )
         assert entries(inv)["a"] == {
             "replicas": 2,
             "images": ["nginx:1.27"],
@@ -191,14 +190,22 @@ async def test_reflects_creates_updates_and_deletes(
         b = await client.create(
             make_deployment("b", image="redis:7", pull="Always", namespace=namespace)
         )
-        inv = await eventually(client, namespace, lambda i: set(entries(i)) == {"a", "b"}, "b")
+        inv = await eventually(
+            inventory_shows(client, namespace, lambda i: set(entries(i)) == {"a", "b"}, "b"),
+            timeout=WITHIN,
+            interval=POLL,
+        )
         assert entries(inv)["b"]["containers"][0]["imagePullPolicy"] == "Always"
         assert owners(inv) == [("a", a["metadata"]["uid"]), ("b", b["metadata"]["uid"])]
 
         # Update: scale and change the image.
         await client.patch(DEPLOYMENTS, "a", {"spec": {"replicas": 5}}, namespace=namespace)
         await eventually(
-            client, namespace, lambda i: entries(i).get("a", {}).get("replicas") == 5, "scale"
+            inventory_shows(
+                client, namespace, lambda i: entries(i).get("a", {}).get("replicas") == 5, "scale"
+            ),
+            timeout=WITHIN,
+            interval=POLL,
         )
         patch = {
             "spec": {
@@ -213,19 +220,31 @@ async def test_reflects_creates_updates_and_deletes(
         }
         await client.patch(DEPLOYMENTS, "a", patch, namespace=namespace, patch_type="strategic")
         inv = await eventually(
-            client,
-            namespace,
-            lambda i: entries(i).get("a", {}).get("images") == ["nginx:1.28"],
-            "the new image",
+            inventory_shows(
+                client,
+                namespace,
+                lambda i: entries(i).get("a", {}).get("images") == ["nginx:1.28"],
+                "the new image",
+            ),
+            timeout=WITHIN,
+            interval=POLL,
         )
         assert entries(inv)["a"]["containers"][0]["imagePullPolicy"] == "Never"
 
         # Delete one, then the last: the inventory goes with the last Deployment.
         await client.delete(DEPLOYMENTS, "a", namespace=namespace)
-        inv = await eventually(client, namespace, lambda i: set(entries(i)) == {"b"}, "a gone")
+        inv = await eventually(
+            inventory_shows(client, namespace, lambda i: set(entries(i)) == {"b"}, "a gone"),
+            timeout=WITHIN,
+            interval=POLL,
+        )
         assert owners(inv) == [("b", b["metadata"]["uid"])]
         await client.delete(DEPLOYMENTS, "b", namespace=namespace)
-        await eventually(client, namespace, lambda i: i is None, "inventory deleted")
+        await eventually(
+            inventory_shows(client, namespace, lambda i: i is None, "inventory deleted"),
+            timeout=WITHIN,
+            interval=POLL,
+        )
         assert controller.stats.errors == 0
         assert controller.stats.dropped == 0
 
@@ -236,14 +255,22 @@ async def test_recreated_when_deleted_by_hand(
 ) -> None:
     await client.create(make_deployment("web", namespace=namespace))
     async with running_inventory(api_client, namespace):
-        first = await eventually(client, namespace, lambda i: i is not None, "first inventory")
+        first = await eventually(
+            inventory_shows(client, namespace, lambda i: i is not None, "first inventory"),
+            timeout=WITHIN,
+            interval=POLL,
+        )
         assert first is not None
         await client.delete(CONFIGMAPS, INVENTORY_NAME, namespace=namespace)
         again = await eventually(
-            client,
-            namespace,
-            lambda i: i is not None and i["metadata"]["uid"] != first["metadata"]["uid"],
-            "the inventory recreated",
+            inventory_shows(
+                client,
+                namespace,
+                lambda i: i is not None and i["metadata"]["uid"] != first["metadata"]["uid"],
+                "the inventory recreated",
+            ),
+            timeout=WITHIN,
+            interval=POLL,
         )
         assert entries(again) == entries(first)
         assert owners(again) == owners(first)
@@ -255,7 +282,11 @@ async def test_repaired_when_edited_by_hand(
 ) -> None:
     await client.create(make_deployment("web", namespace=namespace))
     async with running_inventory(api_client, namespace):
-        good = await eventually(client, namespace, lambda i: i is not None, "first inventory")
+        good = await eventually(
+            inventory_shows(client, namespace, lambda i: i is not None, "first inventory"),
+            timeout=WITHIN,
+            interval=POLL,
+        )
         assert good is not None
         await client.patch(
             CONFIGMAPS,
@@ -271,7 +302,14 @@ async def test_repaired_when_edited_by_hand(
             namespace=namespace,
         )
         fixed = await eventually(
-            client, namespace, lambda i: entries(i) == entries(good) and bool(owners(i)), "repair"
+            inventory_shows(
+                client,
+                namespace,
+                lambda i: entries(i) == entries(good) and bool(owners(i)),
+                "repair",
+            ),
+            timeout=WITHIN,
+            interval=POLL,
         )
         assert fixed is not None
         assert owners(fixed) == owners(good)
@@ -292,7 +330,11 @@ async def test_takes_over_a_stale_inventory_at_start(
     }
     await client.create(stale)
     async with running_inventory(api_client, namespace):
-        inv = await eventually(client, namespace, lambda i: set(entries(i)) == {"web"}, "takeover")
+        inv = await eventually(
+            inventory_shows(client, namespace, lambda i: set(entries(i)) == {"web"}, "takeover"),
+            timeout=WITHIN,
+            interval=POLL,
+        )
         assert entries(inv)["web"]["replicas"] == 4
 
 
@@ -302,21 +344,25 @@ async def test_unchanged_namespace_is_not_rewritten(
 ) -> None:
     await client.create(make_deployment("web", namespace=namespace))
     async with running_inventory(api_client, namespace) as controller:
-        inv = await eventually(client, namespace, lambda i: i is not None, "first inventory")
+        inv = await eventually(
+            inventory_shows(client, namespace, lambda i: i is not None, "first inventory"),
+            timeout=WITHIN,
+            interval=POLL,
+        )
         assert inv is not None
         # A Deployment change the inventory does not show: reconciled, nothing written.
         done = controller.stats.total["success"]
         await client.patch(
             DEPLOYMENTS, "web", {"metadata": {"annotations": {"x": "y"}}}, namespace=namespace
         )
-        await _until(lambda: controller.stats.total["success"] > done, "a reconcile")
+
+        def reconciled() -> None:
+            assert controller.stats.total["success"] > done, "a reconcile"
+
+        await eventually(reconciled, timeout=WITHIN, interval=0.02)
         after = await inventory(client, namespace)
         assert after is not None
         assert after["metadata"]["resourceVersion"] == inv["metadata"]["resourceVersion"]
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    await until(condition, what, WITHIN)
 
 
 @pytest.mark.anyio

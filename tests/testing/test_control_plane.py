@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from kubernetes_asyncio.client import (
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.watch import Watch
 
+from informer.testing import eventually
 from informer.testing.control_plane import ControlPlane, ControlPlaneError
 from informer.testing.control_plane._flags import merge_args
 from informer.testing.control_plane._state_dir import remove_stale_temp_dirs
@@ -68,13 +68,9 @@ def pinned_k8s_version() -> str:
     return match.group(1)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``check`` until it returns true (bound it with ``anyio.fail_after``).
-
-    Only for conditions with no event to await (RBAC caches, process tables).
-    """
-    while not await check():  # noqa: ASYNC110 - nothing to await but the condition
-        await anyio.sleep(0.05)
+POLL = 0.05
+"""Seconds between checks of conditions with no event to await (RBAC caches, process
+tables)."""
 
 
 def processes_in(folder: Path) -> dict[int, str]:
@@ -314,8 +310,7 @@ async def test_rbac_forbids_a_plain_user_until_a_role_grants_the_verb(
                 return False
             return True
 
-        with anyio.fail_after(30):
-            await eventually(can_list)
+        await eventually(can_list, timeout=30, interval=POLL)
         with pytest.raises(ApiException) as still_forbidden:  # only the granted verb
             await alice.read_namespaced_config_map("any", namespace)
         assert still_forbidden.value.status == 403
@@ -375,10 +370,10 @@ async def test_no_child_process_outlives_the_control_plane(tmp_path: Path, how: 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(cp.start)
 
-                async def apiserver_spawned() -> bool:
+                def apiserver_spawned() -> bool:
                     return (folder / "kube-apiserver.log").exists()
 
-                await eventually(apiserver_spawned)
+                await eventually(apiserver_spawned, timeout=60, interval=POLL)
                 pids.extend(processes_in(folder))
                 tg.cancel_scope.cancel()
         assert len(pids) == 2
@@ -460,11 +455,10 @@ async def test_command_line_runner_never_leaks_children(
 
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0), stderr_path.read_text()
 
-    async def children_gone() -> bool:  # after SIGKILL, PDEATHSIG ends them
-        return not any(alive(pid) for pid in children)
+    def children_gone() -> None:  # after SIGKILL, PDEATHSIG ends them
+        assert not [pid for pid in children if alive(pid)], "children still alive"
 
-    with anyio.fail_after(10):
-        await eventually(children_gone)
+    await eventually(children_gone, timeout=10, interval=POLL)
     assert processes_in(folder) == {}
 
 
