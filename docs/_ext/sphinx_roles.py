@@ -25,7 +25,8 @@ As in Sphinx, ``~a.b.C`` shows ``C`` and ``a.b.C`` shows ``a.b.C``; functions an
 show ``()``. Relative names resolve from the docstring's object outward (its members, its
 module's names and imports), as griffe resolves names.
 
-Two more Sphinx forms are translated: literal blocks (a paragraph ending in ``::`` and
+Three more reST forms are translated: simple tables (``=== ===`` borders) become
+Markdown tables; literal blocks (a paragraph ending in ``::`` and
 the indented lines after it) become fenced code blocks, their text untouched; a field
 naming several parameters (``:param a, b: text``), which the Sphinx docstring parser does
 not know, becomes one field per parameter.
@@ -52,6 +53,7 @@ ROLE = re.compile(
     r":(?:py:)?(?P<role>class|func|meth|attr|mod|data|exc|obj|const):`(?P<target>[^`]+)`"
 )
 CALLABLE_ROLES = {"func", "meth"}
+TABLE_BORDER = re.compile(r"^[ \t]*=+(?: +=+)+[ \t]*$")
 # ":param a, b,\n    c: text" (the names may wrap onto indented lines)
 GROUPED_PARAMS = re.compile(
     r"^(?P<indent>[ \t]*):param (?P<names>\w+(?:,\s+\w+)+):(?P<text>.*)$", re.MULTILINE
@@ -97,7 +99,7 @@ class _Resolver:
     def rewrite_docstring(self, text: str, obj: griffe.Object) -> str:
         parts = []
         for prose, literal in _literal_blocks(text):
-            prose = GROUPED_PARAMS.sub(_split_params, prose)
+            prose = GROUPED_PARAMS.sub(_split_params, _simple_tables(prose))
             parts.append(ROLE.sub(lambda match: self.rewrite(match, obj), prose))
             parts.append(literal)
         return "".join(parts)
@@ -271,6 +273,56 @@ def _literal_blocks(text: str) -> Iterator[tuple[str, str]]:
         yield "\n".join(prose) + "\n\n", "\n".join([*fenced, f"{margin}```", ""]) + "\n"
         prose = []
     yield "\n".join(prose), ""
+
+
+def _simple_tables(text: str) -> str:
+    """reST simple tables (columns drawn by ``=== ===`` borders; a row whose first
+    column is blank continues the row above) as Markdown tables."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if not TABLE_BORDER.match(lines[i]):
+            out.append(lines[i])
+            i += 1
+            continue
+        border = lines[i]
+        indent = len(border) - len(border.lstrip())
+        columns = [m.start() for m in re.finditer(r"=+", border)]
+        borders = [j for j in range(i + 1, len(lines)) if lines[j].rstrip() == border.rstrip()]
+        if not borders:
+            out.append(lines[i])
+            i += 1
+            continue
+        end = borders[0]
+        header: list[list[str]] = []
+        if len(borders) > 1 and end + 1 < len(lines) and lines[end + 1].strip():
+            header = _table_rows(lines[i + 1 : end], columns)
+            i, end = end, borders[1]
+        body = _table_rows(lines[i + 1 : end], columns)
+        margin = " " * indent
+        head = header[0] if header else [""] * len(columns)
+        out.append(margin + "| " + " | ".join(head) + " |")
+        out.append(margin + "|" + "---|" * len(columns))
+        out.extend(margin + "| " + " | ".join(row) + " |" for row in [*header[1:], *body])
+        i = end + 1
+    return "\n".join(out)
+
+
+def _table_rows(lines: list[str], columns: list[int]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        cells = [
+            line[start : columns[k + 1] if k + 1 < len(columns) else None].strip()
+            for k, start in enumerate(columns)
+        ]
+        if rows and not cells[0]:
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
+        else:
+            rows.append(cells)
+    return [[cell.replace("|", "\\|") for cell in row] for row in rows]
 
 
 def _split_params(match: re.Match[str]) -> str:
