@@ -25,11 +25,12 @@ As in Sphinx, ``~a.b.C`` shows ``C`` and ``a.b.C`` shows ``a.b.C``; functions an
 show ``()``. Relative names resolve from the docstring's object outward (its members, its
 module's names and imports), as griffe resolves names.
 
-Three more reST forms are translated: simple tables (``=== ===`` borders) become
-Markdown tables; literal blocks (a paragraph ending in ``::`` and
-the indented lines after it) become fenced code blocks, their text untouched; a field
-naming several parameters (``:param a, b: text``), which the Sphinx docstring parser does
-not know, becomes one field per parameter.
+Three more reST forms are translated: simple tables (``=== ===`` borders) become Markdown
+tables; literal blocks (a paragraph ending in ``::`` and the indented lines after it)
+become fenced code blocks, their text untouched; a field naming several parameters
+(``:param a, b: text``), which the Sphinx docstring parser does not know, becomes one
+field per parameter. And a docstring's first paragraph is put on one line, so that the
+summary tables (which show the first line) do not cut a wrapped first sentence.
 
 Options (``mkdocs.yml``): ``documented``, the modules the API reference renders.
 """
@@ -97,6 +98,7 @@ class _Resolver:
             self.by_name.setdefault(obj.name, set()).add(obj.path)
 
     def rewrite_docstring(self, text: str, obj: griffe.Object) -> str:
+        text = _one_line_summary(text)
         parts = []
         for prose, literal in _literal_blocks(text):
             prose = GROUPED_PARAMS.sub(_split_params, _simple_tables(prose))
@@ -232,6 +234,24 @@ def _moved(pkg: griffe.Module) -> dict[str, str]:
         return {}
     value = ast.literal_eval(str(attribute.value))  # type: ignore[union-attr]
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _one_line_summary(text: str) -> str:
+    """The first paragraph on one line: summaries (the API reference's tables) show a
+    docstring's first line, and a first sentence wrapped over two lines would be cut.
+    Markdown renders the paragraph the same either way. Left alone when the paragraph
+    holds anything but prose (a list, a field, a literal block, a table)."""
+    head, sep, rest = text.partition("\n\n")
+    lines = head.split("\n")
+    if len(lines) < 2 or any(
+        not line.strip()
+        or line.startswith((" ", "\t", "-", "*", "|", "=", "#", ">"))
+        or (line.startswith(":") and not ROLE.match(line))  # a field, not a role
+        or line.rstrip().endswith("::")
+        for line in lines
+    ):
+        return text
+    return " ".join(line.strip() for line in lines) + sep + rest
 
 
 def _literal_blocks(text: str) -> Iterator[tuple[str, str]]:
