@@ -16,7 +16,6 @@ from typing import NoReturn
 
 import anyio
 
-from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
 from .._controller.controller import Controller
 from .._exceptions import LeaderElectionLost, Unauthorized
@@ -24,7 +23,7 @@ from .._leaderelection.config import LeaderElectionConfig
 from .._leaderelection.elector import LeaderElector
 from .._rest.api_client import ApiClient
 from .._sharding.replica import Sharding
-from .mode import ModeSetup, NewFactory, factory_per_namespace, run_controllers
+from .mode import FactoryPerNamespace, ModeSetup, run_controllers
 from .startup import preflight_lease, unauthorized
 
 __all__ = ["LeaderElected", "new_elector", "run_elected"]
@@ -66,7 +65,7 @@ async def run_elected(elector: LeaderElector, address: str) -> NoReturn:
     )
 
 
-class LeaderElected:
+class LeaderElected(FactoryPerNamespace):
     """The controllers run while this replica holds ``config``'s Lease (module docstring)."""
 
     shards: Sharding | None = None
@@ -78,16 +77,6 @@ class LeaderElected:
     @property
     def shutdown_grace(self) -> float:
         return self.config.lease_duration - self.config.renew_deadline
-
-    def new_factories(
-        self, namespaces: Sequence[str | None], new_factory: NewFactory
-    ) -> list[SharedInformerFactory]:
-        return factory_per_namespace(namespaces, new_factory)
-
-    def class_factories(
-        self, namespaces: Sequence[str | None], factories: Sequence[SharedInformerFactory]
-    ) -> list[tuple[str | None, SharedInformerFactory]]:
-        return list(zip(namespaces, factories, strict=True))
 
     def prepare(self, setup: ModeSetup) -> list[SharedIndexInformer]:
         """Build the elector (its ``leader-election`` liveness check and

@@ -37,11 +37,11 @@ from .._rest.api_client import ApiClient
 from .._sharding.replica import Sharding
 
 __all__ = [
+    "FactoryPerNamespace",
     "ModeSetup",
     "NewFactory",
     "Plain",
     "RunMode",
-    "factory_per_namespace",
     "run_controllers",
 ]
 
@@ -111,11 +111,20 @@ class RunMode(Protocol):
         :class:`~informer.Unauthorized` naming ``address``, a controller's error."""
 
 
-def factory_per_namespace(
-    namespaces: Sequence[str | None], new_factory: NewFactory
-) -> list[SharedInformerFactory]:
-    """One factory per namespace, in order (``[None]``: one for all namespaces)."""
-    return [new_factory(ns) for ns in namespaces]
+class FactoryPerNamespace:
+    """The factories of the plain, leader-elected and key-sharded modes: one per
+    namespace, in order (``[None]``: one for all namespaces), and one instance of each
+    controller class per factory."""
+
+    def new_factories(
+        self, namespaces: Sequence[str | None], new_factory: NewFactory
+    ) -> list[SharedInformerFactory]:
+        return [new_factory(ns) for ns in namespaces]
+
+    def class_factories(
+        self, namespaces: Sequence[str | None], factories: Sequence[SharedInformerFactory]
+    ) -> list[tuple[str | None, SharedInformerFactory]]:
+        return list(zip(namespaces, factories, strict=True))
 
 
 async def run_controllers(controllers: Sequence[Controller]) -> None:
@@ -125,7 +134,7 @@ async def run_controllers(controllers: Sequence[Controller]) -> None:
             tg.start_soon(controller.run, name=f"controller {controller.name}")
 
 
-class Plain:
+class Plain(FactoryPerNamespace):
     """The controllers run from startup until the Manager stops; nothing is held."""
 
     elector: LeaderElector | None = None
@@ -134,16 +143,6 @@ class Plain:
 
     def __init__(self) -> None:
         self._controllers: Sequence[Controller] = ()
-
-    def new_factories(
-        self, namespaces: Sequence[str | None], new_factory: NewFactory
-    ) -> list[SharedInformerFactory]:
-        return factory_per_namespace(namespaces, new_factory)
-
-    def class_factories(
-        self, namespaces: Sequence[str | None], factories: Sequence[SharedInformerFactory]
-    ) -> list[tuple[str | None, SharedInformerFactory]]:
-        return list(zip(namespaces, factories, strict=True))
 
     def prepare(self, setup: ModeSetup) -> list[SharedIndexInformer]:
         self._controllers = setup.controllers

@@ -47,14 +47,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from .._cache.factory import SharedInformerFactory
 from .._cache.informer import SharedIndexInformer
 from .._exceptions import Unauthorized
 from .._leaderelection.elector import LeaderElector
 from .._rest.api_client import ApiClient
 from .._sharding.config import ShardingConfig
 from .._sharding.replica import Sharding
-from .mode import ModeSetup, NewFactory, factory_per_namespace
+from .mode import FactoryPerNamespace, ModeSetup
 from .startup import preflight_lease, unauthorized
 
 __all__ = ["HANDOFF_WAIT_BUCKETS", "ShardCollector", "ShardedByKey"]
@@ -62,7 +61,7 @@ __all__ = ["HANDOFF_WAIT_BUCKETS", "ShardCollector", "ShardedByKey"]
 HANDOFF_WAIT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
 
-class ShardedByKey:
+class ShardedByKey(FactoryPerNamespace):
     """The controllers reconcile this replica's share of the keys (module docstring)."""
 
     elector: LeaderElector | None = None
@@ -74,16 +73,6 @@ class ShardedByKey:
     @property
     def shutdown_grace(self) -> float:
         return self.config.drain_grace
-
-    def new_factories(
-        self, namespaces: Sequence[str | None], new_factory: NewFactory
-    ) -> list[SharedInformerFactory]:
-        return factory_per_namespace(namespaces, new_factory)
-
-    def class_factories(
-        self, namespaces: Sequence[str | None], factories: Sequence[SharedInformerFactory]
-    ) -> list[tuple[str | None, SharedInformerFactory]]:
-        return list(zip(namespaces, factories, strict=True))
 
     def prepare(self, setup: ModeSetup) -> list[SharedIndexInformer]:
         """Gate the controllers; register the ``sharding`` readiness check and the

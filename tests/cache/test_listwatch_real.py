@@ -81,7 +81,7 @@ def deployment_spec(name: str) -> dict[str, Any]:
     }
 
 
-async def until(events: AsyncIterator[WatchEvent], count: int) -> list[WatchEvent]:
+async def next_events(events: AsyncIterator[WatchEvent], count: int) -> list[WatchEvent]:
     """The next ``count`` non-BOOKMARK events."""
     got: list[WatchEvent] = []
     async for e in events:
@@ -128,7 +128,7 @@ async def test_watch_added_modified_deleted(api_client: ApiClient, namespace: st
             created = await create(api_client, CONFIGMAPS, namespace, "w", data={"k": "1"})
             await patch(api_client, CONFIGMAPS, namespace, "w", {"data": {"k": "2"}})
             await delete(api_client, CONFIGMAPS, namespace, "w")
-            got = await until(events, 3)
+            got = await next_events(events, 3)
     assert summary(got) == [("ADDED", "w"), ("MODIFIED", "w"), ("DELETED", "w")]
     assert got[0]["object"] == created
     assert got[1]["object"]["data"] == {"k": "2"}
@@ -145,7 +145,7 @@ async def test_label_selector_filters_list_and_watch(api_client: ApiClient, name
             await create(api_client, CONFIGMAPS, namespace, "mine", labels={"app": "x"})
             await patch(api_client, CONFIGMAPS, namespace, "other", {"data": {"a": "b"}})
             await patch(api_client, CONFIGMAPS, namespace, "mine", {"data": {"a": "b"}})
-            got = await until(events, 2)
+            got = await next_events(events, 2)
         page = await lw.list()
     assert summary(got) == [("ADDED", "mine"), ("MODIFIED", "mine")]
     assert [i["metadata"]["name"] for i in page["items"]] == ["mine"]
@@ -168,7 +168,7 @@ async def test_deployments(api_client: ApiClient, namespace: str) -> None:
         async with lw.watch(resource_version=first["metadata"]["resourceVersion"]) as events:
             await create(api_client, DEPLOYMENTS, namespace, "web", **deployment_spec("web"))
             await patch(api_client, DEPLOYMENTS, namespace, "web", {"spec": {"replicas": 3}})
-            got = await until(events, 2)
+            got = await next_events(events, 2)
         page = await lw.list()
     assert summary(got) == [("ADDED", "web"), ("MODIFIED", "web")]
     assert got[1]["object"]["spec"]["replicas"] == 3

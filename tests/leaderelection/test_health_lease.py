@@ -17,7 +17,7 @@ observed (not assumed) before the clock moves, so no renewal is in flight by the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -75,10 +75,6 @@ def overdue(namespace: str, seconds: str, lease_duration: str = "30s") -> str:
     )
 
 
-async def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    await until(predicate, what, WITHIN)
-
-
 async def next_renewal(elector: LeaderElector) -> None:
     """Wait for the elector's next successful write or read of a changed record.
 
@@ -86,7 +82,7 @@ async def next_renewal(elector: LeaderElector) -> None:
     stamp is the clock's value at some moment after this call began."""
     before = elector.observed_record
 
-    await wait_until(lambda: elector.observed_record != before, f"{elector.identity} to renew")
+    await until(lambda: elector.observed_record != before, f"{elector.identity} to renew", WITHIN)
 
 
 class Requests:
@@ -114,11 +110,11 @@ class Requests:
         """Wait until ``api`` had ``n`` more failed requests (so none is in flight that
         could still succeed: an elector sends one request at a time)."""
         target = self.failures(api) + n
-        await wait_until(lambda: self.failures(api) >= target, f"{n} failed request(s)")
+        await until(lambda: self.failures(api) >= target, f"{n} failed request(s)", WITHIN)
 
     async def more_reads(self, api: Any, n: int) -> None:
         target = self.reads(api) + n
-        await wait_until(lambda: self.reads(api) >= target, f"{n} more read(s) of the Lease")
+        await until(lambda: self.reads(api) >= target, f"{n} more read(s) of the Lease", WITHIN)
 
 
 @pytest.fixture
@@ -308,7 +304,7 @@ async def test_a_partitioned_leader_is_reported_before_its_lease_is_taken_over(
             await requests.more_failures(via_proxy)
             # beta has seen alpha's last renewal (at T0): the lease runs out at T0 + 30.
             final = await lease_spec(api_client, namespace)
-            await wait_until(lambda: beta.observed_record == final, "beta to see the record")
+            await until(lambda: beta.observed_record == final, "beta to see the record", WITHIN)
 
             clock.now = T0 + LIMIT + 0.75
             assert alpha_check() == overdue(namespace, "22.0s")

@@ -13,7 +13,6 @@ of operations, and two derived from the timings with their margins stated.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -26,6 +25,7 @@ from informer._leaderelection.elector import LeaderElector
 from informer._leaderelection.record import micro_time
 from informer._leaderelection.timings import LeaseTimings
 from informer._rest.request import request_json
+from informer.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -40,20 +40,6 @@ def lease_path(namespace: str, name: str = LEASE) -> str:
 
 async def get_lease(api: Any, namespace: str, name: str = LEASE) -> dict[str, Any]:
     return await request_json(api, "GET", lease_path(namespace, name))
-
-
-async def wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]], within: float = 5.0, interval: float = 0.02
-) -> None:
-    """Poll ``predicate`` (sync or async) until true; fail after ``within`` seconds."""
-    with anyio.fail_after(within):
-        while True:
-            result = predicate()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-            await anyio.sleep(interval)
 
 
 class Running:
@@ -218,7 +204,7 @@ async def test_acquire_renew_release(api_client: Any, namespace: str) -> None:
             spec = (await get_lease(api_client, namespace))["spec"]
             return bool(spec["renewTime"] > first["renewTime"])
 
-        await wait_until(renewed)
+        await eventually(renewed, timeout=5.0, interval=0.02)
         spec = (await get_lease(api_client, namespace))["spec"]
         assert spec["acquireTime"] == first["acquireTime"]  # kept across renewals
         assert spec["holderIdentity"] == "alpha" and spec["leaseTransitions"] == 0
@@ -322,7 +308,9 @@ async def test_electors_racing_for_one_lease(api_client: Any, namespace: str) ->
     async with anyio.create_task_group() as tg:
         for r in runs:
             tg.start_soon(r.run)
-        await wait_until(lambda: sum(e.is_leader() for e in electors) == 1)
+        await eventually(
+            lambda: sum(e.is_leader() for e in electors) == 1, timeout=5.0, interval=0.02
+        )
         leader = next(e for e in electors if e.is_leader())
         followers = [e for e in electors if e is not leader]
         with anyio.fail_after(5):
@@ -335,7 +323,7 @@ async def test_electors_racing_for_one_lease(api_client: Any, namespace: str) ->
                 # MicroTimes of one writer order as strings do.
                 return all(str(f.observed_record.get("renewTime", "")) > mark for f in followers)
 
-            await wait_until(renewal_seen)
+            await eventually(renewal_seen, timeout=5.0, interval=0.02)
         assert timeline == [(leader.identity, "started")]
         assert all(recs[n].leaders == [leader.identity] for n in names)
         assert [e.is_leader() for e in electors] == [e is leader for e in electors]
@@ -344,7 +332,7 @@ async def test_electors_racing_for_one_lease(api_client: Any, namespace: str) ->
         assert spec["leaseTransitions"] == 0
         # The leader goes away gracefully: exactly one successor, transitions + 1.
         await runs[electors.index(leader)].stop()
-        await wait_until(lambda: len(timeline) == 3)
+        await eventually(lambda: len(timeline) == 3, timeout=5.0, interval=0.02)
         successor_name = timeline[2][0]
         assert timeline == [
             (leader.identity, "started"),
@@ -390,9 +378,11 @@ async def test_conflicting_update_loses_the_round(
         r = Running(e)
         await tg.start(r.run)
         assert len(conflicts) == 1 and not e.is_leader()
-        await wait_until(lambda: e.leader == "intruder")
+        await eventually(lambda: e.leader == "intruder", timeout=5.0, interval=0.02)
         target = reads + 5
-        await wait_until(lambda: reads >= target)  # five more attempts, all declined
+        await eventually(
+            lambda: reads >= target, timeout=5.0, interval=0.02
+        )  # five more attempts, all declined
         assert not e.is_leader() and not rec.started.is_set()
         assert (await get_lease(api_client, namespace))["spec"]["holderIdentity"] == "intruder"
         clock.now += 1.5
@@ -420,7 +410,7 @@ async def test_leader_survives_a_stale_resource_version(api_client: Any, namespa
             now = await get_lease(api_client, namespace)
             return bool(now["spec"]["renewTime"] > touched["spec"]["renewTime"])
 
-        await wait_until(renewed_after_touch)
+        await eventually(renewed_after_touch, timeout=5.0, interval=0.02)
         now = await get_lease(api_client, namespace)
         assert now["spec"]["holderIdentity"] == "alpha" and e.is_leader()
         assert now["metadata"]["labels"] == {"touched": "yes"}
@@ -457,7 +447,7 @@ async def test_expiry_is_judged_by_local_observation_time(
     async def attempts(n: int) -> None:
         """Let the elector read the Lease ``n`` more times."""
         target = reads + n
-        await wait_until(lambda: reads >= target)
+        await eventually(lambda: reads >= target, timeout=5.0, interval=0.02)
 
     monkeypatch.setattr(le_module, "request_json", counting)
     clock = FakeClock()
@@ -487,7 +477,7 @@ async def test_expiry_is_judged_by_local_observation_time(
         await attempts(3)
         assert not e.is_leader()
         clock.now = 1019.5  # 10.5 s after the last change: expired
-        await wait_until(e.is_leader)
+        await eventually(e.is_leader, timeout=5.0, interval=0.02)
         spec = (await get_lease(api_client, namespace))["spec"]
         assert spec["holderIdentity"] == "beta"
         assert spec["leaseTransitions"] == 5

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import orjson
 import pytest
+from api_helpers import write_kubeconfig
 from fake_http import serving
 from test_transport import Server
 
@@ -32,23 +33,9 @@ async def server() -> AsyncIterator[Server]:
         yield fake
 
 
-def write_kubeconfig(
-    path: Path, server: str, token: str = "t", *, user: dict[str, Any] | None = None
-) -> None:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": server}}],
-        "users": [{"name": "u", "user": user or {"token": token}}],
-        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "ctx",
-    }
-    path.write_bytes(orjson.dumps(config))  # JSON is YAML
-
-
 async def test_new_api_client_from_kubeconfig(server: Server, tmp_path: Path) -> None:
     path = tmp_path / "kubeconfig"
-    write_kubeconfig(path, server.url, "s3cret")
+    write_kubeconfig(path, server.url, {"token": "s3cret"})
     async with await new_api_client(kubeconfig=str(path)) as client:
         await request_json(client, "GET", "/version")
     assert server.seen[-1].headers["Authorization"] == "Bearer s3cret"
@@ -93,7 +80,7 @@ async def test_exec_plugin_token_is_refreshed(
         }
     }
     path = tmp_path / "kubeconfig"
-    write_kubeconfig(path, server.url, user=user)
+    write_kubeconfig(path, server.url, user)
     with anyio.fail_after(30):
         async with await new_api_client(kubeconfig=str(path)) as client:
             await request_json(client, "GET", "/a")
@@ -105,7 +92,7 @@ async def test_new_api_client_uses_kubeconfig_env(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "kc"
-    write_kubeconfig(path, server.url, "from-env")
+    write_kubeconfig(path, server.url, {"token": "from-env"})
     monkeypatch.setenv("KUBECONFIG", f"{path}{os.pathsep}/nonexistent")
     async with await new_api_client() as client:
         assert client.configuration.host == server.url
@@ -118,7 +105,7 @@ async def test_new_api_client_missing_file(tmp_path: Path) -> None:
 
 async def test_new_api_client_bad_context(server: Server, tmp_path: Path) -> None:
     path = tmp_path / "kubeconfig"
-    write_kubeconfig(path, server.url, "t")
+    write_kubeconfig(path, server.url, {"token": "t"})
     with pytest.raises(ConfigError, match="kubeconfig"):
         await new_api_client(kubeconfig=str(path), context="nope")
 
