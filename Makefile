@@ -11,7 +11,7 @@ RUN_DIR := .cache/run
 # workers overlap those waits even on 2 cores. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install control-plane test lint typecheck run bench chaos clean
+.PHONY: install control-plane test lint typecheck check-generated run bench chaos clean
 
 install: $(STAMP)
 
@@ -37,7 +37,14 @@ test: install
 	$(BIN)/ruff check . && \
 	$(BIN)/ruff format --check . && \
 	$(BIN)/mypy && \
+	$(MAKE) --no-print-directory check-generated && \
 	KUBEBUILDER_ASSETS="$$assets" $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# Generated manifests are current: the samples' CRD (from controllers/configmap_mirror_types.py).
+# The same commands without --check regenerate them.
+check-generated: install
+	$(BIN)/python -m informer.crd generate controllers.configmap_mirror_types \
+		-o controllers/crds/configmapmirror.yaml --check
 
 run: install
 	@assets="$$(hack/build-control-plane.sh)" && \

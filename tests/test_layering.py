@@ -29,7 +29,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # the floor: no imports of the package but the error tree
     "_exceptions": frozenset(),
     "_failures": frozenset(),
+    "_manifests": frozenset(),
     "_meta": frozenset({"_exceptions"}),
+    # custom resources as pydantic models (the optional extra): objects, nothing else
+    "_crd": frozenset({"_exceptions", "_meta"}),
     # the transport, and the two machines that need none of it
     "_rest": frozenset({"_exceptions", "_meta"}),
     "_queue": frozenset({"_exceptions"}),
@@ -54,6 +57,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "run": _BASE
     | {"_rest", "_cache", "_controller", "_leaderelection", "_sharding", "_http", "_manager"},
     "testing": _BASE | {"_rest", "_cache", "_client", "_controller", "_http", "_manager"},
+    "crd": _BASE | {"_crd", "_manifests"},
 }  # fmt: skip
 """Folder (or flat module) of ``informer`` -> what it may import of the package. Lower
 layers never import higher ones; the public modules (``cache``, ``meta``...) and the root
