@@ -3,9 +3,9 @@ tests of tests/crd/: schema generation, typed access, the real server's validati
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from informer.crd import (
     Conditions,
@@ -62,6 +62,12 @@ class WidgetSpec(Schema):
     """Anything (kept as is)."""
     enabled: bool = True
     """Off switch."""
+
+    @model_validator(mode="after")
+    def _ratio_needs_size(self) -> Self:  # Widget.spec's CEL rule, in Python too
+        if self.ratio is not None and self.size <= 1:
+            raise ValueError("a ratio needs size > 1")
+        return self
 
 
 class WidgetStatus(Schema):

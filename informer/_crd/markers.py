@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+from pydantic_core import core_schema
+
 __all__ = [
     "EmbeddedResource",
     "Format",
@@ -51,7 +53,8 @@ class _Marker:
 class ListType(_Marker):
     """``x-kubernetes-list-type``: ``"atomic"`` (one owner replaces the whole list),
     ``"set"`` (unique scalars, merged by value) or ``"map"`` (objects merged by
-    ``keys``, the ``x-kubernetes-list-map-keys``)."""
+    ``keys``, the ``x-kubernetes-list-map-keys``: the Python field names or the
+    object's). The model refuses duplicates in a set or a map, as the server does."""
 
     kind: Literal["atomic", "set", "map"]
     keys: Sequence[str] = ()
@@ -60,11 +63,41 @@ class ListType(_Marker):
         if (self.kind == "map") != bool(self.keys):
             raise ValueError("ListType: keys are required for 'map' lists, and only for them")
 
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        if self.kind == "atomic":
+            return schema
+        return core_schema.no_info_after_validator_function(self._unique, schema)
+
+    def _unique(self, items: list[Any]) -> list[Any]:
+        seen: set[Any] = set()
+        for i, item in enumerate(items or ()):
+            key = item if self.kind == "set" else tuple(_member(item, k) for k in self.keys)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: compare by value
+                duplicate = False
+            if duplicate:
+                raise ValueError(f"[{i}]: duplicate value {key!r} in a list of type {self.kind}")
+        return items
+
     def extension(self) -> dict[str, Any]:
         ext: dict[str, Any] = {"x-kubernetes-list-type": self.kind}
         if self.keys:
             ext["x-kubernetes-list-map-keys"] = list(self.keys)
         return ext
+
+
+def _member(item: Any, key: str) -> Any:
+    """A map list's key of ``item`` (a model: by field name or alias; a dict: by key)."""
+    if isinstance(item, dict):
+        return item.get(key)
+    fields = type(item).model_fields if hasattr(type(item), "model_fields") else {}
+    for name, info in fields.items():
+        if key in (name, info.alias):
+            return getattr(item, name)
+    return getattr(item, key, None)
 
 
 @dataclass(frozen=True, slots=True)
