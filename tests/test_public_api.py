@@ -80,6 +80,10 @@ EXPECTED: dict[str, set[str]] = {
         "MapType", "ObjectMeta", "PreserveUnknownFields", "PrinterColumn", "Scale", "Schema",
         "SchemaError", "Validation", "Version", "definitions", "models_source",
     },
+    "informer.rbac": {
+        "Access", "AccessMode", "Need", "UndeclaredAccess", "access_mode", "controller_needs",
+        "lease_needs", "policy_rules", "role_documents", "set_access_mode",
+    },
     "informer.testing.control_plane": {
         "ControlPlane", "ControlPlaneError", "User",
     },
