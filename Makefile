@@ -11,7 +11,7 @@ RUN_DIR := .cache/run
 # workers overlap those waits even on 2 cores. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install control-plane test lint typecheck docs run bench chaos clean
+.PHONY: install control-plane test lint typecheck docs check-generated run bench chaos clean
 
 install: $(STAMP)
 
@@ -42,8 +42,26 @@ test: install
 	$(BIN)/ruff check . && \
 	$(BIN)/ruff format --check . && \
 	$(BIN)/mypy && \
+	$(MAKE) --no-print-directory check-generated && \
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet && \
 	KUBEBUILDER_ASSETS="$$assets" $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# Generated manifests are current: the samples' CRD (from controllers/configmap_mirror_types.py)
+# and deploy/'s roles (from the samples' watches and declared writes, and the runner's
+# --leader-elect). The same commands without --check regenerate them.
+SAMPLES := controllers.configmap_reloader:ConfigMapReloader \
+	controllers.deployment_inventory:DeploymentInventory
+RBAC_FLAGS := --name kube-informer --service-account kube-informer:kube-informer \
+	--label app.kubernetes.io/name=kube-informer
+check-generated: install
+	$(BIN)/python -m informer.crd generate controllers.configmap_mirror_types \
+		-o controllers/crds/configmapmirror.yaml --check
+	$(BIN)/python -m informer.rbac generate $(SAMPLES) controllers.configmap_mirror:ConfigMapMirror \
+		$(RBAC_FLAGS) -o deploy/cluster/rbac.yaml --check
+	$(BIN)/python -m informer.rbac generate $(SAMPLES) --namespace default \
+		$(RBAC_FLAGS) -o deploy/namespaced/watched-namespace-rbac.yaml --check
+	$(BIN)/python -m informer.rbac generate --leader-elect --lease-namespace kube-informer \
+		$(RBAC_FLAGS) -o deploy/base/leader-election-rbac.yaml --check
 
 run: install
 	@assets="$$(hack/build-control-plane.sh)" && \

@@ -29,6 +29,7 @@ from informer import (
 from informer.cache import IndexFunc
 from informer.meta import format_label_selector, parse_label_selector
 from informer.predicates import generation_changed
+from informer.rbac import Access
 from informer.resources import CONFIGMAPS, NAMESPACES
 
 MIRRORS = Resource("mirror.informer.dev", "v1alpha1", "configmapmirrors", kind="ConfigMapMirror")
@@ -39,6 +40,11 @@ MIRROR_LABEL = "mirror.informer.dev/mirror-uid"
 
 class ConfigMapMirror(Controller):
     name: ClassVar[str] = "configmap-mirror"
+    writes = (
+        Access(CONFIGMAPS, "create", "update", "delete"),  # the copies
+        Access(MIRRORS, "patch"),  # its finalizer
+        Access(MIRRORS, "patch", subresource="status"),
+    )
 
     def setup(self) -> None:
         by: dict[str, IndexFunc] = {

@@ -62,6 +62,7 @@ from informer import (
     namespace_of,
 )
 from informer.meta import split_meta_namespace_key
+from informer.rbac import Access
 from informer.resources import CONFIGMAPS, DEPLOYMENTS
 
 __all__ = [
@@ -166,6 +167,7 @@ class ConfigMapReloader(Controller):
     """
 
     name: ClassVar[str] = "configmap-reloader"
+    writes = (Access(DEPLOYMENTS, "patch"),)  # the pod template's config-hash annotation
 
     deployments: SharedIndexInformer
     configmaps: SharedIndexInformer

@@ -64,6 +64,7 @@ from informer import (
     namespace_of,
     uid_of,
 )
+from informer.rbac import Access
 from informer.resources import CONFIGMAPS, DEPLOYMENTS
 
 __all__ = [
@@ -196,6 +197,10 @@ class DeploymentInventory(Controller):
     """
 
     name: ClassVar[str] = "deployment-inventory"
+    writes = (  # its ConfigMap (RBAC cannot limit a create by name)
+        Access(CONFIGMAPS, "create"),
+        Access(CONFIGMAPS, "update", "delete", names=[INVENTORY_NAME]),
+    )
 
     deployments: SharedIndexInformer
     inventories: SharedIndexInformer

@@ -31,7 +31,9 @@ sees a transport exception.
     ├── CacheSyncTimeout            caches did not sync within the Manager's startup timeout
     ├── LeaderElectionLost          the Lease was lost: the Manager stopped the controllers
     ├── ShardMembershipLost         a shard member's Lease was not renewed in time: stopped
-    └── AlreadyOwnedError           set_controller_reference: another owner is the controller
+    ├── AlreadyOwnedError           set_controller_reference: another owner is the controller
+    ├── InvalidObject               an object does not fit its typed model (names it and the field)
+    └── UndeclaredAccess            a controller's API call its declared writes do not cover
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ __all__ = [
     "FIFOClosedError",
     "Forbidden",
     "InformerError",
+    "InvalidObject",
     "LeaderElectionLost",
     "NotFound",
     "ObjectKeyError",
@@ -63,6 +66,7 @@ __all__ = [
     "TargetError",
     "TooManyRequests",
     "Unauthorized",
+    "UndeclaredAccess",
     "WatchDecodeError",
     "WatchEventTooLarge",
     "api_error_from_status",
@@ -353,3 +357,50 @@ def api_error_from_status(
         resource=resource,
         namespace=namespace,
     )
+
+
+class InvalidObject(InformerError, ValueError):
+    """An object does not validate against its typed model (``informer.crd``).
+
+    ``obj`` names it (``Kind namespace/name``) and ``errors`` lists each failure as
+    ``(field path, message)``, the path in the object's own (camelCase) field names,
+    e.g. ``("spec.targetNamespaces[0]", "String should have at least 1 character")``.
+    """
+
+    def __init__(self, obj: str, errors: list[tuple[str, str]]) -> None:
+        self.obj = obj
+        self.errors = errors
+        shown = "; ".join(f"{path or '<root>'}: {message}" for path, message in errors)
+        super().__init__(f"{obj}: {shown}")
+
+
+class UndeclaredAccess(InformerError):
+    """A controller that declares its writes (``Controller.writes``, ``informer.rbac``)
+    made an API call they do not cover, which its generated Role would not allow.
+
+    Raised before the request in strict mode (the pytest plugin's); in the default mode
+    the call is logged once and made. Add the verb to the controller's ``writes`` (and
+    regenerate its Role with ``python -m informer.rbac generate``).
+    """
+
+    def __init__(
+        self,
+        controller: str,
+        verb: str,
+        resource: str,
+        *,
+        name: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        self.controller = controller
+        self.verb = verb
+        self.resource = resource
+        self.name = name
+        self.namespace = namespace
+        where = f" {name}" if name else ""
+        scope = f" in namespace {namespace!r}" if namespace else ""
+        super().__init__(
+            f"controller {controller}: {verb} {resource}{where}{scope} is not declared: add "
+            f"Access(<its Resource>, {verb!r}) to the controller's writes (reads for get, "
+            "list) and regenerate its Role (python -m informer.rbac generate)"
+        )

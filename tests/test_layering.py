@@ -29,7 +29,12 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # the floor: no imports of the package but the error tree
     "_exceptions": frozenset(),
     "_failures": frozenset(),
+    "_manifests": frozenset(),
     "_meta": frozenset({"_exceptions"}),
+    # custom resources as pydantic models (the optional extra): objects, nothing else
+    "_crd": frozenset({"_exceptions", "_meta"}),
+    # what a controller may do: declarations, the run-time check, roles from them
+    "_rbac": _BASE | {"_cache"},
     # the transport, and the two machines that need none of it
     "_rest": frozenset({"_exceptions", "_meta"}),
     "_queue": frozenset({"_exceptions"}),
@@ -41,7 +46,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "_http": _BASE | {"_rest"},
     "_client": _BASE | {"_rest", "_cache"},
     # controllers, and what coordinates them
-    "_controller": _BASE | {"_rest", "_cache", "_queue", "_events", "_client", "predicates"},
+    "_controller": _BASE
+    | {"_rest", "_cache", "_queue", "_events", "_client", "_rbac", "predicates"},
     "_sharding": _BASE | {"_rest", "_leaderelection", "_controller"},
     "_observability": _BASE
     | {"_rest", "_cache", "_queue", "_events", "_leaderelection", "_controller", "_http"},
@@ -53,7 +59,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # the command and the kit stand on the Manager; the public modules only re-export
     "run": _BASE
     | {"_rest", "_cache", "_controller", "_leaderelection", "_sharding", "_http", "_manager"},
-    "testing": _BASE | {"_rest", "_cache", "_client", "_controller", "_http", "_manager"},
+    "testing": _BASE
+    | {"_rest", "_cache", "_client", "_controller", "_http", "_manager", "_rbac"},
+    "crd": _BASE | {"_crd", "_manifests"},
+    "rbac": _BASE | {"_rbac", "_manifests", "run"},
 }  # fmt: skip
 """Folder (or flat module) of ``informer`` -> what it may import of the package. Lower
 layers never import higher ones; the public modules (``cache``, ``meta``...) and the root

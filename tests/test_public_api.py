@@ -74,6 +74,16 @@ EXPECTED: dict[str, set[str]] = {
         "ControlPlane", "ControlPlaneError", "FakeListerWatcher", "TcpProxy", "User",
         "eventually", "install_crds", "run_controllers", "wait_for_crds",
     },
+    "informer.crd": {
+        "Condition", "Conditions", "CustomResource", "Definition", "EmbeddedResource", "Format",
+        "IntOrString", "InvalidObject", "LabelSelector", "LabelSelectorRequirement", "ListType",
+        "MapType", "ObjectMeta", "PreserveUnknownFields", "PrinterColumn", "Scale", "Schema",
+        "SchemaError", "Validation", "Version", "definitions", "models_source",
+    },
+    "informer.rbac": {
+        "Access", "AccessMode", "Need", "UndeclaredAccess", "access_mode", "controller_needs",
+        "lease_needs", "policy_rules", "role_documents", "set_access_mode",
+    },
     "informer.testing.control_plane": {
         "ControlPlane", "ControlPlaneError", "User",
     },

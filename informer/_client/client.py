@@ -55,7 +55,11 @@ from .mutate import OperationResult
 from .protocol import PatchType
 from .wait import DeleteLedger
 
-__all__ = ["Client", "PatchType"]
+__all__ = ["AccessCheck", "Client", "PatchType"]
+
+AccessCheck = Callable[..., None]
+"""Called before every request with ``(verb, resource, subresource=, name=, namespace=)``;
+raises to refuse it (a controller's declared-access guard, ``informer._rbac.guard``)."""
 
 _PATCH_TYPES: Final = ("merge", "strategic", "json")
 
@@ -78,6 +82,7 @@ class Client:
         factory: SharedInformerFactory | None = None,
         field_manager: str = "kube-informer",
         discovery: Discovery | None = None,
+        access_check: AccessCheck | None = None,
     ) -> None:
         if not field_manager:
             raise ValueError("field_manager must be a non-empty string")
@@ -86,6 +91,7 @@ class Client:
         self.field_manager = field_manager
         self.discovery = discovery if discovery is not None else Discovery(api_client)
         self._deletes = DeleteLedger()
+        self._check: AccessCheck = access_check or _no_check
 
     # -- resources ------------------------------------------------------------------
 
@@ -133,6 +139,7 @@ class Client:
                     namespace=namespace,
                 )
             return obj
+        self._check("get", resource, name=name, namespace=namespace)
         return await request_json(
             self.api_client,
             "GET",
@@ -172,6 +179,7 @@ class Client:
                 label_selector=label_selector or None,
                 field_match=field_match,
             )
+        self._check("list", resource, namespace=namespace)
         query: dict[str, str] = {}
         if labels:
             query["labelSelector"] = labels
@@ -198,6 +206,7 @@ class Client:
         """
         res = await self.resource_for(obj, resource)
         ns = apiutil.namespace_for(res, obj)
+        self._check("create", res, namespace=ns)
         return await self._write("POST", res, res.path(namespace=ns), ns, obj)
 
     async def update(
@@ -210,6 +219,7 @@ class Client:
         res = await self.resource_for(obj, resource)
         ns = apiutil.namespace_for(res, obj)
         path = res.path(name_of(obj), namespace=ns, subresource=subresource)
+        self._check("update", res, subresource=subresource, name=name_of(obj), namespace=ns)
         return await self._write("PUT", res, path, ns, obj)
 
     async def update_status(self, obj: Obj, *, resource: Resource | None = None) -> Obj:
@@ -238,6 +248,7 @@ class Client:
             )
         apiutil.check_namespace(resource, namespace, "patch")
         path = resource.path(name, namespace=namespace, subresource=subresource)
+        self._check("patch", resource, subresource=subresource, name=name, namespace=namespace)
         return await self._write("PATCH", resource, path, namespace, patch, content_type=patch_type)
 
     async def apply(
@@ -267,6 +278,7 @@ class Client:
         query: dict[str, str | bool] = {"fieldManager": field_manager or self.field_manager}
         if force:
             query["force"] = True
+        self._check("patch", res, subresource=subresource, name=name_of(obj), namespace=ns)
         return await self._write(
             "PATCH", res, path, ns, obj, content_type="apply", query=query, verb="apply"
         )
@@ -306,6 +318,7 @@ class Client:
         ``Background`` for most resources).
         """
         apiutil.check_namespace(resource, namespace, "delete")
+        self._check("delete", resource, name=name, namespace=namespace)
         options: Obj = {}
         preconditions = {
             k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
@@ -430,6 +443,10 @@ class Client:
             resource=resource.group_resource,
             namespace=namespace,
         )
+
+
+def _no_check(*args: Any, **kwargs: Any) -> None:
+    """The access check of a client that has none."""
 
 
 def _listed_items(answer: Obj, resource: Resource) -> builtins.list[Obj]:

@@ -58,7 +58,7 @@ The factory passed in may be started (``async with factory``) before or after
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 import anyio
@@ -76,6 +76,8 @@ from .._meta.types import Obj
 from .._queue.metrics import QueueMetrics
 from .._queue.ratelimit import RateLimiter
 from .._queue.workqueue import RateLimitingQueue
+from .._rbac.access import Access
+from .._rbac.guard import declared_guard
 from .mappers import KeyMapper
 from .naming import component_of, kebab
 from .options import DEFAULT_MAX_RETRIES, DEFAULT_SHUTDOWN_GRACE, ControllerOptions
@@ -145,6 +147,11 @@ class Controller:
     """Seconds :meth:`run` waits, on cancellation, for in-flight reconciles to finish."""
     rate_limiter: ClassVar[Callable[[], RateLimiter] | None] = None
     """Factory of each instance's retry limiter (None: the default limiter)."""
+    writes: ClassVar[Sequence[Access] | None] = None
+    """What :attr:`client` writes (``informer.rbac.Access`` grants): checked before each
+    request, and the source of the controller's generated Role. None: not declared."""
+    reads: ClassVar[Sequence[Access]] = ()
+    """API reads of resources it does not watch (watched ones need no declaration)."""
     key_gate: KeyGate | None = None
     """Asked before each reconcile whether this replica may reconcile the key now
     (:class:`KeyGate`; set by the Manager when sharding). None: every key is admitted."""
@@ -199,6 +206,7 @@ class Controller:
             factory=factory,
             field_manager=component,
             discovery=shared_discovery(api_client),
+            access_check=declared_guard(type(self), self.name, lambda: self.informers),
         )
         """Cached reads from :attr:`factory`'s informers, writes to the API server."""
         self.recorder = EventRecorder(self, component)

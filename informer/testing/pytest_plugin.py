@@ -25,6 +25,11 @@ Fixtures (async ones run on anyio's test runner, so tests use ``@pytest.mark.any
     event handler, reconcile, transform or callback). Requesting it declares that the
     test expects failures and checks them itself.
 
+**Undeclared access fails tests.** A controller that declares its ``writes``
+(``informer.rbac``) raises :class:`~informer.UndeclaredAccess` on a client call they do
+not cover (strict mode, set through ``KUBE_INFORMER_ACCESS_CHECK`` so the runners a test
+starts inherit it), and the absorbed reconcile failure fails the test.
+
 Tests using ``control_plane`` (directly or through these fixtures) get the
 ``control_plane`` marker, so ``-m "not control_plane"`` deselects them.
 
@@ -107,11 +112,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "otherwise fails a test in which the library absorbed an exception)",
     )
     quiet_logs(config.getoption(_LOG_LEVEL) or config.getini(_LOG_LEVEL))
+    strict_access_checks()
     # Registered now, after anyio's plugin, so its session scope wins (see the module).
     from . import _pytest_backend
 
     if not config.pluginmanager.is_registered(_pytest_backend):
         config.pluginmanager.register(_pytest_backend, "kube_informer_anyio_backend")
+
+
+def strict_access_checks() -> None:
+    """A controller's call its declared writes do not cover raises in tests (and in the
+    runners they start, through the environment), unless the environment says otherwise
+    (``KUBE_INFORMER_ACCESS_CHECK=warn``)."""
+    import os
+
+    from .._rbac.guard import ENV_VAR
+
+    os.environ.setdefault(ENV_VAR, "strict")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

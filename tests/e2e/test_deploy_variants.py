@@ -94,15 +94,15 @@ def test_namespaced_variant_grants_the_same_rules_in_one_namespace() -> None:
     the runner told to watch that namespace; everything else as the cluster-wide one."""
     docs = namespaced()
     # configmap-mirror does not run there (its copies go to other namespaces): the others'
-    # rules, the inventory's ConfigMap access limited to its name.
-    mirror_only = {r for r in rules("ClusterRole", "kube-informer") if r[0] != "apps"} - {
-        ("", "configmaps", "list", ""),
-        ("", "configmaps", "watch", ""),
-        ("", "configmaps", "create", ""),
+    # rules, the inventory's updates and deletes limited to its name.
+    assert rules("Role", "kube-informer", docs) == {
+        *{("apps", "deployments", verb, "") for verb in ("get", "list", "watch", "patch")},
+        *{("", "configmaps", verb, "") for verb in ("get", "list", "watch", "create")},
+        ("", "configmaps", "update", INVENTORY_NAME),
+        ("", "configmaps", "delete", INVENTORY_NAME),
+        ("events.k8s.io", "events", "create", ""),
+        ("events.k8s.io", "events", "patch", ""),
     }
-    inventory = {("", "configmaps", verb, INVENTORY_NAME) for verb in ("get", "update", "delete")}
-    expected = rules("ClusterRole", "kube-informer") - mirror_only | inventory
-    assert rules("Role", "kube-informer", docs) == expected
     role = find("Role", "kube-informer", docs)
     binding = find("RoleBinding", "kube-informer", docs)
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == WATCHED
