@@ -127,21 +127,22 @@ def run_mode(
 class Manager:
     """Runs controllers: connection, checks, informers, endpoints, leader election.
 
-    ``api_client`` is used as given (the caller closes it); without it one is created
-    from ``kubeconfig`` (default ``$KUBECONFIG``, ``~/.kube/config``, or in-cluster) and
+    ``api_client`` is used as given (the caller closes it); without it one is created from
+    ``kubeconfig`` (default ``$KUBECONFIG``, ``~/.kube/config``, or in-cluster) and
     ``context`` when the Manager starts, and closed when it stops. ``namespaces``: one
     factory each (``None`` or empty: one for all namespaces). ``transform`` and
-    ``watch_list`` apply to every informer (default: strip ``managedFields``, sync with
-    a watch-list stream). ``metrics_bind_address`` / ``health_probe_bind_address``:
-    ``HOST:PORT``, ``:PORT`` or ``"0"`` (disabled; port 0 binds any free port, see
-    :attr:`endpoints`). ``metrics_secure``: serve metrics over HTTPS (the certificate in
-    ``metrics_cert_dir``, else a self-signed one) to bearer tokens the API server
-    authenticates and authorizes for ``get`` on ``/metrics`` (controller-runtime's
-    secure serving); off by default in the library, on by default in the runner.
-    ``gc_freeze``: no cyclic GC during the initial sync, then freeze
-    the cache (restored on exit). ``startup_timeout`` bounds the whole startup (seconds);
-    ``workers`` overrides the controllers' own for the classes it instantiates;
-    ``shutdown_grace`` caps every controller's.
+    ``watch_list`` apply to every informer (default: strip ``managedFields``; sync with a
+    list then a watch, as the Reflector and ``python -m informer.run`` do:
+    ``watch_list=True`` streams the initial state instead). ``metrics_bind_address`` /
+    ``health_probe_bind_address``: ``HOST:PORT``, ``:PORT`` or ``"0"`` (disabled; port 0
+    binds any free port, see :attr:`endpoints`). ``metrics_secure``: serve metrics over
+    HTTPS (the certificate in ``metrics_cert_dir``, else a self-signed one) to bearer tokens
+    the API server authenticates and authorizes for ``get`` on ``/metrics``
+    (controller-runtime's secure serving); off by default in the library, on by default in
+    the runner. ``gc_freeze``: no cyclic GC during the initial sync, then freeze the cache
+    (restored on exit). ``startup_timeout`` bounds the whole startup (seconds); ``workers``
+    overrides the controllers' own for the classes it instantiates; ``shutdown_grace`` caps
+    every controller's.
 
     Add controllers with :meth:`add` before starting; see the module docstring for what
     ``async with manager`` does and which errors it raises.
@@ -161,7 +162,7 @@ class Manager:
         metrics_cert_dir: str | None = None,
         health_probe_bind_address: str = "0",
         gc_freeze: bool = False,
-        watch_list: bool = True,
+        watch_list: bool = False,
         transform: Transform | None = strip_managed_fields,
         startup_timeout: float = 30.0,
         workers: int | None = None,
