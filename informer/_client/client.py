@@ -39,6 +39,7 @@ from .._meta.types import Obj
 from .._rest.api_request import QueryParams
 from .._rest.request import request_json
 from . import apiutil
+from . import apply_result as _apply_result
 from . import finalizers as _finalizers
 from . import manifests as _manifests
 from . import mutate as _mutate
@@ -54,6 +55,7 @@ from .discovery import Discovery
 from .mutate import OperationResult
 from .protocol import PatchType
 from .wait import DeleteLedger
+from .written import WriteMemo
 
 __all__ = ["Client", "PatchType"]
 
@@ -86,6 +88,7 @@ class Client:
         self.field_manager = field_manager
         self.discovery = discovery if discovery is not None else Discovery(api_client)
         self._deletes = DeleteLedger()
+        self._written = WriteMemo()
 
     # -- resources ------------------------------------------------------------------
 
@@ -271,6 +274,33 @@ class Client:
             "PATCH", res, path, ns, obj, content_type="apply", query=query, verb="apply"
         )
 
+    async def apply_with_result(
+        self,
+        obj: Obj,
+        *,
+        force: bool = False,
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        resource: Resource | None = None,
+    ) -> tuple[Obj, OperationResult]:
+        """:meth:`apply`, telling what it did: ``(object, CREATED | UPDATED | UNCHANGED)``.
+
+        Reads the object first (the cache when it covers it) and sends nothing when this
+        client applied the same configuration to the object as it is now: see
+        :func:`informer._client.apply_result.apply_with_result` for the rules and the
+        one direction the result can err in (``UPDATED`` for a no-op racing another
+        writer).
+        """
+        return await _apply_result.apply_with_result(
+            self,
+            self._written,
+            obj,
+            field_manager=field_manager or self.field_manager,
+            force=force,
+            subresource=subresource,
+            resource=resource,
+        )
+
     async def apply_status(
         self,
         obj: Obj,
@@ -343,9 +373,13 @@ class Client:
         *,
         resource: Resource | None = None,
     ) -> tuple[Obj, OperationResult]:
-        """controller-runtime's ``controllerutil.CreateOrUpdate``: see
+        """controller-runtime's ``controllerutil.CreateOrUpdate``, sending nothing when
+        ``mutate`` asks again for what this client last wrote (so a desired spec without
+        the server's defaults is ``UNCHANGED`` from the second call on): see
         :func:`informer._client.mutate.create_or_update`."""
-        return await _mutate.create_or_update(self, obj, mutate, resource=resource)
+        return await _mutate.create_or_update(
+            self, obj, mutate, resource=resource, memo=self._written
+        )
 
     async def apply_manifests(
         self,

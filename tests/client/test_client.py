@@ -16,10 +16,9 @@ from typing import Any
 
 import anyio
 import pytest
+from api_calls import ApiCalls
 from api_helpers import until
 
-import informer._client.client as client_module
-import informer._client.discovery as discovery_module
 from informer import (
     AlreadyExists,
     ApiError,
@@ -44,30 +43,6 @@ FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-class ApiCalls:
-    """Every request the client (and its discovery) sends: ``(method, path)``."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls: list[tuple[str, str]] = []
-        for module in (client_module, discovery_module):
-            real = module.request_json
-
-            async def counting(
-                api: Any, method: str, path: str, _real: Any = real, **kw: Any
-            ) -> Obj:
-                self.calls.append((method, path))
-                result: Obj = await _real(api, method, path, **kw)
-                return result
-
-            monkeypatch.setattr(module, "request_json", counting)
-
-    def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if c[0] != "GET"]
-
-    def clear(self) -> None:
-        self.calls.clear()
 
 
 @pytest.fixture
