@@ -15,6 +15,7 @@ informer requested later is started at once. Leaving the block stops them all.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -27,7 +28,7 @@ from .informer import SharedIndexInformer, Transform
 from .listwatch import ApiListerWatcher, ListerWatcher
 from .store import IndexFunc
 
-__all__ = ["ListerWatcherFactory", "SharedInformerFactory"]
+__all__ = ["InformerScope", "ListerWatcherFactory", "SharedInformerFactory"]
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,23 @@ class ListerWatcherFactory(Protocol):
 
 InformerKey = tuple[Resource, str | None, str | None, str | None, bool]
 """(resource, namespace, label selector, field selector, metadata only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InformerScope:
+    """An informer and what its cache holds: the objects of its resource in
+    ``namespace`` (``None``: every namespace) matching both selectors (``None``: all)."""
+
+    informer: SharedIndexInformer
+    namespace: str | None
+    label_selector: str | None
+    field_selector: str | None
+
+    @property
+    def complete(self) -> bool:
+        """Whether it caches every object of its scope (no selector): an object absent
+        from it does not exist (as of the informer's resourceVersion)."""
+        return self.label_selector is None and self.field_selector is None
 
 
 class SharedInformerFactory:
@@ -148,21 +166,31 @@ class SharedInformerFactory:
         A metadata-only informer is found only with ``metadata_only=True``, and then only
         a metadata-only one: its objects lack everything but ``metadata``.
         """
+        scopes = self.informers_covering(resource, namespace=namespace, metadata_only=metadata_only)
+        return next((scope.informer for scope in scopes if scope.complete), None)
+
+    def informers_covering(
+        self, resource: Resource, *, namespace: str | None, metadata_only: bool = False
+    ) -> list[InformerScope]:
+        """Every informer already requested of ``resource`` (matched on group, version
+        and plural) whose scope includes ``namespace`` (``None``: all namespaces, which
+        only an all-namespaces informer includes), whatever its selectors; never creates
+        one. Best first: those without selectors, then the rest; within each, the
+        namespace's own before an all-namespaces one. ``metadata_only`` as
+        :meth:`find_informer`.
+        """
         want = (resource.group, resource.version, resource.plural)
-        found: SharedIndexInformer | None = None
+        ranked: list[tuple[int, InformerScope]] = []
         for (res, ns, labels, fields, meta), informer in self._informers.items():
-            if (
-                (res.group, res.version, res.plural) != want
-                or labels
-                or fields
-                or meta != metadata_only
-            ):
+            if (res.group, res.version, res.plural) != want or meta != metadata_only:
                 continue
-            if ns is None or not res.namespaced:
-                found = informer  # covers any namespace; keep looking for an exact one
-            elif ns == namespace:
-                return informer
-        return found
+            everywhere = ns is None or not res.namespaced
+            if not everywhere and (namespace is None or ns != namespace):
+                continue
+            rank = (2 if labels or fields else 0) + (1 if everywhere else 0)
+            ranked.append((rank, InformerScope(informer, ns, labels, fields)))
+        ranked.sort(key=lambda pair: pair[0])
+        return [scope for _, scope in ranked]
 
     @property
     def informers(self) -> list[SharedIndexInformer]:

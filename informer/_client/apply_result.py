@@ -33,7 +33,7 @@ from .._meta.objects import name_of, resource_version
 from .._meta.resource import Resource
 from .._meta.types import Obj
 from .apiutil import namespace_for
-from .cache_reads import covering_informer
+from .cache_reads import read_sources
 from .mutate import OperationResult
 from .protocol import ReadWriter
 from .written import WriteMemo, apply_intent_digest
@@ -77,7 +77,7 @@ async def apply_with_result(
 
 async def _read(client: ReadWriter, res: Resource, name: str, ns: str | None) -> Obj | None:
     """The object (cache first when it covers it, the API server on a miss), or None."""
-    cached = covering_informer(client.factory, res, ns) is not None
+    cached = bool(read_sources(client.factory, res, ns))
     try:
         return await client.get(res, name, namespace=ns, cached=cached)
     except NotFound:

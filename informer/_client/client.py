@@ -47,9 +47,9 @@ from . import wait as _wait
 from .cache_reads import (
     cached_get,
     cached_list,
-    covering_informer,
-    field_matcher,
     label_selector_query,
+    list_source,
+    read_sources,
 )
 from .discovery import Discovery
 from .mutate import OperationResult
@@ -116,17 +116,21 @@ class Client:
     ) -> Obj:
         """The object ``name`` (in ``namespace`` for a namespaced resource).
 
-        With ``cached=True`` it comes from the factory's synced informer covering the
-        resource and namespace when there is one (no API call), else from the API
-        server. Raises :class:`~informer.NotFound` when it does not exist (there).
+        With ``cached=True`` it comes from the factory's synced informers when one can
+        answer (no API call): one without selectors (its ``NotFound`` too), or one with
+        selectors that holds the object; else from the API server (the table in
+        :mod:`informer._client.cache_reads`). Raises :class:`~informer.NotFound` when it
+        does not exist (there).
         """
         apiutil.check_namespace(resource, namespace, "get")
         if not resource.namespaced:
             namespace = None
-        informer = covering_informer(self.factory, resource, namespace) if cached else None
-        if informer is not None:
-            obj = cached_get(informer, name, namespace=namespace)
-            if obj is None:
+        if cached:
+            sources = read_sources(self.factory, resource, namespace)
+            obj, final = cached_get(sources, name, namespace=namespace)
+            if obj is not None:
+                return obj
+            if final:
                 raise NotFound(
                     f'{resource.group_resource} "{name}" not found (informer cache)',
                     status=404,
@@ -135,7 +139,6 @@ class Client:
                     resource=resource.group_resource,
                     namespace=namespace,
                 )
-            return obj
         return await request_json(
             self.api_client,
             "GET",
@@ -157,24 +160,30 @@ class Client:
         """The objects of ``resource`` in ``namespace`` (``None``: all namespaces) matching
         the selectors, each with ``apiVersion`` and ``kind``.
 
-        With ``cached=True`` they come from the factory's synced informer covering the
-        resource and namespace when there is one; a ``field_selector`` on anything but
-        ``metadata.name`` / ``metadata.namespace`` is evaluated by the API server, so
-        that read goes there. ``label_selector`` is a selector string or a mapping of
-        labels that must all match.
+        With ``cached=True`` they come from the factory's synced informer whose cache holds
+        every object the request selects when there is one: one without selectors, or one
+        whose selectors the request's imply (the table in
+        :mod:`informer._client.cache_reads`); else from the API server. A
+        ``field_selector`` on anything but ``metadata.name`` / ``metadata.namespace``
+        (and not the informer's own) is evaluated by the API server, so that read goes
+        there. ``label_selector`` is a selector string or a mapping of labels that must
+        all match.
         """
         labels = None if label_selector is None else label_selector_query(label_selector)
-        field_match = field_matcher(field_selector) if field_selector else None
-        informer = None
-        if cached and (not field_selector or field_match is not None):
-            informer = covering_informer(self.factory, resource, namespace)
-        if informer is not None:
-            return cached_list(
-                informer,
-                namespace=namespace if resource.namespaced else None,
-                label_selector=label_selector or None,
-                field_match=field_match,
+        if cached:
+            source = list_source(
+                read_sources(self.factory, resource, namespace),
+                label_selector=label_selector,
+                field_selector=field_selector,
             )
+            if source is not None:
+                informer, field_match = source
+                return cached_list(
+                    informer,
+                    namespace=namespace if resource.namespaced else None,
+                    label_selector=label_selector or None,
+                    field_match=field_match,
+                )
         query: dict[str, str] = {}
         if labels:
             query["labelSelector"] = labels

@@ -52,7 +52,7 @@ from .._meta.objects import name_of, namespace_of, resource_version
 from .._meta.resource import Resource
 from .._meta.types import Obj
 from .apiutil import namespace_for
-from .cache_reads import covering_informer, deep_copy
+from .cache_reads import deep_copy, read_sources
 from .protocol import ReadWriter
 from .written import WriteMemo, intent_digest
 
@@ -86,7 +86,7 @@ async def create_or_update(
     """
     res = await client.resource_for(obj, resource)
     ns = namespace_for(res, obj)
-    from_cache = covering_informer(client.factory, res, ns) is not None
+    from_cache = bool(read_sources(client.factory, res, ns))
     try:
         return await _attempt(client, res, obj, mutate, ns, cached=from_cache, memo=memo)
     except Conflict:
