@@ -10,6 +10,15 @@ the same resource, with its own watch and cache; both may exist at once.
 
 ``async with factory:`` runs every informer requested so far in one task group, and any
 informer requested later is started at once. Leaving the block stops them all.
+
+Factories that share informers (a Manager's: one factory per namespace). A factory built
+with a ``router`` asks it, for an informer of a namespace other than its own (a
+cluster-scoped resource's informers have none), which factory keeps the informers of
+that namespace, and delegates to it: ``informer_for`` returns that factory's informer
+(created and run there), and ``informers_covering`` / ``find_informer`` look there too.
+So controllers built on different factories of one Manager share one informer per
+(resource, namespace, selectors, metadata only). The router returns ``None`` (or the
+factory itself) to keep an informer local; it must not route a namespace back and forth.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from .informer import SharedIndexInformer, Transform
 from .listwatch import ApiListerWatcher, ListerWatcher
 from .store import IndexFunc
 
-__all__ = ["InformerScope", "ListerWatcherFactory", "SharedInformerFactory"]
+__all__ = ["FactoryRouter", "InformerScope", "ListerWatcherFactory", "SharedInformerFactory"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +65,9 @@ class ListerWatcherFactory(Protocol):
 InformerKey = tuple[Resource, str | None, str | None, str | None, bool]
 """(resource, namespace, label selector, field selector, metadata only)."""
 
+FactoryRouter = Callable[[str | None], "SharedInformerFactory | None"]
+"""The factory that keeps the informers of a namespace (``None``: cluster-wide ones)."""
+
 
 @dataclass(frozen=True, slots=True)
 class InformerScope:
@@ -81,7 +93,8 @@ class SharedInformerFactory:
     ``transform`` apply to every informer it creates; ``reflector_options`` are passed
     to each informer's Reflector. ``lister_watcher_factory`` replaces the real
     :class:`~informer.ApiListerWatcher` (tests, benchmarks); it is passed
-    ``metadata_only=True`` only for metadata-only informers.
+    ``metadata_only=True`` only for metadata-only informers. ``router`` shares informers
+    of other namespaces with other factories (module docstring).
     """
 
     def __init__(
@@ -93,6 +106,7 @@ class SharedInformerFactory:
         transform: Transform | None = None,
         reflector_options: Mapping[str, Any] | None = None,
         lister_watcher_factory: ListerWatcherFactory | None = None,
+        router: FactoryRouter | None = None,
     ) -> None:
         self.api_client = api_client
         self.namespace = namespace
@@ -100,6 +114,7 @@ class SharedInformerFactory:
         self.transform = transform
         self.reflector_options = dict(reflector_options or {})
         self._lw_factory = lister_watcher_factory
+        self._router = router
         self._informers: dict[InformerKey, SharedIndexInformer] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._running: set[InformerKey] = set()
@@ -126,6 +141,16 @@ class SharedInformerFactory:
         ns = self.namespace if namespace is _DEFAULT else namespace
         if not resource.namespaced:
             ns = None
+        keeper = self._keeper(ns)
+        if keeper is not None:
+            return keeper.informer_for(
+                resource,
+                namespace=ns,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                indexers=indexers,
+                metadata_only=metadata_only,
+            )
         key: InformerKey = (
             resource,
             ns,
@@ -179,6 +204,16 @@ class SharedInformerFactory:
         namespace's own before an all-namespaces one. ``metadata_only`` as
         :meth:`find_informer`.
         """
+        ranked = self._covering(resource, namespace, metadata_only)
+        for other in self._keepers(namespace):
+            ranked += other._covering(resource, namespace, metadata_only)
+        ranked.sort(key=lambda pair: pair[0])
+        return [scope for _, scope in ranked]
+
+    def _covering(
+        self, resource: Resource, namespace: str | None, metadata_only: bool
+    ) -> list[tuple[int, InformerScope]]:
+        """This factory's own informers covering ``namespace``, each with its rank."""
         want = (resource.group, resource.version, resource.plural)
         ranked: list[tuple[int, InformerScope]] = []
         for (res, ns, labels, fields, meta), informer in self._informers.items():
@@ -189,8 +224,24 @@ class SharedInformerFactory:
                 continue
             rank = (2 if labels or fields else 0) + (1 if everywhere else 0)
             ranked.append((rank, InformerScope(informer, ns, labels, fields)))
-        ranked.sort(key=lambda pair: pair[0])
-        return [scope for _, scope in ranked]
+        return ranked
+
+    def _keeper(self, namespace: str | None) -> SharedInformerFactory | None:
+        """The other factory keeping the informers of ``namespace``, or None (here)."""
+        if self._router is None or namespace == self.namespace:
+            return None
+        keeper = self._router(namespace)
+        return None if keeper is self else keeper
+
+    def _keepers(self, namespace: str | None) -> list[SharedInformerFactory]:
+        """The other factories whose informers may cover ``namespace``: the one keeping
+        that namespace's, and the one keeping cluster-wide informers."""
+        keepers: list[SharedInformerFactory] = []
+        for ns in (namespace, None):
+            keeper = self._keeper(ns)
+            if keeper is not None and all(keeper is not k for k in keepers):
+                keepers.append(keeper)
+        return keepers
 
     @property
     def informers(self) -> list[SharedIndexInformer]:

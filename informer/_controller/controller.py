@@ -51,6 +51,12 @@ The primary resource is that of the first :meth:`Controller.watch` without ``map
 (its own keys are what :meth:`reconcile` receives); :meth:`Controller.owns` maps objects
 to their controlling owner of that kind (controller-runtime's ``Owns``).
 
+A watch is in the factory's namespace unless it names another (``namespace=``; ``None``:
+all namespaces): its informer then comes from the factory too, which, under a Manager,
+hands out the one informer every controller and per-namespace instance shares for that
+(resource, namespace, selectors). When :meth:`Controller.run` ends, the controller's
+handlers are removed from every informer it watched (shared ones outlive it).
+
 The factory passed in may be started (``async with factory``) before or after
 :meth:`Controller.run`: the controller only waits for its informers' sync.
 """
@@ -87,6 +93,9 @@ __all__ = ["EVENT_FLUSH_MIN", "Controller", "KeyGate"]
 
 EVENT_FLUSH_MIN: Final = 1.0
 """Seconds the recorder's final flush gets at least, however long the drain took."""
+
+_FACTORY_NAMESPACE: Any = object()
+"""``namespace=`` not given: the factory's namespace."""
 
 _TUNING: Final = frozenset({"workers", "max_retries", "shutdown_grace"})
 """Attributes that are fields of :class:`ControllerOptions` too (``rate_limiter`` is the
@@ -247,6 +256,7 @@ class Controller:
         self,
         resource: Resource | SharedIndexInformer,
         *,
+        namespace: str | None = _FACTORY_NAMESPACE,
         mapper: KeyMapper | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
@@ -257,8 +267,9 @@ class Controller:
         """Enqueue keys for every event of ``resource``; return its (shared) informer.
 
         ``resource`` is a :class:`~informer.Resource`, whose informer comes from
-        :attr:`factory` (in the factory's namespace, with the selectors), or an informer
-        you built (selectors must then be ``None``). ``mapper`` turns an object into keys
+        :attr:`factory` (in the factory's namespace unless ``namespace`` names another,
+        ``None`` meaning all namespaces; with the selectors), or an informer you built
+        (``namespace`` and selectors must then be left out). ``mapper`` turns an object into keys
         (default :func:`own_key`); ``predicate`` filters objects; ``indexers`` are added
         to the informer's store. ``metadata_only=True`` watches through the factory's
         metadata-only informer of ``resource`` (its objects carry only ``metadata``, see
@@ -269,17 +280,20 @@ class Controller:
         if self._started:
             raise RuntimeError(f"controller {self.name}: watch() after run() started")
         if isinstance(resource, SharedIndexInformer):
-            if label_selector or field_selector or metadata_only:
+            scoped = namespace is not _FACTORY_NAMESPACE
+            if label_selector or field_selector or metadata_only or scoped:
                 raise ValueError(
-                    "label_selector/field_selector/metadata_only apply to a Resource, "
-                    "not to an informer"
+                    "namespace/label_selector/field_selector/metadata_only apply to a "
+                    "Resource, not to an informer"
                 )
             informer = resource
             if indexers:
                 informer.add_indexers(indexers)
         else:
+            scope = {} if namespace is _FACTORY_NAMESPACE else {"namespace": namespace}
             informer = self.factory.informer_for(
                 resource,
+                **scope,
                 label_selector=label_selector,
                 field_selector=field_selector,
                 indexers=indexers,
@@ -292,6 +306,7 @@ class Controller:
         self,
         resource: Resource | SharedIndexInformer,
         *,
+        namespace: str | None = _FACTORY_NAMESPACE,
         label_selector: str | None = None,
         field_selector: str | None = None,
         predicate: Callable[[Obj], bool] | None = None,
@@ -307,6 +322,7 @@ class Controller:
         """
         return self.watch(
             resource,
+            namespace=namespace,
             mapper=self._watches.owner_mapper(),
             label_selector=label_selector,
             field_selector=field_selector,
@@ -376,7 +392,14 @@ class Controller:
                         await self._drain()
         finally:
             self.queue.shut_down()
+            self.close()
             self._log.info("controller.stopped")
+
+    def close(self) -> None:
+        """Remove this controller's handlers from the informers it watches (idempotent).
+        :meth:`run` does it on its way out; call it for a controller that never runs, so
+        that shared informers stop feeding its queue."""
+        self._watches.remove_handlers()
 
     async def _drain(self) -> None:
         """Drain the workers within the grace; leave the recorder what is left of it (at

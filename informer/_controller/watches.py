@@ -112,6 +112,12 @@ class Watches:
             seen.setdefault(id(w.informer), w.informer)
         return list(seen.values())
 
+    def remove_handlers(self) -> None:
+        """Unregister every handler of these watches from its informer (idempotent)."""
+        for w in self._watches:
+            if any(listener is w.registration for listener in w.informer.listeners):
+                w.informer.remove_event_handler(w.registration)
+
     def has_synced(self) -> bool:
         """True once every watched informer synced and our handlers saw its initial list."""
         return all(w.registration.has_synced() for w in self._watches)

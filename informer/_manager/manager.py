@@ -17,7 +17,13 @@ The Manager owns the startup order (nothing is left to the caller): ``async with
 3. builds one :class:`~informer.SharedInformerFactory` per namespace (unless an
    ApiClient was given: then they exist from construction, see :attr:`Manager.factory`)
    and, inside the metrics' queue provider, one instance of each added class per
-   factory (named ``<name>@<namespace>`` when there are several namespaces);
+   factory (named ``<name>@<namespace>`` when there are several namespaces). The
+   factories share informers: a watch in another namespace
+   (``Controller.watch(..., namespace=...)``) or of a cluster-scoped resource gets the
+   informer of the factory of that namespace, else of the all-namespaces factory (one
+   more is made when none of the Manager's is), so every controller and every
+   per-namespace instance shares one informer per (resource, namespace, selectors,
+   metadata only);
 4. lists each informer once (``limit=1``) and reads the Lease once (leader election,
    sharding), so a missing RBAC rule fails at once: :class:`~informer.Forbidden` names it;
 5. binds the metrics and health endpoints: :class:`~informer.BindError`;
@@ -73,6 +79,7 @@ from .._queue.metrics import use_queue_metrics_provider
 from .._rest.api_client import ApiClient
 from .._sharding.config import ShardingConfig
 from .._sharding.replica import Sharding
+from .factories import ManagerFactories
 from .leader import LeaderElected
 from .mode import ModeSetup, Plain, RunMode
 from .sharded import ShardedByKey
@@ -197,7 +204,7 @@ class Manager:
         self.shutdown_grace = float(shutdown_grace)
         self.observability = Observability()
         self._errors = WatchErrors()
-        self._factories: list[SharedInformerFactory] = []
+        self._factories = ManagerFactories(self._extra_factory)
         self._classes: list[type[Controller]] = []
         self._controllers: list[Controller] = []
         self._endpoints: Endpoints | None = None
@@ -206,7 +213,7 @@ class Manager:
         self._state = "new"
         if api_client is not None:
             new_factory = partial(self._new_factory, api_client)
-            self._factories = self._mode.new_factories(self.namespaces, new_factory)
+            self._factories.per_namespace = self._mode.new_factories(self.namespaces, new_factory)
 
     # -- configuration --------------------------------------------------------------------
 
@@ -223,7 +230,7 @@ class Manager:
                 raise ValueError(f"controller class {controller.__qualname__} added twice")
             self._classes.append(controller)
         elif isinstance(controller, Controller):
-            if not any(controller.factory is f for f in self._factories):
+            if not any(controller.factory is f for f in self._factories.per_namespace):
                 raise ValueError(
                     f"controller {controller.name!r} was not built on this Manager's "
                     "factories: build it with manager.factory (or manager.factories[i]), "
@@ -250,12 +257,12 @@ class Manager:
     @property
     def factories(self) -> list[SharedInformerFactory]:
         """One factory per namespace, in the order of ``namespaces``."""
-        if not self._factories:
+        if not self._factories.per_namespace:
             raise RuntimeError(
                 "the Manager builds its factories once it has an ApiClient: pass "
                 "api_client=... to build controllers yourself, or add() their classes"
             )
-        return list(self._factories)
+        return list(self._factories.per_namespace)
 
     @property
     def factory(self) -> SharedInformerFactory:
@@ -275,7 +282,8 @@ class Manager:
 
     @property
     def informers(self) -> list[SharedIndexInformer]:
-        return [i for f in self._factories for i in f.informers]
+        """Every informer of the Manager's factories (the shared ones included)."""
+        return [i for f in self._factories.all() for i in f.informers]
 
     @property
     def metrics(self) -> Metrics:
@@ -373,12 +381,14 @@ class Manager:
         self._address = str(getattr(api.configuration, "host", "") or "?")
         await check_server(api, self._address, deadline, self.startup_timeout)
         new_factory = partial(self._new_factory, api)
-        if not self._factories:
-            self._factories = self._mode.new_factories(self.namespaces, new_factory)
+        factories = self._factories
+        if not factories.per_namespace:
+            factories.per_namespace = self._mode.new_factories(self.namespaces, new_factory)
+        for factory in factories.all():
+            self.observability.add_factory(factory)
+        factories.on_extra = self.observability.add_factory  # made while building
         self._build_controllers(api)
         self.observability.add_api_client(api)
-        for factory in self._factories:
-            self.observability.add_factory(factory)
         for controller in self._controllers:
             self.observability.add_controller(controller)
         probes = self._mode.prepare(
@@ -387,7 +397,7 @@ class Manager:
                 controllers=self._controllers,
                 classes=self._classes,
                 namespaces=self.namespaces,
-                factories=self._factories,
+                factories=self._factories.per_namespace,
                 new_factory=new_factory,
                 workers=self.workers,
                 shutdown_grace=self.shutdown_grace,
@@ -418,8 +428,9 @@ class Manager:
         )
         tg = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(tg.cancel_scope.cancel)  # on exit: stop everything, then wait
-        for factory in self._factories:
+        for factory in self._factories.all():
             await tg.start(_run_factory, factory, name=f"factory {factory.namespace or '*'}")
+        self._factories.on_extra = partial(self._start_extra, tg)
         synced = anyio.Event()
         tg.start_soon(self._mode.run, synced, self._address, name=f"controllers {self._mode}")
         await wait_synced(
@@ -451,10 +462,27 @@ class Manager:
         stack.push_async_callback(close)
         return api
 
-    def _new_factory(self, api: ApiClient, namespace: str | None) -> SharedInformerFactory:
-        options = {"on_watch_error": self._errors, "use_watch_list": self.watch_list}
+    def _reflector_options(self) -> dict[str, Any]:
+        return {"on_watch_error": self._errors, "use_watch_list": self.watch_list}
+
+    def _extra_factory(self) -> SharedInformerFactory:
+        """The all-namespaces factory keeping informers no factory per namespace keeps."""
         return SharedInformerFactory(
-            api, namespace=namespace, transform=self.transform, reflector_options=options
+            self.api_client, transform=self.transform, reflector_options=self._reflector_options()
+        )
+
+    def _start_extra(self, tg: anyio.abc.TaskGroup, factory: SharedInformerFactory) -> None:
+        """An extra factory made while running: exported and started at once."""
+        self.observability.add_factory(factory)
+        tg.start_soon(_run_factory, factory, name="factory (shared)")
+
+    def _new_factory(self, api: ApiClient, namespace: str | None) -> SharedInformerFactory:
+        return SharedInformerFactory(
+            api,
+            namespace=namespace,
+            transform=self.transform,
+            reflector_options=self._reflector_options(),
+            router=self._factories.keeper,
         )
 
     def _build_controllers(self, api: ApiClient) -> None:
@@ -463,7 +491,8 @@ class Manager:
         several = len(self.namespaces) > 1
         built: list[Controller] = []
         with use_queue_metrics_provider(self.metrics.queue_metrics):
-            for ns, factory in self._mode.class_factories(self.namespaces, self._factories):
+            pairs = self._mode.class_factories(self.namespaces, self._factories.per_namespace)
+            for ns, factory in pairs:
                 for cls in self._classes:
                     kwargs: dict[str, Any] = {}
                     if self.workers is not None:

@@ -1,0 +1,51 @@
+"""The Manager's informer factories, and where each namespace's informers are kept.
+
+A Manager has one :class:`~informer.SharedInformerFactory` per namespace (run modes may
+differ: :meth:`~informer._manager.mode.RunMode.new_factories`), and controllers built on
+them (one instance per namespace) must share informers: a watch in another namespace
+(``Controller.watch(..., namespace=...)``) or of a cluster-scoped resource must come
+from one place, not one per instance. Each factory is built with
+:meth:`ManagerFactories.keeper` as its router (see ``informer._cache.factory``): the
+informers of a namespace are kept by the Manager's factory of that namespace, else by its
+all-namespaces factory, else by one more all-namespaces factory made on first use (and
+handed to ``on_extra``, which registers and starts it).
+
+Used on the Manager's event loop only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .._cache.factory import SharedInformerFactory
+
+__all__ = ["ManagerFactories"]
+
+
+class ManagerFactories:
+    """One factory per namespace (:attr:`per_namespace`, set by the Manager), and the
+    all-namespaces factory made when none of those is (``make_extra()``)."""
+
+    def __init__(self, make_extra: Callable[[], SharedInformerFactory]) -> None:
+        self.per_namespace: list[SharedInformerFactory] = []
+        self.extra: SharedInformerFactory | None = None
+        self.on_extra: Callable[[SharedInformerFactory], None] | None = None
+        self._make_extra = make_extra
+
+    def all(self) -> list[SharedInformerFactory]:
+        """The factories per namespace, then the extra one when it was made."""
+        return [*self.per_namespace, *([] if self.extra is None else [self.extra])]
+
+    def keeper(self, namespace: str | None) -> SharedInformerFactory:
+        """The factory keeping the informers of ``namespace`` (``None``: cluster-wide)."""
+        for factory in self.per_namespace:
+            if factory.namespace == namespace:
+                return factory
+        for factory in self.per_namespace:
+            if factory.namespace is None:
+                return factory
+        if self.extra is None:
+            self.extra = self._make_extra()
+            if self.on_extra is not None:
+                self.on_extra(self.extra)
+        return self.extra
