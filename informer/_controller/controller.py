@@ -57,6 +57,12 @@ hands out the one informer every controller and per-namespace instance shares fo
 (resource, namespace, selectors). When :meth:`Controller.run` ends, the controller's
 handlers are removed from every informer it watched (shared ones outlive it).
 
+Finalizers: a controller that sets the class attribute ``finalizer`` (a qualified name,
+e.g. ``"example.com/cleanup"``) and implements :meth:`Controller.finalize` has the
+framework add that finalizer to every live primary object before its first reconcile,
+call ``finalize(obj)`` instead of ``reconcile`` once the object is being deleted, and
+remove the finalizer when ``finalize`` returns (``finalizing.py`` has the table).
+
 The factory passed in may be started (``async with factory``) before or after
 :meth:`Controller.run`: the controller only waits for its informers' sync.
 """
@@ -77,11 +83,13 @@ from .._cache.store import IndexFunc
 from .._client.client import Client
 from .._client.discovery import shared_discovery
 from .._events.recorder import EventRecorder
+from .._meta.finalizers import validate_finalizer_name
 from .._meta.resource import Resource
 from .._meta.types import Obj
 from .._queue.metrics import QueueMetrics
 from .._queue.ratelimit import RateLimiter
 from .._queue.workqueue import RateLimitingQueue
+from .finalizing import Finalizing
 from .mappers import KeyMapper
 from .naming import component_of, kebab
 from .options import DEFAULT_MAX_RETRIES, DEFAULT_SHUTDOWN_GRACE, ControllerOptions
@@ -154,6 +162,9 @@ class Controller:
     """Seconds :meth:`run` waits, on cancellation, for in-flight reconciles to finish."""
     rate_limiter: ClassVar[Callable[[], RateLimiter] | None] = None
     """Factory of each instance's retry limiter (None: the default limiter)."""
+    finalizer: ClassVar[str] = ""
+    """A finalizer this controller keeps on its primary objects and runs :meth:`finalize`
+    for ("": none; see the module docstring)."""
     key_gate: KeyGate | None = None
     """Asked before each reconcile whether this replica may reconcile the key now
     (:class:`KeyGate`; set by the Manager when sharding). None: every key is admitted."""
@@ -162,6 +173,22 @@ class Controller:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("name"):
             cls.name = kebab(cls.__name__)
+        finalizes = cls.finalize is not Controller.finalize
+        if cls.finalizer:
+            try:
+                validate_finalizer_name(cls.finalizer)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{cls.__qualname__}.finalizer: {exc}") from None
+            if not finalizes:
+                raise TypeError(
+                    f"{cls.__qualname__} declares finalizer = {cls.finalizer!r}: implement "
+                    "async def finalize(self, obj) (the cleanup before the finalizer goes)"
+                )
+        elif finalizes:
+            raise TypeError(
+                f"{cls.__qualname__} implements finalize() but names no finalizer: set the "
+                "class attribute finalizer = 'example.com/cleanup'"
+            )
 
     def __init__(
         self,
@@ -218,7 +245,7 @@ class Controller:
         self.stats = ReconcileStats(workers=self.options.workers)
         self._watches = Watches(controller=self.name, add=self.queue.add)
         self._workers = Workers(
-            self,
+            Finalizing(self) if self.finalizer else self,
             name=self.name,
             queue=self.queue,
             policy=OutcomePolicy(self.queue, name=self.name, stats=self.stats),
@@ -227,6 +254,12 @@ class Controller:
         self._started = False
         self._log = structlog.get_logger(__name__, controller=self.name)
         self.setup()
+        if self.finalizer and self._watches.primary_informer is None:
+            raise RuntimeError(
+                f"controller {self.name}: finalizer {self.finalizer!r} is kept on the primary "
+                "objects: declare them in setup() with self.watch(<primary Resource>) "
+                "(without mapper=)"
+            )
 
     @property
     def options(self) -> ControllerOptions:
@@ -336,6 +369,13 @@ class Controller:
         docstring), or ``None``; :meth:`owns` enqueues owners of this kind."""
         return self._watches.primary
 
+    def primary_informer(self) -> SharedIndexInformer:
+        """The informer of the primary watch (``RuntimeError`` without one)."""
+        informer = self._watches.primary_informer
+        if informer is None:
+            raise RuntimeError(f"controller {self.name} has no primary watch")
+        return informer
+
     @property
     def informers(self) -> list[SharedIndexInformer]:
         """The informers this controller watches, in the order of the ``watch`` calls."""
@@ -361,6 +401,16 @@ class Controller:
         with at least the events that enqueued ``key``); never mutate their objects.
         """
         raise NotImplementedError(f"{type(self).__qualname__} must implement reconcile()")
+
+    async def finalize(self, obj: Obj) -> None:
+        """Clean up for the primary object ``obj`` (a copy) being deleted, before the
+        framework removes :attr:`finalizer` from it; implement it with ``finalizer``.
+
+        Called instead of :meth:`reconcile` while the object is being deleted and still
+        has the finalizer; raising retries it after the rate limiter's backoff (the
+        object stays until it returns). Must be idempotent: it may run again.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} must implement finalize()")
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED

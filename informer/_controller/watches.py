@@ -74,6 +74,11 @@ class Watches:
             self._primary = _resource_of(watched)
 
     @property
+    def primary_informer(self) -> SharedIndexInformer | None:
+        """The informer of the first watch without a mapper, or ``None``."""
+        return next((w.informer for w in self._watches if w.mapper is None), None)
+
+    @property
     def primary(self) -> Resource | None:
         """The resource of the first watch without a mapper, or ``None``."""
         return self._primary

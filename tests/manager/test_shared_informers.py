@@ -85,7 +85,7 @@ async def test_per_namespace_instances_share_the_informer_of_another_namespace(
                 not in manager.factories[0].informers + manager.factories[1].informers
             )
 
-            await eventually(lambda: first.reconciled and second.reconciled)
+            await eventually(lambda: bool(first.reconciled and second.reconciled))
             before = (len(first.reconciled), len(second.reconciled))
             await client.create(configmap("entry", namespace, registry="yes"))
             await eventually(
