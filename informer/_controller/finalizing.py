@@ -37,6 +37,8 @@ backoff (up to ``max_retries`` in a row, like any failure; a ``Conflict`` is a r
 requeue), and the object stays until it returns. It must be idempotent: it runs again
 when the finalizer could not be removed afterwards (the object changed meanwhile twice).
 Writes go through the controller's client, so they are the controller's field manager's.
+The primary watch's selectors must keep matching an object until it is gone: one that
+leaves the primary cache with the finalizer on is no longer seen, and keeps it.
 """
 
 from __future__ import annotations

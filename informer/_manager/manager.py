@@ -18,12 +18,8 @@ The Manager owns the startup order (nothing is left to the caller): ``async with
    ApiClient was given: then they exist from construction, see :attr:`Manager.factory`)
    and, inside the metrics' queue provider, one instance of each added class per
    factory (named ``<name>@<namespace>`` when there are several namespaces). The
-   factories share informers: a watch in another namespace
-   (``Controller.watch(..., namespace=...)``) or of a cluster-scoped resource gets the
-   informer of the factory of that namespace, else of the all-namespaces factory (one
-   more is made when none of the Manager's is), so every controller and every
-   per-namespace instance shares one informer per (resource, namespace, selectors,
-   metadata only);
+   factories share one informer per (resource, namespace, selectors, metadata only)
+   between all controllers and instances (:mod:`informer._manager.factories`);
 4. lists each informer once (``limit=1``) and reads the Lease once (leader election,
    sharding), so a missing RBAC rule fails at once: :class:`~informer.Forbidden` names it;
 5. binds the metrics and health endpoints: :class:`~informer.BindError`;
@@ -204,7 +200,9 @@ class Manager:
         self.shutdown_grace = float(shutdown_grace)
         self.observability = Observability()
         self._errors = WatchErrors()
-        self._factories = ManagerFactories(self._extra_factory)
+        self._factories = ManagerFactories(
+            lambda: self._new_factory(self.api_client, None, shared=False)
+        )
         self._classes: list[type[Controller]] = []
         self._controllers: list[Controller] = []
         self._endpoints: Endpoints | None = None
@@ -213,7 +211,7 @@ class Manager:
         self._state = "new"
         if api_client is not None:
             new_factory = partial(self._new_factory, api_client)
-            self._factories.per_namespace = self._mode.new_factories(self.namespaces, new_factory)
+            self._factories.set(self._mode.new_factories(self.namespaces, new_factory))
 
     # -- configuration --------------------------------------------------------------------
 
@@ -383,10 +381,9 @@ class Manager:
         new_factory = partial(self._new_factory, api)
         factories = self._factories
         if not factories.per_namespace:
-            factories.per_namespace = self._mode.new_factories(self.namespaces, new_factory)
+            factories.set(self._mode.new_factories(self.namespaces, new_factory))
         for factory in factories.all():
             self.observability.add_factory(factory)
-        factories.on_extra = self.observability.add_factory  # made while building
         self._build_controllers(api)
         self.observability.add_api_client(api)
         for controller in self._controllers:
@@ -430,7 +427,6 @@ class Manager:
         stack.callback(tg.cancel_scope.cancel)  # on exit: stop everything, then wait
         for factory in self._factories.all():
             await tg.start(_run_factory, factory, name=f"factory {factory.namespace or '*'}")
-        self._factories.on_extra = partial(self._start_extra, tg)
         synced = anyio.Event()
         tg.start_soon(self._mode.run, synced, self._address, name=f"controllers {self._mode}")
         await wait_synced(
@@ -462,27 +458,18 @@ class Manager:
         stack.push_async_callback(close)
         return api
 
-    def _reflector_options(self) -> dict[str, Any]:
-        return {"on_watch_error": self._errors, "use_watch_list": self.watch_list}
-
-    def _extra_factory(self) -> SharedInformerFactory:
-        """The all-namespaces factory keeping informers no factory per namespace keeps."""
-        return SharedInformerFactory(
-            self.api_client, transform=self.transform, reflector_options=self._reflector_options()
-        )
-
-    def _start_extra(self, tg: anyio.abc.TaskGroup, factory: SharedInformerFactory) -> None:
-        """An extra factory made while running: exported and started at once."""
-        self.observability.add_factory(factory)
-        tg.start_soon(_run_factory, factory, name="factory (shared)")
-
-    def _new_factory(self, api: ApiClient, namespace: str | None) -> SharedInformerFactory:
+    def _new_factory(
+        self, api: ApiClient, namespace: str | None, *, shared: bool = True
+    ) -> SharedInformerFactory:
+        """A factory for ``namespace``; ``shared``: routing other namespaces' informers to
+        the factory keeping them (the extra all-namespaces factory keeps its own)."""
+        options = {"on_watch_error": self._errors, "use_watch_list": self.watch_list}
         return SharedInformerFactory(
             api,
             namespace=namespace,
             transform=self.transform,
-            reflector_options=self._reflector_options(),
-            router=self._factories.keeper,
+            reflector_options=options,
+            router=self._factories.keeper if shared else None,
         )
 
     def _build_controllers(self, api: ApiClient) -> None:
