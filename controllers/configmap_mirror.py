@@ -104,8 +104,11 @@ class ConfigMapMirror(Controller):
         )
         if changed and not source:
             self.recorder.event(mirror, type="Warning", reason="SourceMissing", note=message)
-        if status != mirror.get("status"):  # at the resourceVersion read: a Conflict retries
-            await self.client.update_status(new)
+        if status != mirror.get("status"):
+            ns, holder = namespace_of(mirror), {"status": status}
+            await self.client.patch(
+                MIRRORS, name_of(mirror), holder, namespace=ns, subresource="status"
+            )
         written = [ns for ns in synced if done[ns] != OperationResult.UNCHANGED]
         if written or removed:
             note = f"copied to [{', '.join(written)}], removed from [{', '.join(removed)}]"
