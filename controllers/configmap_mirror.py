@@ -2,7 +2,7 @@
 of its namespace into ``spec.targetNamespaces`` or the namespaces matching
 ``spec.namespaceSelector`` (not its own, nor terminating ones), labelled with the mirror's
 uid; leaves a same-named ConfigMap it did not make alone; repairs copies; deletes them with
-the source, a target, or (finalizer) the mirror. Run it for all namespaces, its CRD
+the source, a target, or the mirror (its finalizer). Run it for all namespaces, its CRD
 (``CRD_PATH``) installed. Contract in detail: README, "Operators".
 """
 
@@ -40,6 +40,7 @@ MIRROR_LABEL = "mirror.informer.dev/mirror-uid"
 
 class ConfigMapMirror(Controller):
     name: ClassVar[str] = "configmap-mirror"
+    finalizer = FINALIZER  # copies live in other namespaces: finalize() deletes them
     writes = (
         Access(CONFIGMAPS, "create", "update", "delete"),  # the copies
         Access(MIRRORS, "patch"),  # its finalizer
@@ -77,25 +78,19 @@ class ConfigMapMirror(Controller):
             and not is_being_deleted(ns)
         )
 
+    async def finalize(self, mirror: Obj) -> None:  # listed from the API: copies not cached yet
+        mine = f"{MIRROR_LABEL}={uid_of(mirror)}"
+        for cm in await self.client.list(CONFIGMAPS, label_selector=mine, cached=False):
+            await self.delete(cm)
+
     async def reconcile(self, key: str) -> None:
-        namespace, _, name = key.partition("/")
-        mirror = self.mirrors.lister().get(name, namespace=namespace)
+        mirror = self.mirrors.lister().get_by_key(key)
         if mirror is None:
             return
-        mine = f"{MIRROR_LABEL}={uid_of(mirror)}"
-        if is_being_deleted(mirror):  # listed from the API: copies the cache may not hold yet
-            for cm in await self.client.list(CONFIGMAPS, label_selector=mine, cached=False):
-                await self.delete(cm)
-            # missing_ok: a stale cache, the mirror is gone already
-            await self.client.remove_finalizer(mirror, FINALIZER, missing_ok=True)
-            return
-        mirror = await self.client.add_finalizer(mirror, FINALIZER)
-        spec, status = mirror["spec"], copy.deepcopy(mirror.get("status") or {})
-        source = self.configmaps.lister().get(spec["source"], namespace=namespace)
-        done: dict[str, OperationResult | None] = {}
-        if source is not None:
-            for target in self.targets(mirror, self.namespaces.lister().list()):
-                done[target] = await self.copy(mirror, source, target)
+        spec, mine = mirror["spec"], f"{MIRROR_LABEL}={uid_of(mirror)}"
+        source = self.configmaps.lister().get(spec["source"], namespace=namespace_of(mirror))
+        targets = self.targets(mirror, self.namespaces.lister().list()) if source else []
+        done = {ns: await self.copy(mirror, source, ns) for ns in targets if source}
         synced = [ns for ns, result in done.items() if result]
         copies = self.configmaps.lister().list(label_selector=mine)
         stale = [c for c in copies if namespace_of(c) not in synced or name_of(c) != spec["source"]]
@@ -107,16 +102,18 @@ class ConfigMapMirror(Controller):
             ready, reason, message = False, "NotSynced", f"{skipped}: name taken or terminating"
         else:
             ready, reason, message = True, "Synced", f"copied to {len(synced)} namespaces"
-        gen, holder = mirror["metadata"]["generation"], {"status": status}
-        changed = set_condition(
-            holder, "Ready", ready, reason=reason, message=message, observed_generation=gen
-        )
-        if changed and source is None:
-            self.recorder.event(mirror, type="Warning", reason="SourceMissing", note=message)
+        gen, status = mirror["metadata"]["generation"], copy.deepcopy(mirror.get("status", {}))
         status.update(observedGeneration=gen, syncedNamespaces=synced)
+        new = {**mirror, "status": status}
+        changed = set_condition(
+            new, "Ready", ready, reason=reason, message=message, observed_generation=gen
+        )
+        if changed and not source:
+            self.recorder.event(mirror, type="Warning", reason="SourceMissing", note=message)
         if status != mirror.get("status"):
+            ns, holder = namespace_of(mirror), {"status": status}
             await self.client.patch(
-                MIRRORS, name, holder, namespace=namespace, subresource="status"
+                MIRRORS, name_of(mirror), holder, namespace=ns, subresource="status"
             )
         written = [ns for ns in synced if done[ns] != OperationResult.UNCHANGED]
         if written or removed:
@@ -131,10 +128,7 @@ class ConfigMapMirror(Controller):
             if "resourceVersion" in cm["metadata"] and labels.get(MIRROR_LABEL) != uid_of(mirror):
                 raise _NotOurs  # a ConfigMap of that name we did not make
             labels[MIRROR_LABEL] = uid_of(mirror)
-            for field in ("data", "binaryData"):  # absent when empty, as the server has it
-                cm.pop(field, None)
-                if source.get(field):
-                    cm[field] = dict(source[field])
+            cm["data"], cm["binaryData"] = source.get("data", {}), source.get("binaryData", {})
 
         meta = {"name": name_of(source), "namespace": namespace}
         stub = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}

@@ -10,11 +10,21 @@ the same resource, with its own watch and cache; both may exist at once.
 
 ``async with factory:`` runs every informer requested so far in one task group, and any
 informer requested later is started at once. Leaving the block stops them all.
+
+Factories that share informers (a Manager's: one factory per namespace). A factory built
+with a ``router`` asks it, for an informer of a namespace other than its own (a
+cluster-scoped resource's informers have none), which factory keeps the informers of
+that namespace, and delegates to it: ``informer_for`` returns that factory's informer
+(created and run there), and ``informers_covering`` / ``find_informer`` look there too.
+So controllers built on different factories of one Manager share one informer per
+(resource, namespace, selectors, metadata only). The router returns ``None`` (or the
+factory itself) to keep an informer local; it must not route a namespace back and forth.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -27,7 +37,7 @@ from .informer import SharedIndexInformer, Transform
 from .listwatch import ApiListerWatcher, ListerWatcher
 from .store import IndexFunc
 
-__all__ = ["ListerWatcherFactory", "SharedInformerFactory"]
+__all__ = ["FactoryRouter", "InformerScope", "ListerWatcherFactory", "SharedInformerFactory"]
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +65,26 @@ class ListerWatcherFactory(Protocol):
 InformerKey = tuple[Resource, str | None, str | None, str | None, bool]
 """(resource, namespace, label selector, field selector, metadata only)."""
 
+FactoryRouter = Callable[[str | None], "SharedInformerFactory | None"]
+"""The factory that keeps the informers of a namespace (``None``: cluster-wide ones)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InformerScope:
+    """An informer and what its cache holds: the objects of its resource in
+    ``namespace`` (``None``: every namespace) matching both selectors (``None``: all)."""
+
+    informer: SharedIndexInformer
+    namespace: str | None
+    label_selector: str | None
+    field_selector: str | None
+
+    @property
+    def complete(self) -> bool:
+        """Whether it caches every object of its scope (no selector): an object absent
+        from it does not exist (as of the informer's resourceVersion)."""
+        return self.label_selector is None and self.field_selector is None
+
 
 class SharedInformerFactory:
     """Creates and runs shared informers on one API client.
@@ -63,7 +93,8 @@ class SharedInformerFactory:
     ``transform`` apply to every informer it creates; ``reflector_options`` are passed
     to each informer's Reflector. ``lister_watcher_factory`` replaces the real
     :class:`~informer.ApiListerWatcher` (tests, benchmarks); it is passed
-    ``metadata_only=True`` only for metadata-only informers.
+    ``metadata_only=True`` only for metadata-only informers. ``router`` shares informers
+    of other namespaces with other factories (module docstring).
     """
 
     def __init__(
@@ -75,6 +106,7 @@ class SharedInformerFactory:
         transform: Transform | None = None,
         reflector_options: Mapping[str, Any] | None = None,
         lister_watcher_factory: ListerWatcherFactory | None = None,
+        router: FactoryRouter | None = None,
     ) -> None:
         self.api_client = api_client
         self.namespace = namespace
@@ -82,6 +114,7 @@ class SharedInformerFactory:
         self.transform = transform
         self.reflector_options = dict(reflector_options or {})
         self._lw_factory = lister_watcher_factory
+        self._router = router
         self._informers: dict[InformerKey, SharedIndexInformer] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._running: set[InformerKey] = set()
@@ -108,6 +141,16 @@ class SharedInformerFactory:
         ns = self.namespace if namespace is _DEFAULT else namespace
         if not resource.namespaced:
             ns = None
+        keeper = self._keeper(ns)
+        if keeper is not None:
+            return keeper.informer_for(
+                resource,
+                namespace=ns,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                indexers=indexers,
+                metadata_only=metadata_only,
+            )
         key: InformerKey = (
             resource,
             ns,
@@ -148,21 +191,57 @@ class SharedInformerFactory:
         A metadata-only informer is found only with ``metadata_only=True``, and then only
         a metadata-only one: its objects lack everything but ``metadata``.
         """
+        scopes = self.informers_covering(resource, namespace=namespace, metadata_only=metadata_only)
+        return next((scope.informer for scope in scopes if scope.complete), None)
+
+    def informers_covering(
+        self, resource: Resource, *, namespace: str | None, metadata_only: bool = False
+    ) -> list[InformerScope]:
+        """Every informer already requested of ``resource`` (matched on group, version
+        and plural) whose scope includes ``namespace`` (``None``: all namespaces, which
+        only an all-namespaces informer includes), whatever its selectors; never creates
+        one. Best first: those without selectors, then the rest; within each, the
+        namespace's own before an all-namespaces one. ``metadata_only`` as
+        :meth:`find_informer`.
+        """
+        ranked = self._covering(resource, namespace, metadata_only)
+        for other in self._keepers(namespace):
+            ranked += other._covering(resource, namespace, metadata_only)
+        ranked.sort(key=lambda pair: pair[0])
+        return [scope for _, scope in ranked]
+
+    def _covering(
+        self, resource: Resource, namespace: str | None, metadata_only: bool
+    ) -> list[tuple[int, InformerScope]]:
+        """This factory's own informers covering ``namespace``, each with its rank."""
         want = (resource.group, resource.version, resource.plural)
-        found: SharedIndexInformer | None = None
+        ranked: list[tuple[int, InformerScope]] = []
         for (res, ns, labels, fields, meta), informer in self._informers.items():
-            if (
-                (res.group, res.version, res.plural) != want
-                or labels
-                or fields
-                or meta != metadata_only
-            ):
+            if (res.group, res.version, res.plural) != want or meta != metadata_only:
                 continue
-            if ns is None or not res.namespaced:
-                found = informer  # covers any namespace; keep looking for an exact one
-            elif ns == namespace:
-                return informer
-        return found
+            everywhere = ns is None or not res.namespaced
+            if not everywhere and (namespace is None or ns != namespace):
+                continue
+            rank = (2 if labels or fields else 0) + (1 if everywhere else 0)
+            ranked.append((rank, InformerScope(informer, ns, labels, fields)))
+        return ranked
+
+    def _keeper(self, namespace: str | None) -> SharedInformerFactory | None:
+        """The other factory keeping the informers of ``namespace``, or None (here)."""
+        if self._router is None or namespace == self.namespace:
+            return None
+        keeper = self._router(namespace)
+        return None if keeper is self else keeper
+
+    def _keepers(self, namespace: str | None) -> list[SharedInformerFactory]:
+        """The other factories whose informers may cover ``namespace``: the one keeping
+        that namespace's, and the one keeping cluster-wide informers."""
+        keepers: list[SharedInformerFactory] = []
+        for ns in (namespace, None):
+            keeper = self._keeper(ns)
+            if keeper is not None and all(keeper is not k for k in keepers):
+                keepers.append(keeper)
+        return keepers
 
     @property
     def informers(self) -> list[SharedIndexInformer]:

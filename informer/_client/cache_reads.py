@@ -1,12 +1,32 @@
-"""Reads served from a factory's informer caches, as controller-runtime's cache reader.
+"""Reads served from a factory's informer caches, as controller-runtime's cache reader,
+including caches scoped by selectors, never with a false ``NotFound``.
 
-A read is served from the cache when the factory already has an informer that caches
-every object of that resource in that namespace (no selectors; an all-namespaces informer
-covers every namespace: :meth:`~informer.SharedInformerFactory.find_informer`) and that
-informer has synced. Nothing here creates or starts an informer. Before its first sync
-an informer's store is incomplete, so the read goes to the API server instead
-(controller-runtime blocks until the cache syncs; answering from the API server never
-blocks and is never staler than the cache).
+Which reads are cached (``cached=True``, the default; ``cached=False`` always asks the
+API server). "An informer" is one the client's factory already has (nothing here creates
+or starts one), that has synced (before that its store is incomplete), of the same
+group, version and plural, whose namespace is the request's or all namespaces:
+
+================================= ==============================================================
+read                              served from
+================================= ==============================================================
+``get(name)``                     an informer without selectors: its answer, ``NotFound``
+                                  included; else an informer with selectors holding ``name``
+                                  (it matches them); else the API server (a selector's cache
+                                  lacking an object says nothing about its existence)
+``list()`` / ``list(selectors)``  an informer whose selectors the request's imply: every term
+                                  of its label (field) selector is a term of the request's,
+                                  and the request's other field terms are on
+                                  ``metadata.name`` / ``metadata.namespace``; the request's
+                                  selectors are then applied to its cache. Else the API server
+``list(namespace=None)``          as above, from an all-namespaces informer only
+================================= ==============================================================
+
+Among several informers, those without selectors are preferred, then the namespace's own
+over an all-namespaces one. A metadata-only informer never serves a read (its objects
+lack everything but ``metadata``). controller-runtime blocks a read until the cache syncs
+and answers a selector-scoped cache's miss with ``NotFound``; answering from the API
+server instead never blocks, is never staler than the cache, and never reports an
+existing object missing.
 
 Objects are deep-copied out of the store (controller-runtime's default, without
 ``UnsafeDisableDeepCopy``): the caller may mutate and write back what it read without
@@ -17,7 +37,8 @@ from __future__ import annotations
 
 import builtins
 import copy
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
@@ -27,16 +48,17 @@ from .._meta.resource import Resource
 from .._meta.types import Obj
 
 if TYPE_CHECKING:
-    from .._cache.factory import SharedInformerFactory
+    from .._cache.factory import InformerScope, SharedInformerFactory
     from .._cache.informer import SharedIndexInformer
 
 __all__ = [
     "cached_get",
     "cached_list",
-    "covering_informer",
     "deep_copy",
     "field_matcher",
     "label_selector_query",
+    "list_source",
+    "read_sources",
 ]
 
 _MISSING: Obj = {}
@@ -53,22 +75,56 @@ def deep_copy(obj: Obj) -> Obj:
     return copied
 
 
-def covering_informer(
+def read_sources(
     factory: SharedInformerFactory | None, resource: Resource, namespace: str | None
-) -> SharedIndexInformer | None:
-    """The synced informer of ``factory`` caching all of ``resource`` in ``namespace``."""
+) -> list[InformerScope]:
+    """The synced informers of ``factory`` whose caches hold objects of ``resource`` in
+    ``namespace``, best first (the module docstring's order)."""
     if factory is None:
-        return None
-    informer = factory.find_informer(resource, namespace=namespace)
-    if informer is None or not informer.has_synced():
-        return None
-    return informer
+        return []
+    scopes = factory.informers_covering(resource, namespace=namespace)
+    return [scope for scope in scopes if scope.informer.has_synced()]
 
 
-def cached_get(informer: SharedIndexInformer, name: str, *, namespace: str | None) -> Obj | None:
-    """A copy of the cached object ``namespace/name`` (or ``name``), or ``None``."""
-    obj = informer.lister().get(name, namespace=namespace)
-    return None if obj is None else deep_copy(obj)
+def cached_get(
+    sources: Sequence[InformerScope], name: str, *, namespace: str | None
+) -> tuple[Obj | None, bool]:
+    """A copy of the cached object ``namespace/name`` (or ``name``) from the first of
+    ``sources`` holding it, and whether the caches' answer is final: ``(None, True)``
+    when an informer without selectors lacks it (it does not exist), ``(None, False)``
+    when only selector-scoped caches lack it (ask the API server)."""
+    for scope in sources:
+        obj = scope.informer.lister().get(name, namespace=namespace)
+        if obj is not None:
+            return deep_copy(obj), True
+        if scope.complete:
+            return None, True
+    return None, False
+
+
+def list_source(
+    sources: Sequence[InformerScope],
+    *,
+    label_selector: str | Mapping[str, str] | None,
+    field_selector: str | None,
+) -> tuple[SharedIndexInformer, Callable[[Obj], bool] | None] | None:
+    """The first of ``sources`` whose cache holds every object the request selects (its
+    selectors' terms are all the request's), with the local predicate of the request's
+    remaining field terms; ``None`` when none does (ask the API server)."""
+    labels = _label_terms(label_selector)
+    fields = _field_terms(field_selector)
+    for scope in sources:
+        if not _label_terms(scope.label_selector) <= labels:
+            continue
+        informer_fields = _field_terms(scope.field_selector)
+        if not informer_fields <= fields:
+            continue
+        rest = fields - informer_fields
+        match = field_matcher(",".join(sorted(rest))) if rest else None
+        if rest and match is None:
+            continue
+        return scope.informer, match
+    return None
 
 
 def cached_list(
@@ -83,6 +139,43 @@ def cached_list(
     if field_match is not None:
         objs = [o for o in objs if field_match(o)]
     return [deep_copy(o) for o in objs]
+
+
+_SPACE = re.compile(r"\s+")
+_SET = re.compile(r"\(([^)]*)\)")
+
+
+def _label_terms(selector: str | Mapping[str, str] | None) -> frozenset[str]:
+    """A label selector's terms in one spelling (``k==v`` as ``k=v``, set values sorted),
+    for comparing two selectors term by term."""
+    if not selector:
+        return frozenset()
+    if isinstance(selector, Mapping):
+        return frozenset(f"{k}={v}" for k, v in selector.items())
+    return frozenset(_normalized(t) for t in _split_terms(selector))
+
+
+def _field_terms(selector: str | None) -> frozenset[str]:
+    if not selector:
+        return frozenset()
+    return frozenset(_normalized(t) for t in selector.split(",") if t.strip())
+
+
+def _normalized(term: str) -> str:
+    term = _SPACE.sub("", term).replace("==", "=")
+    return _SET.sub(lambda m: "(" + ",".join(sorted(m.group(1).split(","))) + ")", term)
+
+
+def _split_terms(selector: str) -> list[str]:
+    """Comma-separated terms, the commas of ``in (a,b)`` sets excluded."""
+    terms, depth, start = [], 0, 0
+    for i, ch in enumerate(selector):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            terms.append(selector[start:i])
+            start = i + 1
+    terms.append(selector[start:])
+    return [t for t in terms if t.strip()]
 
 
 _FIELDS: Mapping[str, Callable[[Obj], str]] = {

@@ -39,6 +39,7 @@ from .._meta.types import Obj
 from .._rest.api_request import QueryParams
 from .._rest.request import request_json
 from . import apiutil
+from . import apply_result as _apply_result
 from . import finalizers as _finalizers
 from . import manifests as _manifests
 from . import mutate as _mutate
@@ -46,14 +47,15 @@ from . import wait as _wait
 from .cache_reads import (
     cached_get,
     cached_list,
-    covering_informer,
-    field_matcher,
     label_selector_query,
+    list_source,
+    read_sources,
 )
 from .discovery import Discovery
 from .mutate import OperationResult
 from .protocol import PatchType
 from .wait import DeleteLedger
+from .written import WriteMemo
 
 __all__ = ["AccessCheck", "Client", "PatchType"]
 
@@ -92,6 +94,7 @@ class Client:
         self.discovery = discovery if discovery is not None else Discovery(api_client)
         self._deletes = DeleteLedger()
         self._check: AccessCheck = access_check or _no_check
+        self._written = WriteMemo()
 
     # -- resources ------------------------------------------------------------------
 
@@ -119,17 +122,21 @@ class Client:
     ) -> Obj:
         """The object ``name`` (in ``namespace`` for a namespaced resource).
 
-        With ``cached=True`` it comes from the factory's synced informer covering the
-        resource and namespace when there is one (no API call), else from the API
-        server. Raises :class:`~informer.NotFound` when it does not exist (there).
+        With ``cached=True`` it comes from the factory's synced informers when one can
+        answer (no API call): one without selectors (its ``NotFound`` too), or one with
+        selectors that holds the object; else from the API server (the table in
+        :mod:`informer._client.cache_reads`). Raises :class:`~informer.NotFound` when it
+        does not exist (there).
         """
         apiutil.check_namespace(resource, namespace, "get")
         if not resource.namespaced:
             namespace = None
-        informer = covering_informer(self.factory, resource, namespace) if cached else None
-        if informer is not None:
-            obj = cached_get(informer, name, namespace=namespace)
-            if obj is None:
+        if cached:
+            sources = read_sources(self.factory, resource, namespace)
+            obj, final = cached_get(sources, name, namespace=namespace)
+            if obj is not None:
+                return obj
+            if final:
                 raise NotFound(
                     f'{resource.group_resource} "{name}" not found (informer cache)',
                     status=404,
@@ -138,7 +145,6 @@ class Client:
                     resource=resource.group_resource,
                     namespace=namespace,
                 )
-            return obj
         self._check("get", resource, name=name, namespace=namespace)
         return await request_json(
             self.api_client,
@@ -161,24 +167,30 @@ class Client:
         """The objects of ``resource`` in ``namespace`` (``None``: all namespaces) matching
         the selectors, each with ``apiVersion`` and ``kind``.
 
-        With ``cached=True`` they come from the factory's synced informer covering the
-        resource and namespace when there is one; a ``field_selector`` on anything but
-        ``metadata.name`` / ``metadata.namespace`` is evaluated by the API server, so
-        that read goes there. ``label_selector`` is a selector string or a mapping of
-        labels that must all match.
+        With ``cached=True`` they come from the factory's synced informer whose cache holds
+        every object the request selects when there is one: one without selectors, or one
+        whose selectors the request's imply (the table in
+        :mod:`informer._client.cache_reads`); else from the API server. A
+        ``field_selector`` on anything but ``metadata.name`` / ``metadata.namespace``
+        (and not the informer's own) is evaluated by the API server, so that read goes
+        there. ``label_selector`` is a selector string or a mapping of labels that must
+        all match.
         """
         labels = None if label_selector is None else label_selector_query(label_selector)
-        field_match = field_matcher(field_selector) if field_selector else None
-        informer = None
-        if cached and (not field_selector or field_match is not None):
-            informer = covering_informer(self.factory, resource, namespace)
-        if informer is not None:
-            return cached_list(
-                informer,
-                namespace=namespace if resource.namespaced else None,
-                label_selector=label_selector or None,
-                field_match=field_match,
+        if cached:
+            source = list_source(
+                read_sources(self.factory, resource, namespace),
+                label_selector=label_selector,
+                field_selector=field_selector,
             )
+            if source is not None:
+                informer, field_match = source
+                return cached_list(
+                    informer,
+                    namespace=namespace if resource.namespaced else None,
+                    label_selector=label_selector or None,
+                    field_match=field_match,
+                )
         self._check("list", resource, namespace=namespace)
         query: dict[str, str] = {}
         if labels:
@@ -283,6 +295,33 @@ class Client:
             "PATCH", res, path, ns, obj, content_type="apply", query=query, verb="apply"
         )
 
+    async def apply_with_result(
+        self,
+        obj: Obj,
+        *,
+        force: bool = False,
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        resource: Resource | None = None,
+    ) -> tuple[Obj, OperationResult]:
+        """:meth:`apply`, telling what it did: ``(object, CREATED | UPDATED | UNCHANGED)``.
+
+        Reads the object first (the cache when it covers it) and sends nothing when this
+        client applied the same configuration to the object as it is now: see
+        :func:`informer._client.apply_result.apply_with_result` for the rules and the
+        one direction the result can err in (``UPDATED`` for a no-op racing another
+        writer).
+        """
+        return await _apply_result.apply_with_result(
+            self,
+            self._written,
+            obj,
+            field_manager=field_manager or self.field_manager,
+            force=force,
+            subresource=subresource,
+            resource=resource,
+        )
+
     async def apply_status(
         self,
         obj: Obj,
@@ -356,9 +395,13 @@ class Client:
         *,
         resource: Resource | None = None,
     ) -> tuple[Obj, OperationResult]:
-        """controller-runtime's ``controllerutil.CreateOrUpdate``: see
+        """controller-runtime's ``controllerutil.CreateOrUpdate``, sending nothing when
+        ``mutate`` asks again for what this client last wrote (so a desired spec without
+        the server's defaults is ``UNCHANGED`` from the second call on): see
         :func:`informer._client.mutate.create_or_update`."""
-        return await _mutate.create_or_update(self, obj, mutate, resource=resource)
+        return await _mutate.create_or_update(
+            self, obj, mutate, resource=resource, memo=self._written
+        )
 
     async def apply_manifests(
         self,

@@ -117,11 +117,14 @@ async def wait_cached(
     timeout: float,  # noqa: ASYNC109 - Client.wait_cached's public signature
     resource: Resource | None = None,
     deletes: DeleteLedger | None = None,
+    informer: SharedIndexInformer | None = None,
 ) -> Obj | None:
     """Wait until the cache reflects the write that returned ``obj`` (module docstring);
     a copy of the cached object, or ``None`` when the informer has seen it deleted.
     ``deletes`` is the ledger of the client's deletes (``obj`` may then be the object as
-    it was before one of them).
+    it was before one of them). ``informer`` is the cache to wait on (default: the
+    factory's informer without selectors covering the object); one with selectors must
+    be one whose selectors the object matches.
 
     Raises ``ValueError`` when the client has no factory or no informer of it covers
     the object, or ``obj`` has no resourceVersion (and was not deleted by this client);
@@ -130,12 +133,13 @@ async def wait_cached(
     res = await client.resource_for(obj, resource)
     ns = namespace_for(res, obj)
     where = f"{res.group_resource} in namespace {ns!r}" if ns else res.group_resource
-    if client.factory is None:
+    if informer is None and client.factory is None:
         raise ValueError(
             "wait_cached needs the informers of a factory: build the client with "
             "Client(api_client, factory=...)"
         )
-    informer = client.factory.find_informer(res, namespace=ns)
+    if informer is None and client.factory is not None:
+        informer = client.factory.find_informer(res, namespace=ns)
     if informer is None:
         raise ValueError(
             f"no informer of the client's factory caches {where} (without selectors): "

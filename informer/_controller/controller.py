@@ -51,6 +51,18 @@ The primary resource is that of the first :meth:`Controller.watch` without ``map
 (its own keys are what :meth:`reconcile` receives); :meth:`Controller.owns` maps objects
 to their controlling owner of that kind (controller-runtime's ``Owns``).
 
+A watch is in the factory's namespace unless it names another (``namespace=``; ``None``:
+all namespaces): its informer then comes from the factory too, which, under a Manager,
+hands out the one informer every controller and per-namespace instance shares for that
+(resource, namespace, selectors). When :meth:`Controller.run` ends, the controller's
+handlers are removed from every informer it watched (shared ones outlive it).
+
+Finalizers: a controller that sets the class attribute ``finalizer`` (a qualified name,
+e.g. ``"example.com/cleanup"``) and implements :meth:`Controller.finalize` has the
+framework add that finalizer to every live primary object before its first reconcile,
+call ``finalize(obj)`` instead of ``reconcile`` once the object is being deleted, and
+remove the finalizer when ``finalize`` returns (``finalizing.py`` has the table).
+
 The factory passed in may be started (``async with factory``) before or after
 :meth:`Controller.run`: the controller only waits for its informers' sync.
 """
@@ -71,6 +83,7 @@ from .._cache.store import IndexFunc
 from .._client.client import Client
 from .._client.discovery import shared_discovery
 from .._events.recorder import EventRecorder
+from .._meta.finalizers import validate_finalizer_name
 from .._meta.resource import Resource
 from .._meta.types import Obj
 from .._queue.metrics import QueueMetrics
@@ -78,6 +91,7 @@ from .._queue.ratelimit import RateLimiter
 from .._queue.workqueue import RateLimitingQueue
 from .._rbac.access import Access
 from .._rbac.guard import declared_guard
+from .finalizing import Finalizing
 from .mappers import KeyMapper
 from .naming import component_of, kebab
 from .options import DEFAULT_MAX_RETRIES, DEFAULT_SHUTDOWN_GRACE, ControllerOptions
@@ -89,6 +103,9 @@ __all__ = ["EVENT_FLUSH_MIN", "Controller", "KeyGate"]
 
 EVENT_FLUSH_MIN: Final = 1.0
 """Seconds the recorder's final flush gets at least, however long the drain took."""
+
+_FACTORY_NAMESPACE: Any = object()
+"""``namespace=`` not given: the factory's namespace."""
 
 _TUNING: Final = frozenset({"workers", "max_retries", "shutdown_grace"})
 """Attributes that are fields of :class:`ControllerOptions` too (``rate_limiter`` is the
@@ -152,6 +169,9 @@ class Controller:
     request, and the source of the controller's generated Role. None: not declared."""
     reads: ClassVar[Sequence[Access]] = ()
     """API reads of resources it does not watch (watched ones need no declaration)."""
+    finalizer: ClassVar[str] = ""
+    """A finalizer this controller keeps on its primary objects and runs :meth:`finalize`
+    for ("": none; see the module docstring)."""
     key_gate: KeyGate | None = None
     """Asked before each reconcile whether this replica may reconcile the key now
     (:class:`KeyGate`; set by the Manager when sharding). None: every key is admitted."""
@@ -160,6 +180,22 @@ class Controller:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("name"):
             cls.name = kebab(cls.__name__)
+        finalizes = cls.finalize is not Controller.finalize
+        if cls.finalizer:
+            try:
+                validate_finalizer_name(cls.finalizer)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{cls.__qualname__}.finalizer: {exc}") from None
+            if not finalizes:
+                raise TypeError(
+                    f"{cls.__qualname__} declares finalizer = {cls.finalizer!r}: implement "
+                    "async def finalize(self, obj) (the cleanup before the finalizer goes)"
+                )
+        elif finalizes:
+            raise TypeError(
+                f"{cls.__qualname__} implements finalize() but names no finalizer: set the "
+                "class attribute finalizer = 'example.com/cleanup'"
+            )
 
     def __init__(
         self,
@@ -217,7 +253,7 @@ class Controller:
         self.stats = ReconcileStats(workers=self.options.workers)
         self._watches = Watches(controller=self.name, add=self.queue.add)
         self._workers = Workers(
-            self,
+            Finalizing(self) if self.finalizer else self,
             name=self.name,
             queue=self.queue,
             policy=OutcomePolicy(self.queue, name=self.name, stats=self.stats),
@@ -226,6 +262,12 @@ class Controller:
         self._started = False
         self._log = structlog.get_logger(__name__, controller=self.name)
         self.setup()
+        if self.finalizer and self._watches.primary_informer is None:
+            raise RuntimeError(
+                f"controller {self.name}: finalizer {self.finalizer!r} is kept on the primary "
+                "objects: declare them in setup() with self.watch(<primary Resource>) "
+                "(without mapper=)"
+            )
 
     @property
     def options(self) -> ControllerOptions:
@@ -255,6 +297,7 @@ class Controller:
         self,
         resource: Resource | SharedIndexInformer,
         *,
+        namespace: str | None = _FACTORY_NAMESPACE,
         mapper: KeyMapper | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
@@ -265,8 +308,9 @@ class Controller:
         """Enqueue keys for every event of ``resource``; return its (shared) informer.
 
         ``resource`` is a :class:`~informer.Resource`, whose informer comes from
-        :attr:`factory` (in the factory's namespace, with the selectors), or an informer
-        you built (selectors must then be ``None``). ``mapper`` turns an object into keys
+        :attr:`factory` (in the factory's namespace unless ``namespace`` names another,
+        ``None`` meaning all namespaces; with the selectors), or an informer you built
+        (``namespace`` and selectors must then be left out). ``mapper`` turns an object into keys
         (default :func:`own_key`); ``predicate`` filters objects; ``indexers`` are added
         to the informer's store. ``metadata_only=True`` watches through the factory's
         metadata-only informer of ``resource`` (its objects carry only ``metadata``, see
@@ -277,17 +321,20 @@ class Controller:
         if self._started:
             raise RuntimeError(f"controller {self.name}: watch() after run() started")
         if isinstance(resource, SharedIndexInformer):
-            if label_selector or field_selector or metadata_only:
+            scoped = namespace is not _FACTORY_NAMESPACE
+            if label_selector or field_selector or metadata_only or scoped:
                 raise ValueError(
-                    "label_selector/field_selector/metadata_only apply to a Resource, "
-                    "not to an informer"
+                    "namespace/label_selector/field_selector/metadata_only apply to a "
+                    "Resource, not to an informer"
                 )
             informer = resource
             if indexers:
                 informer.add_indexers(indexers)
         else:
+            scope = {} if namespace is _FACTORY_NAMESPACE else {"namespace": namespace}
             informer = self.factory.informer_for(
                 resource,
+                **scope,
                 label_selector=label_selector,
                 field_selector=field_selector,
                 indexers=indexers,
@@ -300,6 +347,7 @@ class Controller:
         self,
         resource: Resource | SharedIndexInformer,
         *,
+        namespace: str | None = _FACTORY_NAMESPACE,
         label_selector: str | None = None,
         field_selector: str | None = None,
         predicate: Callable[[Obj], bool] | None = None,
@@ -315,6 +363,7 @@ class Controller:
         """
         return self.watch(
             resource,
+            namespace=namespace,
             mapper=self._watches.owner_mapper(),
             label_selector=label_selector,
             field_selector=field_selector,
@@ -327,6 +376,13 @@ class Controller:
         """The resource of the first :meth:`watch` without a ``mapper`` (see the module
         docstring), or ``None``; :meth:`owns` enqueues owners of this kind."""
         return self._watches.primary
+
+    def primary_informer(self) -> SharedIndexInformer:
+        """The informer of the primary watch (``RuntimeError`` without one)."""
+        informer = self._watches.primary_informer
+        if informer is None:
+            raise RuntimeError(f"controller {self.name} has no primary watch")
+        return informer
 
     @property
     def informers(self) -> list[SharedIndexInformer]:
@@ -353,6 +409,16 @@ class Controller:
         with at least the events that enqueued ``key``); never mutate their objects.
         """
         raise NotImplementedError(f"{type(self).__qualname__} must implement reconcile()")
+
+    async def finalize(self, obj: Obj) -> None:
+        """Clean up for the primary object ``obj`` (a copy) being deleted, before the
+        framework removes :attr:`finalizer` from it; implement it with ``finalizer``.
+
+        Called instead of :meth:`reconcile` while the object is being deleted and still
+        has the finalizer; raising retries it after the rate limiter's backoff (the
+        object stays until it returns). Must be idempotent: it may run again.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} must implement finalize()")
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -384,7 +450,14 @@ class Controller:
                         await self._drain()
         finally:
             self.queue.shut_down()
+            self.close()
             self._log.info("controller.stopped")
+
+    def close(self) -> None:
+        """Remove this controller's handlers from the informers it watches (idempotent).
+        :meth:`run` does it on its way out; call it for a controller that never runs, so
+        that shared informers stop feeding its queue."""
+        self._watches.remove_handlers()
 
     async def _drain(self) -> None:
         """Drain the workers within the grace; leave the recorder what is left of it (at

@@ -11,7 +11,12 @@ raises, and this one table decides what happens to the key:
 returns ``None`` / ``Result()`` ``forget(key)`` (its failure count resets)
 ``Result(requeue_after=s)``     ``forget(key)``, then ``add_after(key, s)`` (``s > 0``)
 ``Result(requeue=True)``        ``add_rate_limited(key)`` (the limiter's backoff)
-raises ``Exception``            below ``max_retries`` failures in a row:
+raises ``Conflict`` (409,       ``add_rate_limited(key)`` and log ``reconcile.conflict``
+``AlreadyExists`` included)     (info, with the key and the error): a routine race with
+                                another writer or a cache behind the server, retried on
+                                the next state; it neither spends nor resets
+                                ``max_retries`` and is not an absorbed failure
+raises another ``Exception``    below ``max_retries`` failures in a row:
                                 ``add_rate_limited(key)`` and log ``reconcile.failed``
                                 (warning, with the traceback); otherwise ``forget(key)``
                                 and log ``reconcile.dropped`` (error). A key is thus
@@ -21,12 +26,19 @@ not admitted by the key gate    ``forget(key)``, no reconcile (the gate re-adds 
 =============================== =====================================================
 
 ``requeue_after`` wins over ``requeue`` when both are set (as in controller-runtime).
-Every exception reaches the failure hooks (``informer._failures``, kind ``reconcile``).
+Every exception but a ``Conflict`` reaches the failure hooks (``informer._failures``, kind
+``reconcile``), so the pytest plugin fails a test on it. A ``Conflict`` is what
+controller-runtime users turn into ``Result{Requeue: true}`` by hand (controller-runtime
+itself counts it as an error); a reconcile that conflicts every time (writing at a
+resourceVersion its cache never catches up with) is retried with the limiter's growing
+backoff, and each retry is logged.
 
 :class:`ReconcileStats` (``Controller.stats``) counts reconciles by outcome
-(``success``, ``error``, ``requeue``, ``requeue_after``), drops, and durations, and calls
-registered observers, so a metrics exporter can publish controller-runtime's
-``controller_runtime_reconcile_total``, ``..._reconcile_errors_total``,
+(``success``, ``error``, ``requeue``, ``requeue_after``, and ``conflict``, a result
+controller-runtime does not have: a conflict is neither an error nor asked for), drops,
+and durations, and calls registered observers, so a metrics exporter can publish
+controller-runtime's ``controller_runtime_reconcile_total`` (``result="conflict"`` for
+conflicts; they are not in the errors total), ``..._reconcile_errors_total``,
 ``..._reconcile_time_seconds`` and ``..._active_workers``. Only the controller's workers
 write it and call the policy, on the event loop; observers are called synchronously and
 must not block.
@@ -41,13 +53,14 @@ from typing import Literal, Protocol
 
 import structlog
 
+from .._exceptions import Conflict
 from .._failures import report_failure
 
 __all__ = ["OutcomePolicy", "ReconcileOutcome", "ReconcileStats", "RequeueQueue", "Result"]
 
 log = structlog.get_logger(__name__)
 
-ReconcileOutcome = Literal["success", "error", "requeue", "requeue_after"]
+ReconcileOutcome = Literal["success", "error", "requeue", "requeue_after", "conflict"]
 """The ``result`` label of ``controller_runtime_reconcile_total``."""
 
 
@@ -85,7 +98,13 @@ class ReconcileStats:
 
     workers: int = 1
     total: dict[ReconcileOutcome, int] = field(
-        default_factory=lambda: {"success": 0, "error": 0, "requeue": 0, "requeue_after": 0}
+        default_factory=lambda: {
+            "success": 0,
+            "error": 0,
+            "requeue": 0,
+            "requeue_after": 0,
+            "conflict": 0,
+        }
     )
     dropped: int = 0
     active_workers: int = 0
@@ -146,8 +165,12 @@ class OutcomePolicy:
         return "success"
 
     def failed(self, key: str, exc: Exception, *, max_retries: int) -> ReconcileOutcome:
-        """``reconcile(key)`` raised ``exc``: retry it rate-limited, or drop it after
-        ``max_retries`` failures in a row. Logs in the caller's structlog context."""
+        """``reconcile(key)`` raised ``exc``: a :class:`~informer.Conflict` is retried
+        rate-limited (:meth:`conflicted`); anything else is retried rate-limited, or
+        dropped after ``max_retries`` failures in a row. Logs in the caller's structlog
+        context."""
+        if isinstance(exc, Conflict):
+            return self.conflicted(key, exc)
         queue = self.queue
         failures = self._failures.get(key, 0)
         error = f"{type(exc).__name__}: {exc}"
@@ -174,6 +197,13 @@ class OutcomePolicy:
                 exc_info=exc,
             )
         return "error"
+
+    def conflicted(self, key: str, exc: Conflict) -> ReconcileOutcome:
+        """``reconcile(key)`` raised a ``Conflict``: retry it after the limiter's backoff;
+        the failure count is left as it is, no failure hook is told."""
+        self.queue.add_rate_limited(key)
+        log.info("reconcile.conflict", key=key, error=f"{type(exc).__name__}: {exc}")
+        return "conflict"
 
     def not_admitted(self, key: str) -> None:
         """The key gate refused ``key``: forget it (the gate re-adds it when it admits it)."""

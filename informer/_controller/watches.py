@@ -74,6 +74,11 @@ class Watches:
             self._primary = _resource_of(watched)
 
     @property
+    def primary_informer(self) -> SharedIndexInformer | None:
+        """The informer of the first watch without a mapper, or ``None``."""
+        return next((w.informer for w in self._watches if w.mapper is None), None)
+
+    @property
     def primary(self) -> Resource | None:
         """The resource of the first watch without a mapper, or ``None``."""
         return self._primary
@@ -111,6 +116,12 @@ class Watches:
         for w in self._watches:
             seen.setdefault(id(w.informer), w.informer)
         return list(seen.values())
+
+    def remove_handlers(self) -> None:
+        """Unregister every handler of these watches from its informer (idempotent)."""
+        for w in self._watches:
+            if any(listener is w.registration for listener in w.informer.listeners):
+                w.informer.remove_event_handler(w.registration)
 
     def has_synced(self) -> bool:
         """True once every watched informer synced and our handlers saw its initial list."""

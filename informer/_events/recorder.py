@@ -20,9 +20,11 @@ The contract:
   aggregates repeated events into series (:mod:`.series`) and writes through the sink
   (:mod:`.sink`), one write at a time. Whoever owns the recorder starts it: ``Controller.run``
   for a controller's (so the Manager for its controllers'); ``async with recorder``
-  otherwise. Events
-  recorded before it starts wait in the buffer. Leaving ``async with`` writes what is
-  buffered (within ``shutdown_timeout``) even when the block is left by cancellation.
+  otherwise. Events recorded while it is not running wait in the buffer (and are lost
+  if it never runs): the first one logs a warning, ``event recorder not running``, that
+  says how to run it, and each is counted in ``stats.not_running``. Leaving ``async
+  with`` writes what is buffered (within ``shutdown_timeout``) even when the block is
+  left by cancellation.
 - A write that fails for a transport reason (connection, 429, 5xx) is tried again, up to
   ``max_tries`` (12) times ``retry_delay`` (10 s, jitter 25%) apart, as client-go's
   ``attemptRecording`` (client-go retries transport errors only; 429 and 5xx are retried
@@ -96,7 +98,9 @@ class EventRecorderStats:
     buffer was full or the recorder closed; ``filtered``: events dropped by the spam
     filter; ``invalid``: calls whose arguments could not make an Event; ``aggregated``:
     occurrences folded into an existing Event's series; ``written``: successful writes
-    (creates and series patches); ``failed``: writes given up.
+    (creates and series patches); ``failed``: writes given up; ``not_running``: events
+    recorded while the recorder was not running (buffered, counted in ``recorded`` too:
+    written once it runs, lost if it never does).
     """
 
     recorded: int = 0
@@ -106,6 +110,7 @@ class EventRecorderStats:
     aggregated: int = 0
     written: int = 0
     failed: int = 0
+    not_running: int = 0
 
 
 class EventRecorder:
@@ -168,6 +173,7 @@ class EventRecorder:
         self._last_unique = 0
         self._closed = False
         self._running = False
+        self._warned_not_running = False
         self._busy = False
         self._wake: anyio.Event | None = None
         self._idle: anyio.Event | None = None
@@ -234,6 +240,8 @@ class EventRecorder:
             )
         )
         self.stats.recorded += 1
+        if not self._running:
+            self._not_running(ref, type, reason)
         if self._idle is not None and self._idle.is_set():
             self._idle = anyio.Event()
         if self._wake is not None:
@@ -381,6 +389,22 @@ class EventRecorder:
     def _drop(self, why: str, ref: Obj, type: str, reason: str) -> None:
         self.stats.dropped += 1
         self._log.warning(f"event dropped: {why}", **_describe(ref, type, reason))
+
+    def _not_running(self, ref: Obj, type: str, reason: str) -> None:
+        self.stats.not_running += 1
+        if self._warned_not_running:
+            return
+        self._warned_not_running = True
+        self._log.warning(
+            "event recorder not running",
+            detail=(
+                "events wait in its buffer until it runs, and are lost if it never does: "
+                "run it with `async with recorder:` or `await task_group.start(recorder.run)`"
+                " (a Controller's recorder runs within Controller.run); logged once"
+            ),
+            buffered=len(self._buffer),
+            **_describe(ref, type, reason),
+        )
 
     def _failed(self, write: Write, exc: BaseException, why: str) -> None:
         self.stats.failed += 1

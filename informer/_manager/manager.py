@@ -17,7 +17,9 @@ The Manager owns the startup order (nothing is left to the caller): ``async with
 3. builds one :class:`~informer.SharedInformerFactory` per namespace (unless an
    ApiClient was given: then they exist from construction, see :attr:`Manager.factory`)
    and, inside the metrics' queue provider, one instance of each added class per
-   factory (named ``<name>@<namespace>`` when there are several namespaces);
+   factory (named ``<name>@<namespace>`` when there are several namespaces). The
+   factories share one informer per (resource, namespace, selectors, metadata only)
+   between all controllers and instances (:mod:`informer._manager.factories`);
 4. lists each informer once (``limit=1``) and reads the Lease once (leader election,
    sharding), so a missing RBAC rule fails at once: :class:`~informer.Forbidden` names it;
 5. binds the metrics and health endpoints: :class:`~informer.BindError`;
@@ -73,6 +75,7 @@ from .._queue.metrics import use_queue_metrics_provider
 from .._rest.api_client import ApiClient
 from .._sharding.config import ShardingConfig
 from .._sharding.replica import Sharding
+from .factories import ManagerFactories
 from .leader import LeaderElected
 from .mode import ModeSetup, Plain, RunMode
 from .sharded import ShardedByKey
@@ -127,21 +130,22 @@ def run_mode(
 class Manager:
     """Runs controllers: connection, checks, informers, endpoints, leader election.
 
-    ``api_client`` is used as given (the caller closes it); without it one is created
-    from ``kubeconfig`` (default ``$KUBECONFIG``, ``~/.kube/config``, or in-cluster) and
+    ``api_client`` is used as given (the caller closes it); without it one is created from
+    ``kubeconfig`` (default ``$KUBECONFIG``, ``~/.kube/config``, or in-cluster) and
     ``context`` when the Manager starts, and closed when it stops. ``namespaces``: one
     factory each (``None`` or empty: one for all namespaces). ``transform`` and
-    ``watch_list`` apply to every informer (default: strip ``managedFields``, sync with
-    a watch-list stream). ``metrics_bind_address`` / ``health_probe_bind_address``:
-    ``HOST:PORT``, ``:PORT`` or ``"0"`` (disabled; port 0 binds any free port, see
-    :attr:`endpoints`). ``metrics_secure``: serve metrics over HTTPS (the certificate in
-    ``metrics_cert_dir``, else a self-signed one) to bearer tokens the API server
-    authenticates and authorizes for ``get`` on ``/metrics`` (controller-runtime's
-    secure serving); off by default in the library, on by default in the runner.
-    ``gc_freeze``: no cyclic GC during the initial sync, then freeze
-    the cache (restored on exit). ``startup_timeout`` bounds the whole startup (seconds);
-    ``workers`` overrides the controllers' own for the classes it instantiates;
-    ``shutdown_grace`` caps every controller's.
+    ``watch_list`` apply to every informer (default: strip ``managedFields``; sync with a
+    list then a watch, as the Reflector and ``python -m informer.run`` do:
+    ``watch_list=True`` streams the initial state instead). ``metrics_bind_address`` /
+    ``health_probe_bind_address``: ``HOST:PORT``, ``:PORT`` or ``"0"`` (disabled; port 0
+    binds any free port, see :attr:`endpoints`). ``metrics_secure``: serve metrics over
+    HTTPS (the certificate in ``metrics_cert_dir``, else a self-signed one) to bearer tokens
+    the API server authenticates and authorizes for ``get`` on ``/metrics``
+    (controller-runtime's secure serving); off by default in the library, on by default in
+    the runner. ``gc_freeze``: no cyclic GC during the initial sync, then freeze the cache
+    (restored on exit). ``startup_timeout`` bounds the whole startup (seconds); ``workers``
+    overrides the controllers' own for the classes it instantiates; ``shutdown_grace`` caps
+    every controller's.
 
     Add controllers with :meth:`add` before starting; see the module docstring for what
     ``async with manager`` does and which errors it raises.
@@ -161,7 +165,7 @@ class Manager:
         metrics_cert_dir: str | None = None,
         health_probe_bind_address: str = "0",
         gc_freeze: bool = False,
-        watch_list: bool = True,
+        watch_list: bool = False,
         transform: Transform | None = strip_managed_fields,
         startup_timeout: float = 30.0,
         workers: int | None = None,
@@ -196,7 +200,9 @@ class Manager:
         self.shutdown_grace = float(shutdown_grace)
         self.observability = Observability()
         self._errors = WatchErrors()
-        self._factories: list[SharedInformerFactory] = []
+        self._factories = ManagerFactories(
+            lambda: self._new_factory(self.api_client, None, shared=False)
+        )
         self._classes: list[type[Controller]] = []
         self._controllers: list[Controller] = []
         self._endpoints: Endpoints | None = None
@@ -205,7 +211,7 @@ class Manager:
         self._state = "new"
         if api_client is not None:
             new_factory = partial(self._new_factory, api_client)
-            self._factories = self._mode.new_factories(self.namespaces, new_factory)
+            self._factories.set(self._mode.new_factories(self.namespaces, new_factory))
 
     # -- configuration --------------------------------------------------------------------
 
@@ -222,7 +228,7 @@ class Manager:
                 raise ValueError(f"controller class {controller.__qualname__} added twice")
             self._classes.append(controller)
         elif isinstance(controller, Controller):
-            if not any(controller.factory is f for f in self._factories):
+            if not any(controller.factory is f for f in self._factories.per_namespace):
                 raise ValueError(
                     f"controller {controller.name!r} was not built on this Manager's "
                     "factories: build it with manager.factory (or manager.factories[i]), "
@@ -249,12 +255,12 @@ class Manager:
     @property
     def factories(self) -> list[SharedInformerFactory]:
         """One factory per namespace, in the order of ``namespaces``."""
-        if not self._factories:
+        if not self._factories.per_namespace:
             raise RuntimeError(
                 "the Manager builds its factories once it has an ApiClient: pass "
                 "api_client=... to build controllers yourself, or add() their classes"
             )
-        return list(self._factories)
+        return list(self._factories.per_namespace)
 
     @property
     def factory(self) -> SharedInformerFactory:
@@ -274,7 +280,8 @@ class Manager:
 
     @property
     def informers(self) -> list[SharedIndexInformer]:
-        return [i for f in self._factories for i in f.informers]
+        """Every informer of the Manager's factories (the shared ones included)."""
+        return [i for f in self._factories.all() for i in f.informers]
 
     @property
     def metrics(self) -> Metrics:
@@ -372,12 +379,13 @@ class Manager:
         self._address = str(getattr(api.configuration, "host", "") or "?")
         await check_server(api, self._address, deadline, self.startup_timeout)
         new_factory = partial(self._new_factory, api)
-        if not self._factories:
-            self._factories = self._mode.new_factories(self.namespaces, new_factory)
+        factories = self._factories
+        if not factories.per_namespace:
+            factories.set(self._mode.new_factories(self.namespaces, new_factory))
+        for factory in factories.all():
+            self.observability.add_factory(factory)
         self._build_controllers(api)
         self.observability.add_api_client(api)
-        for factory in self._factories:
-            self.observability.add_factory(factory)
         for controller in self._controllers:
             self.observability.add_controller(controller)
         probes = self._mode.prepare(
@@ -386,7 +394,7 @@ class Manager:
                 controllers=self._controllers,
                 classes=self._classes,
                 namespaces=self.namespaces,
-                factories=self._factories,
+                factories=self._factories.per_namespace,
                 new_factory=new_factory,
                 workers=self.workers,
                 shutdown_grace=self.shutdown_grace,
@@ -417,7 +425,7 @@ class Manager:
         )
         tg = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(tg.cancel_scope.cancel)  # on exit: stop everything, then wait
-        for factory in self._factories:
+        for factory in self._factories.all():
             await tg.start(_run_factory, factory, name=f"factory {factory.namespace or '*'}")
         synced = anyio.Event()
         tg.start_soon(self._mode.run, synced, self._address, name=f"controllers {self._mode}")
@@ -450,10 +458,18 @@ class Manager:
         stack.push_async_callback(close)
         return api
 
-    def _new_factory(self, api: ApiClient, namespace: str | None) -> SharedInformerFactory:
+    def _new_factory(
+        self, api: ApiClient, namespace: str | None, *, shared: bool = True
+    ) -> SharedInformerFactory:
+        """A factory for ``namespace``; ``shared``: routing other namespaces' informers to
+        the factory keeping them (the extra all-namespaces factory keeps its own)."""
         options = {"on_watch_error": self._errors, "use_watch_list": self.watch_list}
         return SharedInformerFactory(
-            api, namespace=namespace, transform=self.transform, reflector_options=options
+            api,
+            namespace=namespace,
+            transform=self.transform,
+            reflector_options=options,
+            router=self._factories.keeper if shared else None,
         )
 
     def _build_controllers(self, api: ApiClient) -> None:
@@ -462,7 +478,8 @@ class Manager:
         several = len(self.namespaces) > 1
         built: list[Controller] = []
         with use_queue_metrics_provider(self.metrics.queue_metrics):
-            for ns, factory in self._mode.class_factories(self.namespaces, self._factories):
+            pairs = self._mode.class_factories(self.namespaces, self._factories.per_namespace)
+            for ns, factory in pairs:
                 for cls in self._classes:
                     kwargs: dict[str, Any] = {}
                     if self.workers is not None:

@@ -129,6 +129,7 @@ def check_namespaced(
     informers: list[SharedIndexInformer] = []
     for cls in classes:
         probe = cls(factory, api, name=f"{cls.name}@probe")
+        probe.close()  # never runs: its handlers must not stay on shared informers
         for informer in probe.informers:
             resource = getattr(informer.lister_watcher, "resource", None)
             if resource is not None and not resource.namespaced:

@@ -7,8 +7,14 @@
 - the reference names the owner by ``apiVersion``, ``kind``, ``name`` and ``uid``, all
   taken from the owner dict (objects read from a lister or the API carry them);
 - references are matched as ``referSameObject`` does: same API **group** (any version),
-  same ``kind``, same ``name``; a matching reference is replaced in place (so a recreated
-  owner's new ``uid`` is picked up), otherwise the new one is appended;
+  same ``kind``, same ``name``, whatever the ``uid``; a matching reference is replaced in
+  place, otherwise the new one is appended. So an owner deleted and created again under
+  the same name *adopts* the dependents the deleted one left for the garbage collector
+  (their reference takes the new ``uid``, and the collector then keeps them).
+  ``set_controller_reference(..., match_uid=True)`` refuses that instead: a controller
+  reference to the same name with another ``uid`` raises
+  :class:`~informer.AlreadyOwnedError` (the dependent belongs to the deleted
+  incarnation: leave it to the collector, or delete it, and create a new one);
 - ``validateOwner``: a cluster-scoped owner may own anything; a namespaced owner only
   objects of its own namespace (the garbage collector would treat a cross-namespace
   reference as absent and delete the dependent).
@@ -67,11 +73,15 @@ def owner_reference(owner: Obj, *, controller: bool = False) -> Obj:
     return ref
 
 
-def set_controller_reference(owner: Obj, obj: Obj) -> bool:
+def set_controller_reference(owner: Obj, obj: Obj, *, match_uid: bool = False) -> bool:
     """Make ``owner`` the controller of ``obj`` (``controllerutil.SetControllerReference``).
 
     Sets ``controller: true`` and ``blockOwnerDeletion: true``. Idempotent: when ``owner``
-    (same group, kind and name) already holds a reference, it is updated in place.
+    (same group, kind and name: controller-runtime's rule, whatever the ``uid``) already
+    holds a reference, it is updated in place, so a recreated owner of the same name
+    adopts ``obj``. ``match_uid=True`` makes the ``uid`` part of the match: a controller
+    reference to an owner of that name with another ``uid`` (a deleted incarnation) is
+    then another owner's.
     Raises :class:`~informer.AlreadyOwnedError`, naming the current controller, when
     another owner holds the controller reference (an object has at most one controller);
     ``ValueError`` for a namespaced owner of an object in another namespace, or of a
@@ -81,7 +91,19 @@ def set_controller_reference(owner: Obj, obj: Obj) -> bool:
     _validate_owner(owner, obj)
     ref = owner_reference(owner, controller=True)
     existing = controller_of(obj)
-    if existing is not None and not _same_object(existing, ref):
+    if existing is not None and _same_object(existing, ref):
+        if match_uid and existing.get("uid") != ref["uid"]:
+            key = _key(obj)
+            raise AlreadyOwnedError(
+                f"{obj.get('kind') or 'object'} {key} is controlled by an earlier"
+                f" {existing.get('kind')} {existing.get('name')!r} (uid {existing.get('uid')},"
+                f" not {ref['uid']}): that owner was deleted and created again, and this"
+                " dependent is left for the garbage collector; delete it and create a new"
+                " one (or pass match_uid=False to adopt it)",
+                owner=existing,
+                object_key=key,
+            )
+    elif existing is not None:
         key = _key(obj)
         raise AlreadyOwnedError(
             f"{obj.get('kind') or 'object'} {key} is already owned by another"

@@ -55,7 +55,13 @@ RECONCILE_TIME_BUCKETS: Final[tuple[float, ...]] = (
 )
 """controller-runtime's ``controller_runtime_reconcile_time_seconds`` buckets."""
 
-_RESULTS: Final[tuple[ReconcileOutcome, ...]] = ("success", "error", "requeue", "requeue_after")
+_RESULTS: Final[tuple[ReconcileOutcome, ...]] = (
+    "success",
+    "error",
+    "requeue",
+    "requeue_after",
+    "conflict",
+)
 _QUEUE_LABELS: Final = ("name", "controller")
 _go_float = cast(Callable[[float], str], floatToGoString)  # "le" label text, as Go prints it
 

@@ -16,10 +16,8 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import until
+from api_calls import ApiCalls
 
-import informer._client.client as client_module
-import informer._client.discovery as discovery_module
 from informer import (
     AlreadyExists,
     ApiError,
@@ -31,12 +29,11 @@ from informer import (
     Resource,
     ResourceNotServed,
     SharedInformerFactory,
-    TooManyRequests,
     request_json,
 )
 from informer._client.wait import DeleteLedger
 from informer.resources import CONFIGMAPS, CUSTOM_RESOURCE_DEFINITIONS, DEPLOYMENTS, NAMESPACES
-from informer.testing import FakeListerWatcher
+from informer.testing import FakeListerWatcher, eventually, install_crds
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -44,30 +41,6 @@ FAST = {"backoff_initial": 0.05, "backoff_cap": 0.5}
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-class ApiCalls:
-    """Every request the client (and its discovery) sends: ``(method, path)``."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls: list[tuple[str, str]] = []
-        for module in (client_module, discovery_module):
-            real = module.request_json
-
-            async def counting(
-                api: Any, method: str, path: str, _real: Any = real, **kw: Any
-            ) -> Obj:
-                self.calls.append((method, path))
-                result: Obj = await _real(api, method, path, **kw)
-                return result
-
-            monkeypatch.setattr(module, "request_json", counting)
-
-    def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if c[0] != "GET"]
-
-    def clear(self) -> None:
-        self.calls.clear()
 
 
 @pytest.fixture
@@ -109,18 +82,9 @@ def widget_crd(group: str, *, status: bool = True) -> Obj:
 
 
 async def install_crd(api: Any, crd: Obj) -> Resource:
-    """Create ``crd`` and return once its resource answers a list (the API server does
-    not signal it: the first requests after creation answer 404, then 429)."""
-    await request_json(api, "POST", CUSTOM_RESOURCE_DEFINITIONS.path(), body=crd)
-    spec = crd["spec"]
-    resource = Resource(spec["group"], "v1", spec["names"]["plural"], kind=spec["names"]["kind"])
-    with anyio.fail_after(60):
-        while True:
-            try:
-                await request_json(api, "GET", resource.path(namespace="default"), verb="list")
-                return resource
-            except (NotFound, TooManyRequests):
-                await anyio.sleep(0.1)  # nothing signals "served"
+    """Install ``crd``; return once its resource is served (``install_crds``)."""
+    [resource] = await install_crds(api, crd)
+    return resource
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +134,7 @@ async def test_cached_reads_send_no_request(
     await writer.create(configmap("b", namespace, {"k": "2"}))
     async with factory:
         assert await factory.wait_for_cache_sync(timeout=30)
-        await until(lambda: len(informer.lister().list()) == 2, "both cached", 30)
+        await eventually(lambda: len(informer.lister().list()) == 2, timeout=30)
         api_calls.clear()
         got = await client.get(CONFIGMAPS, "a", namespace=namespace)
         assert got["data"] == {"k": "1"} and got["kind"] == "ConfigMap"
@@ -254,12 +218,12 @@ async def test_discovery_finds_a_crd_installed_later_after_one_refresh(
     assert client.discovery.fetches == 1
     resource = await install_crd(api_client, widget_crd(group))
     try:
-        with anyio.fail_after(30):  # discovery documents follow the CRD asynchronously
-            while True:
-                doc = await request_json(api_client, "GET", f"/apis/{group}/v1")
-                if any(r.get("kind") == "Widget" for r in doc.get("resources", [])):
-                    break
-                await anyio.sleep(0.1)  # nothing signals it
+
+        async def discovered() -> None:  # discovery documents follow the CRD asynchronously
+            doc = await request_json(api_client, "GET", f"/apis/{group}/v1")
+            assert any(r.get("kind") == "Widget" for r in doc.get("resources", [])), doc
+
+        await eventually(discovered, timeout=30)
         created = await client.create(obj)
         assert client.discovery.fetches == 2  # refreshed once, on the miss
         assert await client.discovery.resource_for(f"{group}/v1", "Widget") == resource
@@ -555,14 +519,12 @@ async def push(fake: FakeListerWatcher, factory: SharedInformerFactory, event: O
     informer = factory.informers[0]
     meta = event["object"]["metadata"]
     fake.push_event(event)
-    await until(
-        lambda: (
-            informer.last_sync_resource_version == meta["resourceVersion"]
-            and not informer.has_queued(f"{meta['namespace']}/{meta['name']}")
-        ),
-        "the pushed event applied",
-        10,
-    )
+
+    def applied() -> None:
+        assert informer.last_sync_resource_version == meta["resourceVersion"]
+        assert not informer.has_queued(f"{meta['namespace']}/{meta['name']}")
+
+    await eventually(applied, timeout=10)
 
 
 async def test_create_or_update_retries_from_the_api_after_a_stale_cache(

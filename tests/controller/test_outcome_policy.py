@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import structlog.testing
 
+from informer import AlreadyExists, Conflict
 from informer._controller.reconcile import (
     OutcomePolicy,
     ReconcileOutcome,
@@ -119,3 +120,38 @@ def test_not_admitted_forgets_the_key() -> None:
     p, queue, _ = policy()
     p.not_admitted("k")
     assert queue.calls == [("forget", "k")]
+
+
+@pytest.mark.parametrize(
+    "conflict",
+    [
+        Conflict("the object has been modified; please apply your changes", status=409),
+        AlreadyExists('configmaps "a" already exists', status=409, reason="AlreadyExists"),
+    ],
+    ids=["conflict", "already-exists"],
+)
+def test_a_conflict_is_a_routine_rate_limited_requeue(
+    conflict: Conflict, handler_failures: list[Failure]
+) -> None:
+    """Not an absorbed failure (no hook: the plugin does not fail the test), logged at
+    info with the key, counted apart, retried after the limiter's backoff; it neither
+    spends nor resets the retry budget."""
+    p, queue, stats = policy()
+    with structlog.testing.capture_logs() as logs:
+        assert p.failed("k", conflict, max_retries=0) == "conflict"
+    assert queue.calls == [("add_rate_limited", "k")]  # max_retries=0 would have dropped it
+    assert [(e["event"], e["log_level"], e["key"]) for e in logs] == [
+        ("reconcile.conflict", "info", "k")
+    ]
+    assert type(conflict).__name__ in logs[0]["error"]
+    assert handler_failures == [] and stats.dropped == 0
+
+
+@pytest.mark.allow_handler_failures
+def test_a_conflict_leaves_the_failure_count_as_it_is() -> None:
+    p, queue, stats = policy()
+    with structlog.testing.capture_logs():
+        p.failed("k", ValueError("x"), max_retries=1)
+        p.failed("k", Conflict("modified", status=409), max_retries=1)
+        p.failed("k", ValueError("x"), max_retries=1)  # the second failure in a row
+    assert queue.calls[-1] == ("forget", "k") and stats.dropped == 1

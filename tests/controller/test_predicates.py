@@ -266,7 +266,8 @@ class Observed:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def until(self, check: Callable[[], bool]) -> None:
+    async def until_noted(self, check: Callable[[], bool]) -> None:
+        """Return once ``check()`` holds, checking it again at each ``note()``."""
         while not check():
             await self._changed.wait()
 
@@ -320,8 +321,8 @@ async def test_generation_changed_ignores_status_writes(api_client: Any, namespa
             manager.add(widget_watcher(resource, filtered, generation_changed, "filtered"))
             manager.add(widget_watcher(resource, unfiltered, None, "unfiltered"))
             async with manager:
-                await filtered.until(lambda: filtered.reconciled == [1])
-                await unfiltered.until(lambda: unfiltered.reconciled == [1])
+                await filtered.until_noted(lambda: filtered.reconciled == [1])
+                await unfiltered.until_noted(lambda: unfiltered.reconciled == [1])
 
                 current = await request_json(api_client, "GET", path)
                 status = copy.deepcopy(current)
@@ -336,11 +337,11 @@ async def test_generation_changed_ignores_status_writes(api_client: Any, namespa
                 # The mapper runs on the new and the old object of an update, so the
                 # status write's version is mapped once as the old side of the spec
                 # update; had the status update passed, its new side would count too.
-                await unfiltered.until(lambda: spec_rv in unfiltered.mapped)
+                await unfiltered.until_noted(lambda: spec_rv in unfiltered.mapped)
                 assert unfiltered.mapped.count(status_rv) == 2
-                await filtered.until(lambda: spec_rv in filtered.mapped)
+                await filtered.until_noted(lambda: spec_rv in filtered.mapped)
                 assert filtered.mapped.count(status_rv) == 1
-                await filtered.until(lambda: filtered.reconciled[-1:] == [2])
+                await filtered.until_noted(lambda: filtered.reconciled[-1:] == [2])
 
                 held = add_finalizer_patch(spec, "example.com/hold")
                 assert held is not None
@@ -351,10 +352,10 @@ async def test_generation_changed_ignores_status_writes(api_client: Any, namespa
                 deleting = await request_json(api_client, "GET", path)
                 assert deleting["metadata"]["generation"] == 3  # bumped by the delete
                 deleting_rv = deleting["metadata"]["resourceVersion"]
-                await filtered.until(lambda: deleting_rv in filtered.mapped)
-                await unfiltered.until(lambda: deleting_rv in unfiltered.mapped)
+                await filtered.until_noted(lambda: deleting_rv in filtered.mapped)
+                await unfiltered.until_noted(lambda: deleting_rv in unfiltered.mapped)
                 # The finalizer patch changed metadata only (same generation): dropped.
                 assert (filtered.mapped.count(held_rv), unfiltered.mapped.count(held_rv)) == (1, 2)
-                await filtered.until(lambda: filtered.reconciled[-1:] == [3])
+                await filtered.until_noted(lambda: filtered.reconciled[-1:] == [3])
                 release = remove_finalizer_patch(deleting, "example.com/hold")
                 await request_json(api_client, "PATCH", path, body=release)

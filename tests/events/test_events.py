@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 import structlog
+import structlog.testing
 
 import informer._events.sink as sink_module
 from informer import (
@@ -301,6 +302,26 @@ async def test_full_buffer_drops_and_counts() -> None:
     assert len(sink.calls) == 3
     rec.event(configmap(), reason="Synced", note="")  # closed: dropped, counted
     assert rec.dropped == 3
+
+
+async def test_a_recorder_not_running_warns_once_and_counts() -> None:
+    """Events recorded while the recorder does not run wait in its buffer, lost if it
+    never runs: one warning says how to run it, ``stats.not_running`` counts them."""
+    sink = FakeSink()
+    rec = recorder(sink)
+    with structlog.testing.capture_logs() as logs:
+        for i in range(3):
+            rec.event(configmap(f"cm-{i}"), reason="Synced", note="")
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"] == "event recorder not running"
+    assert "async with recorder" in warning["detail"] and "recorder.run" in warning["detail"]
+    assert (rec.stats.not_running, rec.stats.recorded, rec.dropped) == (3, 3, 0)
+    with structlog.testing.capture_logs() as logs:
+        async with rec:
+            rec.event(configmap("running"), reason="Synced", note="")
+            await flushed(rec)
+    assert not [e for e in logs if e["log_level"] == "warning"]
+    assert rec.stats.not_running == 3 and len(sink.calls) == 4
 
 
 # --- failures --------------------------------------------------------------------------

@@ -8,7 +8,6 @@ nesting of exception groups). Waits are on conditions, every test is bounded.
 
 from __future__ import annotations
 
-import json
 import secrets
 import socket
 import time
@@ -19,7 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
-from api_helpers import core_object, until
+from api_helpers import core_object, write_kubeconfig
 from metrics_helpers import sample, scrape
 
 from informer import (
@@ -40,7 +39,7 @@ from informer import (
 from informer._manager.startup import collapse
 from informer.observability import BindError
 from informer.resources import CONFIGMAPS, LEASES
-from informer.testing._fake import FakeListerWatcher
+from informer.testing import FakeListerWatcher, eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -60,7 +59,8 @@ class Seen:
         self._event.set()
         self._event = anyio.Event()
 
-    async def wait_for(self, name: str, key: str, within: float = TIMEOUT) -> None:
+    async def until_reconciled(self, name: str, key: str, within: float = TIMEOUT) -> None:
+        """Return once controller ``name`` reconciled ``key`` (woken by each reconcile)."""
         with anyio.fail_after(within):
             while (name, key) not in self.keys:
                 await self._event.wait()
@@ -147,13 +147,13 @@ async def test_a_controller_class_runs_in_process(
             # Class attributes are honoured, the grace capped by the Manager's (3 s).
             assert (controller.workers, controller.max_retries) == (3, 4)
             assert controller.shutdown_grace == 3.0
-            await seen.wait_for("cm-recorder", f"{namespace}/before")
+            await seen.until_reconciled("cm-recorder", f"{namespace}/before")
             await client.create(configmap("after", namespace))
-            await seen.wait_for("cm-recorder", f"{namespace}/after")
+            await seen.until_reconciled("cm-recorder", f"{namespace}/after")
             endpoints = manager.endpoints
             assert endpoints is not None and endpoints.metrics_port is not None
             assert endpoints.health_port is None  # "0": disabled
-            await until(lambda: controller.queue.depth() == 0, "queue drained", TIMEOUT)
+            await eventually(lambda: controller.queue.depth() == 0, timeout=TIMEOUT)
             families = await scrape(endpoints.metrics_port)
             # The Manager's ApiClient is judged: readiness and metrics.
             checks = manager.observability.checks
@@ -191,7 +191,7 @@ async def test_one_instance_per_namespace(api_client: Any, client: Client, names
                 for ns in (namespace, other):
                     await client.create(configmap("x", ns))
                 for ns in (namespace, other):
-                    await seen.wait_for(f"cm-recorder@{ns}", f"{ns}/x")
+                    await seen.until_reconciled(f"cm-recorder@{ns}", f"{ns}/x")
         # Each instance sees only its own namespace.
         assert all(key.startswith(name.split("@")[1] + "/") for name, key in seen.keys)
 
@@ -215,7 +215,7 @@ async def test_instances_built_on_the_managers_factory(
     await client.create(configmap("inst", namespace))
     with anyio.fail_after(TIMEOUT):
         async with manager:
-            await seen.wait_for("mine", f"{namespace}/inst")
+            await seen.until_reconciled("mine", f"{namespace}/inst")
             with pytest.raises(RuntimeError, match="before the Manager starts"):
                 manager.add(cls)
     with pytest.raises(RuntimeError, match="runs once"):
@@ -234,7 +234,7 @@ async def test_created_client_runs_and_is_closed(control_plane: Any, namespace: 
         async with manager:
             api = manager.api_client
             await Client(api).create(configmap("own-client", namespace))
-            await seen.wait_for("cm-recorder", f"{namespace}/own-client")
+            await seen.until_reconciled("cm-recorder", f"{namespace}/own-client")
     assert api.rest_client.pool_manager.closed
 
 
@@ -260,16 +260,7 @@ async def test_body_errors_pass_through_unchanged(
 
 async def test_unreachable_server_is_connection_failed(tmp_path: Path) -> None:
     address = f"https://127.0.0.1:{closed_port()}"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": address}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps(config))
+    path = write_kubeconfig(tmp_path / "kubeconfig", address, {"token": "t"})
     manager = Manager(kubeconfig=str(path), startup_timeout=1.0)
     manager.add(recorder(Seen()))
     start = time.monotonic()
@@ -383,7 +374,7 @@ async def test_leader_election_runs_controllers_and_releases_the_lease(
         async with manager:
             elector = manager.elector
             assert elector is not None
-            await seen.wait_for("cm-recorder", f"{namespace}/elected")
+            await seen.until_reconciled("cm-recorder", f"{namespace}/elected")
             assert elector.is_leader()
             # A lost leader must stop writing before a follower may take over.
             assert manager.controllers[0].shutdown_grace == pytest.approx(1.5)

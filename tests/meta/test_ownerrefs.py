@@ -96,6 +96,22 @@ def test_same_owner_at_another_version_or_uid_is_updated_in_place() -> None:
     assert (ref["apiVersion"], ref["uid"], ref["controller"]) == ("example.com/v2", "uid-2", True)
 
 
+def test_match_uid_refuses_a_recreated_owner_of_the_same_name() -> None:
+    """``match_uid=True``: the dependent of a deleted incarnation is not adopted by the
+    new owner of that name (nothing changes); the same uid at another version still is
+    the same owner."""
+    obj = child(refs=[dict(CONTROLLER_REF)])
+    before = copy.deepcopy(obj)
+    with pytest.raises(AlreadyOwnedError, match=r"earlier Widget 'app' \(uid uid-1, not uid-2\)"):
+        set_controller_reference(owner(uid="uid-2"), obj, match_uid=True)
+    assert obj == before
+    assert set_controller_reference(owner(), obj, match_uid=True) is False
+    moved = owner(api_version="example.com/v2")
+    assert set_controller_reference(moved, obj, match_uid=True) is True
+    fresh = child()
+    assert set_controller_reference(owner(uid="uid-2"), fresh, match_uid=True) is True
+
+
 def test_another_controller_raises_already_owned() -> None:
     """Only one controller: ``AlreadyOwnedError`` names the current one; obj unchanged."""
     obj = child(refs=[dict(CONTROLLER_REF)])

@@ -28,11 +28,13 @@ import informer.testing._crds as crds_module
 from informer import (
     ApiError,
     Client,
+    Conflict,
     Controller,
     Manager,
     NotFound,
     Resource,
     Result,
+    ServerError,
     TooManyRequests,
     request_json,
 )
@@ -305,8 +307,9 @@ async def test_a_false_result_fails_and_other_exceptions_propagate_at_once() -> 
     assert calls == 1
 
 
-async def test_retry_on_widens_what_is_retried(api_client: Any, namespace: str) -> None:
-    """``retry_on=(AssertionError, NotFound)``: wait for an object to exist."""
+async def test_api_errors_are_retried_by_default(api_client: Any, namespace: str) -> None:
+    """A check reading an object that does not exist yet keeps polling (``NotFound``);
+    ``retry_on`` replaces the default, so a ``NotFound`` can fail at once."""
     client = Client(api_client)
 
     async def create_later() -> None:
@@ -315,18 +318,55 @@ async def test_retry_on_widens_what_is_retried(api_client: Any, namespace: str) 
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(create_later)
-        found = await eventually(
-            lambda: client.get(CONFIGMAPS, "later", namespace=namespace),
-            retry_on=(AssertionError, NotFound),
-        )
+        found = await eventually(lambda: client.get(CONFIGMAPS, "later", namespace=namespace))
     assert found["metadata"]["name"] == "later"
     with pytest.raises(AssertionError, match="still raised NotFound") as caught:
+        await eventually(lambda: client.get(CONFIGMAPS, "never", namespace=namespace), timeout=0.2)
+    assert isinstance(caught.value.__cause__, NotFound)
+    with anyio.fail_after(5), pytest.raises(NotFound):
         await eventually(
             lambda: client.get(CONFIGMAPS, "never", namespace=namespace),
-            timeout=0.2,
-            retry_on=(NotFound,),
+            timeout=30,
+            retry_on=(AssertionError,),
         )
-    assert isinstance(caught.value.__cause__, NotFound)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NotFound("gone", status=404),
+        Conflict("the object has been modified", status=409),
+        TooManyRequests("storage is (re)initializing", status=429),
+        ServerError("the server was unable to return a response in the time allotted", status=504),
+    ],
+    ids=["not-found", "conflict", "too-many-requests", "server-timeout"],
+)
+async def test_each_routine_api_error_is_retried(error: ApiError) -> None:
+    calls = 0
+
+    def check() -> int:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise error
+        return calls
+
+    with anyio.fail_after(5):
+        assert await eventually(check, timeout=5) == 3
+
+
+async def test_cheap_checks_poll_at_least_every_tenth_of_a_second() -> None:
+    """The default ``interval`` caps the backoff at 0.1 s: 1 s of polling is > 10 calls."""
+    calls = 0
+
+    def check() -> None:
+        nonlocal calls
+        calls += 1
+        raise AssertionError(calls)
+
+    with pytest.raises(AssertionError):
+        await eventually(check, timeout=1.0)
+    assert calls >= 10, calls
 
 
 async def test_a_check_still_running_at_the_deadline_is_cancelled() -> None:
