@@ -1,8 +1,11 @@
 """Where an object dict goes: its resource and its namespace (controller-runtime's
-``client/apiutil``: ``GVKForObject``, ``IsObjectNamespaced``).
+``client/apiutil``: ``GVKForObject``, ``IsObjectNamespaced``), and the ``apiVersion`` and
+``kind`` of listed objects.
 
 Shared by the :class:`~informer.Client` and the operations built on it. Nothing here
-mutates its arguments; the only request is :func:`resource_for`'s discovery lookup.
+mutates its arguments but :func:`listed_items`, which completes the items of a List
+answer in place (the answer is the caller's, fresh from the server); the only request
+is :func:`resource_for`'s discovery lookup.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from .._meta.resource import Resource
 from .._meta.types import Obj
 from .discovery import Discovery
 
-__all__ = ["check_namespace", "namespace_for", "resource_for"]
+__all__ = ["check_namespace", "listed_items", "namespace_for", "resource_for"]
 
 
 async def resource_for(
@@ -55,3 +58,21 @@ def check_namespace(resource: Resource, namespace: str | None, verb: str) -> Non
     ``namespace``."""
     if resource.namespaced and namespace is None:
         raise ValueError(f"{resource.group_resource} is namespaced: pass namespace= to {verb} one")
+
+
+def listed_items(answer: Obj, resource: Resource) -> list[Obj]:
+    """The items of a List answer, each given the List's ``apiVersion`` and its ``kind``
+    minus ``List`` when it lacks them (as the informer's cache does). Completes the
+    items in place and returns them (not copies)."""
+    items: list[Obj] = answer.get("items") or []
+    list_kind = answer.get("kind")
+    kind = resource.kind
+    if isinstance(list_kind, str) and len(list_kind) > 4 and list_kind.endswith("List"):
+        kind = list_kind[:-4]
+    api_version = answer.get("apiVersion") or resource.api_version
+    for obj in items:
+        if kind and "kind" not in obj:
+            obj["kind"] = kind
+        if "apiVersion" not in obj:
+            obj["apiVersion"] = api_version
+    return items

@@ -16,9 +16,10 @@ Every write names :attr:`Client.field_manager` as its ``fieldManager`` (controll
 ``client.WithFieldOwner``), so ``managedFields`` attribute create, update, patch and apply
 to one manager; :meth:`Client.apply` takes another per call.
 
-The operations built on the primitives (``create_or_update``, the finalizer methods,
-``apply_manifests``, ``wait_cached``) live in a module each, typed against the small
-Protocols of ``informer._client.protocol`` that this class satisfies.
+The operations built on the primitives (``create_or_update``, ``apply_with_result``, the
+finalizer methods, ``apply_manifests``, ``wait_cached``) live in a module each, typed
+against the small Protocols of ``informer._client.protocol`` that this class satisfies;
+the options of list and delete requests are built by ``informer._client.options``.
 
 Contracts: the client never mutates a dict it is given and never returns one the cache
 or another caller holds. A ``Client`` is used from one event loop; it holds no
@@ -44,15 +45,10 @@ from . import finalizers as _finalizers
 from . import manifests as _manifests
 from . import mutate as _mutate
 from . import wait as _wait
-from .cache_reads import (
-    cached_get,
-    cached_list,
-    label_selector_query,
-    list_source,
-    read_sources,
-)
+from .cache_reads import cached_get, cached_list, list_source, read_sources
 from .discovery import Discovery
 from .mutate import OperationResult
+from .options import delete_options, list_query
 from .protocol import PatchType
 from .wait import DeleteLedger
 from .written import WriteMemo
@@ -176,7 +172,7 @@ class Client:
         there. ``label_selector`` is a selector string or a mapping of labels that must
         all match.
         """
-        labels = None if label_selector is None else label_selector_query(label_selector)
+        query = list_query(label_selector, field_selector)
         if cached:
             source = list_source(
                 read_sources(self.factory, resource, namespace),
@@ -192,11 +188,6 @@ class Client:
                     field_match=field_match,
                 )
         self._check("list", resource, namespace=namespace)
-        query: dict[str, str] = {}
-        if labels:
-            query["labelSelector"] = labels
-        if field_selector:
-            query["fieldSelector"] = field_selector
         answer = await request_json(
             self.api_client,
             "GET",
@@ -206,7 +197,7 @@ class Client:
             resource=resource.group_resource,
             namespace=namespace,
         )
-        return _listed_items(answer, resource)
+        return apiutil.listed_items(answer, resource)
 
     # -- writes ---------------------------------------------------------------------
 
@@ -358,17 +349,9 @@ class Client:
         """
         apiutil.check_namespace(resource, namespace, "delete")
         self._check("delete", resource, name=name, namespace=namespace)
-        options: Obj = {}
-        preconditions = {
-            k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
-        }
-        if preconditions:
-            options["preconditions"] = preconditions
-        if propagation_policy is not None:
-            options["propagationPolicy"] = propagation_policy
-        body: Obj | None = None
-        if options:
-            body = {"apiVersion": "v1", "kind": "DeleteOptions", **options}
+        body = delete_options(
+            uid=uid, resource_version=resource_version, propagation_policy=propagation_policy
+        )
         try:
             answer = await request_json(
                 self.api_client,
@@ -490,20 +473,3 @@ class Client:
 
 def _no_check(*args: Any, **kwargs: Any) -> None:
     """The access check of a client that has none."""
-
-
-def _listed_items(answer: Obj, resource: Resource) -> builtins.list[Obj]:
-    """The items of a List answer, each given the List's ``apiVersion`` and its ``kind``
-    minus ``List`` when it lacks them (as the informer's cache does)."""
-    items: builtins.list[Obj] = answer.get("items") or []
-    list_kind = answer.get("kind")
-    kind = resource.kind
-    if isinstance(list_kind, str) and len(list_kind) > 4 and list_kind.endswith("List"):
-        kind = list_kind[:-4]
-    api_version = answer.get("apiVersion") or resource.api_version
-    for obj in items:
-        if kind and "kind" not in obj:
-            obj["kind"] = kind
-        if "apiVersion" not in obj:
-            obj["apiVersion"] = api_version
-    return items
