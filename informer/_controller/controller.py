@@ -5,9 +5,9 @@ A controller declares in :meth:`Controller.setup` the informers it watches
 :data:`~informer.KeyMapper`: the object's own key by default,
 :func:`~informer.owner_key` for the owners named in ``metadata.ownerReferences``, or any
 function of yours). Each key lands on the controller's
-:class:`~informer.RateLimitingQueue`; :meth:`Controller.run` waits until every watched
-informer has synced *and* the controller's handlers have seen the whole initial list,
-then runs ``workers`` worker tasks that call :meth:`Controller.reconcile`.
+:class:`~informer.workqueue.RateLimitingQueue`; :meth:`Controller.run` waits until every
+watched informer has synced *and* the controller's handlers have seen the whole initial
+list, then runs ``workers`` worker tasks that call :meth:`Controller.reconcile`.
 
 Each worker (``worker.py``) takes a key, reconciles it inside a structlog context bound
 with ``controller`` and ``key``, and hands the outcome to the one outcome policy
@@ -138,7 +138,7 @@ class Controller:
     ``rate_limiter`` is a **factory** (e.g. ``default_controller_rate_limiter`` or
     ``lambda: ExponentialFailureRateLimiter(0.01, 60)``) called once per instance, since
     a limiter keeps per-key failure counts that instances must not share; the argument
-    is a limiter (default: :func:`~informer.default_controller_rate_limiter`).
+    is a limiter (default: :func:`~informer.workqueue.default_controller_rate_limiter`).
 
     The effective tuning is :attr:`options`, a :class:`~informer.ControllerOptions`
     (controller-runtime's ``controller.Options``), validated when the controller is built:
@@ -148,7 +148,7 @@ class Controller:
     ``workers`` takes effect at :meth:`run`, the others at once.
 
     ``queue_metrics`` are the hooks of the controller's queue (default: the current
-    queue-metrics provider's, see :func:`~informer.use_queue_metrics_provider`).
+    queue-metrics provider's, see :func:`~informer.workqueue.use_queue_metrics_provider`).
 
     The constructor stores :attr:`factory`, :attr:`api_client`, :attr:`queue`,
     :attr:`client` and :attr:`recorder`, then calls :meth:`setup`. A controller runs

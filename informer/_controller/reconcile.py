@@ -126,7 +126,8 @@ class ReconcileStats:
 
 
 class RequeueQueue(Protocol):
-    """What the policy uses of the work queue (a :class:`~informer.RateLimitingQueue`)."""
+    """What the policy uses of the work queue (a
+    :class:`~informer.workqueue.RateLimitingQueue`)."""
 
     def forget(self, item: str, /) -> None: ...
 

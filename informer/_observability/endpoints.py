@@ -34,7 +34,7 @@ What is registered:
   ``auth_failure_threshold``; :mod:`informer._observability.credential_check`).
 
 An address of ``None`` or ``"0"`` disables that endpoint (the runner's default). A bind
-failure raises :class:`~informer.BindError` before anything is served.
+failure raises :class:`~informer.observability.BindError` before anything is served.
 
 Secure metrics (``metrics_secure=True``, the runner's ``--metrics-secure``), as
 controller-runtime's: HTTPS (:mod:`informer._http.tls`) and every scrape's bearer
@@ -348,8 +348,8 @@ async def run_observability(
     place (any :class:`~informer._observability.metrics.Metrics`'s ``queue_metrics``); else
     their gauges only. Use :class:`Observability` to get everything.
     ``task_status.started(Endpoints)`` once both are listening;
-    :class:`~informer.BindError` is raised before that when an address cannot be
-    used.
+    :class:`~informer.observability.BindError` is raised before that when an address
+    cannot be used.
     """
     obs = Observability(
         factories=factories, controllers=controllers, elector=elector, api_client=api_client

@@ -15,8 +15,8 @@ Almost everything is read from the live statistics objects when Prometheus scrap
 custom collector (:class:`Metrics` owns it) in a **dedicated** ``CollectorRegistry`` (never
 the global default: two runners, or two tests, in one process do not collide):
 
-- informers: ``Reflector.stats`` (:class:`~informer.ReflectorStats`), the store's size,
-  ``has_synced()``, each listener's ``buffer_depth()``/``handled``/``failures``;
+- informers: ``Reflector.stats`` (:class:`~informer.cache.ReflectorStats`), the store's
+  size, ``has_synced()``, each listener's ``buffer_depth()``/``handled``/``failures``;
 - work queues: ``depth()``, ``unfinished_work_seconds()``,
   ``longest_running_processor_seconds()``;
 - controllers: :class:`~informer.ReconcileStats` (counters by result, active workers) and
@@ -329,7 +329,8 @@ async def serve_metrics(
     """Serve ``GET /metrics`` of ``registry`` on ``address`` (``":8080"``: every
     interface; ``"127.0.0.1:0"``: a free loopback port) until cancelled.
 
-    ``task_status.started(port)`` reports the bound port. Raises :class:`BindError`
-    (before ``started``) when the address cannot be used.
+    ``task_status.started(port)`` reports the bound port. Raises
+    :class:`~informer.observability.BindError` (before ``started``) when the address
+    cannot be used.
     """
     await serve_http(address, metrics_routes(registry), name="metrics", task_status=task_status)

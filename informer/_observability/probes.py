@@ -126,8 +126,9 @@ async def serve_health(
 ) -> None:
     """Serve ``/healthz`` and ``/readyz`` for ``checks`` on ``address`` until cancelled.
 
-    ``task_status.started(port)`` reports the bound port; :class:`~informer.BindError` is
-    raised before that when the address cannot be used. The checks' own tasks (the
-    :class:`EventLoopMonitor`) are the caller's to run.
+    ``task_status.started(port)`` reports the bound port;
+    :class:`~informer.observability.BindError` is raised before that when the address
+    cannot be used. The checks' own tasks (the
+    :class:`~informer._observability.health.EventLoopMonitor`) are the caller's to run.
     """
     await serve_http(address, health_routes(checks), name="health", task_status=task_status)
