@@ -3,7 +3,8 @@ of its namespace into ``spec.targetNamespaces`` or the namespaces matching
 ``spec.namespaceSelector`` (not its own, nor terminating ones), labelled with the mirror's
 uid; leaves a same-named ConfigMap it did not make alone; repairs copies; deletes them with
 the source, a target, or the mirror (its finalizer). Run it for all namespaces, its CRD
-(``CRD_PATH``) installed. Contract in detail: README, "Operators".
+(``CRD_PATH``) installed. Contract in detail: docs/guides/operators.md, "The
+ConfigMapMirror sample".
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ async def serving(metrics: Metrics) -> AsyncIterator[int]:
 
 
 class Changes:
-    """Awaitable "something changed": tests wait for predicates, not for time."""
+    """Awaitable "something changed" (a reconcile ended, an Event was recorded): tests
+    wait for predicates on the state, not for time, and never poll."""
 
     def __init__(self) -> None:
         self._event = anyio.Event()
@@ -111,7 +112,9 @@ class Changes:
         self._event.set()
         self._event = anyio.Event()
 
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` is true, re-checking it on every :meth:`notify`
+        only (``asyncio.Condition.wait_for``); the caller's ``fail_after`` bounds it."""
         while not predicate():
             await self._event.wait()
 
@@ -300,10 +303,10 @@ async def test_informer_and_controller_metrics_on_the_fake() -> None:
     with anyio.fail_after(TIMEOUT):
         async with anyio.create_task_group() as tg, factory:
             tg.start_soon(controller.run)
-            await reconciled.wait_until(lambda: sum(controller.stats.total.values()) >= 3)
+            await reconciled.wait_for(lambda: sum(controller.stats.total.values()) >= 3)
             fake.push_bookmark()
             fake.modify(cm("a"))
-            await reconciled.wait_until(lambda: controller.stats.total["success"] >= 2)
+            await reconciled.wait_for(lambda: controller.stats.total["success"] >= 2)
             families = parse(metrics)
             tg.cancel_scope.cancel()
 
@@ -536,7 +539,7 @@ async def test_scrape_during_an_end_to_end_run(api_client: Any, namespace: str) 
             factory,
         ):
             tg.start_soon(controller.run)
-            await reconciled.wait_until(lambda: stats.total["success"] >= 3)
+            await reconciled.wait_for(lambda: stats.total["success"] >= 3)
             await request_json(
                 api_client, "POST", path, body={"metadata": {"name": "cm-new"}, "data": {}}
             )
@@ -548,7 +551,7 @@ async def test_scrape_during_an_end_to_end_run(api_client: Any, namespace: str) 
                 content_type="application/merge-patch+json",
             )
             # Each write makes exactly one reconcile (level-triggered, one key each).
-            await reconciled.wait_until(
+            await reconciled.wait_for(
                 lambda: stats.total["success"] >= 5 and controller.queue.depth() == 0
             )
             families = await scrape(port)
@@ -616,7 +619,7 @@ async def test_event_recorder_counters_on_metrics(api_client: Any, namespace: st
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg, serving(metrics) as port, factory:
             tg.start_soon(controller.run)
-            await reconciled.wait_until(lambda: controller.recorder.stats.recorded >= 2)
+            await reconciled.wait_for(lambda: controller.recorder.stats.recorded >= 2)
             cm0 = controller.configmaps.lister().get_by_key(f"{namespace}/cm-0")
             assert cm0 is not None
             controller.recorder.event(cm0, type="Error", reason="Seen", note="not a type")

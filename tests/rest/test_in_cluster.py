@@ -73,10 +73,10 @@ async def test_in_cluster_token_file_is_reread_after_rotation(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """README: the in-cluster token is re-read (as client-go's cachingTokenSource does):
-    the kubelet rotates the projected token file and the old token is revoked; the
-    running client's next request meets one 401, reads the file again and succeeds as
-    the new identity, without a restart."""
+    """docs/guides/deploy.md: the in-cluster token is re-read (as client-go's
+    cachingTokenSource does): the kubelet rotates the projected token file and the old
+    token is revoked; the running client's next request meets one 401, reads the file
+    again and succeeds as the new identity, without a restart."""
     from kubernetes_asyncio.config import incluster_config
 
     with anyio.fail_after(60):

@@ -661,9 +661,10 @@ async def test_runner_defaults_list_stripped_cache_and_gc_freeze(
     watch_list: bool,
     gc_frozen: bool,
 ) -> None:
-    """README: the runner lists by default (``--watch-list`` streams the initial state),
-    strips ``managedFields`` from cached objects either way, and freezes the GC after the
-    initial sync by default (``--no-gc-freeze``)."""
+    """docs/concepts/manager.md, "Running controllers": the runner lists by default
+    (``--watch-list`` streams the initial state), strips ``managedFields`` from cached
+    objects either way, and freezes the GC after the initial sync by default
+    (``--no-gc-freeze``)."""
     await create_configmap(api_client, namespace, "before")  # the server sets managedFields
     args = [
         str(user_file(tmp_path)),

@@ -198,8 +198,9 @@ async def test_demo_keeps_running_then_stops_on_sigint(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_killed_demo_leaves_no_process(tmp_path: Path) -> None:
-    """README: "the children also die with the demo if it is killed": SIGKILL (no
-    cleanup code runs) takes the runner, kube-apiserver and etcd with it."""
+    """docs/guides/samples.md, "What make run shows": "the children also die with the
+    demo if it is killed": SIGKILL (no cleanup code runs) takes the runner,
+    kube-apiserver and etcd with it."""
     state_dir = tmp_path / "run"
     output, errors = Output(), Output()
     process = await anyio.open_process(

@@ -369,9 +369,10 @@ async def test_unchanged_namespace_is_not_rewritten(
 async def test_a_conflict_from_a_stale_cache_requeues_the_namespace(
     api_client: Any, client: Client, namespace: str
 ) -> None:
-    """README: the inventory is replaced with PUT at its cached ``resourceVersion``, and a
-    409 (the cached copy is older than the server's) requeues the namespace
-    (``Result(requeue=True)``) instead of overwriting the newer version."""
+    """docs/guides/samples.md, "Deployment inventory": the inventory is replaced with PUT
+    at its cached ``resourceVersion``, and a 409 (the cached copy is older than the
+    server's) requeues the namespace (``Result(requeue=True)``) instead of overwriting
+    the newer version."""
     deployment = await client.create(make_deployment("web", namespace=namespace))
     stale = await client.create(
         {
