@@ -13,7 +13,7 @@ model whatever fields a newer version of the resource added.
 - ``Model.parse(obj)`` validates a dict (e.g. a lister's cached object) into a new
   model. The dict is not copied first and never mutated; values typed ``Any`` (and
   unknown fields) are *shared* with it, so copy them before changing them in place.
-  Errors raise :class:`~informer.InvalidObject` naming the object and each field path.
+  Errors raise :class:`~informer.crd.InvalidObject` naming the object and each field path.
 - ``model.to_dict()`` is the whole object for ``Client.create`` / ``update`` /
   ``update_status``: every field the object had (known or not, server-set ones such as
   ``resourceVersion`` included) with the model's changes. A field that was absent stays
@@ -127,7 +127,7 @@ class CustomResource(Schema):
     def parse(cls, obj: Obj) -> Self:
         """``obj`` as this model (a new object; ``obj`` is neither copied nor mutated).
 
-        Raises :class:`~informer.InvalidObject` naming the object (``Kind ns/name``) and
+        Raises :class:`~informer.crd.InvalidObject` naming the object (``Kind ns/name``) and
         every failing field path, also when ``obj`` is of another apiVersion or kind.
         """
         resource = cls.resource

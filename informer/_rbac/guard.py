@@ -6,7 +6,7 @@ A controller that declares ``writes`` (even an empty tuple) has every call of it
 writes must be declared in ``writes``. What happens to a call that is not covered
 depends on the process-wide mode (:func:`set_access_mode`):
 
-- ``"strict"``: :class:`~informer.UndeclaredAccess` is raised before the request, so the
+- ``"strict"``: :class:`~informer.rbac.UndeclaredAccess` is raised before the request, so the
   reconcile fails (the pytest plugin turns this mode on: an undeclared write fails the
   test that makes it);
 - ``"warn"`` (the default): the call is made, and ``rbac.undeclared`` is logged at

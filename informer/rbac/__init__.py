@@ -5,7 +5,7 @@ of resources it does not watch) as :class:`Access` grants; its watches say what 
 reads. ``python -m informer.rbac generate module:Controller [...]`` writes the Role or
 ClusterRole those need (Events, and the Leases of ``--leader-elect`` / ``--shard``
 included), ``--check`` in CI. At run time the controller's client checks every call
-against the declarations: :class:`~informer.UndeclaredAccess` in strict mode (what the
+against the declarations: :class:`~informer.rbac.UndeclaredAccess` in strict mode (what the
 pytest plugin turns on), a logged warning otherwise (:func:`set_access_mode`).
 Guide: docs/guides/rbac.md.
 """
