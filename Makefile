@@ -15,10 +15,12 @@ PYTEST_WORKERS ?= 2
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The library and, as a distribution of its own, the sample controllers (controllers/):
+# both editable, so `make run` and `make test` see the checkout.
+$(STAMP): pyproject.toml controllers/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' -e ./controllers
 	@touch $@
 
 # Build (once, cached under .cache/) kube-apiserver and etcd; honours KUBEBUILDER_ASSETS.
@@ -41,7 +43,7 @@ test: install
 
 run: install
 	@assets="$$(hack/build-control-plane.sh)" && \
-	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m controllers.demo --dir $(RUN_DIR)
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m kube_informer_samples.demo --dir $(RUN_DIR)
 
 bench: install
 	@assets="$$(hack/build-control-plane.sh)" && \

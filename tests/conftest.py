@@ -42,14 +42,3 @@ def client(api_client: Any) -> Client:
     """An ``informer.Client`` on the session's ``api_client``, without a factory: every
     read goes to the API server (the tests' view of the cluster, never a cache)."""
     return Client(api_client, field_manager="tests")
-
-
-@pytest.fixture(scope="session")
-async def mirror_crd(api_client: Any) -> None:
-    """The ConfigMapMirror CRD installed and served: ``python -m informer.run`` with no
-    target runs every registered controller, the mirror included, and its startup check
-    fails (404) without it."""
-    from controllers.configmap_mirror import CRD_PATH
-    from informer.testing import install_crds
-
-    await install_crds(api_client, CRD_PATH)

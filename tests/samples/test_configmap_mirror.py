@@ -14,8 +14,14 @@ from typing import Any
 
 import anyio
 import pytest
+from kube_informer_samples.configmap_mirror import (
+    CRD_PATH,
+    FINALIZER,
+    MIRROR_LABEL,
+    MIRRORS,
+    ConfigMapMirror,
+)
 
-from controllers.configmap_mirror import CRD_PATH, FINALIZER, MIRROR_LABEL, MIRRORS, ConfigMapMirror
 from informer import Client, Forbidden, NotFound, Obj, get_condition, has_finalizer
 from informer.resources import CONFIGMAPS, EVENTS, NAMESPACES
 from informer.testing import eventually, install_crds, run_controllers

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube_informer_samples.configmap_mirror import CRD_PATH
 
-from controllers.configmap_mirror import CRD_PATH
 from informer import Client, Controller, NotFound, get_condition
 from informer.resources import CONFIGMAPS, EVENTS, NAMESPACES
 from informer.testing import eventually, install_crds, run_controllers
