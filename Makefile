@@ -11,7 +11,16 @@ RUN_DIR := .cache/run
 # workers overlap those waits even on 2 cores. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install control-plane test lint typecheck run bench chaos clean
+# `make test-compat`: the real-server suite's core (informers and the watch-list fallback,
+# the Client, events, leader election, the samples, garbage collection) against the
+# oldest supported Kubernetes (informer/testing/envtest/_versions.py; `python -m
+# informer.testing.envtest versions` lists them). COMPAT_K8S=1.34 picks another.
+COMPAT_K8S ?= 1.33
+COMPAT_TESTS ?= tests/cache/test_informer_e2e.py tests/cache/test_listwatch_real.py \
+	tests/client tests/events tests/leaderelection tests/samples \
+	tests/testing/test_controller_manager.py
+
+.PHONY: install control-plane test test-compat lint typecheck run bench chaos clean
 
 install: $(STAMP)
 
@@ -23,8 +32,9 @@ $(STAMP): pyproject.toml controllers/pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]' -e ./controllers
 	@touch $@
 
-# Build (once, cached under .cache/) kube-apiserver and etcd; honours KUBEBUILDER_ASSETS.
-control-plane:
+# Build (once, cached under .cache/) kube-apiserver, etcd and kube-controller-manager;
+# honours KUBEBUILDER_ASSETS. Outside a checkout: python -m informer.testing.envtest install.
+control-plane: install
 	@hack/build-control-plane.sh
 
 lint: install
@@ -40,6 +50,11 @@ test: install
 	$(BIN)/ruff format --check . && \
 	$(BIN)/mypy && \
 	KUBEBUILDER_ASSETS="$$assets" $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+test-compat: install
+	@assets="$$(hack/build-control-plane.sh --k8s $(COMPAT_K8S))" && \
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal \
+		$(COMPAT_TESTS) $(PYTEST_ARGS)
 
 run: install
 	@assets="$$(hack/build-control-plane.sh)" && \
