@@ -194,7 +194,7 @@ async def check_server(
         except ConnectionFailed as exc:
             if exc.refused:  # nothing listens there: waiting would only delay the answer
                 raise
-            last = str(exc)
+            last = str(exc).removeprefix(f"cannot reach the API server at {address}: ")
         except Unauthorized as exc:
             raise unauthorized(exc, address) from exc
         except ApiError as exc:

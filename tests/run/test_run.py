@@ -301,6 +301,18 @@ def test_a_silent_server_is_retried_until_the_startup_timeout(tmp_path: Path) ->
     assert 2 <= elapsed < 15
 
 
+def test_an_unresolvable_host_is_retried_then_named(tmp_path: Path) -> None:
+    server = "https://kube-informer-test.invalid:6443"  # .invalid never resolves (RFC 2606)
+    path = write_kubeconfig(tmp_path / "kubeconfig", server, {"token": "t"})
+    proc = run_cli(["--kubeconfig", str(path), "--startup-timeout", "2"], tmp_path)
+    line = assert_one_line_error(proc, ExitCode.UNREACHABLE)
+    assert line.startswith(
+        f"error: cannot reach the API server at {server} within --startup-timeout 2s: "
+        "the host name kube-informer-test.invalid does not resolve ("
+    ), line
+    assert line.count("cannot reach") == 1, line
+
+
 # --------------------------------------------------------------- against a real server
 
 
