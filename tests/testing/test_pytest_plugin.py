@@ -25,16 +25,33 @@ async def test_lists_in_a_fresh_namespace(api_client, namespace):
 @pytest.mark.anyio
 async def test_shares_the_session_control_plane(control_plane, api_client, namespace):
     assert control_plane.kubeconfig_path.exists()
+    expected = os.environ["EXPECT_CONTROLLER_MANAGER"] == "1"
+    assert (control_plane.controller_manager_pid is not None) is expected
 """
 
 
 @pytest.mark.timeout(120)
-def test_plugin_fixtures_work_without_a_conftest(tmp_path: Path) -> None:
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "test_user.py").write_text(textwrap.dedent(USER_TESTS))
+@pytest.mark.parametrize(
+    ("ini", "args", "controller_manager"),
+    [
+        pytest.param("", (), False, id="anyio-defaults"),
+        pytest.param(
+            "kube_informer_controller_manager = true\n", (), True, id="controller-manager-ini"
+        ),
+        pytest.param("", ("--kube-informer-controller-manager",), True, id="controller-manager"),
+    ],
+)
+def test_plugin_fixtures_work_without_a_conftest(
+    tmp_path: Path, ini: str, args: tuple[str, ...], controller_manager: bool
+) -> None:
+    """With anyio's own (module-scoped) backend the fixtures work too: the control plane
+    runs on an event loop of its own, the client is per test."""
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\n{ini}")
+    (tmp_path / "test_user.py").write_text("import os\n" + textwrap.dedent(USER_TESTS))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["EXPECT_CONTROLLER_MANAGER"] = "1" if controller_manager else "0"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
