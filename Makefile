@@ -11,18 +11,30 @@ RUN_DIR := .cache/run
 # workers overlap those waits even on 2 cores. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install control-plane test lint typecheck docs check-generated run bench chaos clean
+# `make test-compat`: the real-server suite's core (informers and the watch-list fallback,
+# the Client, events, leader election, the samples, garbage collection) against the
+# oldest supported Kubernetes (informer/testing/envtest/_versions.py; `python -m
+# informer.testing.envtest versions` lists them). COMPAT_K8S=1.34 picks another.
+COMPAT_K8S ?= 1.33
+COMPAT_TESTS ?= tests/cache/test_informer_e2e.py tests/cache/test_listwatch_real.py \
+	tests/client tests/events tests/leaderelection tests/samples \
+	tests/testing/test_controller_manager.py
+
+.PHONY: install control-plane test test-compat lint typecheck docs check-generated run bench chaos clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The library and, as a distribution of its own, the sample controllers (controllers/):
+# both editable, so `make run` and `make test` see the checkout.
+$(STAMP): pyproject.toml controllers/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' -e ./controllers
 	@touch $@
 
-# Build (once, cached under .cache/) kube-apiserver and etcd; honours KUBEBUILDER_ASSETS.
-control-plane:
+# Build (once, cached under .cache/) kube-apiserver, etcd and kube-controller-manager;
+# honours KUBEBUILDER_ASSETS. Outside a checkout: python -m informer.testing.envtest install.
+control-plane: install
 	@hack/build-control-plane.sh
 
 lint: install
@@ -46,26 +58,33 @@ test: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet && \
 	KUBEBUILDER_ASSETS="$$assets" $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-# Generated manifests are current: the samples' CRD (from controllers/configmap_mirror_types.py)
+# Generated manifests are current: the samples' CRD (from
+# controllers/kube_informer_samples/configmap_mirror_types.py)
 # and deploy/'s roles (from the samples' watches and declared writes, and the runner's
 # --leader-elect). The same commands without --check regenerate them.
-SAMPLES := controllers.configmap_reloader:ConfigMapReloader \
-	controllers.deployment_inventory:DeploymentInventory
+SAMPLES := kube_informer_samples.configmap_reloader:ConfigMapReloader \
+	kube_informer_samples.deployment_inventory:DeploymentInventory
 RBAC_FLAGS := --name kube-informer --service-account kube-informer:kube-informer \
 	--label app.kubernetes.io/name=kube-informer
 check-generated: install
-	$(BIN)/python -m informer.crd generate controllers.configmap_mirror_types \
-		-o controllers/crds/configmapmirror.yaml --check
-	$(BIN)/python -m informer.rbac generate $(SAMPLES) controllers.configmap_mirror:ConfigMapMirror \
+	$(BIN)/python -m informer.crd generate kube_informer_samples.configmap_mirror_types \
+		-o controllers/kube_informer_samples/crds/configmapmirror.yaml --check
+	$(BIN)/python -m informer.rbac generate $(SAMPLES) \
+		kube_informer_samples.configmap_mirror:ConfigMapMirror \
 		$(RBAC_FLAGS) -o deploy/cluster/rbac.yaml --check
 	$(BIN)/python -m informer.rbac generate $(SAMPLES) --namespace default \
 		$(RBAC_FLAGS) -o deploy/namespaced/watched-namespace-rbac.yaml --check
 	$(BIN)/python -m informer.rbac generate --leader-elect --lease-namespace kube-informer \
 		$(RBAC_FLAGS) -o deploy/base/leader-election-rbac.yaml --check
 
+test-compat: install
+	@assets="$$(hack/build-control-plane.sh --k8s $(COMPAT_K8S))" && \
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal \
+		$(COMPAT_TESTS) $(PYTEST_ARGS)
+
 run: install
 	@assets="$$(hack/build-control-plane.sh)" && \
-	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m controllers.demo --dir $(RUN_DIR)
+	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m kube_informer_samples.demo --dir $(RUN_DIR)
 
 bench: install
 	@assets="$$(hack/build-control-plane.sh)" && \

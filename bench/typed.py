@@ -22,7 +22,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from controllers.configmap_mirror_types import Mirror
+from kube_informer_samples.configmap_mirror_types import Mirror
 
 __all__ = ["main", "mirrors"]
 

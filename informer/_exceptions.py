@@ -82,11 +82,14 @@ class ConfigError(InformerError):
 
 
 class ConnectionFailed(InformerError):
-    """The API server could not be reached; ``address`` names where we tried."""
+    """The API server could not be reached; ``address`` names where we tried, ``refused``
+    says the port refused the connection (nothing listens there: retrying will not help
+    soon, unlike a DNS failure or a timeout)."""
 
-    def __init__(self, message: str, *, address: str | None = None) -> None:
+    def __init__(self, message: str, *, address: str | None = None, refused: bool = False) -> None:
         super().__init__(message)
         self.address = address
+        self.refused = refused
 
 
 class WatchDecodeError(InformerError):

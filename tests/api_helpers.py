@@ -141,3 +141,24 @@ def replace_file(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".new")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+async def serves_watch_list(api: Any, namespace: str = "default") -> bool:
+    """Whether the server answers a watch with ``sendInitialEvents`` (Kubernetes 1.33
+    rejects it, 422, unless its WatchList feature gate is on): what the reflector's
+    watch-list mode expects, or falls back from."""
+    from informer import ApiError
+
+    path = (
+        f"/api/v1/namespaces/{namespace}/configmaps?watch=1&sendInitialEvents=true"
+        "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1&limit=1"
+    )
+    try:
+        await request_json(api, "GET", path)
+    except ApiError as exc:
+        if exc.status == 422:
+            return False
+        if exc.status >= 400:
+            raise
+        # 200: a stream of events (not one JSON document), so it was served
+    return True

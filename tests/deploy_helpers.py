@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 from api_helpers import write_kubeconfig
+from kube_informer_samples.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 
-from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from informer import NotFound
 from informer._rest.request import request_json
 from informer.run.cli import DEFAULT_LEADER_ELECTION_ID
@@ -257,6 +257,7 @@ def runner_args(kubeconfig: Path, namespace: str) -> list[str]:
         "--leader-elect",
         "--leader-election-namespace",
         NAMESPACE,
+        "--controllers=configmap-reloader,deployment-inventory,configmap-mirror",
     ]
 
 

@@ -1,10 +1,11 @@
 """Test harness: ``python -m informer.run`` replicas as child processes, and their JSON
 log lines.
 
-The runner logs JSON lines to stdout when it is not a terminal. A :class:`Runner` reads
-them (and stderr) while the test runs; tests wait for log lines, never for fixed delays:
-:meth:`Runner.wait_until` and :meth:`Runner.wait_for_event` wake on every line and fail
-at once, with the child's stderr and last lines, when the child exits first.
+The runner logs JSON lines to stderr when it is not a terminal, where its one-line
+``error: ...`` goes too. A :class:`Runner` reads them (and stdout) while the test runs;
+tests wait for log lines, never for fixed delays: :meth:`Runner.wait_until` and
+:meth:`Runner.wait_for_event` wake on every line and fail at once, with the child's
+stderr and last lines, when the child exits first.
 
 - :func:`start_runner`: one replica; leaving the block waits for it to exit (the test
   signalled it), then reaps it.
@@ -102,10 +103,11 @@ class _Changes:
 
 
 class Runner:
-    """One runner child: its JSON log lines (``events``, in order) and its stderr.
+    """One runner child: its JSON log lines (``events``, in order), the other lines of its
+    stderr (``stderr``: errors, tracebacks) and its stdout (``stdout``).
 
-    ``events`` and ``stderr`` grow while :meth:`pump` runs (the harness runs it); a line
-    that is not JSON is kept as ``{"event": "<raw>", "line": ...}``. Subclasses add what
+    ``events``, ``stderr`` and ``stdout`` grow while :meth:`pump` runs (the harness runs
+    it). Subclasses add what
     a suite reads from the lines (an identity, reconcile intervals...).
     """
 
@@ -116,6 +118,7 @@ class Runner:
         self.name = name
         self.events: list[dict[str, Any]] = []
         self.stderr = ""
+        self.stdout = ""
         self._changes = _Changes()
         self._group = group
         self._finished = anyio.Event()
@@ -123,12 +126,12 @@ class Runner:
     # ------------------------------------------------------------------ reading
 
     async def pump(self) -> None:
-        """Read stdout and stderr to their end, then await the exit (run it in a task
+        """Read stderr and stdout to their end, then await the exit (run it in a task
         group); waiters wake on every line and once more at the exit."""
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._pump_stderr)
-                await self._pump_stdout()
+                tg.start_soon(self._pump_stdout)
+                await self._pump_stderr()
             await self.process.wait()
         finally:
             self._finished.set()
@@ -139,24 +142,34 @@ class Runner:
         if self._group is not None:
             self._group.notify()
 
-    async def _pump_stdout(self) -> None:
-        assert self.process.stdout is not None
+    async def _pump_stderr(self) -> None:
+        assert self.process.stderr is not None
         buffer = ""
-        async for chunk in TextReceiveStream(self.process.stdout):
+        async for chunk in TextReceiveStream(self.process.stderr):
             buffer += chunk
             *lines, buffer = buffer.split("\n")
             for line in lines:
-                if line.strip():
-                    try:
-                        self.events.append(json.loads(line))
-                    except ValueError:
-                        self.events.append({"event": "<raw>", "line": line})
+                self._read_line(line)
             self._notify()
+        self._read_line(buffer)
 
-    async def _pump_stderr(self) -> None:
-        assert self.process.stderr is not None
-        async for chunk in TextReceiveStream(self.process.stderr):
-            self.stderr += chunk
+    def _read_line(self, line: str) -> None:
+        """A JSON object is a log line (``events``); anything else is kept in ``stderr``."""
+        if not line.strip():
+            return
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if isinstance(event, dict):
+            self.events.append(event)
+        else:
+            self.stderr += line + "\n"
+
+    async def _pump_stdout(self) -> None:
+        assert self.process.stdout is not None
+        async for chunk in TextReceiveStream(self.process.stdout):
+            self.stdout += chunk
 
     def event(self, name: str) -> list[dict[str, Any]]:
         """Every log line named ``name``, in order."""

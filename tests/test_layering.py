@@ -252,7 +252,7 @@ def test_error_tree_is_complete() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    sorted((ROOT / "controllers").glob("*.py")),
+    sorted((ROOT / "controllers" / "kube_informer_samples").glob("*.py")),
     ids=_rel,
 )
 def test_controllers_use_only_the_public_api(path: Path) -> None:
@@ -269,12 +269,13 @@ def test_controllers_use_only_the_public_api(path: Path) -> None:
 
 
 def _names_the_samples(path: Path) -> list[str]:
-    """Imports of ``controllers`` and string constants naming it (``import_module``)."""
+    """Imports of the samples and string constants naming them (``import_module``)."""
+    samples = ("controllers", "kube_informer_samples")
     tree = ast.parse(path.read_text(), filename=str(path))
-    found = [n for n in _imports(path) if n.split(".")[0] == "controllers"]
+    found = [n for n in _imports(path) if n.split(".")[0] in samples]
     for node in ast.walk(tree):
         value = node.value if isinstance(node, ast.Constant) else None
-        if isinstance(value, str) and value.split(".")[0] == "controllers":
+        if isinstance(value, str) and value.split(".")[0] in samples:
             found.append(repr(value))
     return found
 

@@ -4,9 +4,9 @@
   (polled until they do or the timeout passes; returns the time from the fault's end).
 - :func:`controller_problems`: the sample controllers' own invariants — every namespace
   with Deployments has a ``deployment-inventory`` whose data is what
-  :func:`controllers.deployment_inventory.desired_inventory` makes of a fresh list (and
+  :func:`kube_informer_samples.deployment_inventory.desired_inventory` makes of a fresh list (and
   a namespace without any has none); every opted-in Deployment whose required ConfigMaps
-  exist carries the :func:`controllers.configmap_reloader.config_hash` of their fresh
+  exist carries the :func:`kube_informer_samples.configmap_reloader.config_hash` of their fresh
   data.
 - :func:`resources`: the task count and this process's RSS.
 """
@@ -19,14 +19,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
-
-from controllers.configmap_reloader import (
+from kube_informer_samples.configmap_reloader import (
     config_hash,
     consumed_configmaps,
     is_opted_in,
     template_hash,
 )
-from controllers.deployment_inventory import INVENTORY_NAME, desired_inventory
+from kube_informer_samples.deployment_inventory import INVENTORY_NAME, desired_inventory
+
 from informer import InformerError, NotFound, Obj, request_json
 from informer.resources import CONFIGMAPS, DEPLOYMENTS
 

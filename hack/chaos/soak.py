@@ -33,9 +33,9 @@ from typing import Any
 
 import anyio
 import anyio.abc
+from kube_informer_samples import ConfigMapReloader, DeploymentInventory
+from kube_informer_samples.deployment_inventory import INVENTORY_NAME
 
-from controllers import ConfigMapReloader, DeploymentInventory
-from controllers.deployment_inventory import INVENTORY_NAME
 from informer import Controller, SharedIndexInformer, SharedInformerFactory
 from informer.cache import strip_managed_fields
 from informer.resources import CONFIGMAPS, DEPLOYMENTS, LEASES

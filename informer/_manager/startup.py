@@ -5,8 +5,9 @@ Each check turns what went wrong into **one** typed error from
 
 - :func:`connect`: the ApiClient from the kubeconfig: :class:`ConfigError`;
 - :func:`check_server`: ``GET /version`` until the server answers, retrying connection
-  failures (and 5xx/429) until the deadline: :class:`ConnectionFailed` naming the
-  address, :class:`Unauthorized`, or the :class:`ApiError` of another answer;
+  failures (and 5xx/429) until the deadline, but not a refused connection (at once):
+  :class:`ConnectionFailed` naming the address, :class:`Unauthorized`, or the
+  :class:`ApiError` of another answer;
 - :func:`preflight` / :func:`preflight_lease`: one ``list`` (``limit=1``) per informer and
   one ``get`` of the Lease, so that a missing RBAC rule fails at once
   (:class:`Forbidden` names the verb, resource and namespace; :class:`NotFound` a
@@ -191,7 +192,9 @@ async def check_server(
             last = "timed out"
             continue
         except ConnectionFailed as exc:
-            last = str(exc)
+            if exc.refused:  # nothing listens there: waiting would only delay the answer
+                raise
+            last = str(exc).removeprefix(f"cannot reach the API server at {address}: ")
         except Unauthorized as exc:
             raise unauthorized(exc, address) from exc
         except ApiError as exc:

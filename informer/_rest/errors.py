@@ -5,7 +5,9 @@ The analogue of httpx's ``map_exceptions``, and the only place the translation h
 
 - :func:`map_transport_errors` turns any aiohttp connection error, TLS error, socket
   error or timeout raised inside it into :class:`~informer.ConnectionFailed` naming the
-  server address (:func:`raise_connection_failed` does the same for one exception);
+  server address and the cause in words, without object representations
+  (:func:`raise_connection_failed` does the same for one exception; the words come from
+  :mod:`.connection_errors`);
 - :func:`raise_for_status` turns an HTTP status >= 400 into the matching
   :class:`~informer.ApiError` subclass through ``api_error_from_status``: the body
   decoded as a ``Status`` when it is one (at most :data:`MAX_ERROR_BODY` bytes read),
@@ -27,6 +29,7 @@ import orjson
 from .._exceptions import ConnectionFailed, api_error_from_status
 from .._meta.types import Obj
 from .api_request import parse_retry_after
+from .connection_errors import describe_connection_error
 
 __all__ = [
     "MAX_ERROR_BODY",
@@ -55,13 +58,14 @@ def map_transport_errors(address: str) -> Iterator[None]:
 
 
 def raise_connection_failed(address: str, exc: BaseException) -> NoReturn:
-    """Raise :class:`~informer.ConnectionFailed` for ``exc``, chained to it."""
-    if isinstance(exc, TimeoutError):
-        detail = f"timed out ({type(exc).__name__})"
-    else:
-        detail = str(exc) or type(exc).__name__
+    """Raise :class:`~informer.ConnectionFailed` for ``exc``, chained to it: one sentence
+    with the address and the cause in words (:func:`describe_connection_error`), and
+    ``refused`` set when the server's port refused the connection."""
+    cause = describe_connection_error(exc)
     raise ConnectionFailed(
-        f"cannot reach the API server at {address}: {detail}", address=address
+        f"cannot reach the API server at {address}: {cause.text}",
+        address=address,
+        refused=cause.refused,
     ) from exc
 
 

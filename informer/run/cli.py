@@ -123,12 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m informer.run",
         description=(
-            "Run kube-informer controllers: the samples (default) or your own, given as "
-            "module:Class, module, or path/to/file.py. Stops cleanly on SIGINT/SIGTERM."
+            "Run kube-informer controllers: your own, given as module:Class, module, or "
+            "path/to/file.py, or registered ones (entry points: without a TARGET, every "
+            "one that is not opt-in). Logs go to stderr. Stops cleanly on SIGINT/SIGTERM."
         ),
         epilog=(
-            "exit codes: 0 stopped by a signal, 1 internal error, 2 bad command line, "
-            "3 unknown controller/module/file, 4 bad kubeconfig, 5 server unreachable, "
+            "exit codes: 0 stopped by a signal, 1 internal error, 2 bad command line or "
+            "no controller to run, 3 unknown controller/module/file or a controller's "
+            "__init__/setup raised, 4 bad kubeconfig, 5 server unreachable, "
             "6 unauthorized (401), 7 forbidden (403), 8 caches not synced in time, "
             "9 other API error at startup, 10 leader election or shard membership lost, "
             "130 second signal"
@@ -167,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument(
         "--controllers",
         metavar="A,B",
-        help="sample controllers to run, by name (default: all, unless TARGETs are given)",
+        help="registered controllers to run, by entry-point name (default without TARGETs: "
+        "every registered one that is not opt-in)",
     )
     ctl.add_argument(
         "--workers",
@@ -182,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sync caches with a watch-list stream (sendInitialEvents), falling back to "
         "list+watch on servers without it (default: off: a list from the watch cache "
         "syncs 1.4-2x faster and costs the API server a quarter to a half of the CPU, "
-        "bench/RESULTS.md; client-go 1.35+ defaults to watch-list)",
+        "see the Performance tuning guide; client-go 1.35+ defaults to watch-list)",
     )
     ctl.add_argument(
         "--share-strings",
@@ -242,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     shards = parser.add_argument_group(
         "sharding",
         "split every controller's keys over the replicas of a shard group, each holding a "
-        "Lease of its own (see docs/sharding.md); excludes --leader-elect",
+        "Lease of its own (see the Sharding guide); excludes --leader-elect",
     )
     shards.add_argument(
         "--shard",

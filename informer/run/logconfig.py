@@ -3,7 +3,7 @@
 Library modules only call ``structlog.get_logger(__name__)`` and bind context; the runner
 calls :func:`configure_logging` once, before anything logs. Everything, structlog events
 and stdlib ``logging`` records alike (aiohttp, asyncio, user code), goes through one stdlib
-handler on one stream, rendered by one structlog renderer:
+handler on one stream (stderr unless told otherwise), rendered by one structlog renderer:
 
 - ``console``: :class:`structlog.dev.ConsoleRenderer`, with colours when the stream is a
   terminal (tracebacks pretty-printed by ``rich`` when it is installed, else plain);
@@ -47,8 +47,9 @@ def default_log_format(stream: TextIO) -> LogFormat:
 def configure_logging(
     log_format: LogFormat, level: str = "info", *, stream: TextIO | None = None
 ) -> None:
-    """Configure structlog and the stdlib root logger (replacing its handlers)."""
-    out = stream if stream is not None else sys.stdout
+    """Configure structlog and the stdlib root logger (replacing its handlers); logs go
+    to ``stream``, by default ``sys.stderr``."""
+    out = stream if stream is not None else sys.stderr
     numeric = logging.getLevelNamesMapping()[level.upper()]
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     shared: list[Processor] = [

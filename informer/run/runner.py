@@ -2,7 +2,7 @@
 
 ::
 
-    python -m informer.run                                  # every registered controller
+    python -m informer.run                                  # the registered controllers
     python -m informer.run --controllers configmap-reloader # some of them, by name
     python -m informer.run my_operator.controllers          # user controllers, as kopf run
     python -m informer.run my_operator:Reloader path/to/more_controllers.py
@@ -10,9 +10,14 @@
 Targets (positional) are user controllers: ``module:Class``, ``module`` (every
 :class:`~informer.Controller` subclass defined in it) or ``path/to/file.py``. Without
 targets the runner runs the controllers that installed packages register under the
-entry-point group ``kube_informer.controllers`` (this project registers its two samples
-there): all of them, or those named by ``--controllers a,b``; with targets,
-``--controllers`` adds registered ones to them.
+entry-point group ``kube_informer.controllers`` (the ``kube-informer-samples``
+distribution registers two samples there): all of them, or those named by
+``--controllers a,b``, which may also name the controllers registered under
+``kube_informer.controllers.opt_in`` (run only when named: the samples' CRD operator);
+with targets, ``--controllers`` adds registered ones to them. Only the controllers that
+run are imported (:mod:`informer.run.targets`). Without a target and with nothing
+registered to run by default, the runner exits 2 at once, saying how to name
+controllers.
 
 The runner is a thin command over :class:`~informer.Manager`: it parses the flags
 (:func:`build_parser`, defined in ``informer/run/cli.py`` with its validators),
@@ -32,20 +37,27 @@ every controller's caches synced and every reflector opened its first watch
 :data:`SHUTDOWN_GRACE` seconds to finish, the process exits 0 within 5 s. A second signal
 exits at once (code 130).
 
-Logs go to stdout (``--log-format console`` on a terminal, ``json`` otherwise); a fatal
-error is one line ``error: ...`` on stderr, without a traceback, and a non-zero exit code
-(the Manager's typed errors map to codes through one table, :data:`EXIT_CODES`):
+Logs go to stderr (``--log-format console`` on a terminal, ``json`` otherwise), as
+controller-runtime's and kopf's do; stdout stays free for the program's own output. A
+fatal error is one line ``error: ...`` on stderr, without a traceback, and a non-zero
+exit code (the Manager's typed errors map to codes through one table,
+:data:`EXIT_CODES`):
 
 ==== =====================================================================================
 code meaning
 ==== =====================================================================================
 0    stopped by SIGINT/SIGTERM
-1    unexpected error: a bug in a controller (e.g. in ``setup``) or in the runner; the
-     only case that prints a traceback
-2    bad command line, or a metrics/health address that cannot be bound
-3    unknown controller name, module, attribute or file (named), or none to run
+1    unexpected error: a bug in the library or the runner; the only case that prints a
+     traceback
+2    bad command line, a metrics/health address that cannot be bound, or no controller
+     to run (no TARGET, and none registered but opt-in ones)
+3    your code: an unknown controller name, module, attribute or file (named); an
+     import that failed; or a controller's ``__init__``/``setup`` that raised (the class,
+     the exception and the file:line of your code that raised it; the traceback with
+     ``--log-level debug``; :mod:`informer.run.user_errors`)
 4    client configuration missing or invalid (kubeconfig, context, in-cluster files)
-5    API server unreachable within ``--startup-timeout`` (names the address)
+5    API server unreachable: names the URL and the cause; at once when the port refuses
+     connections, else (DNS, timeouts, TLS) after retrying for ``--startup-timeout``
 6    401 Unauthorized: the server rejected the credentials
 7    403 Forbidden: names the verb, the resource and the namespace
 8    caches did not sync within ``--startup-timeout`` (names the informers)
@@ -89,7 +101,7 @@ reconciles its share of each controller's keys, assigned by rendezvous hashing o
 live members of the group. Each replica holds a Lease of its own in
 ``--shard-lease-namespace`` (default as ``--leader-election-namespace``), labelled with
 the group (default: the controllers' names joined with ``-``); keys move between replicas
-only through the handoff protocol of ``docs/sharding.md``, so no key is reconciled by two
+only through the handoff protocol (the Sharding guide), so no key is reconciled by two
 replicas at once. A replica whose Lease is not renewed within ``--shard-renew-deadline``
 stops its controllers and exits 10; SIGINT/SIGTERM stops the controllers, then releases
 the Lease, so the others take its keys at once. Timings as for leader election:
@@ -97,15 +109,15 @@ the Lease, so the others take its keys at once. Timings as for leader election:
 ``--shard-retry-period`` (2). ``/readyz`` includes ``sharding`` (false until the replica
 has a view of the members). ``--shard-by namespace`` hashes namespaces instead of keys:
 each replica runs the informers of its own namespaces only (started and stopped as the
-members change; ``--namespace`` limits which are distributed), see ``docs/sharding.md``.
+members change; ``--namespace`` limits which are distributed), see the Sharding guide.
 
 ``--watch-list`` (off by default; client-go 1.35+ defaults to it): caches sync from a
 watch-list stream instead of a list, servers without watch-list being detected and listed
 instead. On kube-apiserver 1.36 a list from the watch cache synced 1.4-2x faster and cost
-the server a quarter to a half of the CPU of a watch-list (bench/RESULTS.md, "The
+the server a quarter to a half of the CPU of a watch-list (the Benchmarks page, "The
 watch-list default"), hence the default. Either way the runner's transform (it strips
 ``metadata.managedFields``) runs on each object as it arrives (a list's items as each is
-decoded), so the stripped parts never accumulate (bench/RESULTS.md, "Round 2 memory": 5.7
+decoded), so the stripped parts never accumulate (the Benchmarks page, "Round 2 memory": 5.7
 to 5.9 KB per cached Deployment, 11.5 before). ``--share-strings`` (off by default) also
 holds each distinct string value of the cached objects once per process
 (:func:`informer.share_strings`): 4.1-4.2 KB per Deployment, for about one more JSON
@@ -116,7 +128,7 @@ collected once and disabled before the initial sync, then ``gc.freeze()`` (the c
 to the permanent generation, never scanned again) and higher thresholds
 (:data:`GC_THRESHOLDS`) keep the steady state fast with a large cache. Cached objects are
 acyclic JSON dicts, freed by reference counting when they leave the cache, so freezing
-them leaks nothing (bench/RESULTS.md: 100k ConfigMaps synced by a list 2.4x faster; watch
+them leaks nothing (the Benchmarks page: 100k ConfigMaps synced by a list 2.4x faster; watch
 throughput on a synced cache unchanged). There is no collection right before the freeze:
 it would traverse the whole cache with the event loop blocked (0.11 s of CPU at 50k
 ConfigMaps, 0.28 s at 200k); the few cyclic objects that became garbage during the
@@ -160,7 +172,13 @@ from .._meta.types import Obj
 from .._sharding.config import ShardingConfig, default_group
 from .cli import DEFAULT_LEADER_ELECTION_ID, TIMING_FLAGS, build_parser, timing_flag
 from .logconfig import configure_logging, default_log_format
-from .targets import ENTRY_POINT_GROUP, load_registered, load_target, select_controllers
+from .targets import (
+    ENTRY_POINT_GROUP,
+    load_target,
+    registered_controllers,
+    select_controllers,
+)
+from .user_errors import user_code_error
 
 __all__ = [
     "DEFAULT_LEADER_ELECTION_ID",
@@ -238,6 +256,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _controller_classes(args: argparse.Namespace) -> list[type[Controller]]:
+    """The controllers to run: the targets', then the registered ones named by
+    ``--controllers`` or, with neither, every registered one that is not opt-in. Only
+    those are imported."""
     chosen: list[type[Controller]] = []
     for target in args.targets:
         for cls in load_target(target):
@@ -245,16 +266,32 @@ def _controller_classes(args: argparse.Namespace) -> list[type[Controller]]:
                 chosen.append(cls)
     names = [n.strip() for n in (args.controllers or "").split(",") if n.strip()]
     if names or not args.targets:
-        registered = load_registered()
-        for cls in select_controllers(registered, names) if names else registered.values():
+        registered = registered_controllers()
+        if names:
+            picked = select_controllers(registered, names)
+        else:
+            picked = [r for r in registered.values() if not r.opt_in]
+            if not picked:
+                raise UsageError(_nothing_to_run([r.name for r in registered.values()]))
+        for registration in picked:
+            cls = registration.load()
             if cls not in chosen:
                 chosen.append(cls)
-    if not chosen:
-        raise TargetError(
-            "no controller to run: give a TARGET (module:Class, module or file.py), or "
-            f"(re)install a package that registers controllers under {ENTRY_POINT_GROUP!r}"
-        )
     return chosen
+
+
+def _nothing_to_run(opt_in: Sequence[str]) -> str:
+    """The one line of a target-less run with no controller to run by default."""
+    hint = (
+        f"; installed but run only when named: --controllers {','.join(opt_in)}"
+        if opt_in
+        else f" (none is registered under {ENTRY_POINT_GROUP!r}, e.g. by "
+        "`pip install kube-informer-samples`)"
+    )
+    return (
+        "no controller to run: name yours as TARGETs (module:Class, module or "
+        f"path/to/file.py), or registered ones with --controllers NAME,...{hint}"
+    )
 
 
 def _election_options(args: argparse.Namespace) -> LeaderElectionConfig | None:
@@ -416,7 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m informer.run``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    configure_logging(args.log_format or default_log_format(sys.stdout), args.log_level)
+    configure_logging(args.log_format or default_log_format(sys.stderr), args.log_level)
+    classes: list[type[Controller]] = []
     try:
         classes = _controller_classes(args)
         election = _election_options(args)
@@ -429,10 +467,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code is None:
             if isinstance(exc, SystemExit):
                 raise
-            traceback.print_exception(exc)
-            print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return int(ExitCode.INTERNAL)
+            return _unexpected(exc, classes, debug=args.log_level == "debug")
         message = _one_line(exc)
         log.debug("runner.failed", code=int(code), error=message)
         print(f"error: {message}", file=sys.stderr, flush=True)
         return int(code)
+
+
+def _unexpected(exc: BaseException, classes: Sequence[type[Controller]], *, debug: bool) -> int:
+    """An exception no table entry maps: one line and exit 3 when a controller's own
+    ``__init__`` or ``setup`` raised it (the traceback only with ``--log-level debug``),
+    else a bug: the traceback and exit 1."""
+    user = user_code_error(exc, classes)
+    if user is None:
+        traceback.print_exception(exc)
+        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return int(ExitCode.INTERNAL)
+    if debug:
+        traceback.print_exception(user.error)
+        hint = ""
+    else:
+        hint = " (--log-level debug shows the traceback)"
+    print(f"error: {user}{hint}", file=sys.stderr, flush=True)
+    return int(ExitCode.TARGET)

@@ -3,14 +3,23 @@
 Registered controllers are found by **entry point**, never by module name: a package
 declares its controllers in the group :data:`ENTRY_POINT_GROUP`
 (``kube_informer.controllers``), one entry per controller, named as ``--controllers``
-selects it::
+selects it. Those run when the runner is given no target. A controller that must not run
+unasked (one needing a CustomResourceDefinition a plain cluster lacks, say) is declared
+in :data:`OPT_IN_GROUP` (``kube_informer.controllers.opt_in``) instead: it runs only when
+``--controllers`` names it::
 
     [project.entry-points."kube_informer.controllers"]
-    configmap-reloader = "controllers.configmap_reloader:ConfigMapReloader"
+    configmap-reloader = "kube_informer_samples.configmap_reloader:ConfigMapReloader"
 
-:func:`load_registered` loads every entry of the group (installed distributions, in
-discovery order; an entry listed twice with the same value, e.g. by an editable install
-and a stale ``.egg-info``, counts once).
+    [project.entry-points."kube_informer.controllers.opt_in"]
+    configmap-mirror = "kube_informer_samples.configmap_mirror:ConfigMapMirror"
+
+:func:`registered_controllers` reads the entry points of both groups (installed
+distributions, in discovery order; an entry listed twice with the same value, e.g. by an
+editable install and a stale ``.egg-info``, counts once) **without importing anything**;
+:meth:`Registration.load` imports one. The runner loads only the controllers it runs, so
+an entry point it does not run can never fail it (nor can a package of the user's named
+like a registered module's).
 
 A target is, as for ``kopf run``:
 
@@ -36,7 +45,8 @@ import inspect
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from importlib.metadata import entry_points
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 
@@ -45,61 +55,85 @@ from .._exceptions import TargetError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "OPT_IN_GROUP",
+    "Registration",
     "TargetError",
-    "load_registered",
     "load_target",
+    "registered_controllers",
     "select_controllers",
 ]
 
 ENTRY_POINT_GROUP = "kube_informer.controllers"
-"""The entry-point group under which packages register their controllers."""
+"""The entry-point group of controllers that run when the runner is given no target."""
+
+OPT_IN_GROUP = "kube_informer.controllers.opt_in"
+"""The entry-point group of controllers that run only when ``--controllers`` names them."""
 
 
-def load_registered(group: str = ENTRY_POINT_GROUP) -> dict[str, type[Controller]]:
-    """Every controller registered under ``group`` (entry-point name -> class), validated."""
-    result: dict[str, type[Controller]] = {}
-    values: dict[str, str] = {}
-    for entry in entry_points(group=group):
-        if entry.name in values:
-            if values[entry.name] == entry.value:
-                continue
-            raise TargetError(
-                f"controller {entry.name!r} is registered twice under {group!r}: "
-                f"{values[entry.name]!r} and {entry.value!r}; uninstall one of them"
-            )
-        values[entry.name] = entry.value
+@dataclass(frozen=True)
+class Registration:
+    """One registered controller: its entry point's ``name``, ``value``
+    (``module:Class``), ``group``, and whether it is ``opt_in``. Nothing is imported
+    until :meth:`load`."""
+
+    name: str
+    value: str
+    group: str
+
+    @property
+    def opt_in(self) -> bool:
+        return self.group == OPT_IN_GROUP
+
+    def load(self) -> type[Controller]:
+        """Import the controller class: :class:`TargetError` when the import fails, or it
+        is not a Controller subclass implementing ``reconcile``."""
+        where = f"{self.name!r} ({self.value}, registered under {self.group!r})"
         try:
-            cls = entry.load()
+            obj = EntryPoint(self.name, self.value, self.group).load()
         except Exception as exc:
-            raise TargetError(
-                f"cannot load controller {entry.name!r} ({entry.value}, registered under "
-                f"{group!r}): {_describe(exc)}"
-            ) from exc
-        if not (inspect.isclass(cls) and issubclass(cls, Controller)):
-            raise TargetError(
-                f"controller {entry.name!r} ({entry.value}, registered under {group!r}) "
-                f"is not a Controller subclass (got {cls!r})"
-            )
-        if not _implements_reconcile(cls):
-            raise TargetError(
-                f"controller {entry.name!r} ({entry.value}) does not implement reconcile()"
-            )
-        result[entry.name] = cls
+            raise TargetError(f"cannot load controller {where}: {_describe(exc)}") from exc
+        if not (inspect.isclass(obj) and issubclass(obj, Controller)):
+            raise TargetError(f"controller {where} is not a Controller subclass (got {obj!r})")
+        if not _implements_reconcile(obj):
+            raise TargetError(f"controller {where} does not implement reconcile()")
+        return obj
+
+
+def registered_controllers() -> dict[str, Registration]:
+    """Every controller registered under :data:`ENTRY_POINT_GROUP` or
+    :data:`OPT_IN_GROUP`, by entry-point name; nothing is imported.
+
+    Raises :class:`TargetError` when two different entries share a name.
+    """
+    result: dict[str, Registration] = {}
+    for group in (ENTRY_POINT_GROUP, OPT_IN_GROUP):
+        for entry in entry_points(group=group):
+            known = result.get(entry.name)
+            if known is not None:
+                if (known.value, known.group) == (entry.value, group):
+                    continue
+                raise TargetError(
+                    f"controller {entry.name!r} is registered twice: {known.value!r} "
+                    f"(under {known.group!r}) and {entry.value!r} (under {group!r}); "
+                    "uninstall one of them"
+                )
+            result[entry.name] = Registration(entry.name, entry.value, group)
     return result
 
 
 def select_controllers(
-    available: Mapping[str, type[Controller]], names: Iterable[str]
-) -> list[type[Controller]]:
-    """The controllers called ``names`` (in that order), or :class:`TargetError`."""
-    chosen: list[type[Controller]] = []
+    available: Mapping[str, Registration], names: Iterable[str]
+) -> list[Registration]:
+    """The registrations called ``names`` (in that order, once each), or
+    :class:`TargetError` for a name nobody registered."""
+    chosen: list[Registration] = []
     for name in names:
-        cls = available.get(name)
-        if cls is None:
+        registration = available.get(name)
+        if registration is None:
             known = ", ".join(sorted(available)) or "none"
             raise TargetError(f"unknown controller {name!r} (known: {known})")
-        if cls not in chosen:
-            chosen.append(cls)
+        if registration not in chosen:
+            chosen.append(registration)
     return chosen
 
 

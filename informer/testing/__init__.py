@@ -1,14 +1,20 @@
 """Testing tools for kube-informer and for controllers built on it.
 
 - :class:`ControlPlane`: a real kube-apiserver + etcd on loopback (envtest for Python),
-  with restart, etcd compaction and non-admin identities; ``python -m
+  with restart, etcd compaction and non-admin identities, and optionally a
+  kube-controller-manager collecting garbage (``controller_manager=True``); ``python -m
   informer.testing.control_plane`` runs one in the foreground.
+- :mod:`informer.testing.envtest`: ``python -m informer.testing.envtest install`` builds
+  (or finds) the binaries for a supported Kubernetes version into the user cache, where
+  the kit finds them with no environment variable.
 - :class:`FakeListerWatcher`: an in-memory ListerWatcher with fault injection, for the
   edge cases a real server will not produce on demand.
 - :class:`TcpProxy`: a loopback proxy to cut or stall a client's connections.
-- The pytest plugin (``informer.testing.pytest_plugin``, registered as an entry point)
-  provides the ``control_plane``, ``api_client`` and ``namespace`` fixtures, fails a test
-  whose handlers or reconciles raised, and keeps debug logs quiet.
+- The pytest plugin (``informer.testing.pytest_plugin``, registered as an entry point,
+  opt-in: ``kube_informer = true`` in a suite's pytest configuration, or a test using its
+  fixtures) provides the ``control_plane``, ``gc_control_plane``, ``api_client`` and
+  ``namespace`` fixtures, fails a test whose handlers or reconciles raised, and keeps
+  debug logs quiet.
 - The operator testing kit: :func:`install_crds` (CRDs applied and served; :func:`wait_for_crds`),
   :func:`run_controllers` (controllers in-process through a Manager) and
   :func:`eventually` (assertions on asynchronous state).

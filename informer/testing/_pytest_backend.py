@@ -1,10 +1,12 @@
-"""The session-scoped ``anyio_backend`` that the kube-informer pytest plugin registers.
+"""The session-scoped ``anyio_backend`` the kube-informer pytest plugin registers in a
+suite that turned it on (``kube_informer = true``), and only there.
 
 anyio's own pytest plugin defines a module-scoped ``anyio_backend``; which plugin wins
-depends on entry-point load order, and a module-scoped one makes the plugin's
-session-scoped async fixtures fail with ScopeMismatch. ``pytest_plugin`` registers this
-module from ``pytest_configure``, after every entry-point plugin (anyio's included), so
-this override wins; a ``conftest.py`` of the user's still overrides it.
+depends on entry-point load order, and a module-scoped one makes session-scoped async
+fixtures (the session ``api_client`` of such a suite) fail with ScopeMismatch.
+``pytest_plugin`` registers this module from ``pytest_configure``, after every
+entry-point plugin (anyio's included), so this override wins; a ``conftest.py`` of the
+user's still overrides it.
 """
 
 from __future__ import annotations

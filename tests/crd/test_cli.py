@@ -11,8 +11,8 @@ import pytest
 from informer.crd._cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "controllers" / "crds" / "configmapmirror.yaml"
-TARGET = "controllers.configmap_mirror_types"
+SAMPLE = ROOT / "controllers" / "kube_informer_samples" / "crds" / "configmapmirror.yaml"
+TARGET = "kube_informer_samples.configmap_mirror_types"
 
 
 def test_the_committed_sample_crd_is_current(capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,9 +41,12 @@ def test_check_fails_with_a_diff_when_the_file_was_edited(
     ("argv", "message"),
     [
         (["generate", "no_such_module_x:Thing"], "cannot import no_such_module_x"),
-        (["generate", "controllers.configmap_mirror_types:Nope"], "has no Nope"),
-        (["generate", "controllers.configmap_mirror_types:MirrorSpec"], "is not a CustomResource"),
-        (["generate", "controllers.configmap_reloader"], "defines no CustomResource"),
+        (["generate", "kube_informer_samples.configmap_mirror_types:Nope"], "has no Nope"),
+        (
+            ["generate", "kube_informer_samples.configmap_mirror_types:MirrorSpec"],
+            "is not a CustomResource",
+        ),
+        (["generate", "kube_informer_samples.configmap_reloader"], "defines no CustomResource"),
         (["generate", TARGET, "--check"], "--check needs --output FILE"),
         (["models", "pyproject.toml"], "error: "),
     ],

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 from crd_models import WIDGET, Widget, WidgetSpec, WidgetV2
+from kube_informer_samples.configmap_mirror import CRD_PATH
 
-from controllers.configmap_mirror import CRD_PATH
 from informer._crd.declaration import default_plural
 from informer.crd import CustomResource, Definition, Version, definitions, models_source
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from crd_models import Port, Widget, WidgetSpec, WidgetV2
+from kube_informer_samples.configmap_mirror import MIRRORS
+from kube_informer_samples.configmap_mirror_types import Mirror, MirrorSpec
 
-from controllers.configmap_mirror import MIRRORS
-from controllers.configmap_mirror_types import Mirror, MirrorSpec
 from informer.crd import InvalidObject, LabelSelector, ObjectMeta
 
 UNPARSABLE = "unable to parse string as an integer"

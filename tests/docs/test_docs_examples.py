@@ -20,7 +20,7 @@ from informer.testing import eventually, run_controllers
 
 PAGES = [README, *sorted(DOCS.rglob("*.md"))]
 BLOCKS = [(page, i, code) for page in PAGES for i, code in enumerate(python_blocks(page))]
-OURS = ("informer", "controllers")
+OURS = ("informer", "kube_informer_samples")
 
 
 @pytest.mark.parametrize(

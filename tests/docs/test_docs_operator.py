@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from docs_helpers import DOCS, load_module, python_blocks
+from kube_informer_samples.configmap_mirror import CRD_PATH
 
-from controllers.configmap_mirror import CRD_PATH
 from informer import (
     AlreadyExists,
     Client,

@@ -51,10 +51,10 @@ from deploy_helpers import (
     runner_args,
     wait_allowed,
 )
+from kube_informer_samples.configmap_mirror import MIRRORS
+from kube_informer_samples.deployment_inventory import INVENTORY_NAME
 from runner_harness import start_runner
 
-from controllers.configmap_mirror import MIRRORS
-from controllers.deployment_inventory import INVENTORY_NAME
 from informer import new_api_client
 from informer._rest.request import request_json
 from informer.observability import Observability
@@ -109,6 +109,7 @@ def test_deployment_runs_the_runner_with_leader_election_and_probes() -> None:
     assert c["command"] == ["python", "-m", "informer.run"]
     assert c["args"] == [
         "--leader-elect",
+        "--controllers=configmap-reloader,deployment-inventory,configmap-mirror",
         "--metrics-bind-address=:8443",
         "--metrics-secure",
         "--health-probe-bind-address=:8081",

@@ -36,9 +36,9 @@ from deploy_helpers import (
     rules,
     wait_allowed,
 )
+from kube_informer_samples.deployment_inventory import INVENTORY_NAME
 from runner_harness import start_runner
 
-from controllers.deployment_inventory import INVENTORY_NAME
 from informer.run import build_parser
 from informer.run import runner as run_module
 from informer.testing import eventually

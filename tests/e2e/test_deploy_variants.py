@@ -46,11 +46,11 @@ from deploy_helpers import (
     rules,
     wait_allowed,
 )
+from kube_informer_samples.configmap_mirror import MIRROR_LABEL
+from kube_informer_samples.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
+from kube_informer_samples.deployment_inventory import INVENTORY_NAME
 from runner_harness import start_runner
 
-from controllers.configmap_mirror import MIRROR_LABEL
-from controllers.configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
-from controllers.deployment_inventory import INVENTORY_NAME
 from informer import Forbidden, new_api_client
 from informer._rest.request import request_json
 from informer.run import ExitCode, build_parser
@@ -123,7 +123,9 @@ def test_namespaced_variant_grants_the_same_rules_in_one_namespace() -> None:
     ]
     args = container(docs)["args"]
     controllers = "--controllers=configmap-reloader,deployment-inventory"
-    assert args == [*container()["args"], f"--namespace={WATCHED}", controllers]
+    cluster_args = container()["args"]
+    assert cluster_args[1].startswith("--controllers=")
+    assert args == [cluster_args[0], controllers, *cluster_args[2:], f"--namespace={WATCHED}"]
     parsed = build_parser().parse_args(args)
     assert parsed.namespace == [[WATCHED]]  # one flag, one name
     assert "configmap-mirror" not in str(parsed.controllers)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from kube_informer_samples import ConfigMapMirror, ConfigMapReloader, DeploymentInventory
+from kube_informer_samples.deployment_inventory import INVENTORY_NAME
 
-from controllers import ConfigMapMirror, ConfigMapReloader, DeploymentInventory
-from controllers.deployment_inventory import INVENTORY_NAME
 from informer import Controller, owner_key
 from informer.rbac import Access, controller_needs, lease_needs, policy_rules, role_documents
 from informer.rbac._cli import main
@@ -171,7 +171,7 @@ def test_deploys_roles_are_current(
 
 def test_check_fails_with_a_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = str(tmp_path / "role.yaml")
-    argv = ["generate", "controllers.configmap_reloader:ConfigMapReloader", "-o", out]
+    argv = ["generate", "kube_informer_samples.configmap_reloader:ConfigMapReloader", "-o", out]
     assert main(argv) == 0
     assert main([*argv, "--check"]) == 0
     Path(out).write_text(Path(out).read_text().replace("- patch\n", ""))
@@ -185,7 +185,7 @@ def test_check_fails_with_a_diff(tmp_path: Path, capsys: pytest.CaptureFixture[s
         (["generate"], "nothing to grant"),
         (["generate", "no_such_mod_x:C"], "no_such_mod_x"),
         (["generate", "--leader-elect"], "need the Lease namespace"),
-        (["generate", "controllers", "--label", "oops"], "expected KEY=VALUE"),
+        (["generate", "kube_informer_samples", "--label", "oops"], "expected KEY=VALUE"),
     ],
     ids=["nothing", "target", "lease-namespace", "label"],
 )

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 import pytest
 from api_helpers import write_kubeconfig
 from deploy_helpers import config_hash, create_workload, object_at
+from kube_informer_samples import ConfigMapMirror, ConfigMapReloader, DeploymentInventory
+from kube_informer_samples.configmap_mirror import MIRRORS
+from kube_informer_samples.deployment_inventory import INVENTORY_NAME
 
-from controllers import ConfigMapMirror, ConfigMapReloader, DeploymentInventory
-from controllers.configmap_mirror import MIRRORS
-from controllers.deployment_inventory import INVENTORY_NAME
 from informer import Controller, new_api_client, request_json
 from informer.rbac import Access, UndeclaredAccess, controller_needs, role_documents
 from informer.resources import CONFIGMAPS

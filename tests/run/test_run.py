@@ -7,7 +7,6 @@ subprocess's stdout (JSON lines: stdout is not a terminal), never for fixed dela
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import socket
@@ -27,7 +26,7 @@ import orjson
 import pytest
 from api_helpers import write_kubeconfig
 from prometheus_client.parser import text_string_to_metric_families
-from runner_harness import Runner, clean_env, run_cli, run_to_exit, start_runner
+from runner_harness import Runner, run_cli, run_to_exit, start_runner
 
 from informer._rest.request import request_json
 from informer.run import ExitCode, build_parser
@@ -77,9 +76,14 @@ class _Helper:  # not a controller: ignored
 '''
 
 
+def error_lines(stderr: str) -> list[str]:
+    """The lines of the runner's stderr that are not JSON log lines."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("{")]
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: ExitCode) -> str:
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = error_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: "), lines
     assert proc.returncode == code, (proc.returncode, proc.stderr)
@@ -219,100 +223,6 @@ def test_file_without_controllers(tmp_path: Path) -> None:
     assert "'empty.py'" in line
 
 
-def test_targets_load_modules_attributes_and_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from controllers import SAMPLE_CONTROLLERS
-    from informer.run.runner import _controller_classes
-    from informer.run.targets import load_registered, load_target
-
-    (tmp_path / "userctl_mod.py").write_text(USER_CONTROLLERS)
-    (tmp_path / "other.py").write_text(
-        "from userctl_mod import ConfigMapLogger  # imported, not defined here: skipped\n"
-        "from informer import Controller\n"
-        "class Abstract(Controller):  # no reconcile: skipped\n"
-        "    pass\n"
-        "class Mine(Abstract):\n"
-        "    async def reconcile(self, key):\n"
-        "        return None\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    [by_module] = load_target("userctl_mod")
-    assert by_module.name == "cm-logger"
-    assert load_target("userctl_mod:ConfigMapLogger") == [by_module]
-    [by_file] = load_target(str(tmp_path / "userctl_mod.py"))
-    assert by_file.name == "cm-logger" and by_file is not by_module  # a fresh module
-    assert [c.__name__ for c in load_target("other")] == ["Mine"]
-    assert [c.__name__ for c in load_target("other.py")] == ["Mine"]
-
-    def chosen(*argv: str) -> list[str]:
-        return [c.name for c in _controller_classes(build_parser().parse_args(argv))]
-
-    # The samples are found through their entry points (the package's own list agrees).
-    assert load_registered() == SAMPLE_CONTROLLERS
-    assert chosen() == list(SAMPLE_CONTROLLERS)
-    assert chosen("userctl_mod") == ["cm-logger"]
-    first = next(iter(SAMPLE_CONTROLLERS))
-    assert chosen("userctl_mod", "--controllers", first) == ["cm-logger", first]
-    assert chosen("--controllers", f"{first},{first}") == [first]
-
-
-def fake_distribution(root: Path, entries: dict[str, str]) -> Path:
-    """An installed distribution ``other-operator`` registering ``entries`` (and its
-    module ``other_operator_ctl``) under ``root``, a folder for ``sys.path``."""
-    (root / "other_operator_ctl.py").write_text(USER_CONTROLLERS)
-    info = root / "other_operator-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: other-operator\nVersion: 1.0\n")
-    lines = "".join(f"{name} = {value}\n" for name, value in entries.items())
-    (info / "entry_points.txt").write_text(f"[kube_informer.controllers]\n{lines}")
-    return root
-
-
-def test_controllers_of_other_packages_are_found_by_entry_point(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from informer.run.targets import load_registered
-
-    site = tmp_path / "site"
-    site.mkdir()
-    fake_distribution(site, {"cm-logger": "other_operator_ctl:ConfigMapLogger"})
-    monkeypatch.syspath_prepend(str(site))
-    registered = load_registered()
-    assert registered["cm-logger"].__module__ == "other_operator_ctl"
-    assert {"configmap-reloader", "deployment-inventory"} <= set(registered)
-    # The runner selects among every package's entries by name.
-    env_path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
-    proc = run_cli(
-        ["--controllers", "nope"],
-        tmp_path,
-        timeout=TIMEOUT,
-        env={**clean_env(tmp_path), "PYTHONPATH": env_path},
-    )
-    line = assert_one_line_error(proc, ExitCode.TARGET)
-    assert "cm-logger" in line and "configmap-reloader" in line
-
-
-@pytest.mark.parametrize(
-    ("entries", "message"),
-    [
-        ({"broken": "no_such_module_abc:X"}, "cannot load controller 'broken'"),
-        ({"helper": "other_operator_ctl:_Helper"}, "is not a Controller subclass"),
-        ({"configmap-reloader": "other_operator_ctl:ConfigMapLogger"}, "registered twice"),
-    ],
-    ids=["unimportable", "not-a-controller", "name-clash"],
-)
-def test_bad_entry_points_are_target_errors(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entries: dict[str, str], message: str
-) -> None:
-    from informer.run.targets import TargetError, load_registered
-
-    monkeypatch.syspath_prepend(str(fake_distribution(tmp_path, entries)))
-    with pytest.raises(TargetError, match=message):
-        load_registered()
-
-
 def test_file_that_does_not_import(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("def oops(:\n")
     line = assert_one_line_error(run_cli(["broken.py"], tmp_path), ExitCode.TARGET)
@@ -353,15 +263,29 @@ def test_unknown_context(tmp_path: Path) -> None:
     assert "nope" in line
 
 
-@pytest.mark.parametrize("server", ["refused", "silent"])
-def test_unreachable_server_names_the_address(tmp_path: Path, server: str) -> None:
-    with socket.socket() as listener:
-        if server == "silent":  # accepts the TCP connection, never answers
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(8)
-            port = int(listener.getsockname()[1])
-        else:
-            port = closed_port()
+def test_a_refused_connection_fails_at_once(tmp_path: Path) -> None:
+    """Nothing listens on the port: one sentence with the URL and the cause, without
+    waiting for --startup-timeout (retrying would only delay the same answer)."""
+    port = closed_port()
+    path = write_kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{port}", {"token": "t"})
+    start = time.monotonic()
+    proc = run_cli(["--kubeconfig", str(path), "--startup-timeout", "60"], tmp_path)
+    elapsed = time.monotonic() - start
+    line = assert_one_line_error(proc, ExitCode.UNREACHABLE)
+    assert line == (
+        f"error: cannot reach the API server at https://127.0.0.1:{port}: "
+        f"connection refused (nothing listens on 127.0.0.1:{port})"
+    )
+    # Interpreter start-up and imports only (~1 s idle, several on a loaded 2-core
+    # machine); a retry until --startup-timeout would take 60 s.
+    assert elapsed < 30
+
+
+def test_a_silent_server_is_retried_until_the_startup_timeout(tmp_path: Path) -> None:
+    with socket.socket() as listener:  # accepts the TCP connection, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = int(listener.getsockname()[1])
         path = write_kubeconfig(
             tmp_path / "kubeconfig", f"https://127.0.0.1:{port}", {"token": "t"}
         )
@@ -370,10 +294,23 @@ def test_unreachable_server_names_the_address(tmp_path: Path, server: str) -> No
         elapsed = time.monotonic() - start
     line = assert_one_line_error(proc, ExitCode.UNREACHABLE)
     assert f"https://127.0.0.1:{port}" in line
-    assert "--startup-timeout 2s" in line
+    assert "--startup-timeout 2s" in line and "timed out" in line
+    assert " object at 0x" not in line
     # The runner gives up after --startup-timeout 2s; the rest is interpreter start-up
     # and imports (~1 s idle, measured 4.5 s on a loaded 2-core machine): 13 s of margin.
-    assert elapsed < 15
+    assert 2 <= elapsed < 15
+
+
+def test_an_unresolvable_host_is_retried_then_named(tmp_path: Path) -> None:
+    server = "https://kube-informer-test.invalid:6443"  # .invalid never resolves (RFC 2606)
+    path = write_kubeconfig(tmp_path / "kubeconfig", server, {"token": "t"})
+    proc = run_cli(["--kubeconfig", str(path), "--startup-timeout", "2"], tmp_path)
+    line = assert_one_line_error(proc, ExitCode.UNREACHABLE)
+    assert line.startswith(
+        f"error: cannot reach the API server at {server} within --startup-timeout 2s: "
+        "the host name kube-informer-test.invalid does not resolve ("
+    ), line
+    assert line.count("cannot reach") == 1, line
 
 
 # --------------------------------------------------------------- against a real server
@@ -381,7 +318,7 @@ def test_unreachable_server_names_the_address(tmp_path: Path, server: str) -> No
 
 def assert_runner_error(runner: Runner, code: ExitCode) -> str:
     assert "Traceback" not in runner.stderr, runner.stderr
-    lines = runner.stderr.strip().splitlines()
+    lines = error_lines(runner.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: "), runner.stderr
     assert runner.returncode == code, (runner.returncode, runner.stderr)
     return lines[0]
@@ -628,21 +565,41 @@ async def test_a_custom_resource_not_served_hints_at_its_crd(
     assert "install its CustomResourceDefinition first" in line
 
 
-@pytest.mark.usefixtures("mirror_crd")
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        pytest.param([], ["configmap-reloader", "deployment-inventory"], id="default"),
+        pytest.param(
+            ["--controllers", "configmap-reloader,deployment-inventory,configmap-mirror"],
+            ["configmap-reloader", "deployment-inventory", "configmap-mirror"],
+            id="mirror-named",
+        ),
+    ],
+)
 async def test_sample_controllers_start_and_stop(
-    control_plane: Any, namespace: str, tmp_path: Path
+    control_plane: Any,
+    api_client: Any,
+    namespace: str,
+    tmp_path: Path,
+    flags: list[str],
+    expected: list[str],
 ) -> None:
-    args = ["--kubeconfig", str(control_plane.kubeconfig_path), "-n", namespace, "--gc-freeze"]
+    """Without a target the samples that need no CRD run (the mirror is opt-in, run when
+    named, its CRD installed)."""
+    if "configmap-mirror" in expected:
+        from kube_informer_samples.configmap_mirror import CRD_PATH
+
+        from informer.testing import install_crds
+
+        await install_crds(api_client, CRD_PATH)
+    args = ["--kubeconfig", str(control_plane.kubeconfig_path), "-n", namespace, *flags]
     async with start_runner(args, tmp_path) as runner:
         started = await runner.wait_for_event("runner.started")
-        assert started["controllers"] == [
-            "configmap-mirror",
-            "configmap-reloader",
-            "deployment-inventory",
-        ]
+        assert started["controllers"] == expected
         assert runner.event("manager.gc_frozen")
         runner.send_signal(signal.SIGINT)
     assert runner.returncode == 0, runner.stderr
+    assert runner.stdout == ""  # logs go to stderr
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,11 @@
 """The ConfigMapMirror sample operator, end to end on the real control plane.
 
 The controller runs in-process for all namespaces (``run_controllers``), its CRD
-installed with ``install_crds``; every behaviour is observed through the API. The local
-control plane has no namespace controller: a deleted namespace stays ``Terminating``
-and refuses creations (403 NamespaceTerminating), which the mirror must survive.
+installed with ``install_crds``; every behaviour is observed through the API. The
+session's control plane has no namespace controller: a deleted namespace stays
+``Terminating`` and refuses creations (403 NamespaceTerminating), which the mirror must
+survive. The deletion path through a namespace controller and a garbage collector runs
+on ``gc_control_plane`` (a kube-controller-manager beside the apiserver).
 """
 
 from __future__ import annotations
@@ -14,11 +16,17 @@ from typing import Any
 
 import anyio
 import pytest
+from kube_informer_samples.configmap_mirror import (
+    CRD_PATH,
+    FINALIZER,
+    MIRROR_LABEL,
+    MIRRORS,
+    ConfigMapMirror,
+)
 
-from controllers.configmap_mirror import CRD_PATH, FINALIZER, MIRROR_LABEL, MIRRORS, ConfigMapMirror
 from informer import Client, Forbidden, NotFound, Obj, get_condition, has_finalizer
 from informer.resources import CONFIGMAPS, EVENTS, NAMESPACES
-from informer.testing import eventually, install_crds, run_controllers
+from informer.testing import ControlPlane, eventually, install_crds, run_controllers
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -335,3 +343,48 @@ async def test_a_terminating_namespace_refuses_creations_with_a_named_cause(
     assert caught.value.has_cause("NamespaceTerminating")
     assert not caught.value.has_cause("FieldValueInvalid")
     assert not Forbidden("no body").has_cause("NamespaceTerminating")
+
+
+# ------------------------------------------- with a controller-manager (garbage collection)
+
+
+async def test_deleting_the_mirrors_namespace_cleans_up_everywhere(
+    gc_control_plane: ControlPlane,
+) -> None:
+    """On a control plane whose namespace controller really deletes namespaces: the
+    mirror's namespace deleted, the namespace controller deletes the mirror, whose
+    finalizer holds it until the controller deleted its copies in the other namespaces;
+    then the namespace goes away. A deleted target namespace takes its copy with it."""
+    async with gc_control_plane.api_client() as api:
+        await install_crds(api, CRD_PATH)
+        client = Client(api, field_manager="tests")
+        home = f"mirror-home-{secrets.token_hex(3)}"
+        w = World(client, home)
+        await w.new_namespace(name=home)
+        t1, t2 = await w.new_namespace(), await w.new_namespace()
+        async with run_controllers(api, ConfigMapMirror):
+            await w.source({"k": "v"})
+            mirror = await w.mirror({"source": "settings", "targetNamespaces": [t1, t2]})
+            await w.ready(synced=sorted([t1, t2]))
+            for ns in (t1, t2):
+                assert copied(await w.copy_in(ns), {"k": "v"}, mirror)
+
+            await client.delete(NAMESPACES, t2)  # a target goes: its copy goes with it
+            await eventually(lambda: namespace_gone(client, t2), timeout=GC_WITHIN)
+            await w.ready(synced=[t1])
+
+            await client.delete(NAMESPACES, home)
+            await eventually(lambda: namespace_gone(client, home), timeout=GC_WITHIN)
+            assert await w.copy_in(t1) is None  # deleted before the finalizer let go
+            await client.delete(NAMESPACES, t1)
+
+
+GC_WITHIN = 60.0  # the namespace controller's sweeps take seconds; a loaded machine, more
+
+
+async def namespace_gone(client: Client, name: str) -> None:
+    try:
+        left = await client.get(NAMESPACES, name, cached=False)
+    except NotFound:
+        return
+    raise AssertionError(f"namespace {name} still there: {left.get('status')}")

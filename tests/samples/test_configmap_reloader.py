@@ -15,10 +15,8 @@ from typing import Any
 import anyio
 import pytest
 import structlog
-from structlog.testing import capture_logs
-
-from controllers import configmap_reloader
-from controllers.configmap_reloader import (
+from kube_informer_samples import configmap_reloader
+from kube_informer_samples.configmap_reloader import (
     CONFIG_HASH_ANNOTATION,
     CONFIGMAP_INDEX,
     RELOAD_ANNOTATION,
@@ -29,6 +27,8 @@ from controllers.configmap_reloader import (
     is_opted_in,
     template_hash,
 )
+from structlog.testing import capture_logs
+
 from informer import Client, Resource, SharedInformerFactory
 from informer.cache import strip_managed_fields
 from informer.resources import CONFIGMAPS, DEPLOYMENTS

@@ -1,4 +1,4 @@
-"""``python -m controllers.demo`` (``make run``): smoke tests as a user runs it.
+"""``python -m kube_informer_samples.demo`` (``make run``): smoke tests as a user runs it.
 
 Each test starts the demo as a subprocess with its own control plane in ``tmp_path``,
 checks that it printed the controllers' actions, and that it stops cleanly (exit 0)
@@ -35,6 +35,9 @@ ACTIONS = [
     "[demo] deployment-inventory wrote demo/deployment-inventory listing legacy, web, worker",
     "replicas: 4",
     "[demo] deployment-inventory recreated demo/deployment-inventory",
+    "[demo] configmap-mirror copied demo/app-config to demo-copy/app-config",
+    "[demo] configmap-mirror set demo/app-config-mirror status: Ready=True (Synced: ",
+    "[demo] configmap-mirror recorded an Event on the mirror: Synced: copied to [demo-copy]",
     "export KUBECONFIG=",
 ]
 
@@ -66,7 +69,7 @@ async def no_process_left(folder: Path) -> None:
 
 
 def demo_argv(state_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "controllers.demo", "--dir", str(state_dir), *extra]
+    return [sys.executable, "-m", "kube_informer_samples.demo", "--dir", str(state_dir), *extra]
 
 
 def demo_env() -> dict[str, str]:
@@ -131,7 +134,14 @@ async def until_prompt(output: Output, errors: Output) -> None:
 async def run_cli(*args: str, kubeconfig: Path) -> str:
     with anyio.fail_after(30):
         result = await anyio.run_process(
-            [sys.executable, "-m", "controllers.demo", "--kubeconfig", str(kubeconfig), *args],
+            [
+                sys.executable,
+                "-m",
+                "kube_informer_samples.demo",
+                "--kubeconfig",
+                str(kubeconfig),
+                *args,
+            ],
             check=False,
             cwd=str(ROOT),
         )

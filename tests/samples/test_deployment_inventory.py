@@ -13,8 +13,7 @@ from typing import Any
 import anyio
 import pytest
 import yaml
-
-from controllers.deployment_inventory import (
+from kube_informer_samples.deployment_inventory import (
     INVENTORY_LABELS,
     INVENTORY_NAME,
     DeploymentInventory,
@@ -22,6 +21,7 @@ from controllers.deployment_inventory import (
     desired_inventory,
     render_template,
 )
+
 from informer import Client, NotFound, Result, SharedInformerFactory
 from informer.cache import strip_managed_fields
 from informer.resources import CONFIGMAPS, DEPLOYMENTS

@@ -11,15 +11,19 @@ from typing import Any
 import anyio
 import pytest
 import yaml
+from kube_informer_samples.configmap_reloader import (
+    RELOAD_ANNOTATION,
+    consumed_configmaps,
+    is_opted_in,
+)
 
-from controllers.configmap_reloader import RELOAD_ANNOTATION, consumed_configmaps, is_opted_in
 from informer import Client
 from informer.resources import CONFIGMAPS, DEPLOYMENTS
 from informer.testing import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "client_operations.py"
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "controllers" / "kube_informer_samples" / "manifests"
 
 
 async def run_script(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -2,8 +2,8 @@
 
 Tests on the session ``control_plane`` / ``api_client`` / ``namespace`` fixtures share one
 control plane; tests that need other flags, or that check process lifetime, start their
-own. Needs ``KUBEBUILDER_ASSETS`` (the repo's conftest sets it by running
-``hack/build-control-plane.sh``).
+own. Needs the binaries (the repo's conftest builds them when missing, with ``python -m
+informer.testing.envtest install``).
 """
 
 from __future__ import annotations
@@ -61,11 +61,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def pinned_k8s_version() -> str:
-    """The Kubernetes version hack/build-control-plane.sh builds."""
-    script = (ROOT / "hack" / "build-control-plane.sh").read_text()
-    match = re.search(r'^K8S_VERSION="([^"]+)"', script, re.MULTILINE)
-    assert match, "K8S_VERSION not found in hack/build-control-plane.sh"
-    return match.group(1)
+    """The Kubernetes version the kit and ``make test`` build."""
+    from informer.testing.envtest import PINNED
+
+    return PINNED.kubernetes
 
 
 POLL = 0.05
@@ -465,19 +464,44 @@ async def test_command_line_runner_never_leaks_children(
 # -- no control plane needed ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["empty-assets-dir", "no-env"])
+@pytest.mark.parametrize("where", ["empty-assets-dir", "empty-env", "nowhere"])
 async def test_missing_binaries_say_how_to_get_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
+    from informer.testing.envtest import _locate
+
     monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr(_locate, "checkout_root", lambda: None)
+    if where == "empty-env":
+        monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path))
     cp = ControlPlane(assets_dir=tmp_path if where == "empty-assets-dir" else None)
 
     with pytest.raises(ControlPlaneError) as missing:
         async with cp:
             pass
 
-    assert "make control-plane" in str(missing.value)
-    assert "KUBEBUILDER_ASSETS" in str(missing.value)
+    message = str(missing.value)
+    assert "python -m informer.testing.envtest install" in message
+    assert "has no kube-apiserver or etcd" in message
+    if where == "nowhere":  # every folder searched is named
+        assert str(tmp_path / "cache" / "kube-informer" / "control-plane") in message
+        assert str(tmp_path / "data" / "kubebuilder-envtest" / "k8s") in message
+    if where == "empty-env":
+        assert "KUBEBUILDER_ASSETS" in message
+
+
+async def test_a_controller_manager_needs_its_binary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder with kube-apiserver and etcd only (setup-envtest's) does not do."""
+    for name in ("kube-apiserver", "etcd"):
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    with pytest.raises(ControlPlaneError, match="has no kube-controller-manager"):
+        async with ControlPlane(assets_dir=tmp_path, controller_manager=True):
+            pass
 
 
 @pytest.mark.parametrize(

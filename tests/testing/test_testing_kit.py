@@ -398,9 +398,12 @@ def test_logs():
 """
 
 
-def run_user_tests(tmp_path: Path, *args: str) -> str:
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "test_user.py").write_text(textwrap.dedent(USER_TESTS))
+def run_user_tests(tmp_path: Path, *args: str, ini: str = "", marker: str = "") -> str:
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\n{ini}")
+    source = textwrap.dedent(USER_TESTS)
+    if marker:
+        source = source.replace("def test_logs():", f"{marker}\ndef test_logs():")
+    (tmp_path / "test_user.py").write_text("import pytest\n" + source)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *args],
@@ -416,15 +419,21 @@ def run_user_tests(tmp_path: Path, *args: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("args", "debug_shown"),
+    ("args", "ini", "marker", "debug_shown"),
     [
-        pytest.param((), False, id="default"),
-        pytest.param(("--kube-informer-log-level=debug",), True, id="debug"),
+        pytest.param((), "kube_informer = true\n", "", False, id="suite-wide"),
+        pytest.param((), "", "@pytest.mark.kube_informer", False, id="marked"),
+        pytest.param((), "", "", True, id="plugin-not-used"),
+        pytest.param(
+            ("--kube-informer-log-level=debug",), "kube_informer = true\n", "", True, id="debug"
+        ),
     ],
 )
 def test_debug_logs_are_quiet_unless_asked_for(
-    tmp_path: Path, args: tuple[str, ...], debug_shown: bool
+    tmp_path: Path, args: tuple[str, ...], ini: str, marker: str, debug_shown: bool
 ) -> None:
-    out = run_user_tests(tmp_path, *args)
+    """Quiet where the plugin acts (a suite that turned it on, a marked test); a test the
+    plugin does not act on sees structlog untouched."""
+    out = run_user_tests(tmp_path, *args, ini=ini, marker=marker)
     assert "shown-info" in out
     assert ("hidden-debug" in out) is debug_shown

@@ -1,6 +1,9 @@
-"""A local control plane for tests: a real etcd and a real kube-apiserver (envtest for Python).
+"""A local control plane for tests: a real etcd and a real kube-apiserver (envtest for
+Python), and with ``controller_manager=True`` a real kube-controller-manager collecting
+garbage.
 
-``python -m informer.testing.control_plane`` runs one in the foreground.
+``python -m informer.testing.control_plane`` runs one in the foreground; ``python -m
+informer.testing.envtest install`` gets the binaries.
 """
 
 from ._plane import ControlPlane as ControlPlane

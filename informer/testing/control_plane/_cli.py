@@ -2,7 +2,7 @@
 
 Starts a control plane, prints ``kubeconfig: PATH``, ``apiserver: URL`` and an
 ``export KUBECONFIG=PATH`` line on stdout, and runs until SIGINT/SIGTERM/SIGHUP, then
-stops both children and exits 0. Exits 1 when the control plane fails to start or a
+stops the children and exits 0. Exits 1 when the control plane fails to start or a
 child dies. Logs go to stderr.
 """
 
@@ -47,7 +47,8 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m informer.testing.control_plane",
         description=(
-            "Run a local etcd + kube-apiserver in the foreground until Ctrl-C or SIGTERM. "
+            "Run a local etcd + kube-apiserver (+ kube-controller-manager) in the foreground "
+            "until Ctrl-C or SIGTERM. "
             "Arguments after `--` go to kube-apiserver."
         ),
     )
@@ -60,7 +61,14 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--assets-dir",
         type=Path,
-        help="folder holding kube-apiserver and etcd (default: $KUBEBUILDER_ASSETS)",
+        help="folder holding the binaries (default: $KUBEBUILDER_ASSETS, the user cache, "
+        "this checkout's .cache/control-plane, setup-envtest's folder)",
+    )
+    parser.add_argument(
+        "--controller-manager",
+        action="store_true",
+        help="also run kube-controller-manager (garbage collector, namespace and "
+        "service-account controllers)",
     )
     parser.add_argument("--start-timeout", type=float, default=90.0, metavar="SECONDS")
     parser.add_argument(
@@ -72,6 +80,13 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--etcd-arg", action="append", default=[], metavar="FLAG", help="extra etcd flag"
+    )
+    parser.add_argument(
+        "--controller-manager-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra kube-controller-manager flag (with --controller-manager)",
     )
     ns = parser.parse_args(argv)
     ns.apiserver_arg += passthrough
@@ -96,6 +111,8 @@ async def _serve(ns: argparse.Namespace) -> int:
                 assets_dir=ns.assets_dir,
                 start_timeout=ns.start_timeout,
                 state_dir=ns.dir,
+                controller_manager=ns.controller_manager,
+                controller_manager_args=ns.controller_manager_arg,
             )
             try:
                 async with cp:

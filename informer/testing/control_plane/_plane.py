@@ -1,4 +1,5 @@
-"""A local control plane for tests: a real etcd and a real kube-apiserver.
+"""A local control plane for tests: a real etcd, a real kube-apiserver and, when asked
+for, a real kube-controller-manager.
 
 This is kube-informer's counterpart of controller-runtime's *envtest*. ``ControlPlane``
 starts etcd and kube-apiserver as child processes bound to free ``127.0.0.1`` ports, in a
@@ -11,26 +12,31 @@ folder holding generated certificates, logs, etcd's data and an admin kubeconfig
         await cp.restart_apiserver()                # open watches drop; data survives
         await cp.compact_etcd()                     # old resourceVersions become 410 Gone
 
-There is no scheduler, kubelet or controller-manager: objects are stored and served, and
-nothing acts on them (a Deployment gets no ReplicaSet or Pod; a deleted Namespace stays
-``Terminating``).
+There is no scheduler or kubelet: objects are stored and served, and by default nothing
+acts on them (a Deployment gets no ReplicaSet or Pod; a deleted Namespace stays
+``Terminating``). ``ControlPlane(controller_manager=True)`` also runs kube-controller-manager
+with the garbage collector, the namespace controller and the service-account controllers
+(``_controller_manager.py``): owner references cascade and deleted namespaces go away,
+which envtest does not offer.
 
-Binaries come from ``assets_dir``, else from ``$KUBEBUILDER_ASSETS`` (a folder holding
-``kube-apiserver`` and ``etcd``, the envtest convention); ``make control-plane`` builds
-them.
+Binaries come from ``assets_dir``, else from the first folder holding them among
+``$KUBEBUILDER_ASSETS``, the user cache, a checkout's ``.cache/control-plane`` and
+setup-envtest's folder (:mod:`informer.testing.envtest`); ``python -m
+informer.testing.envtest install`` builds them.
 
 Process lifetime contract (Linux only): the children never outlive the control plane.
-They are stopped (SIGTERM, then SIGKILL after a grace period) in order (apiserver, then
-etcd) when the ``async with`` block exits for any reason, including cancellation
-(cleanup is shielded), and die with the parent even when it is SIGKILLed (Linux's
-``PR_SET_PDEATHSIG``, set from the event-loop thread: run a ``ControlPlane`` on a loop
-whose thread lives as long as it does, the normal case). See ``_process.py``. A
-temporary state folder is removed on stop; one left by a SIGKILLed parent is removed by
-the next ``ControlPlane`` to start (``_state_dir.py``).
+They are stopped (SIGTERM, then SIGKILL after a grace period) in order
+(controller-manager, apiserver, then etcd) when the ``async with`` block exits for any
+reason, including cancellation (cleanup is shielded), and die with the parent even when
+it is SIGKILLed (Linux's ``PR_SET_PDEATHSIG``, set from the event-loop thread: run a
+``ControlPlane`` on a loop whose thread lives as long as it does, the normal case). See
+``_process.py``. A temporary state folder is removed on stop; one left by a SIGKILLed
+parent is removed by the next ``ControlPlane`` to start (``_state_dir.py``).
 
 Open watches on a graceful apiserver stop *end* (the response completes); on
-``kill=True`` they *break*. The default flags are listed in ``_flags.py``;
-``etcd_args`` / ``apiserver_args`` override any of them.
+``kill=True`` they *break*. The default flags are listed in ``_flags.py`` (and
+``_controller_manager.py``); ``etcd_args`` / ``apiserver_args`` /
+``controller_manager_args`` override any of them.
 
 ``python -m informer.testing.control_plane`` runs one in the foreground (``_cli.py``).
 """
@@ -49,7 +55,9 @@ from typing import Self, TypeVar
 import anyio
 import structlog
 
+from ..envtest._locate import CONTROLLER_MANAGER, BinariesNotFound, find_binaries
 from ._certs import CertificateAuthority, write_service_account_keys
+from ._controller_manager import CONTROLLER_MANAGER_USER, controller_manager_flags
 from ._flags import apiserver_flags, etcd_flags, merge_args
 from ._process import (
     LOG_TAIL_LINES,
@@ -72,11 +80,6 @@ __all__ = ["ControlPlane", "ControlPlaneError", "User"]
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
 
-#: How to get the binaries; part of every "binaries not found" error.
-HOW_TO_GET_BINARIES = (
-    "run `make control-plane` in a kube-informer checkout (needs Go 1.26+) or set "
-    "KUBEBUILDER_ASSETS to a folder holding kube-apiserver and etcd"
-)
 ADMIN_USER = "kube-informer-admin"
 ADMIN_GROUPS = ("system:masters",)
 
@@ -84,12 +87,13 @@ _BIND_RETRIES = 3  # fresh ports after "address already in use"
 
 
 class ControlPlane:
-    """A running etcd + kube-apiserver pair, as an async context manager.
+    """A running etcd + kube-apiserver pair (+ kube-controller-manager with
+    ``controller_manager=True``), as an async context manager.
 
-    ``apiserver_args`` and ``etcd_args`` are extra flags (``--name=value``, ``--name value``
-    or ``--flag``); a flag the control plane also sets is replaced, not repeated.
-    ``assets_dir`` is the folder holding ``kube-apiserver`` and ``etcd`` (default
-    ``$KUBEBUILDER_ASSETS``). ``start_timeout`` bounds each start in seconds (from
+    ``apiserver_args``, ``etcd_args`` and ``controller_manager_args`` are extra flags
+    (``--name=value``, ``--name value`` or ``--flag``); a flag the control plane also sets
+    is replaced, not repeated. ``assets_dir`` is the folder holding the binaries (default:
+    found as the module docstring says). ``start_timeout`` bounds each start in seconds (from
     spawning etcd to the apiserver's ``/readyz`` green; for ``start_apiserver``, from
     spawning the apiserver). ``state_dir`` keeps the state folder at a fixed path
     instead of a temporary folder: it is created if missing, locked while in use, its
@@ -97,8 +101,8 @@ class ControlPlane:
     left in place on stop; a temporary folder is deleted on stop.
 
     After ``__aenter__``: ``dir``, ``host`` (``https://127.0.0.1:<port>``), ``etcd_url``,
-    ``kubeconfig_path`` (admin), ``admin`` (a :class:`User`), ``apiserver_pid`` and
-    ``etcd_pid``. One instance is started at most once.
+    ``kubeconfig_path`` (admin), ``admin`` (a :class:`User`), ``apiserver_pid``,
+    ``etcd_pid`` and ``controller_manager_pid``. One instance is started at most once.
     """
 
     def __init__(
@@ -109,7 +113,13 @@ class ControlPlane:
         assets_dir: str | os.PathLike[str] | None = None,
         start_timeout: float = 90.0,
         state_dir: str | os.PathLike[str] | None = None,
+        controller_manager: bool = False,
+        controller_manager_args: Sequence[str] = (),
     ) -> None:
+        self.controller_manager = controller_manager
+        self._controller_manager_extra = list(controller_manager_args)
+        self._controller_manager_bin = Path()
+        self._controller_manager: Child | None = None
         self._apiserver_extra = list(apiserver_args)
         self._etcd_extra = list(etcd_args)
         self._assets_dir = assets_dir
@@ -167,6 +177,12 @@ class ControlPlane:
         """The running etcd's pid, ``None`` once stopped."""
         return self._etcd.pid if self._etcd and self._etcd.alive() else None
 
+    @property
+    def controller_manager_pid(self) -> int | None:
+        """The running kube-controller-manager's pid; ``None`` without one, or stopped."""
+        child = self._controller_manager
+        return child.pid if child and child.alive() else None
+
     def _require(self, value: _T | None) -> _T:
         if value is None or not self._started:
             raise ControlPlaneError("the control plane is not started")
@@ -187,14 +203,22 @@ class ControlPlane:
         await self.stop()
 
     async def start(self) -> None:
-        """Start etcd, then kube-apiserver, and wait until both are ready.
+        """Start etcd, then kube-apiserver (then kube-controller-manager), and wait until
+        each is ready.
 
         On any failure (or cancellation) everything started so far is stopped before the
         error propagates. Raises :class:`ControlPlaneError`.
         """
         if self._started:
             raise ControlPlaneError("a ControlPlane can be started only once")
-        self._apiserver_bin, self._etcd_bin = find_binaries(self._assets_dir)
+        try:
+            folder = find_binaries(
+                controller_manager=self.controller_manager, assets_dir=self._assets_dir
+            )
+        except BinariesNotFound as exc:
+            raise ControlPlaneError(str(exc)) from None
+        self._apiserver_bin, self._etcd_bin = folder / "kube-apiserver", folder / "etcd"
+        self._controller_manager_bin = folder / CONTROLLER_MANAGER
         began = time.monotonic()
         self._started = True
         try:
@@ -203,6 +227,8 @@ class ControlPlane:
             await self._prepare_dir()
             await self._start_etcd()
             await self._start_apiserver_with_retries()
+            if self.controller_manager:
+                await self._start_controller_manager()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._shutdown()
@@ -298,11 +324,13 @@ class ControlPlane:
         return self.admin.api_client()
 
     async def wait_child_exit(self) -> str:
-        """Wait until etcd or kube-apiserver exits; return its name (``"etcd"`` or
-        ``"kube-apiserver"``). Meant for a foreground runner that has no restarts.
+        """Wait until a child (etcd, kube-apiserver, kube-controller-manager) exits;
+        return its name. Meant for a foreground runner that has no restarts.
         """
         self._check_running()
-        children = [c for c in (self._etcd, self._apiserver) if c is not None]
+        children = [
+            c for c in (self._etcd, self._apiserver, self._controller_manager) if c is not None
+        ]
         exited: list[str] = []
         async with anyio.create_task_group() as tg:
 
@@ -316,7 +344,8 @@ class ControlPlane:
         return exited[0]
 
     def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> str:
-        """The last lines of ``etcd.log`` or ``kube-apiserver.log``."""
+        """The last lines of ``etcd.log``, ``kube-apiserver.log`` or
+        ``kube-controller-manager.log``."""
         return tail(self.dir / f"{name}.log", lines)
 
     # -- internals -----------------------------------------------------------------------
@@ -397,6 +426,33 @@ class ControlPlane:
         context.load_cert_chain(folder / "admin.crt", folder / "admin.key")
         await self._wait_ready(self._apiserver, f"{self.host}/readyz", is_ok, context)
 
+    async def _start_controller_manager(self) -> None:
+        folder = self.dir
+        name, groups = CONTROLLER_MANAGER_USER
+        identity = self.user(name, groups)
+        for attempt in range(_BIND_RETRIES):
+            (port,) = free_ports(1)
+            defaults = controller_manager_flags(
+                folder, kubeconfig=identity.kubeconfig_path, port=port
+            )
+            argv = [
+                str(self._controller_manager_bin),
+                *merge_args(defaults, self._controller_manager_extra),
+            ]
+            child = self._controller_manager = self._children.spawn(
+                CONTROLLER_MANAGER, argv, cwd=folder
+            )
+            context = ssl.create_default_context(cafile=str(folder / "ca.crt"))
+            try:
+                await self._wait_ready(child, f"https://127.0.0.1:{port}/healthz", is_ok, context)
+                return
+            except ControlPlaneError:
+                if attempt + 1 < _BIND_RETRIES and bind_failed(child):
+                    self._controller_manager = None
+                    await self._children.discard(child)
+                    continue
+                raise
+
     def _rewrite_kubeconfigs(self) -> None:
         for user in [self.admin, *self._users.values()]:
             set_kubeconfig_server(user.kubeconfig_path, self.host)
@@ -416,7 +472,7 @@ class ControlPlane:
         if self._stopped:
             return
         self._stopped = True
-        for attr in ("_apiserver", "_etcd"):
+        for attr in ("_controller_manager", "_apiserver", "_etcd"):
             child: Child | None = getattr(self, attr)
             if child is None:
                 continue
@@ -435,32 +491,3 @@ class ControlPlane:
         self._state.close()
         path = self._state.path
         log.info("control_plane.stopped", dir=str(path) if path else None)
-
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-def find_binaries(assets_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
-    """``(kube-apiserver, etcd)`` from ``assets_dir``, else ``$KUBEBUILDER_ASSETS``.
-
-    Raises :class:`ControlPlaneError` saying how to get them when they are missing.
-    """
-    if assets_dir is not None:
-        source = f"assets_dir={os.fspath(assets_dir)!r}"
-        folder = Path(assets_dir)
-    elif os.environ.get("KUBEBUILDER_ASSETS"):
-        folder = Path(os.environ["KUBEBUILDER_ASSETS"])
-        source = f"KUBEBUILDER_ASSETS={os.fspath(folder)!r}"
-    else:
-        raise ControlPlaneError(
-            f"control-plane binaries not found: no assets_dir and KUBEBUILDER_ASSETS is "
-            f"not set; {HOW_TO_GET_BINARIES}"
-        )
-    binaries = folder / "kube-apiserver", folder / "etcd"
-    missing = [b.name for b in binaries if not (b.is_file() and os.access(b, os.X_OK))]
-    if missing:
-        raise ControlPlaneError(
-            f"control-plane binaries not found: {source} has no executable "
-            f"{' or '.join(missing)}; {HOW_TO_GET_BINARIES}"
-        )
-    return binaries

@@ -1,8 +1,8 @@
 """The ConfigMapMirror custom resource (``mirror.informer.dev``) as Python models: the
-source of ``controllers/crds/configmapmirror.yaml``, regenerated with::
+source of ``controllers/kube_informer_samples/crds/configmapmirror.yaml``, regenerated with::
 
-    python -m informer.crd generate controllers.configmap_mirror_types \
-        -o controllers/crds/configmapmirror.yaml
+    python -m informer.crd generate kube_informer_samples.configmap_mirror_types \
+        -o controllers/kube_informer_samples/crds/configmapmirror.yaml
 
 (``make test`` runs it with ``--check``). A new version of the resource is one more
 class with the same :data:`MIRROR_DEFINITION` and its own :class:`~informer.crd.Version`

@@ -1,4 +1,4 @@
-module kube-informer/hack/etcd
+module kube-informer/envtest/etcd
 
 go 1.26.0
 

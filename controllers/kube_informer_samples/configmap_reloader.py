@@ -37,9 +37,9 @@ How events become keys: the Deployments informer carries the index
 opted in or not, so other controllers sharing the informer may use it too); a ConfigMap
 event maps to the keys filed under its own key. Deployment events map to their own key.
 
-Logs (structlog, ``controllers.configmap_reloader``): ``deployment.rolled`` (info: ``key``,
-``hash``, ``previous``, ``configmaps``), ``configmap.missing`` (warning: ``key``,
-``deployment``). ConfigMap contents are never logged.
+Logs (structlog, ``kube_informer_samples.configmap_reloader``): ``deployment.rolled``
+(info: ``key``, ``hash``, ``previous``, ``configmaps``), ``configmap.missing`` (warning:
+``key``, ``deployment``). ConfigMap contents are never logged.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""The demo's sub-commands (``python -m controllers.demo status | set-config | scale``)
+"""The demo's sub-commands (``python -m kube_informer_samples.demo status | set-config | scale``)
 and the reads of the demo's state the scripted run shares with them.
 
 Each sub-command opens its own ApiClient from ``--kubeconfig`` (default ``$KUBECONFIG``,
 then ``~/.kube/config``: the demo prints the ``export KUBECONFIG=...`` to use), prints
 to stdout and raises :class:`DemoError` (or an ``InformerError``) on failure;
-:func:`controllers.demo.main` turns those into one ``error:`` line and exit code 1.
+:func:`kube_informer_samples.demo.main` turns those into one ``error:`` line and exit code 1.
 """
 
 from __future__ import annotations

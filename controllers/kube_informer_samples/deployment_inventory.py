@@ -36,7 +36,7 @@ unchanged namespace never causes a write.
   plane runs no controller-manager).
 - A namespace being terminated refuses creations: the key is dropped with a log line.
 
-Logs (structlog, ``controllers.deployment_inventory``): ``inventory.created``,
+Logs (structlog, ``kube_informer_samples.deployment_inventory``): ``inventory.created``,
 ``inventory.updated``, ``inventory.deleted`` (info: ``namespace``, ``deployments``).
 """
 

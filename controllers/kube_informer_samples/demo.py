@@ -2,10 +2,10 @@
 
 ::
 
-    python -m controllers.demo [--dir .cache/run] [--exit-after-demo]
-    python -m controllers.demo status                     # read the demo's state (API)
-    python -m controllers.demo set-config KEY=VALUE ...   # edit demo/app-config's data
-    python -m controllers.demo scale DEPLOYMENT REPLICAS  # scale a demo Deployment
+    python -m kube_informer_samples.demo [--dir .cache/run] [--exit-after-demo]
+    python -m kube_informer_samples.demo status                     # read the demo's state (API)
+    python -m kube_informer_samples.demo set-config KEY=VALUE ...   # edit demo/app-config's data
+    python -m kube_informer_samples.demo scale DEPLOYMENT REPLICAS  # scale a demo Deployment
 
 What the demo does, in order (lines starting with ``[demo]`` on stdout):
 
@@ -13,16 +13,20 @@ What the demo does, in order (lines starting with ``[demo]`` on stdout):
    etcd; binaries from ``$KUBEBUILDER_ASSETS``, which ``make run`` sets) whose state lives
    in ``--dir``: its admin kubeconfig is ``<dir>/kubeconfig`` (etcd's data is wiped at
    every start);
-2. applies ``examples/*.yaml`` in name order with ``Client.apply_manifests`` (server-side
-   apply; namespace ``demo``, ConfigMaps, Deployments that opt in to the reloader and one
-   that does not);
-3. runs the sample controllers with ``python -m informer.run --kubeconfig <dir>/kubeconfig``
-   as a child process: exactly the runner a user runs, on the same code path (its log
-   lines go to the same stdout);
+2. installs the ConfigMapMirror CRD, then applies the manifests shipped with the samples
+   (``kube_informer_samples/manifests/*.yaml``, or ``--examples DIR``) in name order with
+   ``Client.apply_manifests`` (server-side apply; namespace ``demo``, ConfigMaps,
+   Deployments that opt in to the reloader and one that does not);
+3. runs the three samples with ``python -m informer.run --kubeconfig <dir>/kubeconfig
+   --controllers configmap-reloader,deployment-inventory,configmap-mirror`` as a child
+   process: exactly the runner a user runs, on the same code path (the mirror is opt-in,
+   hence named; the runner's log lines go to stderr);
 4. waits until the controllers acted (config hashes stamped, inventory written), then
    makes scripted changes and prints what the controllers did: edits ``app-config``'s
    data (``web`` and ``worker`` roll once, ``legacy`` does not), scales ``web`` (the
-   inventory follows), deletes the inventory by hand (it is recreated);
+   inventory follows), deletes the inventory by hand (it is recreated), creates a
+   ConfigMapMirror of ``app-config`` into namespace ``demo-copy`` (the copy appears, the
+   mirror's status turns Ready, a ``Synced`` Event is recorded);
 5. prints ``export KUBECONFIG=...`` and commands to try, then runs until Ctrl-C, SIGTERM
    or SIGHUP (or exits at once with ``--exit-after-demo``).
 
@@ -35,7 +39,7 @@ signal or ``--exit-after-demo``; 1 with one ``error:`` line on stderr when somet
 fails (the runner exits early, a step times out, the control plane dies).
 
 The sub-commands (``status``, ``set-config``, ``scale``) and the reads of the demo's
-state they share with the script are in :mod:`controllers.demo_commands`.
+state they share with the script are in :mod:`kube_informer_samples.demo_commands`.
 
 This module is an application: unlike the controllers it configures structlog (its own
 log lines, from the control plane, go to stderr at level info).
@@ -61,11 +65,11 @@ import anyio
 import structlog
 import yaml
 
-from informer import Client, InformerError, Obj
-from informer.resources import CONFIGMAPS, DEPLOYMENTS
+from informer import Client, InformerError, NotFound, Obj, get_condition
+from informer.resources import CONFIGMAPS, DEPLOYMENTS, EVENTS
 from informer.testing import ControlPlane, install_crds
 
-from .configmap_mirror import CRD_PATH
+from .configmap_mirror import CRD_PATH, MIRROR_LABEL, MIRRORS
 from .configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
 from .demo_commands import (
     DEMO_NAMESPACE,
@@ -86,7 +90,12 @@ __all__ = ["DEMO_NAMESPACE", "DemoError", "main"]
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
 
-EXAMPLES_DIR: Final = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES_DIR: Final = Path(__file__).resolve().parent / "manifests"
+"""The demo's manifests, shipped with the package (``--examples`` picks another folder)."""
+CONTROLLERS: Final = "configmap-reloader,deployment-inventory,configmap-mirror"
+"""Every sample: ``configmap-mirror`` is opt-in (it needs its CRD), so it is named."""
+MIRROR_NAME: Final = "app-config-mirror"
+MIRROR_TARGET: Final = "demo-copy"
 STEP_TIMEOUT: Final = 60.0
 """Seconds each awaited step may take (the controllers act within a few)."""
 RUNNER_STOP_GRACE: Final = 8.0
@@ -124,6 +133,8 @@ async def running_controllers(kubeconfig: Path) -> AsyncIterator[subprocess.Pope
         "informer.run",
         "--kubeconfig",
         str(kubeconfig),
+        "--controllers",
+        CONTROLLERS,
         "--startup-timeout",
         str(int(STEP_TIMEOUT)),
     ]
@@ -345,6 +356,61 @@ async def _script(client: Client, alive: Callable[[], None]) -> None:
         f"(uid {old_uid[:8]}... -> {inv['metadata']['uid'][:8]}...)"
     )
 
+    # 5. A ConfigMapMirror (the operator sample): a copy, a Ready status, an Event.
+    await _mirror(client, alive)
+
+
+async def _mirror(client: Client, alive: Callable[[], None]) -> None:
+    say(
+        f"scripted change 4: create ConfigMapMirror {DEMO_NAMESPACE}/{MIRROR_NAME} copying "
+        f"app-config into namespace {MIRROR_TARGET}"
+    )
+    namespace: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MIRROR_TARGET}}
+    await client.create_or_update(namespace, lambda ns: None)
+    spec = {"source": "app-config", "targetNamespaces": [MIRROR_TARGET]}
+    mirror: Obj = {
+        "apiVersion": "mirror.informer.dev/v1alpha1",
+        "kind": "ConfigMapMirror",
+        "metadata": {"name": MIRROR_NAME, "namespace": DEMO_NAMESPACE},
+        "spec": spec,
+    }
+    await client.create_or_update(mirror, lambda m: m.update(spec=spec), resource=MIRRORS)
+
+    async def copied() -> Obj | None:
+        try:
+            cm = await client.get(CONFIGMAPS, "app-config", namespace=MIRROR_TARGET)
+        except NotFound:
+            return None
+        return cm if MIRROR_LABEL in (cm["metadata"].get("labels") or {}) else None
+
+    copy = await until(f"the copy of app-config in {MIRROR_TARGET}", copied, alive)
+    say(
+        f"configmap-mirror copied {DEMO_NAMESPACE}/app-config to {MIRROR_TARGET}/app-config "
+        f"(keys {', '.join(sorted(copy.get('data') or {}))})"
+    )
+
+    async def ready() -> Obj | None:
+        current = await client.get(MIRRORS, MIRROR_NAME, namespace=DEMO_NAMESPACE)
+        condition = get_condition(current, "Ready")
+        return condition if condition is not None and condition["status"] == "True" else None
+
+    condition = await until("the mirror's Ready condition", ready, alive)
+    say(
+        f"configmap-mirror set {DEMO_NAMESPACE}/{MIRROR_NAME} status: Ready=True "
+        f"({condition['reason']}: {condition.get('message', '')})"
+    )
+
+    async def synced_event() -> Obj | None:
+        events = await client.list(EVENTS, namespace=DEMO_NAMESPACE)
+        for event in events:
+            regarding = event.get("regarding") or {}
+            if regarding.get("name") == MIRROR_NAME and event.get("reason") == "Synced":
+                return event
+        return None
+
+    event = await until("the mirror's Synced Event", synced_event, alive)
+    say(f"configmap-mirror recorded an Event on the mirror: {event['reason']}: {event['note']}")
+
 
 def _display_command(argv: Sequence[str]) -> str:
     """``argv`` for humans: the interpreter relative to the current folder when inside it."""
@@ -358,15 +424,19 @@ def _display_command(argv: Sequence[str]) -> str:
 
 def _print_try_it(kubeconfig: Path) -> None:
     python = _display_command([sys.executable])
+    demo = f"{python} -m kube_informer_samples.demo"
     say("try it yourself, in another terminal (no kubectl needed):")
     lines = [
         f"export KUBECONFIG={shlex.quote(str(kubeconfig))}",
-        f"{python} -m controllers.demo status                  # hashes, generations, inventory",
-        f"{python} -m controllers.demo set-config LOG_LEVEL=warn  # web and worker roll once",
-        f"{python} -m controllers.demo scale worker 3            # the inventory follows",
-        f"{python} examples/client_operations.py --namespace default"
-        "  # + default/deployment-inventory",
+        f"{demo} status                  # hashes, generations, inventory",
+        f"{demo} set-config LOG_LEVEL=warn  # web and worker roll once",
+        f"{demo} scale worker 3            # the inventory follows",
     ]
+    if Path("examples/client_operations.py").is_file():  # in a kube-informer checkout
+        lines.append(
+            f"{python} examples/client_operations.py --namespace default"
+            "  # + default/deployment-inventory"
+        )
     for line in lines:
         print(f"    {line}", flush=True)
 
@@ -376,9 +446,9 @@ def _print_try_it(kubeconfig: Path) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m controllers.demo",
-        description="Start a local control plane, apply examples/*.yaml, run the sample "
-        "controllers and show them act; or inspect/poke a running demo.",
+        prog="python -m kube_informer_samples.demo",
+        description="Start a local control plane, apply the demo's manifests, run the "
+        "sample controllers and show them act; or inspect/poke a running demo.",
     )
     parser.add_argument("--dir", default=".cache/run", help="control-plane state folder")
     parser.add_argument("--examples", default=str(EXAMPLES_DIR), help="folder of *.yaml to apply")

@@ -1,0 +1,21 @@
+// Command kube-controller-manager is a thin wrapper around the upstream
+// kube-controller-manager command (k8s.io/kubernetes/cmd/kube-controller-manager),
+// built from published Go modules for kube-informer's local test control plane.
+package main
+
+import (
+	"os"
+	_ "time/tzdata" // for CronJob time zone support
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"          // JSON log format registration
+	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go prometheus plugins
+	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric registration
+	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+
+func main() {
+	command := app.NewControllerManagerCommand()
+	code := cli.Run(command)
+	os.Exit(code)
+}
