@@ -88,6 +88,16 @@ def at(api: Any, path: str, check: Callable[[dict[str, Any]], Any]) -> Any:
     return eventually(object_at(api, path, check), timeout=WAIT, interval=0.05)
 
 
+@pytest.fixture
+async def mirror_crd(api_client: Any) -> None:
+    """The ConfigMapMirror CRD installed and served (the mirror's runner checks it)."""
+    from kube_informer_samples.configmap_mirror import CRD_PATH
+
+    from informer.testing import install_crds
+
+    await install_crds(api_client, CRD_PATH)
+
+
 async def test_configmap_reloader_as_its_role(
     api_client: Any, control_plane: Any, namespace: str, tmp_path: Path
 ) -> None:
