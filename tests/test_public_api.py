@@ -74,6 +74,15 @@ EXPECTED: dict[str, set[str]] = {
         "ControlPlane", "ControlPlaneError", "FakeListerWatcher", "TcpProxy", "User",
         "eventually", "install_crds", "run_controllers", "wait_for_crds",
     },
+    "informer.webhook": {
+        "CERT_MANAGER_INJECT_CA_FROM", "DEFAULT_CERT_DIR", "AdmissionRequest",
+        "AdmissionResponse", "AdmissionWebhook", "ClientConfig", "ConversionWebhook",
+        "Convertible", "Defaulter", "Denied", "JsonPatchError", "MutateFunc", "MutatingWebhook",
+        "ServiceReference", "Spoke", "ValidateFunc", "ValidatingWebhook", "Validator",
+        "Warnings", "Webhook", "WebhookServer", "apply_json_patch", "check_round_trip",
+        "configure_crd", "crd_conversion", "json_patch", "webhook_configurations",
+        "webhook_manifests",
+    },
     "informer.testing.control_plane": {
         "ControlPlane", "ControlPlaneError", "User",
     },
