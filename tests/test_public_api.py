@@ -71,8 +71,9 @@ EXPECTED: dict[str, set[str]] = {
         "ExitCode", "TargetError", "build_parser", "exit_code", "main",
     },
     "informer.testing": {
-        "ControlPlane", "ControlPlaneError", "FakeListerWatcher", "TcpProxy", "User",
-        "eventually", "install_crds", "run_controllers", "wait_for_crds",
+        "ControlPlane", "ControlPlaneError", "FakeListerWatcher", "ServedWebhooks", "TcpProxy",
+        "User", "eventually", "install_crds", "run_controllers", "serve_webhooks",
+        "wait_for_crds",
     },
     "informer.webhook": {
         "CERT_MANAGER_INJECT_CA_FROM", "DEFAULT_CERT_DIR", "AdmissionRequest",

@@ -65,7 +65,8 @@ class CertificateFiles:
     """A certificate and key on disk, reloaded when they change (module docstring).
 
     Calling it returns the current context; it loads at construction (so a bad pair is
-    reported at startup). ``generation`` counts the pairs loaded (1 after construction).
+    reported at startup). ``generation`` counts the pairs loaded (1 after construction);
+    ``check_interval`` may be changed at any time.
     Runs on the event loop (a ``stat`` of two files per check).
     """
 
@@ -84,12 +85,12 @@ class CertificateFiles:
         self._stamp = self._stat()
         self._context = _load(cert_file, key_file)
         self.generation = 1
-        self._next_check = clock() + check_interval
+        self._checked = clock()
 
     def __call__(self) -> ssl.SSLContext:
         now = self._clock()
-        if now >= self._next_check:
-            self._next_check = now + self.check_interval
+        if now - self._checked >= self.check_interval:
+            self._checked = now
             self._reload_if_changed()
         return self._context
 
