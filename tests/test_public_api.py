@@ -73,7 +73,7 @@ EXPECTED: dict[str, set[str]] = {
     "informer.testing": {
         "ControlPlane", "ControlPlaneError", "FakeListerWatcher", "ServedWebhooks", "TcpProxy",
         "User", "eventually", "install_crds", "run_controllers", "serve_webhooks",
-        "wait_for_crds",
+        "wait_for_crds", "write_webhook_certificates",
     },
     "informer.webhook": {
         "CERT_MANAGER_INJECT_CA_FROM", "DEFAULT_CERT_DIR", "AdmissionRequest",

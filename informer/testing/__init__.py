@@ -12,7 +12,8 @@
 - The operator testing kit: :func:`install_crds` (CRDs applied and served; :func:`wait_for_crds`),
   :func:`run_controllers` (controllers in-process through a Manager),
   :func:`serve_webhooks` (a Manager's webhooks called by the control plane, with a
-  generated CA) and :func:`eventually` (assertions on asynchronous state).
+  generated CA; :func:`write_webhook_certificates` for a server run elsewhere) and
+  :func:`eventually` (assertions on asynchronous state).
 
 Names are imported lazily, so that loading the pytest plugin stays cheap.
 """
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ._run_controllers import run_controllers as run_controllers
     from ._webhooks import ServedWebhooks as ServedWebhooks
     from ._webhooks import serve_webhooks as serve_webhooks
+    from ._webhooks import write_webhook_certificates as write_webhook_certificates
     from .control_plane._plane import ControlPlane as ControlPlane
     from .control_plane._plane import ControlPlaneError as ControlPlaneError
     from .control_plane._plane import User as User
@@ -47,6 +49,7 @@ __all__ = [
     "run_controllers",
     "serve_webhooks",
     "wait_for_crds",
+    "write_webhook_certificates",
 ]
 
 _WHERE = {
@@ -60,6 +63,7 @@ _WHERE = {
     "run_controllers": "._run_controllers",
     "ServedWebhooks": "._webhooks",
     "serve_webhooks": "._webhooks",
+    "write_webhook_certificates": "._webhooks",
     "wait_for_crds": "._crds",
 }
 

@@ -38,6 +38,7 @@ written over the old one, as cert-manager renews one).
 from __future__ import annotations
 
 import copy
+import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -65,13 +66,28 @@ from ._crds import CrdSource, load_crds, wait_for_crds
 from ._eventually import eventually
 from .control_plane._certs import CertificateAuthority
 
-__all__ = ["ServedWebhooks", "serve_webhooks"]
+__all__ = ["ServedWebhooks", "serve_webhooks", "write_webhook_certificates"]
 
 PROBE_LABEL: Final = "webhooks.informer.dev/probe"
 PROBE_PATH: Final = "/informer-testing-probe"
 _PROBE_MESSAGE: Final = "kube-informer testing probe"
 _ADMISSION = Resource("admissionregistration.k8s.io", "v1", "", namespaced=False)
 _HOSTS: Final = ("127.0.0.1", "localhost")
+
+
+def write_webhook_certificates(
+    folder: str | os.PathLike[str], hosts: Iterable[str] = _HOSTS
+) -> bytes:
+    """A fresh CA and a serving certificate for ``hosts`` signed by it, written into
+    ``folder`` as ``tls.crt`` and ``tls.key`` (a webhook server's ``cert_dir``); returns
+    the CA certificate (PEM), the ``caBundle`` of the configurations. For a webhook
+    server run outside a cluster (a runner child, ``make run``); :func:`serve_webhooks`
+    does this itself."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority("kube-informer-webhook-ca")
+    ca.issue_serving(list(hosts)).write(path / CERT_NAME, path / KEY_NAME)
+    return ca.cert_pem
 
 
 def _deny_probe(request: AdmissionRequest) -> None:

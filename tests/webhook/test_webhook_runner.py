@@ -19,8 +19,7 @@ from runner_harness import run_cli, start_runner
 from informer import ApiError, Client
 from informer._http.tls import CERT_NAME, KEY_NAME
 from informer.run import ExitCode, TargetError, build_parser
-from informer.testing import eventually
-from informer.testing.control_plane._certs import CertificateAuthority
+from informer.testing import eventually, write_webhook_certificates
 from informer.webhook import ClientConfig, webhook_configurations
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -109,10 +108,9 @@ def test_a_missing_certificate_is_one_line_and_exit_4(tmp_path: Path) -> None:
 async def test_the_api_server_calls_a_runners_webhooks(
     control_plane: Any, api_client: Any, client: Client, namespace: str, tmp_path: Path
 ) -> None:
-    ca = CertificateAuthority("runner-webhook-ca")
     certs = tmp_path / "certs"
-    certs.mkdir()
-    ca.issue_serving(["127.0.0.1"]).write(certs / CERT_NAME, certs / KEY_NAME)
+    ca_pem = write_webhook_certificates(certs)
+    assert sorted(p.name for p in certs.iterdir()) == [CERT_NAME, KEY_NAME]
     (tmp_path / "hooks_only.py").write_text(HOOKS_MODULE)
     args = [
         "hooks_only.py",
@@ -132,7 +130,7 @@ async def test_the_api_server_calls_a_runners_webhooks(
         port = started["webhook_port"]
         assert started["webhooks"] == ["/validate--v1-configmap", "/mutate--v1-configmap"]
         # answered directly over HTTPS
-        context = ssl.create_default_context(cadata=ca.cert_pem.decode())
+        context = ssl.create_default_context(cadata=ca_pem.decode())
         body = orjson.dumps(
             {
                 "apiVersion": "admission.k8s.io/v1",
@@ -161,7 +159,7 @@ async def test_the_api_server_calls_a_runners_webhooks(
         hooks = load_target_objects(str(tmp_path / "hooks_only.py")).webhooks
         configurations = webhook_configurations(
             hooks,
-            ClientConfig(url=f"https://127.0.0.1:{port}", ca_bundle=ca.cert_pem),
+            ClientConfig(url=f"https://127.0.0.1:{port}", ca_bundle=ca_pem),
             name=f"runner-{namespace}",
         )
         scope = {
