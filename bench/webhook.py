@@ -273,7 +273,15 @@ def table(
     return "\n".join(lines) + "\n"
 
 
-def run_rounds(*, rate: float, seconds: float, rounds: int, build: bool, outcome: Outcome) -> str:
+def run_rounds(
+    *,
+    rate: float,
+    seconds: float,
+    rounds: int,
+    build: bool,
+    outcome: Outcome,
+    record: dict[str, list[dict[str, Any]]] | None = None,
+) -> str:
     binary = go_binary(build=build)
     if binary.path is None:
         cell = (outcome.failed if binary.broken else outcome.unavailable)(
@@ -282,7 +290,9 @@ def run_rounds(*, rate: float, seconds: float, rounds: int, build: bool, outcome
         return f"### webhook\n\n{cell}\n"
     from informer.testing.control_plane._certs import CertificateAuthority
 
-    results: dict[str, list[dict[str, Any]]] = {p: [] for p in PEERS}
+    results: dict[str, list[dict[str, Any]]] = record if record is not None else {}
+    for peer in PEERS:
+        results.setdefault(peer, [])
     with tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp:
         folder = Path(tmp)
         ca = CertificateAuthority("bench-webhook-ca")
@@ -332,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--output", type=Path, help="append the table (Markdown) to this file")
+    p.add_argument("--json", type=Path, help="write every round's figures (JSON) to this file")
     args = p.parse_args(argv)
     if args.command == "serve":
         serve(args.port, args.cert_dir)
