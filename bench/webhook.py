@@ -348,9 +348,17 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.port, args.cert_dir)
         return 0
     outcome = Outcome()
+    record: dict[str, list[dict[str, Any]]] = {}
     text = run_rounds(
-        rate=args.rate, seconds=args.seconds, rounds=args.rounds, build=True, outcome=outcome
+        rate=args.rate,
+        seconds=args.seconds,
+        rounds=args.rounds,
+        build=True,
+        outcome=outcome,
+        record=record,
     )
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     print("\n" + text)
     if args.output is not None:
         with args.output.open("a") as f:
