@@ -161,6 +161,27 @@ async def test_bad_requests_are_refused_and_nothing_breaks(
             assert server.check() is None
 
 
+async def test_expect_100_continue_is_answered_before_the_body(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    body = review_body("e")
+    with anyio.fail_after(TIMEOUT):
+        async with serving(tmp_path) as server:
+            assert server.port is not None
+            async with await connect(server.port, trusting(ca)) as stream:
+                conn = Connection(stream)
+                head = post("/validate", b"", "Expect: 100-continue").replace(
+                    b"Content-Length: 0", f"Content-Length: {len(body)}".encode()
+                )
+                await conn.send(head)
+                interim = await stream.receive()
+                assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+                await conn.send(body)
+                answer = await conn.response()
+                assert answer.status == 200
+                assert orjson.loads(answer.body)["response"]["uid"] == "e"
+
+
 async def test_a_slow_body_gets_408(tmp_path: Path, ca: CertificateAuthority) -> None:
     limits = HttpLimits(body_timeout=0.2)
     with anyio.fail_after(TIMEOUT):
