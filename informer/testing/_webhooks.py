@@ -122,8 +122,9 @@ class ServedWebhooks:
         """Write a new serving certificate and key (same CA) over the old ones and make
         the server look for changes every ``check_interval`` seconds; returns the new
         certificate (PEM). Connections opened after the server noticed use it."""
-        assert self._ca is not None
-        self.server.certificates.check_interval = check_interval  # type: ignore[union-attr]
+        certificates = self.server.certificates
+        assert self._ca is not None and certificates is not None
+        certificates.check_interval = check_interval
         pair = self._ca.issue_serving(_HOSTS)
         pair.write(self.cert_dir / CERT_NAME, self.cert_dir / KEY_NAME)
         return pair.cert_pem
