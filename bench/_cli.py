@@ -30,8 +30,8 @@ from bench._outcome import Outcome
 from bench._proc import ROOT
 
 NAMES = ("throughput", "sync", "memory", "latency")
-EXTRA_NAMES = ("scale",)
-"""Benchmarks run only when named (long)."""
+EXTRA_NAMES = ("scale", "webhook")
+"""Benchmarks run only when named (long, or needing no cluster but a quiet machine)."""
 CLUSTER_NAMES = ("sync", "memory", "latency", "scale")
 PEER_NAMES = ("ours", "floor", "client-go", "kubernetes_asyncio", "official", "kopf")
 
@@ -111,7 +111,8 @@ def parse(argv: list[str] | None) -> tuple[list[str], Config]:
         choices=[*NAMES, *EXTRA_NAMES, []],
         metavar="NAME",
         help=f"benchmarks to run (default: {', '.join(NAMES)}); also, only when named: "
-        "scale (the scaling curve, 10k-200k ConfigMaps; long)",
+        "scale (the scaling curve, 10k-200k ConfigMaps; long), webhook (admission requests "
+        "at 500/s, ours vs controller-runtime's webhook server; bench/webhook.py)",
     )
     p.add_argument("--quick", action="store_true", help="tiny inputs, one round (smoke test)")
     p.add_argument("--repeat", type=int, help="rounds per measurement (median reported)")
@@ -184,7 +185,7 @@ def parse(argv: list[str] | None) -> tuple[list[str], Config]:
 
 async def amain(names: list[str], cfg: Config) -> int:
     """Run ``names`` in order; returns the exit status (see the module docstring)."""
-    from bench import _cluster, _latency, _scale, _sync, _throughput
+    from bench import _cluster, _latency, _scale, _sync, _throughput, webhook
 
     outcome = Outcome(cfg.peers)
     header = "## kube-informer benchmarks\n\n" + machine()
@@ -207,6 +208,11 @@ async def amain(names: list[str], cfg: Config) -> int:
             show(await _throughput.run(cfg, outcome))
         except Exception as exc:
             crashed("throughput", exc)
+    if "webhook" in names:
+        try:
+            show(await webhook.run(cfg, outcome))
+        except Exception as exc:
+            crashed("webhook", exc)
     cluster_names = [n for n in names if n in CLUSTER_NAMES]
     if cluster_names:
         why = _cluster.assets_available()

@@ -1,8 +1,8 @@
 """Absorbed failures: exceptions the library logs and survives, told to hooks.
 
-A raising event handler, reconcile, transform or callback must not stop the others, so
-the library logs the exception and carries on (client-go's ``HandleCrash`` without the
-crash). In production that is right; in a test it hides a failed assertion inside a
+A raising event handler, reconcile, transform, webhook or callback must not stop the
+others, so the library logs the exception and carries on (client-go's ``HandleCrash``
+without the crash). In production that is right; in a test it hides a failed assertion inside a
 handler. :func:`add_failure_hook` lets a test harness see every absorbed failure: the
 pytest plugin (``informer.testing.pytest_plugin``) fails a test at teardown when any
 happened during it, unless the test declares it expects them, as pytest does for
@@ -22,11 +22,13 @@ from typing import Literal
 
 __all__ = ["Failure", "FailureHook", "FailureKind", "add_failure_hook", "report_failure"]
 
-FailureKind = Literal["handler", "reconcile", "store", "processing", "callback", "event"]
+FailureKind = Literal["handler", "reconcile", "store", "processing", "callback", "event", "webhook"]
 """Where a failure was absorbed: an event handler, a reconcile, the reflector's store
 update (transform/key function), the informer's processing loop, a user callback
-(``on_watch_error``, leader-election callbacks), or an Event the ``EventRecorder`` could
-not record (invalid arguments, a sink that raised something other than an API error)."""
+(``on_watch_error``, leader-election callbacks), an Event the ``EventRecorder`` could
+not record (invalid arguments, a sink that raised something other than an API error),
+or a webhook's function (an admission handler that raised or timed out, a conversion
+that raised: the request was answered with a denial or a failed conversion)."""
 
 
 @dataclass(frozen=True, slots=True)

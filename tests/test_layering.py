@@ -45,6 +45,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "_leaderelection": _BASE | {"_rest"},
     "_http": _BASE | {"_rest"},
     "_client": _BASE | {"_rest", "_cache"},
+    # webhooks: object dicts served over the package's one HTTP server
+    "_webhook": _BASE | {"_http"},
     # controllers, and what coordinates them
     "_controller": _BASE
     | {"_rest", "_cache", "_queue", "_events", "_client", "_rbac", "predicates"},
@@ -54,20 +56,25 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "_manager": _BASE
     | {
         "_rest", "_cache", "_queue", "_events", "_client", "_controller", "_leaderelection",
-        "_sharding", "_http", "_observability",
+        "_sharding", "_http", "_observability", "_webhook",
     },
     # the command and the kit stand on the Manager; the public modules only re-export
     "run": _BASE
-    | {"_rest", "_cache", "_controller", "_leaderelection", "_sharding", "_http", "_manager"},
+    | {
+        "_rest", "_cache", "_controller", "_leaderelection", "_sharding", "_http", "_manager",
+        "_webhook",
+    },
     "testing": _BASE
-    | {"_rest", "_cache", "_client", "_controller", "_http", "_manager", "_rbac"},
+    | {"_rest", "_cache", "_client", "_controller", "_http", "_manager", "_rbac", "_webhook"},
     "crd": _BASE | {"_crd", "_manifests"},
     "rbac": _BASE | {"_rbac", "_manifests", "run"},
 }  # fmt: skip
 """Folder (or flat module) of ``informer`` -> what it may import of the package. Lower
 layers never import higher ones; the public modules (``cache``, ``meta``...) and the root
 re-export and may import anything below them."""
-FACES = frozenset({"cache", "workqueue", "meta", "resources", "observability", "leaderelection"})
+FACES = frozenset(
+    {"cache", "workqueue", "meta", "resources", "observability", "leaderelection", "webhook"}
+)
 
 
 def _rel(path: Path) -> str:

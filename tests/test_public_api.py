@@ -71,8 +71,18 @@ EXPECTED: dict[str, set[str]] = {
         "ExitCode", "TargetError", "build_parser", "exit_code", "main",
     },
     "informer.testing": {
-        "ControlPlane", "ControlPlaneError", "FakeListerWatcher", "TcpProxy", "User",
-        "eventually", "install_crds", "run_controllers", "wait_for_crds",
+        "ControlPlane", "ControlPlaneError", "FakeListerWatcher", "ServedWebhooks", "TcpProxy",
+        "User", "eventually", "install_crds", "run_controllers", "serve_webhooks",
+        "wait_for_crds", "write_webhook_certificates",
+    },
+    "informer.webhook": {
+        "CERT_MANAGER_INJECT_CA_FROM", "DEFAULT_CERT_DIR", "AdmissionRequest",
+        "AdmissionResponse", "AdmissionWebhook", "ClientConfig", "ConversionWebhook",
+        "Convertible", "Defaulter", "Denied", "JsonPatchError", "MutateFunc", "MutatingWebhook",
+        "ServiceReference", "Spoke", "ValidateFunc", "ValidatingWebhook", "Validator",
+        "Warnings", "Webhook", "WebhookServer", "apply_json_patch", "check_round_trip",
+        "configure_crd", "crd_conversion", "json_patch", "webhook_configurations",
+        "webhook_manifests",
     },
     "informer.crd": {
         "Condition", "Conditions", "CustomResource", "Definition", "EmbeddedResource", "Format",

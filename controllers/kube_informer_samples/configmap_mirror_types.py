@@ -32,7 +32,14 @@ from informer.crd import (
     Version,
 )
 
-__all__ = ["MIRROR_DEFINITION", "Mirror", "MirrorSpec", "MirrorStatus"]
+__all__ = [
+    "MIRROR_DEFINITION",
+    "Mirror",
+    "MirrorSpec",
+    "MirrorStatus",
+    "MirrorV1beta1",
+    "MirrorV1beta1Spec",
+]
 
 MIRROR_DEFINITION = Definition(
     group="mirror.informer.dev",
@@ -78,6 +85,7 @@ class Mirror(CustomResource):
     definition = MIRROR_DEFINITION
     version = Version(
         "v1alpha1",
+        storage=True,
         printer_columns=[
             PrinterColumn("Source", ".spec.source"),
             PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
@@ -93,4 +101,63 @@ class Mirror(CustomResource):
             message="set exactly one of targetNamespaces and namespaceSelector",
         ),
     ]
+    status: MirrorStatus | None = None
+
+
+class SourceRef(Schema):
+    """The ConfigMap to copy."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """The name of the ConfigMap to copy, in the mirror's namespace."""
+
+
+class Targets(Schema):
+    """Where the copies go: exactly one of ``namespaces`` and ``selector``."""
+
+    namespaces: Annotated[list[Namespace], ListType("set")] | None = None
+    """The namespaces to copy it into (the mirror's own is skipped)."""
+    selector: LabelSelector | None = None
+    """Copies go to every namespace whose labels match (metav1.LabelSelector)."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:  # the CEL rule of MirrorV1beta1Spec.targets
+        if (self.namespaces is None) == (self.selector is None):
+            raise ValueError("set exactly one of namespaces and selector")
+        return self
+
+
+class MirrorV1beta1Spec(Schema):
+    """What to copy, and where (v1beta1: the source by reference, the targets grouped)."""
+
+    source: SourceRef
+    """The ConfigMap to copy."""
+    targets: Annotated[
+        Targets,
+        Validation(
+            "has(self.namespaces) != has(self.selector)",
+            message="set exactly one of namespaces and selector",
+        ),
+    ]
+    """Where the copies go."""
+
+
+# v1beta1 is not served until its conversion webhook is (configmap_mirror_webhooks.py):
+# informer.webhook.configure_crd serves it and sets spec.conversion (a served version
+# without its conversion would answer other versions' fields, or errors).
+class MirrorV1beta1(CustomResource):
+    """Copies a ConfigMap of its namespace into other namespaces."""
+
+    definition = MIRROR_DEFINITION
+    version = Version(
+        "v1beta1",
+        served=False,
+        printer_columns=[
+            PrinterColumn("Source", ".spec.source.name"),
+            PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+            PrinterColumn("Synced", ".status.syncedNamespaces"),
+            PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
+        ],
+    )
+
+    spec: MirrorV1beta1Spec
     status: MirrorStatus | None = None

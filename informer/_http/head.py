@@ -1,8 +1,9 @@
 """HTTP/1.1 messages of :mod:`informer._http.server`: request heads read and parsed,
 responses described.
 
-:class:`HeadReader` buffers one connection's bytes: it returns each request head and
-keeps what follows (a pipelined request) for the next call. :func:`parse_head` accepts
+:class:`HeadReader` buffers one connection's bytes: it returns each request head (and,
+when the server asks, the body that follows it) and keeps what follows (a pipelined
+request) for the next call. :func:`parse_head` accepts
 the origin and absolute forms of the request target, bare-LF line ends and leading empty
 lines (RFC 9112), and rejects everything else with :class:`BadRequest`.
 """
@@ -42,26 +43,29 @@ class HttpRequest:
     """A parsed request head: ``path`` is as sent (not percent-decoded), ``query`` maps
     each parameter to its values (``?verbose`` gives ``{"verbose": [""]}``), header
     names are lower-case (repeated headers joined with ``", "``), ``version`` is
-    ``"1.0"`` or ``"1.1"``."""
+    ``"1.0"`` or ``"1.1"``. ``body`` is the request body once the server read it (only
+    for a POST route), ``None`` when it was not read."""
 
     method: str
     path: str
     query: Mapping[str, list[str]]
     headers: Mapping[str, str]
     version: str = "1.1"
+    body: bytes | None = None
 
     @property
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request after this one: HTTP/1.1
-        without ``Connection: close`` (HTTP/1.0 with ``keep-alive``), and no body (the
-        server never reads one, so a connection whose request had one is closed)."""
+        without ``Connection: close`` (HTTP/1.0 with ``keep-alive``), and no body left
+        unread (the server reads a body only for a POST route, so a connection whose
+        request had another one is closed)."""
         tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
         if "close" in tokens or (self.version == "1.0" and "keep-alive" not in tokens):
             return False
         has_body = "transfer-encoding" in self.headers or self.headers.get(
             "content-length", "0"
         ).strip() not in ("", "0")
-        return not has_body
+        return not has_body or self.body is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,16 @@ class HeadReader:
                 if not self._buf:
                     return None
                 raise BadRequest("incomplete request")
+
+    async def read_body(self, length: int) -> bytes:
+        """The next ``length`` bytes (a request body, after its head); raises
+        :class:`BadRequest` when the client closed before sending them all."""
+        while len(self._buf) < length:
+            if not await self._fill():
+                raise BadRequest("incomplete request body")
+        body = bytes(self._buf[:length])
+        del self._buf[:length]
+        return body
 
     async def _fill(self) -> bool:
         try:

@@ -1,16 +1,20 @@
 """The one HTTP server of the package: a small HTTP/1.1 server on anyio streams.
 
-Metrics (:mod:`informer._observability.metrics`) and health probes
-(:mod:`informer._observability.health`) are served by :class:`HttpServer`; no other module of
+Metrics (:mod:`informer._observability.metrics`), health probes
+(:mod:`informer._observability.health`) and admission and conversion webhooks
+(:mod:`informer._webhook.server`) are served by :class:`HttpServer`; no other module of
 the package listens on a socket (``tests/test_layering.py``). Only ``informer._rest`` may
-import aiohttp, and an endpoint for scrapers and probes needs nothing more than GET and
-HEAD. Requests are parsed by :mod:`informer._http.head`.
+import aiohttp, and the endpoints need nothing more than GET and HEAD (``routes``: sync
+handlers) and POST with a body of known length (``post_routes``: async handlers, the
+webhooks). Requests are parsed by :mod:`informer._http.head`.
 
 Answers: 400 to a malformed request, 401/403 from the ``request_filter`` (the secure
 metrics' authentication and authorization), 404 to an unknown path, 405 to other
-methods, 408 when a started request head does not complete in time, 431 when it exceeds
-``max_head_bytes``, 500 (logged) when a handler raises, 505 to HTTP/2+. One connection's
-failure never reaches the server or the application.
+methods, 408 when a started request head (or a POST body) does not complete in time,
+411 to a POST body without ``Content-Length`` (chunked), 413 to one over
+``max_body_bytes``, 431 when a head exceeds ``max_head_bytes``, 500 (logged) when a
+handler raises, 505 to HTTP/2+. One connection's failure never reaches the server or
+the application.
 
 Connections and timeouts (:class:`HttpLimits`), as Go's ``http.Server``:
 
@@ -21,6 +25,9 @@ Connections and timeouts (:class:`HttpLimits`), as Go's ``http.Server``:
 - ``idle_timeout``: a kept-alive connection (HTTP/1.1 without ``Connection: close``, no
   request body) waiting longer for its next request is closed.
 - ``write_timeout``: the time to hand an answer to the kernel.
+- ``body_timeout``: a POST body must arrive within it, counted from the end of its head
+  (``max_body_bytes`` bounds its size; a body is read only for a POST route, and a
+  connection whose body was read stays alive for the next request).
 - ``max_connections``: when a new connection would exceed it, the server closes the
   connection that matters least to make room, in this order: lingering after their
   answer, idle between requests, then those still reading their request head, oldest
@@ -43,7 +50,7 @@ import math
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 import anyio.abc
@@ -63,12 +70,14 @@ from .head import (
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MAX_BODY_BYTES",
     "MAX_HEAD_BYTES",
     "HttpHandler",
     "HttpLimits",
     "HttpRequest",
     "HttpResponse",
     "HttpServer",
+    "PostHandler",
     "RequestFilter",
     "parse_bind_address",
     "serve_http",
@@ -77,6 +86,9 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 _LINGER = 1.0
+MAX_BODY_BYTES = 7 * 1024 * 1024
+"""Default largest POST body (controller-runtime's webhook limit: an AdmissionReview holds
+two objects of up to 3 MiB each); larger is answered 413."""
 _HOST = re.compile(r"^[A-Za-z0-9.-]+$")
 
 
@@ -89,18 +101,27 @@ class HttpLimits:
     write_timeout: float = 10.0
     max_connections: int = 64
     max_head_bytes: int = MAX_HEAD_BYTES
+    body_timeout: float = 10.0
+    max_body_bytes: int = MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
-        if min(self.header_timeout, self.idle_timeout, self.write_timeout) <= 0:
+        timeouts = (self.header_timeout, self.idle_timeout, self.write_timeout, self.body_timeout)
+        if min(timeouts) <= 0:
             raise ValueError("HTTP timeouts must be positive")
         if self.max_connections < 1 or self.max_head_bytes < 256:
             raise ValueError("max_connections must be >= 1 and max_head_bytes >= 256")
+        if self.max_body_bytes < 0:
+            raise ValueError("max_body_bytes must be >= 0")
 
 
 DEFAULT_LIMITS = HttpLimits()
 
 HttpHandler = Callable[[HttpRequest], HttpResponse]
 """A route: sync, fast, runs on the event loop; raising answers 500 (and is logged)."""
+
+PostHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+"""A POST route: awaited on the event loop with the request, its ``body`` read; must
+bound its own time (the connection is busy meanwhile); raising answers 500 (logged)."""
 
 RequestFilter = Callable[[HttpRequest], Awaitable[HttpResponse | None]]
 """Runs before routing, for every GET/HEAD: ``None`` lets the request through, a
@@ -160,8 +181,10 @@ class _Connection:
 class HttpServer:
     """A small HTTP/1.1 server for GET/HEAD endpoints (see the module docstring).
 
-    ``routes`` maps exact paths to handlers; a key ending in ``/`` also serves every path
-    below it (``"/healthz/"`` serves ``/healthz/informers``). Create it with
+    ``routes`` maps exact paths to GET/HEAD handlers; a key ending in ``/`` also serves
+    every path below it (``"/healthz/"`` serves ``/healthz/informers``). ``post_routes``
+    maps exact paths to POST handlers (no ``request_filter``: the webhooks' callers are
+    authenticated by TLS). Create it with
     :meth:`bind` (which raises :class:`BindError` at once when the address is unusable),
     then run :meth:`serve` until cancelled. ``evictions`` counts connections closed to
     make room (see ``max_connections``), ``refusals`` newcomers answered 503. Everything
@@ -177,9 +200,11 @@ class HttpServer:
         limits: HttpLimits = DEFAULT_LIMITS,
         tls: Callable[[], ssl.SSLContext] | None = None,
         request_filter: RequestFilter | None = None,
+        post_routes: Mapping[str, PostHandler] | None = None,
     ) -> None:
         self._listener = listener
         self._routes = dict(routes)
+        self._post_routes = dict(post_routes or {})
         self._prefixes = sorted((p for p in routes if p.endswith("/")), key=len, reverse=True)
         self.name = name
         self.limits = limits
@@ -201,6 +226,7 @@ class HttpServer:
         limits: HttpLimits = DEFAULT_LIMITS,
         tls: Callable[[], ssl.SSLContext] | None = None,
         request_filter: RequestFilter | None = None,
+        post_routes: Mapping[str, PostHandler] | None = None,
     ) -> HttpServer:
         """Listen on ``address`` (``HOST:PORT``, ``:PORT`` for every interface)."""
         try:
@@ -216,7 +242,13 @@ class HttpServer:
                 address=address,
             ) from exc
         return cls(
-            listener, routes, name=name, limits=limits, tls=tls, request_filter=request_filter
+            listener,
+            routes,
+            name=name,
+            limits=limits,
+            tls=tls,
+            request_filter=request_filter,
+            post_routes=post_routes,
         )
 
     @property
@@ -332,6 +364,14 @@ class HttpServer:
             except BadRequest as exc:
                 log.debug("http.bad_request", server=self.name, reason=exc.reason)
                 response = HttpResponse(exc.status, f"{exc.reason}\n".encode())
+            if (
+                request is not None
+                and request.method == "POST"
+                and request.path in self._post_routes
+            ):
+                request, refused = await self._read_body(stream, reader, request)
+                if refused is not None:
+                    response = refused
             conn.enter(_Phase.BUSY)
             if request is not None:
                 response = await self._respond(request)
@@ -351,7 +391,41 @@ class HttpServer:
             conn.enter(_Phase.READING)
             deadline = anyio.current_time() + limits.header_timeout
 
+    async def _read_body(
+        self, stream: anyio.abc.ByteStream, reader: HeadReader, request: HttpRequest
+    ) -> tuple[HttpRequest | None, HttpResponse | None]:
+        """``request`` with its body, or ``None`` and the answer refusing it (the
+        connection then closes: the rest of its input is not a request)."""
+        if "transfer-encoding" in request.headers:
+            return None, HttpResponse.text(411, "a request body needs a Content-Length\n")
+        declared = request.headers.get("content-length", "0").strip() or "0"
+        if not declared.isdigit():
+            return None, HttpResponse.text(400, "malformed Content-Length\n")
+        length = int(declared)
+        if length > self.limits.max_body_bytes:
+            limit = self.limits.max_body_bytes
+            return None, HttpResponse.text(413, f"request body over {limit} bytes\n")
+        try:
+            with anyio.fail_after(self.limits.body_timeout):
+                if request.headers.get("expect", "").lower() == "100-continue":
+                    await stream.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                body = await reader.read_body(length)
+        except TimeoutError:
+            return None, HttpResponse.text(408, "request body timeout\n")
+        except BadRequest as exc:
+            return None, HttpResponse.text(exc.status, f"{exc.reason}\n")
+        return replace(request, body=body), None
+
     async def _respond(self, request: HttpRequest) -> HttpResponse:
+        post = self._post_routes.get(request.path)
+        if post is not None:
+            if request.method != "POST":
+                return HttpResponse(405, b"method not allowed\n", headers=(("Allow", "POST"),))
+            try:
+                return await post(request)
+            except Exception:
+                log.exception("http.handler_failed", server=self.name, path=request.path)
+                return HttpResponse.text(500, "internal error\n")
         if request.method not in ("GET", "HEAD"):
             return HttpResponse(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
         if self._filter is not None:

@@ -1,4 +1,4 @@
-"""Server TLS for the secure metrics endpoint (``--metrics-secure``).
+"""Server TLS for the secure metrics endpoint (``--metrics-secure``) and the webhook server.
 
 Like controller-runtime's metrics server: the certificate and key come from a folder
 (``tls.crt`` and ``tls.key``, PEM, as a ``kubernetes.io/tls`` Secret mounts them), or,
@@ -65,7 +65,9 @@ class CertificateFiles:
     """A certificate and key on disk, reloaded when they change (module docstring).
 
     Calling it returns the current context; it loads at construction (so a bad pair is
-    reported at startup). Runs on the event loop (a ``stat`` of two files per check).
+    reported at startup). ``generation`` counts the pairs loaded (1 after construction);
+    ``check_interval`` may be changed at any time.
+    Runs on the event loop (a ``stat`` of two files per check).
     """
 
     def __init__(
@@ -82,12 +84,13 @@ class CertificateFiles:
         self._clock = clock
         self._stamp = self._stat()
         self._context = _load(cert_file, key_file)
-        self._next_check = clock() + check_interval
+        self.generation = 1
+        self._checked = clock()
 
     def __call__(self) -> ssl.SSLContext:
         now = self._clock()
-        if now >= self._next_check:
-            self._next_check = now + self.check_interval
+        if now - self._checked >= self.check_interval:
+            self._checked = now
             self._reload_if_changed()
         return self._context
 
@@ -105,6 +108,7 @@ class CertificateFiles:
             log.warning("tls.reload_failed", error=str(exc), keeping="the previous certificate")
             return
         self._stamp = stamp
+        self.generation += 1
         log.info("tls.reloaded", cert_file=str(self.cert_file))
 
     def _stat(self) -> tuple[tuple[int, int, int], ...]:

@@ -10,6 +10,10 @@
 
 The Manager owns the startup order (nothing is left to the caller): ``async with manager``
 
+0. serves the added webhooks (:meth:`Manager.add_webhook`) on ``webhook_bind_address``,
+   on every replica (neither leader election nor sharding gates webhooks):
+   :class:`~informer.ConfigError` without a certificate, :class:`~informer.BindError`
+   (:mod:`informer._manager.webhooks`);
 1. uses the given ApiClient, or creates one from ``kubeconfig``/``context`` (closed on
    exit): :class:`~informer.ConfigError`;
 2. ``GET /version`` until the server answers within ``startup_timeout``:
@@ -36,9 +40,9 @@ reconciles get ``shutdown_grace`` seconds (capped by the run mode: with leader e
 at ``lease_duration - renew_deadline``, so a lost leader's writes end before a successor
 starts), the events the controllers recorded are written (each controller's recorder
 runs within its ``run``: flushed after the drain, within the rest of the grace), the
-Lease is released, the endpoints close, the GC state is restored and an
-ApiClient the Manager created is closed. A lost lease (or shard membership) cancels the
-block and raises :class:`~informer.LeaderElectionLost`
+Lease is released, the endpoints close, the GC state is restored, an ApiClient the
+Manager created is closed and the webhook server stops. A lost lease (or shard
+membership) cancels the block and raises :class:`~informer.LeaderElectionLost`
 (:class:`~informer.ShardMembershipLost`).
 
 Errors: whatever fails is raised as **one** typed error from :mod:`informer._exceptions`,
@@ -75,6 +79,8 @@ from .._queue.metrics import use_queue_metrics_provider
 from .._rest.api_client import ApiClient
 from .._sharding.config import ShardingConfig
 from .._sharding.replica import Sharding
+from .._webhook.base import Webhook
+from .._webhook.server import WebhookServer
 from .factories import ManagerFactories
 from .leader import LeaderElected
 from .mode import ModeSetup, Plain, RunMode
@@ -90,6 +96,7 @@ from .startup import (
     raise_collapsed,
     wait_synced,
 )
+from .webhooks import serving_webhooks
 
 __all__ = ["DEFAULT_SHUTDOWN_GRACE", "LeaderElectionConfig", "Manager", "ShardingConfig"]
 
@@ -142,10 +149,14 @@ class Manager:
     HTTPS (the certificate in ``metrics_cert_dir``, else a self-signed one) to bearer tokens
     the API server authenticates and authorizes for ``get`` on ``/metrics``
     (controller-runtime's secure serving); off by default in the library, on by default in
-    the runner. ``gc_freeze``: no cyclic GC during the initial sync, then freeze the cache
-    (restored on exit). ``startup_timeout`` bounds the whole startup (seconds); ``workers``
-    overrides the controllers' own for the classes it instantiates; ``shutdown_grace`` caps
-    every controller's.
+    the runner. ``webhook_bind_address`` (default ``:9443``, controller-runtime's; ``"0"``
+    disables) and ``webhook_cert_dir`` (``tls.crt``/``tls.key``, re-read when they change;
+    default controller-runtime's ``<tmp>/k8s-webhook-server/serving-certs``): where the
+    webhooks added with :meth:`add_webhook` are served, over HTTPS, on every replica;
+    nothing is served without webhooks. ``gc_freeze``: no cyclic GC during the initial
+    sync, then freeze the cache (restored on exit). ``startup_timeout`` bounds the whole
+    startup (seconds); ``workers`` overrides the controllers' own for the classes it
+    instantiates; ``shutdown_grace`` caps every controller's.
 
     Add controllers with :meth:`add` before starting; see the module docstring for what
     ``async with manager`` does and which errors it raises.
@@ -164,6 +175,8 @@ class Manager:
         metrics_secure: bool = False,
         metrics_cert_dir: str | None = None,
         health_probe_bind_address: str = "0",
+        webhook_bind_address: str = ":9443",
+        webhook_cert_dir: str | None = None,
         gc_freeze: bool = False,
         watch_list: bool = False,
         transform: Transform | None = strip_managed_fields,
@@ -192,6 +205,8 @@ class Manager:
         self.metrics_secure = metrics_secure
         self.metrics_cert_dir = metrics_cert_dir
         self.health_probe_bind_address = health_probe_bind_address
+        self.webhook_bind_address = webhook_bind_address
+        self.webhook_cert_dir = webhook_cert_dir
         self.gc_freeze = gc_freeze
         self.watch_list = watch_list
         self.transform = transform
@@ -205,6 +220,8 @@ class Manager:
         )
         self._classes: list[type[Controller]] = []
         self._controllers: list[Controller] = []
+        self._webhooks: list[Webhook] = []
+        self._webhook_server: WebhookServer | None = None
         self._endpoints: Endpoints | None = None
         self._address = "?"
         self._stack: contextlib.AsyncExitStack | None = None
@@ -239,6 +256,24 @@ class Manager:
             self._controllers.append(controller)
         else:
             raise TypeError(f"add() takes a Controller subclass or instance, got {controller!r}")
+
+    def add_webhook(self, webhook: Webhook) -> None:
+        """Serve ``webhook`` (a ``ValidatingWebhook``, ``MutatingWebhook`` or
+        ``ConversionWebhook`` of :mod:`informer.webhook`) once the Manager starts, on
+        every replica. Only before the Manager starts; two webhooks cannot share a path."""
+        if self._state != "new":
+            raise RuntimeError("add_webhook() before the Manager starts")
+        if not isinstance(webhook, Webhook):
+            raise TypeError(f"add_webhook() takes an informer.webhook webhook, got {webhook!r}")
+        if any(w is webhook for w in self._webhooks):
+            raise ValueError(f"webhook {webhook.name!r} added twice")
+        clash = next((w for w in self._webhooks if w.path == webhook.path), None)
+        if clash is not None:
+            raise ValueError(
+                f"webhooks {clash.name!r} and {webhook.name!r} are both served at "
+                f"{webhook.path}: give one a path="
+            )
+        self._webhooks.append(webhook)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -298,6 +333,17 @@ class Manager:
     def shards(self) -> Sharding | None:
         """The sharding state (membership, handoff), once started with ``sharding``."""
         return self._mode.shards
+
+    @property
+    def webhooks(self) -> list[Webhook]:
+        """The webhooks added with :meth:`add_webhook`."""
+        return list(self._webhooks)
+
+    @property
+    def webhook_server(self) -> WebhookServer | None:
+        """The webhook server once started (``None`` when nothing is served); its
+        ``port`` is the bound one."""
+        return self._webhook_server
 
     @property
     def endpoints(self) -> Endpoints | None:
@@ -375,6 +421,14 @@ class Manager:
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         deadline = anyio.current_time() + self.startup_timeout
+        self._webhook_server = await stack.enter_async_context(
+            serving_webhooks(
+                self._webhooks,
+                address=self.webhook_bind_address,
+                cert_dir=self.webhook_cert_dir,
+                observability=self.observability,
+            )
+        )
         api = await self._connect(stack)
         self._address = str(getattr(api.configuration, "host", "") or "?")
         await check_server(api, self._address, deadline, self.startup_timeout)

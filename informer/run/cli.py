@@ -19,6 +19,7 @@ from typing import Final
 from .._http.server import parse_bind_address
 from .._leaderelection.timings import LeaseTimings
 from .._sharding.config import SHARD_MODES
+from .._webhook.server import DEFAULT_CERT_DIR
 from .logconfig import LOG_FORMATS, LOG_LEVELS
 
 __all__ = ["DEFAULT_LEADER_ELECTION_ID", "TIMING_FLAGS", "build_parser", "timing_flag"]
@@ -313,5 +314,30 @@ def build_parser() -> argparse.ArgumentParser:
         default="0",
         metavar="ADDR",
         help="HOST:PORT for /healthz and /readyz; 0 disables (default)",
+    )
+    hooks = parser.add_argument_group(
+        "webhooks",
+        "admission and conversion webhooks, served over HTTPS on every replica (neither "
+        "leader election nor sharding gates them); a TARGET's webhooks are always served",
+    )
+    hooks.add_argument(
+        "--webhooks",
+        metavar="A,B",
+        help="registered webhooks to serve too, by entry-point name (kube_informer.webhooks; "
+        "default: none)",
+    )
+    hooks.add_argument(
+        "--webhook-bind-address",
+        type=_bind_address,
+        default=":9443",
+        metavar="ADDR",
+        help="HOST:PORT the webhook server listens on, when there are webhooks; 0 disables "
+        "(default: :9443)",
+    )
+    hooks.add_argument(
+        "--webhook-cert-dir",
+        metavar="DIR",
+        help="folder holding the serving certificate (tls.crt, tls.key), re-read when they "
+        f"change (default: {DEFAULT_CERT_DIR})",
     )
     return parser

@@ -49,13 +49,14 @@ code meaning
 0    stopped by SIGINT/SIGTERM
 1    unexpected error: a bug in the library or the runner; the only case that prints a
      traceback
-2    bad command line, a metrics/health address that cannot be bound, or no controller
-     to run (no TARGET, and none registered but opt-in ones)
-3    your code: an unknown controller name, module, attribute or file (named); an
-     import that failed; or a controller's ``__init__``/``setup`` that raised (the class,
-     the exception and the file:line of your code that raised it; the traceback with
-     ``--log-level debug``; :mod:`informer.run.user_errors`)
-4    client configuration missing or invalid (kubeconfig, context, in-cluster files)
+2    bad command line, a metrics/health/webhook address that cannot be bound, or no
+     controller to run (no TARGET, and none registered but opt-in ones)
+3    your code: an unknown controller or webhook name, module, attribute or file (named);
+     an import that failed; or a controller's ``__init__``/``setup`` that raised (the
+     class, the exception and the file:line of your code that raised it; the traceback
+     with ``--log-level debug``; :mod:`informer.run.user_errors`)
+4    client configuration missing or invalid (kubeconfig, context, in-cluster files), or
+     no usable webhook serving certificate
 5    API server unreachable: names the URL and the cause; at once when the port refuses
      connections, else (DNS, timeouts, TLS) after retrying for ``--startup-timeout``
 6    401 Unauthorized: the server rejected the credentials
@@ -110,6 +111,15 @@ the Lease, so the others take its keys at once. Timings as for leader election:
 has a view of the members). ``--shard-by namespace`` hashes namespaces instead of keys:
 each replica runs the informers of its own namespaces only (started and stopped as the
 members change; ``--namespace`` limits which are distributed), see the Sharding guide.
+
+Webhooks (:mod:`informer.webhook`): a target module's webhook objects are served, and
+registered ones (entry-point group ``kube_informer.webhooks``) when named by
+``--webhooks a,b``, over HTTPS on ``--webhook-bind-address`` (default ``:9443``, as
+controller-runtime; ``0`` disables) with the certificate in ``--webhook-cert-dir``
+(``tls.crt``/``tls.key``, re-read when they change; without them the runner exits 4).
+Every replica serves them: neither leader election nor sharding gates webhooks.
+``/readyz`` includes ``webhooks``. A runner may serve webhooks only (targets defining no
+controller).
 
 ``--watch-list`` (off by default; client-go 1.35+ defaults to it): caches sync from a
 watch-list stream instead of a list, servers without watch-list being detected and listed
@@ -170,13 +180,16 @@ from .._manager.manager import Manager
 from .._manager.startup import GC_THRESHOLDS
 from .._meta.types import Obj
 from .._sharding.config import ShardingConfig, default_group
+from .._webhook.base import Webhook
 from .cli import DEFAULT_LEADER_ELECTION_ID, TIMING_FLAGS, build_parser, timing_flag
 from .logconfig import configure_logging, default_log_format
 from .targets import (
     ENTRY_POINT_GROUP,
-    load_target,
+    load_registered_webhooks,
+    load_target_objects,
     registered_controllers,
     select_controllers,
+    select_webhooks,
 )
 from .user_errors import user_code_error
 
@@ -256,28 +269,39 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _controller_classes(args: argparse.Namespace) -> list[type[Controller]]:
-    """The controllers to run: the targets', then the registered ones named by
-    ``--controllers`` or, with neither, every registered one that is not opt-in. Only
-    those are imported."""
+    return _to_run(args)[0]
+
+
+def _to_run(args: argparse.Namespace) -> tuple[list[type[Controller]], list[Webhook]]:
+    """The controllers and webhooks to run: the targets' (controller classes and webhook
+    objects), then the registered controllers named by ``--controllers`` or, with
+    neither targets nor names, every registered one that is not opt-in, and the
+    registered webhooks named by ``--webhooks``. Only those are imported."""
     chosen: list[type[Controller]] = []
+    hooks: list[Webhook] = []
     for target in args.targets:
-        for cls in load_target(target):
-            if cls not in chosen:
-                chosen.append(cls)
+        loaded = load_target_objects(target)
+        chosen.extend(cls for cls in loaded.controllers if cls not in chosen)
+        hooks.extend(h for h in loaded.webhooks if all(h is not k for k in hooks))
     names = [n.strip() for n in (args.controllers or "").split(",") if n.strip()]
+    hook_names = [n.strip() for n in (args.webhooks or "").split(",") if n.strip()]
     if names or not args.targets:
         registered = registered_controllers()
         if names:
             picked = select_controllers(registered, names)
         else:
             picked = [r for r in registered.values() if not r.opt_in]
-            if not picked:
+            if not picked and not hook_names:
                 raise UsageError(_nothing_to_run([r.name for r in registered.values()]))
         for registration in picked:
             cls = registration.load()
             if cls not in chosen:
                 chosen.append(cls)
-    return chosen
+    if hook_names:
+        for hook in select_webhooks(load_registered_webhooks(), hook_names):
+            if all(hook is not k for k in hooks):
+                hooks.append(hook)
+    return chosen, hooks
 
 
 def _nothing_to_run(opt_in: Sequence[str]) -> str:
@@ -366,6 +390,7 @@ def _manager(
     classes: Sequence[type[Controller]],
     election: LeaderElectionConfig | None,
     sharding: ShardingConfig | None = None,
+    webhooks: Sequence[Webhook] = (),
 ) -> Manager:
     manager = Manager(
         kubeconfig=args.kubeconfig,
@@ -377,6 +402,8 @@ def _manager(
         metrics_secure=args.metrics_secure,
         metrics_cert_dir=args.metrics_cert_dir,
         health_probe_bind_address=args.health_probe_bind_address,
+        webhook_bind_address=args.webhook_bind_address,
+        webhook_cert_dir=args.webhook_cert_dir,
         gc_freeze=args.gc_freeze,
         watch_list=args.watch_list,
         transform=strip_and_share if args.share_strings else strip_managed_fields,
@@ -386,6 +413,8 @@ def _manager(
     )
     for cls in classes:
         manager.add(cls)
+    for webhook in webhooks:
+        manager.add_webhook(webhook)
     return manager
 
 
@@ -445,6 +474,8 @@ async def _serve(manager: Manager) -> None:
             "runner.started",
             controllers=[c.name for c in manager.controllers],
             objects=sum(len(i.indexer) for i in manager.informers),
+            webhooks=[w.path for w in manager.webhooks],
+            webhook_port=manager.webhook_server.port if manager.webhook_server else None,
         )
         await anyio.sleep_forever()
 
@@ -456,10 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_format or default_log_format(sys.stderr), args.log_level)
     classes: list[type[Controller]] = []
     try:
-        classes = _controller_classes(args)
+        classes, webhooks = _to_run(args)
         election = _election_options(args)
         sharding = _sharding_options(args, classes)
-        return int(anyio.run(_main_async, _manager(args, classes, election, sharding)))
+        manager = _manager(args, classes, election, sharding, webhooks)
+        return int(anyio.run(_main_async, manager))
     except KeyboardInterrupt:
         return int(ExitCode.FORCED)
     except BaseException as exc:

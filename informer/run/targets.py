@@ -1,4 +1,5 @@
-"""Which controllers ``python -m informer.run`` runs: registered ones by name, or targets.
+"""Which controllers (and webhooks) ``python -m informer.run`` runs: registered ones by
+name, or targets.
 
 Registered controllers are found by **entry point**, never by module name: a package
 declares its controllers in the group :data:`ENTRY_POINT_GROUP`
@@ -33,6 +34,19 @@ A target is, as for ``kopf run``:
 Abstract helpers are skipped: a class is taken only if it (or a base below
 ``Controller``) overrides ``reconcile``.
 
+Webhooks come the same two ways (:func:`load_target_objects`): a target module's
+top-level webhook objects (:class:`~informer.webhook.Webhook` instances, or lists of
+them; ``module:Attr`` may name one or a list), and the entry-point group
+:data:`WEBHOOK_ENTRY_POINT_GROUP` (``kube_informer.webhooks``), one entry per name, its
+value a webhook or a list of webhooks::
+
+    [project.entry-points."kube_informer.webhooks"]
+    configmap-mirror = "kube_informer_samples.configmap_mirror_webhooks:WEBHOOKS"
+
+Registered webhooks are served only when named (``--webhooks``): serving one needs a
+certificate and configurations pointing at this process, which running the registered
+controllers does not.
+
 Every failure raises :class:`TargetError` with a one-line message naming the target.
 """
 
@@ -49,18 +63,25 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 from .._controller.controller import Controller
 from .._exceptions import TargetError
+from .._webhook.base import Webhook
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "OPT_IN_GROUP",
+    "WEBHOOK_ENTRY_POINT_GROUP",
     "Registration",
+    "Target",
     "TargetError",
+    "load_registered_webhooks",
     "load_target",
+    "load_target_objects",
     "registered_controllers",
     "select_controllers",
+    "select_webhooks",
 ]
 
 ENTRY_POINT_GROUP = "kube_informer.controllers"
@@ -68,6 +89,16 @@ ENTRY_POINT_GROUP = "kube_informer.controllers"
 
 OPT_IN_GROUP = "kube_informer.controllers.opt_in"
 """The entry-point group of controllers that run only when ``--controllers`` names them."""
+
+WEBHOOK_ENTRY_POINT_GROUP = "kube_informer.webhooks"
+"""The entry-point group under which packages register their webhooks."""
+
+
+class Target(NamedTuple):
+    """What one target holds: Controller subclasses and webhook objects."""
+
+    controllers: list[type[Controller]]
+    webhooks: list[Webhook]
 
 
 @dataclass(frozen=True)
@@ -137,30 +168,93 @@ def select_controllers(
     return chosen
 
 
+def load_registered_webhooks(group: str = WEBHOOK_ENTRY_POINT_GROUP) -> dict[str, list[Webhook]]:
+    """Every webhook entry registered under ``group`` (name -> its webhooks), validated."""
+    result: dict[str, list[Webhook]] = {}
+    values: dict[str, str] = {}
+    for entry in entry_points(group=group):
+        if entry.name in values:
+            if values[entry.name] == entry.value:
+                continue
+            raise TargetError(
+                f"webhooks {entry.name!r} are registered twice under {group!r}: "
+                f"{values[entry.name]!r} and {entry.value!r}; uninstall one of them"
+            )
+        values[entry.name] = entry.value
+        try:
+            obj = entry.load()
+        except Exception as exc:
+            raise TargetError(
+                f"cannot load webhooks {entry.name!r} ({entry.value}, registered under "
+                f"{group!r}): {_describe(exc)}"
+            ) from exc
+        hooks = _webhooks_of(obj)
+        if not hooks:
+            raise TargetError(
+                f"webhooks {entry.name!r} ({entry.value}, registered under {group!r}) is not "
+                f"a webhook or a list of webhooks (got {obj!r})"
+            )
+        result[entry.name] = hooks
+    return result
+
+
+def select_webhooks(available: Mapping[str, list[Webhook]], names: Iterable[str]) -> list[Webhook]:
+    """The webhooks registered as ``names`` (in that order), or :class:`TargetError`."""
+    chosen: list[Webhook] = []
+    for name in names:
+        hooks = available.get(name)
+        if hooks is None:
+            known = ", ".join(sorted(available)) or "none"
+            raise TargetError(f"unknown webhooks {name!r} (registered: {known})")
+        chosen.extend(h for h in hooks if all(h is not c for c in chosen))
+    return chosen
+
+
 def load_target(target: str) -> list[type[Controller]]:
     """The controller classes a target names (see the module docstring)."""
+    controllers = load_target_objects(target).controllers
+    if not controllers:
+        raise TargetError(f"no Controller subclass defined in {target!r}")
+    return controllers
+
+
+def load_target_objects(target: str) -> Target:
+    """The controller classes and webhooks a target names (see the module docstring);
+    :class:`TargetError` when it names neither."""
     if target.endswith(".py") or os.sep in target or os.path.isfile(target):
-        return _from_file(target)
+        return _objects_in(_from_file(target), target)
     module_name, sep, attr = target.partition(":")
     if not module_name or (sep and not attr):
         raise TargetError(f"invalid target {target!r}: expected module, module:Class or file.py")
     module = _import_module(module_name)
     if not sep:
-        return _controllers_in(module, target)
+        return _objects_in(module, target)
     obj: object = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise TargetError(f"module {module_name!r} has no attribute {attr!r}") from None
+    hooks = _webhooks_of(obj)
+    if hooks:
+        return Target([], hooks)
     if not (inspect.isclass(obj) and issubclass(obj, Controller)):
-        raise TargetError(f"{target!r} is not a Controller subclass (got {obj!r})")
+        raise TargetError(f"{target!r} is not a Controller subclass or a webhook (got {obj!r})")
     if not _implements_reconcile(obj):
         raise TargetError(f"{target!r} does not implement reconcile()")
-    return [obj]
+    return Target([obj], [])
 
 
-def _from_file(target: str) -> list[type[Controller]]:
+def _webhooks_of(obj: object) -> list[Webhook]:
+    """``obj`` as a list of webhooks: one, or a list/tuple of them; else empty."""
+    if isinstance(obj, Webhook):
+        return [obj]
+    if isinstance(obj, list | tuple) and obj and all(isinstance(h, Webhook) for h in obj):
+        return list(obj)
+    return []
+
+
+def _from_file(target: str) -> ModuleType:
     path = Path(target).expanduser()
     if not path.is_file():
         raise TargetError(f"controller file {target!r} does not exist")
@@ -180,7 +274,7 @@ def _from_file(target: str) -> list[type[Controller]]:
     except Exception as exc:
         del sys.modules[module_name]
         raise TargetError(f"cannot import controller file {target!r}: {_describe(exc)}") from exc
-    return _controllers_in(module, target)
+    return module
 
 
 def _import_module(name: str) -> ModuleType:
@@ -194,7 +288,7 @@ def _import_module(name: str) -> ModuleType:
         raise TargetError(f"cannot import module {name!r}: {_describe(exc)}") from exc
 
 
-def _controllers_in(module: ModuleType, target: str) -> list[type[Controller]]:
+def _objects_in(module: ModuleType, target: str) -> Target:
     found = [
         obj
         for obj in vars(module).values()
@@ -203,9 +297,12 @@ def _controllers_in(module: ModuleType, target: str) -> list[type[Controller]]:
         and obj.__module__ == module.__name__
         and _implements_reconcile(obj)
     ]
-    if not found:
-        raise TargetError(f"no Controller subclass defined in {target!r}")
-    return found
+    hooks: list[Webhook] = []
+    for value in vars(module).values():
+        hooks.extend(h for h in _webhooks_of(value) if all(h is not k for k in hooks))
+    if not found and not hooks:
+        raise TargetError(f"no Controller subclass or webhook defined in {target!r}")
+    return Target(found, hooks)
 
 
 def _implements_reconcile(cls: type[Controller]) -> bool:

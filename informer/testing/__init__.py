@@ -16,7 +16,9 @@
   ``namespace`` fixtures, fails a test whose handlers or reconciles raised, and keeps
   debug logs quiet.
 - The operator testing kit: :func:`install_crds` (CRDs applied and served; :func:`wait_for_crds`),
-  :func:`run_controllers` (controllers in-process through a Manager) and
+  :func:`run_controllers` (controllers in-process through a Manager),
+  :func:`serve_webhooks` (a Manager's webhooks called by the control plane, with a
+  generated CA; :func:`write_webhook_certificates` for a server run elsewhere) and
   :func:`eventually` (assertions on asynchronous state).
 
 Names are imported lazily, so that loading the pytest plugin stays cheap.
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
     from ._fake import FakeListerWatcher as FakeListerWatcher
     from ._proxy import TcpProxy as TcpProxy
     from ._run_controllers import run_controllers as run_controllers
+    from ._webhooks import ServedWebhooks as ServedWebhooks
+    from ._webhooks import serve_webhooks as serve_webhooks
+    from ._webhooks import write_webhook_certificates as write_webhook_certificates
     from .control_plane._plane import ControlPlane as ControlPlane
     from .control_plane._plane import ControlPlaneError as ControlPlaneError
     from .control_plane._plane import User as User
@@ -42,12 +47,15 @@ __all__ = [
     "ControlPlane",
     "ControlPlaneError",
     "FakeListerWatcher",
+    "ServedWebhooks",
     "TcpProxy",
     "User",
     "eventually",
     "install_crds",
     "run_controllers",
+    "serve_webhooks",
     "wait_for_crds",
+    "write_webhook_certificates",
 ]
 
 _WHERE = {
@@ -59,6 +67,9 @@ _WHERE = {
     "eventually": "._eventually",
     "install_crds": "._crds",
     "run_controllers": "._run_controllers",
+    "ServedWebhooks": "._webhooks",
+    "serve_webhooks": "._webhooks",
+    "write_webhook_certificates": "._webhooks",
     "wait_for_crds": "._crds",
 }
 
