@@ -82,10 +82,16 @@ def test_models_command_writes_importable_source(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     source = out.read_text()
-    assert "class ConfigMapMirror(CustomResource):" in source
-    assert "class ConfigMapMirrorSpecNamespaceSelector(Schema):" in source
+    # two versions: one class per version, named after it
+    assert "class ConfigMapMirrorV1alpha1(CustomResource):" in source
+    assert "class ConfigMapMirrorV1beta1(CustomResource):" in source
+    assert "class ConfigMapMirrorV1alpha1SpecNamespaceSelector(Schema):" in source
     check = subprocess.run(
-        [sys.executable, "-c", "import mirror_models as m; print(m.ConfigMapMirror.resource)"],
+        [
+            sys.executable,
+            "-c",
+            "import mirror_models as m; print(m.ConfigMapMirrorV1alpha1.resource)",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
