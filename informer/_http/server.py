@@ -6,7 +6,8 @@ Metrics (:mod:`informer._observability.metrics`), health probes
 the package listens on a socket (``tests/test_layering.py``). Only ``informer._rest`` may
 import aiohttp, and the endpoints need nothing more than GET and HEAD (``routes``: sync
 handlers) and POST with a body of known length (``post_routes``: async handlers, the
-webhooks). Requests are parsed by :mod:`informer._http.head`.
+webhooks). Request heads are parsed by :mod:`informer._http.head`, POST bodies read by
+:mod:`informer._http.body` (its framing and limits).
 
 Answers: 400 to a malformed request, 401/403 from the ``request_filter`` (the secure
 metrics' authentication and authorization), 404 to an unknown path, 405 to other
@@ -50,7 +51,7 @@ import math
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import anyio
 import anyio.abc
@@ -58,6 +59,7 @@ import structlog
 from anyio.streams.tls import TLSStream
 
 from .._exceptions import BindError
+from .body import MAX_BODY_BYTES, read_body
 from .head import (
     MAX_HEAD_BYTES,
     BadRequest,
@@ -86,9 +88,6 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 _LINGER = 1.0
-MAX_BODY_BYTES = 7 * 1024 * 1024
-"""Default largest POST body (controller-runtime's webhook limit: an AdmissionReview holds
-two objects of up to 3 MiB each); larger is answered 413."""
 _HOST = re.compile(r"^[A-Za-z0-9.-]+$")
 
 
@@ -369,7 +368,13 @@ class HttpServer:
                 and request.method == "POST"
                 and request.path in self._post_routes
             ):
-                request, refused = await self._read_body(stream, reader, request)
+                request, refused = await read_body(
+                    stream,
+                    reader,
+                    request,
+                    max_bytes=limits.max_body_bytes,
+                    time_limit=limits.body_timeout,
+                )
                 if refused is not None:
                     response = refused
             conn.enter(_Phase.BUSY)
@@ -390,31 +395,6 @@ class HttpServer:
                 return  # idle for too long
             conn.enter(_Phase.READING)
             deadline = anyio.current_time() + limits.header_timeout
-
-    async def _read_body(
-        self, stream: anyio.abc.ByteStream, reader: HeadReader, request: HttpRequest
-    ) -> tuple[HttpRequest | None, HttpResponse | None]:
-        """``request`` with its body, or ``None`` and the answer refusing it (the
-        connection then closes: the rest of its input is not a request)."""
-        if "transfer-encoding" in request.headers:
-            return None, HttpResponse.text(411, "a request body needs a Content-Length\n")
-        declared = request.headers.get("content-length", "0").strip() or "0"
-        if not declared.isdigit():
-            return None, HttpResponse.text(400, "malformed Content-Length\n")
-        length = int(declared)
-        if length > self.limits.max_body_bytes:
-            limit = self.limits.max_body_bytes
-            return None, HttpResponse.text(413, f"request body over {limit} bytes\n")
-        try:
-            with anyio.fail_after(self.limits.body_timeout):
-                if request.headers.get("expect", "").lower() == "100-continue":
-                    await stream.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body = await reader.read_body(length)
-        except TimeoutError:
-            return None, HttpResponse.text(408, "request body timeout\n")
-        except BadRequest as exc:
-            return None, HttpResponse.text(exc.status, f"{exc.reason}\n")
-        return replace(request, body=body), None
 
     async def _respond(self, request: HttpRequest) -> HttpResponse:
         post = self._post_routes.get(request.path)

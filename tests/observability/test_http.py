@@ -1,7 +1,8 @@
 """The package's HTTP server (``informer._http.server``), over raw sockets.
 
-Status codes and request parsing, keep-alive, the header and idle timeouts (a slowloris
-client is closed), and the connection flood that used to make ``/healthz`` answer 503.
+Status codes and request parsing, keep-alive, POST bodies (framing, limits, what follows
+them), the header and idle timeouts (a slowloris client is closed), and a connection
+flood, during which ``/healthz`` must still be answered.
 Every test is bounded by ``anyio.fail_after``; the only sleeps pace deliberately slow
 clients, and the few timing bounds are loose (shared CI machines).
 """
@@ -24,6 +25,7 @@ from informer._http.server import (
     HttpRequest,
     HttpResponse,
     HttpServer,
+    PostHandler,
     RequestFilter,
     parse_bind_address,
     serve_http,
@@ -46,6 +48,7 @@ async def serving(
     *,
     limits: HttpLimits | None = None,
     request_filter: RequestFilter | None = None,
+    post_routes: Mapping[str, PostHandler] | None = None,
 ) -> AsyncIterator[HttpServer]:
     """Serve ``routes`` on a free loopback port; yields the server (``.port``)."""
     server = await HttpServer.bind(
@@ -53,6 +56,7 @@ async def serving(
         routes,
         limits=limits or HttpLimits(),
         request_filter=request_filter,
+        post_routes=post_routes,
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
@@ -185,6 +189,34 @@ async def test_keep_alive_serves_requests_in_turn_and_pipelined() -> None:
                 await conn.send(b"GET /ok HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
                 assert (await conn.response()).headers["connection"] == "close"
                 assert await conn.closed_by_server()
+
+
+async def echo(request: HttpRequest) -> HttpResponse:
+    return HttpResponse.text(200, f"{len(request.body)}:{request.body.decode()}")
+
+
+async def test_a_post_body_is_read_and_what_follows_it_is_the_next_request() -> None:
+    """The body is read by its Content-Length and no further: a request pipelined right
+    after it is answered on the same connection; a refused body closes the connection."""
+    limits = HttpLimits(max_body_bytes=16)
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serving({"/ok": ok}, limits=limits, post_routes={"/echo": echo}) as server,
+            await connect(server.port) as stream,
+        ):
+            conn = Connection(stream)
+            post = b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+            await conn.send(post + get("/ok?after") + post)
+            first = await conn.response()
+            assert (first.status, first.body) == (200, b"5:hello")
+            assert first.headers["connection"] == "keep-alive"
+            assert (await conn.response()).body == b"/ok {'after': ['']}"
+            assert (await conn.response()).body == b"5:hello"
+            await conn.send(b"POST /echo HTTP/1.1\r\nContent-Length: 17\r\n\r\n" + b"x" * 17)
+            refused = await conn.response()
+            assert (refused.status, refused.body) == (413, b"request body over 16 bytes\n")
+            assert refused.headers["connection"] == "close"
+            assert await conn.closed_by_server()
 
 
 async def test_an_idle_kept_alive_connection_is_closed() -> None:
