@@ -10,23 +10,27 @@
 What the demo does, in order (lines starting with ``[demo]`` on stdout):
 
 1. starts a :class:`~informer.testing.control_plane.ControlPlane` (kube-apiserver +
-   etcd; binaries from ``$KUBEBUILDER_ASSETS``, which ``make run`` sets) whose state lives
-   in ``--dir``: its admin kubeconfig is ``<dir>/kubeconfig`` (etcd's data is wiped at
-   every start);
+   etcd; the binaries are found as the testing kit finds them: ``$KUBEBUILDER_ASSETS``,
+   which ``make run`` sets, else where ``python -m informer.testing.envtest install``
+   put them) whose state lives in ``--dir``: its admin kubeconfig is
+   ``<dir>/kubeconfig`` (etcd's data is wiped at every start);
 2. installs the ConfigMapMirror CRD, then applies the manifests shipped with the samples
    (``kube_informer_samples/manifests/*.yaml``, or ``--examples DIR``) in name order with
    ``Client.apply_manifests`` (server-side apply; namespace ``demo``, ConfigMaps,
    Deployments that opt in to the reloader and one that does not);
-3. runs the three samples with ``python -m informer.run --kubeconfig <dir>/kubeconfig
-   --controllers configmap-reloader,deployment-inventory,configmap-mirror`` as a child
-   process: exactly the runner a user runs, on the same code path (the mirror is opt-in,
-   hence named; the runner's log lines go to stderr);
-4. waits until the controllers acted (config hashes stamped, inventory written), then
-   makes scripted changes and prints what the controllers did: edits ``app-config``'s
-   data (``web`` and ``worker`` roll once, ``legacy`` does not), scales ``web`` (the
-   inventory follows), deletes the inventory by hand (it is recreated), creates a
-   ConfigMapMirror of ``app-config`` into namespace ``demo-copy`` (the copy appears, the
-   mirror's status turns Ready, a ``Synced`` Event is recorded);
+3. writes a CA and a serving certificate for ``127.0.0.1`` into ``<dir>/webhook-certs``
+   (:func:`~informer.testing.write_webhook_certificates`), then runs the three samples
+   and their webhooks with ``python -m informer.run --kubeconfig <dir>/kubeconfig
+   --controllers configmap-reloader,deployment-inventory,configmap-mirror --webhooks
+   configmap-mirror --webhook-bind-address 127.0.0.1:<free port> --webhook-cert-dir
+   <dir>/webhook-certs`` as a child process: exactly the runner a user runs, on the same
+   code path (the mirror is opt-in, hence named; the runner's log lines go to stderr);
+4. runs the scripted changes of :mod:`kube_informer_samples.demo_script` and prints what
+   the controllers did: ``web`` and ``worker`` roll once on a data change, ``legacy``
+   does not, the inventory follows a scale and is recreated when deleted, a
+   ConfigMapMirror copies ``app-config`` into ``demo-copy`` (Ready, a ``Synced`` Event);
+   then, with the webhook configurations applied, an apply of a mirror targeting its own
+   namespace is rejected and a mirror created at ``v1beta1`` reads back at ``v1alpha1``;
 5. prints ``export KUBECONFIG=...`` and commands to try, then runs until Ctrl-C, SIGTERM
    or SIGHUP (or exits at once with ``--exit-after-demo``).
 
@@ -54,60 +58,50 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 import anyio
 import structlog
 import yaml
 
-from informer import Client, InformerError, NotFound, Obj, get_condition
-from informer.resources import CONFIGMAPS, DEPLOYMENTS, EVENTS
-from informer.testing import ControlPlane, install_crds
+from informer import Client, InformerError
+from informer.testing import ControlPlane, install_crds, write_webhook_certificates
+from informer.webhook import ClientConfig
 
-from .configmap_mirror import CRD_PATH, MIRROR_LABEL, MIRRORS
-from .configmap_reloader import CONFIG_HASH_ANNOTATION, RELOAD_ANNOTATION
+from .configmap_mirror import CRD_PATH
 from .demo_commands import (
     DEMO_NAMESPACE,
     FIELD_MANAGER,
     DemoError,
-    config_hash_of,
     described,
-    inventory,
     scale,
     set_config,
-    short,
     show_status,
 )
-from .deployment_inventory import INVENTORY_NAME
+from .demo_script import STEP_TIMEOUT, run_script, say
 
 __all__ = ["DEMO_NAMESPACE", "DemoError", "main"]
 
 log = structlog.get_logger(__name__)
-_T = TypeVar("_T")
 
 EXAMPLES_DIR: Final = Path(__file__).resolve().parent / "manifests"
 """The demo's manifests, shipped with the package (``--examples`` picks another folder)."""
 CONTROLLERS: Final = "configmap-reloader,deployment-inventory,configmap-mirror"
 """Every sample: ``configmap-mirror`` is opt-in (it needs its CRD), so it is named."""
-MIRROR_NAME: Final = "app-config-mirror"
-MIRROR_TARGET: Final = "demo-copy"
-STEP_TIMEOUT: Final = 60.0
-"""Seconds each awaited step may take (the controllers act within a few)."""
+WEBHOOKS: Final = "configmap-mirror"
+"""The registered webhooks the runner serves (entry point of ``kube_informer.webhooks``)."""
+WEBHOOK_HOST: Final = "127.0.0.1"
 RUNNER_STOP_GRACE: Final = 8.0
 """Seconds the runner gets to stop after SIGINT (it needs < 5) before SIGKILL."""
 
 _PR_SET_PDEATHSIG: Final = 1
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not load it
-
-
-def say(message: str) -> None:
-    """One narrative line on stdout."""
-    print(f"[demo] {message}", flush=True)
 
 
 # ------------------------------------------------------------------------ the runner child
@@ -125,8 +119,12 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
 
 
 @asynccontextmanager
-async def running_controllers(kubeconfig: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """``python -m informer.run --kubeconfig ...`` as a child; SIGINT and reaped on exit."""
+async def running_controllers(
+    kubeconfig: Path, *, webhook_port: int, webhook_cert_dir: Path
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``python -m informer.run --kubeconfig ...`` as a child, serving the samples'
+    webhooks on ``127.0.0.1:webhook_port`` with the certificate in ``webhook_cert_dir``;
+    SIGINT and reaped on exit."""
     argv = [
         sys.executable,
         "-m",
@@ -135,6 +133,12 @@ async def running_controllers(kubeconfig: Path) -> AsyncIterator[subprocess.Pope
         str(kubeconfig),
         "--controllers",
         CONTROLLERS,
+        "--webhooks",
+        WEBHOOKS,
+        "--webhook-bind-address",
+        f"{WEBHOOK_HOST}:{webhook_port}",
+        "--webhook-cert-dir",
+        str(webhook_cert_dir),
         "--startup-timeout",
         str(int(STEP_TIMEOUT)),
     ]
@@ -175,6 +179,14 @@ async def _stop(process: subprocess.Popen[bytes]) -> None:
     say(f"the controllers stopped (exit code {process.returncode})")
 
 
+def _free_port() -> int:
+    """A loopback port nothing listens on now, for the runner's webhook server."""
+    with socket.socket() as probe:
+        probe.bind((WEBHOOK_HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def _check_alive(runner: subprocess.Popen[bytes], cp: ControlPlane) -> None:
     code = runner.poll()
     if code is not None:
@@ -183,25 +195,6 @@ def _check_alive(runner: subprocess.Popen[bytes], cp: ControlPlane) -> None:
         if pid is None:
             tail = cp.log_tail(name)
             raise DemoError(f"{name} exited unexpectedly; last lines of its log:\n{tail}")
-
-
-async def until(
-    what: str,
-    probe: Callable[[], Awaitable[_T | None]],
-    alive: Callable[[], None],
-    within: float = STEP_TIMEOUT,
-) -> _T:
-    """Poll ``probe`` until it returns something other than None (bounded by ``within``)."""
-    try:
-        with anyio.fail_after(within):
-            while True:
-                alive()
-                value = await probe()
-                if value is not None:
-                    return value
-                await anyio.sleep(0.1)
-    except TimeoutError:
-        raise DemoError(f"timed out after {within:g}s waiting for {what}") from None
 
 
 # ----------------------------------------------------------------------------- the script
@@ -218,8 +211,14 @@ async def _demo(args: argparse.Namespace) -> None:
             say("installing the ConfigMapMirror CRD (the configmap-mirror sample) ...")
             await install_crds(api, CRD_PATH)
             await _apply_examples(client, args.manifests)
-            async with running_controllers(kubeconfig) as runner:
-                await _script(client, lambda: _check_alive(runner, cp))
+            cert_dir = state_dir / "webhook-certs"
+            ca = write_webhook_certificates(cert_dir)
+            port = _free_port()
+            webhooks = ClientConfig(url=f"https://{WEBHOOK_HOST}:{port}", ca_bundle=ca)
+            async with running_controllers(
+                kubeconfig, webhook_port=port, webhook_cert_dir=cert_dir
+            ) as runner:
+                await run_script(client, lambda: _check_alive(runner, cp), webhooks=webhooks)
                 _print_try_it(kubeconfig)
                 if args.exit_after_demo:
                     say("done (--exit-after-demo): stopping everything")
@@ -254,162 +253,6 @@ async def _apply_examples(client: Client, manifests: list[tuple[str, str]]) -> N
         except ValueError as exc:
             raise DemoError(f"cannot apply {file_name}: {exc}") from exc
         say(f"applied {file_name}: {', '.join(described(obj) for obj in applied)}")
-
-
-async def _script(client: Client, alive: Callable[[], None]) -> None:
-    async def opted_in_hashes() -> dict[str, Obj] | None:
-        listing = await client.list(DEPLOYMENTS, namespace=DEMO_NAMESPACE)
-        items = {d["metadata"]["name"]: d for d in listing}
-        opted = {
-            n: d
-            for n, d in items.items()
-            if (d["metadata"].get("annotations") or {}).get(RELOAD_ANNOTATION) == "true"
-        }
-        if opted and all(config_hash_of(d) for d in opted.values()):
-            return items
-        return None
-
-    async def inventory_with(names: set[str]) -> Obj | None:
-        inv = await inventory(client)
-        return inv if inv is not None and set(inv.get("data") or {}) == names else None
-
-    # 1. The controllers' first actions.
-    items = await until("the reloader to stamp the opted-in Deployments", opted_in_hashes, alive)
-    for name, d in sorted(items.items()):
-        if config_hash_of(d):
-            say(
-                f"configmap-reloader stamped {DEMO_NAMESPACE}/{name}: "
-                f"{CONFIG_HASH_ANNOTATION}={short(config_hash_of(d))} "
-                f"(generation {d['metadata']['generation']})"
-            )
-        else:
-            say(f"configmap-reloader left {DEMO_NAMESPACE}/{name} alone (it does not opt in)")
-    inv = await until("the inventory", lambda: inventory_with(set(items)), alive)
-    say(
-        f"deployment-inventory wrote {DEMO_NAMESPACE}/{INVENTORY_NAME} listing "
-        f"{', '.join(sorted(inv['data']))} (owners: "
-        f"{', '.join(r['name'] for r in inv['metadata'].get('ownerReferences', []))})"
-    )
-
-    # 2. Edit a consumed ConfigMap's data: each opted-in consumer rolls once.
-    say("scripted change 1: set LOG_LEVEL=debug in ConfigMap demo/app-config")
-    before = items
-    await client.patch(
-        CONFIGMAPS, "app-config", {"data": {"LOG_LEVEL": "debug"}}, namespace=DEMO_NAMESPACE
-    )
-
-    async def rolled() -> dict[str, Obj] | None:
-        now = await opted_in_hashes()
-        if now is None:
-            return None
-        changed = [
-            n
-            for n, d in now.items()
-            if config_hash_of(d) and config_hash_of(d) != config_hash_of(before[n])
-        ]
-        opted = [n for n, d in now.items() if config_hash_of(d)]
-        return now if sorted(changed) == sorted(opted) else None
-
-    after = await until("the reloader to roll web and worker", rolled, alive)
-    for name in sorted(after):
-        old, new = before[name], after[name]
-        if config_hash_of(new):
-            say(
-                f"configmap-reloader rolled {DEMO_NAMESPACE}/{name}: {CONFIG_HASH_ANNOTATION} "
-                f"{short(config_hash_of(old))} -> {short(config_hash_of(new))} (generation "
-                f"{old['metadata']['generation']} -> {new['metadata']['generation']})"
-            )
-        else:
-            say(
-                f"{DEMO_NAMESPACE}/{name} consumes app-config but does not opt in: untouched "
-                f"(generation {new['metadata']['generation']})"
-            )
-
-    # 3. Scale a Deployment (the scale subresource): the inventory follows.
-    say("scripted change 2: scale Deployment demo/web to 4 replicas")
-    await client.patch(
-        DEPLOYMENTS, "web", {"spec": {"replicas": 4}}, namespace=DEMO_NAMESPACE, subresource="scale"
-    )
-
-    async def scaled() -> Obj | None:
-        inv = await inventory(client)
-        entry = yaml.safe_load(((inv or {}).get("data") or {}).get("web", "")) or {}
-        return inv if entry.get("replicas") == 4 else None
-
-    inv = await until("the inventory to show 4 replicas of web", scaled, alive)
-    say(f"deployment-inventory updated {DEMO_NAMESPACE}/{INVENTORY_NAME}, key web:")
-    for line in inv["data"]["web"].splitlines():
-        print(f"         {line}", flush=True)
-
-    # 4. Delete the inventory by hand: it is recreated.
-    say(f"scripted change 3: delete ConfigMap {DEMO_NAMESPACE}/{INVENTORY_NAME} by hand")
-    old_uid = inv["metadata"]["uid"]
-    await client.delete(CONFIGMAPS, INVENTORY_NAME, namespace=DEMO_NAMESPACE)
-
-    async def recreated() -> Obj | None:
-        inv = await inventory(client)
-        return inv if inv is not None and inv["metadata"]["uid"] != old_uid else None
-
-    inv = await until("the inventory to be recreated", recreated, alive)
-    say(
-        f"deployment-inventory recreated {DEMO_NAMESPACE}/{INVENTORY_NAME} "
-        f"(uid {old_uid[:8]}... -> {inv['metadata']['uid'][:8]}...)"
-    )
-
-    # 5. A ConfigMapMirror (the operator sample): a copy, a Ready status, an Event.
-    await _mirror(client, alive)
-
-
-async def _mirror(client: Client, alive: Callable[[], None]) -> None:
-    say(
-        f"scripted change 4: create ConfigMapMirror {DEMO_NAMESPACE}/{MIRROR_NAME} copying "
-        f"app-config into namespace {MIRROR_TARGET}"
-    )
-    namespace: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MIRROR_TARGET}}
-    await client.create_or_update(namespace, lambda ns: None)
-    spec = {"source": "app-config", "targetNamespaces": [MIRROR_TARGET]}
-    mirror: Obj = {
-        "apiVersion": "mirror.informer.dev/v1alpha1",
-        "kind": "ConfigMapMirror",
-        "metadata": {"name": MIRROR_NAME, "namespace": DEMO_NAMESPACE},
-        "spec": spec,
-    }
-    await client.create_or_update(mirror, lambda m: m.update(spec=spec), resource=MIRRORS)
-
-    async def copied() -> Obj | None:
-        try:
-            cm = await client.get(CONFIGMAPS, "app-config", namespace=MIRROR_TARGET)
-        except NotFound:
-            return None
-        return cm if MIRROR_LABEL in (cm["metadata"].get("labels") or {}) else None
-
-    copy = await until(f"the copy of app-config in {MIRROR_TARGET}", copied, alive)
-    say(
-        f"configmap-mirror copied {DEMO_NAMESPACE}/app-config to {MIRROR_TARGET}/app-config "
-        f"(keys {', '.join(sorted(copy.get('data') or {}))})"
-    )
-
-    async def ready() -> Obj | None:
-        current = await client.get(MIRRORS, MIRROR_NAME, namespace=DEMO_NAMESPACE)
-        condition = get_condition(current, "Ready")
-        return condition if condition is not None and condition["status"] == "True" else None
-
-    condition = await until("the mirror's Ready condition", ready, alive)
-    say(
-        f"configmap-mirror set {DEMO_NAMESPACE}/{MIRROR_NAME} status: Ready=True "
-        f"({condition['reason']}: {condition.get('message', '')})"
-    )
-
-    async def synced_event() -> Obj | None:
-        events = await client.list(EVENTS, namespace=DEMO_NAMESPACE)
-        for event in events:
-            regarding = event.get("regarding") or {}
-            if regarding.get("name") == MIRROR_NAME and event.get("reason") == "Synced":
-                return event
-        return None
-
-    event = await until("the mirror's Synced Event", synced_event, alive)
-    say(f"configmap-mirror recorded an Event on the mirror: {event['reason']}: {event['note']}")
 
 
 def _display_command(argv: Sequence[str]) -> str:

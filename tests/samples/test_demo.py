@@ -24,7 +24,7 @@ from informer.resources import DEPLOYMENTS
 from informer.testing import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_TIMEOUT = 90.0  # seconds for the whole scripted part (it takes ~10)
+DEMO_TIMEOUT = 90.0  # seconds for the whole scripted part (it takes ~15)
 
 ACTIONS = [
     "[demo] applied 00-namespace.yaml: namespace/demo",
@@ -38,6 +38,18 @@ ACTIONS = [
     "[demo] configmap-mirror copied demo/app-config to demo-copy/app-config",
     "[demo] configmap-mirror set demo/app-config-mirror status: Ready=True (Synced: ",
     "[demo] configmap-mirror recorded an Event on the mirror: Synced: copied to [demo-copy]",
+    "--webhooks configmap-mirror --webhook-bind-address 127.0.0.1:",
+    "[demo] the runner serves the configmap-mirror webhooks at https://127.0.0.1:",
+    # the rejected apply, with the validating webhook's message
+    "[demo] the validating webhook rejected it (422): admission webhook "
+    '"vconfigmapmirror.mirror.informer.dev" denied the request: spec.targetNamespaces '
+    "includes the mirror's own namespace 'demo': a ConfigMap cannot be mirrored onto itself",
+    # the converted read: written at v1beta1, read at v1alpha1
+    '[demo] created; the answer at mirror.informer.dev/v1beta1: spec {"source": {"name": '
+    '"feature-flags"}, "targets": {"namespaces": ["demo-copy"]}}',
+    "[demo] read at mirror.informer.dev/v1alpha1 (the storage version, converted by the "
+    'conversion webhook): spec {"source": "feature-flags", "targetNamespaces": ["demo-copy"]}',
+    "[demo] configmap-mirror copied demo/feature-flags to demo-copy/feature-flags",
     "export KUBECONFIG=",
 ]
 
