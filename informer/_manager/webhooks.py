@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import anyio
+import anyio.abc
 import structlog
 
 from .._observability.endpoints import Observability
@@ -51,9 +52,18 @@ async def serving_webhooks(
     await server.bind(address)
     observability.metrics.registry.register(server.metrics)
     observability.checks.add_readiness("webhooks", server.check)
+    # Shielded: a stop cancels everything under the Manager at once, but the controllers'
+    # draining reconciles may still call these webhooks; the server stops when the block
+    # ends (the Manager exits its stack last-in first-out: after the controllers).
+    stop = anyio.CancelScope(shield=True)
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with stop:
+            await server.serve(task_status=task_status)
+
     async with anyio.create_task_group() as tg:
-        await tg.start(server.serve, name="webhook server")
+        await tg.start(serve, name="webhook server")
         try:
             yield server
         finally:
-            tg.cancel_scope.cancel()
+            stop.cancel()

@@ -338,3 +338,27 @@ async def test_the_managers_wiring_registers_metrics_and_the_readiness_check(
             assert check.check() is None
             text = obs.metrics.render()[0].decode()
             assert 'controller_runtime_webhook_requests_in_flight{webhook="/validate"} 0.0' in text
+
+
+async def test_the_managers_webhooks_outlive_a_stop_until_the_block_ends(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    """A stop (the Manager's scope cancelled) leaves the webhook server answering while
+    the controllers drain (shielded, inside the block), as controller-runtime stops
+    webhooks after the controllers; it stops when the block ends."""
+    from informer._manager.webhooks import serving_webhooks
+
+    obs = Observability(process_metrics=False)
+    with anyio.fail_after(TIMEOUT):
+        with anyio.CancelScope() as stop:
+            async with serving_webhooks(
+                [HOOK], address="127.0.0.1:0", cert_dir=str(tmp_path), observability=obs
+            ) as server:
+                assert server is not None and server.port is not None
+                port = server.port
+                stop.cancel()  # SIGTERM: everything under the Manager is cancelled
+                with anyio.CancelScope(shield=True):  # a reconcile draining
+                    answer = await send(port, post("/validate", review_body("drain")), ca)
+                    assert answer.status == 200, "the webhook server stopped before the drain"
+        with pytest.raises(OSError):
+            await send(port, post("/validate", review_body("after")), ca)
