@@ -154,7 +154,6 @@ import signal
 import sys
 import traceback
 from collections.abc import AsyncIterator, Sequence
-from enum import IntEnum
 from typing import Final, NoReturn
 
 import anyio
@@ -163,18 +162,6 @@ import structlog
 from .._cache.strings import share_strings
 from .._cache.transforms import strip_managed_fields
 from .._controller.controller import Controller
-from .._exceptions import (
-    ApiError,
-    BindError,
-    CacheSyncTimeout,
-    ConfigError,
-    ConnectionFailed,
-    Forbidden,
-    LeaderElectionLost,
-    ShardMembershipLost,
-    TargetError,
-    Unauthorized,
-)
 from .._leaderelection.config import LeaderElectionConfig, default_identity
 from .._manager.manager import Manager
 from .._manager.startup import GC_THRESHOLDS
@@ -182,6 +169,7 @@ from .._meta.types import Obj
 from .._sharding.config import ShardingConfig, default_group
 from .._webhook.base import Webhook
 from .cli import DEFAULT_LEADER_ELECTION_ID, TIMING_FLAGS, build_parser, timing_flag
+from .exit_codes import EXIT_CODES, ExitCode, UsageError, exit_code
 from .logconfig import configure_logging, default_log_format
 from .targets import (
     ENTRY_POINT_GROUP,
@@ -213,51 +201,6 @@ SHUTDOWN_GRACE: Final = 3.0
 
 SERVICE_ACCOUNT_NAMESPACE_FILE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 """The Pod's namespace: the default ``--leader-election-namespace`` inside a cluster."""
-
-
-class ExitCode(IntEnum):
-    """Exit codes of ``python -m informer.run`` (see the module docstring)."""
-
-    OK = 0
-    INTERNAL = 1
-    USAGE = 2
-    TARGET = 3
-    CONFIG = 4
-    UNREACHABLE = 5
-    UNAUTHORIZED = 6
-    FORBIDDEN = 7
-    SYNC_TIMEOUT = 8
-    API_ERROR = 9
-    LEADERSHIP_LOST = 10
-    FORCED = 130
-
-
-class UsageError(Exception):
-    """A command line argparse cannot reject by itself (e.g. inconsistent timings)."""
-
-
-EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
-    (UsageError, ExitCode.USAGE),
-    (BindError, ExitCode.USAGE),
-    (TargetError, ExitCode.TARGET),
-    (ConfigError, ExitCode.CONFIG),
-    (ConnectionFailed, ExitCode.UNREACHABLE),
-    (Unauthorized, ExitCode.UNAUTHORIZED),
-    (Forbidden, ExitCode.FORBIDDEN),
-    (CacheSyncTimeout, ExitCode.SYNC_TIMEOUT),
-    (LeaderElectionLost, ExitCode.LEADERSHIP_LOST),
-    (ShardMembershipLost, ExitCode.LEADERSHIP_LOST),
-    (ApiError, ExitCode.API_ERROR),
-)
-"""Exception type -> exit code, most specific first; anything else is a bug (exit 1)."""
-
-
-def exit_code(exc: BaseException) -> ExitCode | None:
-    """The exit code of a fatal error (:data:`EXIT_CODES`), or None for a bug."""
-    for cls, code in EXIT_CODES:
-        if isinstance(exc, cls):
-            return code
-    return None
 
 
 def _one_line(exc: BaseException) -> str:
