@@ -131,6 +131,8 @@ class MetadataShape:
         if page.get("kind") == _PARTIAL_LIST:
 
             def partial(obj: Obj) -> Obj:
+                if type(obj) is not dict:
+                    return obj  # not an object: left for the Reflector to report
                 obj["apiVersion"] = api_version
                 obj["kind"] = kind
                 return obj

@@ -27,6 +27,11 @@ with *watches* from the last synced RV:
   resourceVersion or of an unknown type is skipped, and a store method that raises is
   logged (key-free) as client-go does; both are counted and logged by
   :class:`~informer._cache.bad_events.BadEvents`, and the watch goes on.
+- **Objects the cache cannot hold** (the store cannot key them: no ``metadata.name``, no
+  ``metadata`` mapping; or the transform raises on them) are skipped wherever they come
+  from, a watch event, a list item or a watch-list initial object, and counted by
+  cause (``invalid_object``, ``store_failed``): a sync never fails for one object, so
+  the rest of the cache keeps converging while the server keeps sending it.
 
 Outcomes of a watch (what happens next):
 
@@ -81,7 +86,7 @@ import anyio.lowlevel
 import structlog
 from anyio.abc import TaskStatus
 
-from .._exceptions import ApiError
+from .._exceptions import ApiError, ObjectKeyError
 from .._meta.types import Obj, WatchEvent
 from .backoff import ExponentialBackoff
 from .bad_events import MALFORMED, NO_RV, UNKNOWN_TYPE, BadEvents
@@ -111,9 +116,11 @@ class ReflectorStore(Protocol):
     """The subset of a store the Reflector writes to (``DeltaFIFO`` satisfies it).
 
     The methods are plain (they must not await). ``replace`` takes ownership of the list.
-    A store may also offer ``replace_steps(objs, resource_version)``, ``replace`` as an
-    iterator the Reflector drives to its end with a checkpoint at each pause
-    (``DeltaFIFO.replace_steps``).
+    A store may also offer ``replace_steps(objs, resource_version, *, skip)``, ``replace``
+    as an iterator the Reflector drives to its end with a checkpoint at each pause, that
+    leaves out the objects it cannot key, handing each to ``skip(obj, exc)``
+    (``DeltaFIFO.replace_steps``). A plain ``replace`` that raises fails the sync (it is
+    retried after a backoff).
     Objects are shared: the store must not mutate them.
     """
 
@@ -218,6 +225,7 @@ class Reflector:
         self._list_sync = ListSync(
             lister_watcher,
             apply=self._apply_sync,
+            bad_events=self._bad_events,
             on_rv_unavailable=self._recovery.list_rv_unavailable,
             page_size=page_size,
             transform=transform,
@@ -319,8 +327,9 @@ class Reflector:
             return ""
         return self._last_rv or "0"
 
-    async def _apply_sync(self, items: list[Obj], rv: str) -> None:
+    async def _apply_sync(self, items: list[Obj], rv: str, *, source: str = "list") -> None:
         """Hand a complete state to the store and record it as synced at ``rv``.
+        ``source`` (``"list"``, ``"watch-list"``) names it in the log of a skipped object.
 
         A store with ``replace_steps`` (the ``DeltaFIFO``) takes it in steps, with a
         checkpoint between them (a first list of 100,000 objects held the loop ~200 ms
@@ -332,7 +341,12 @@ class Reflector:
         if steps is None:
             self._store.replace(items, rv)
         else:
-            for _ in steps(items, rv):
+            invalid = self._bad_events.invalid_object
+
+            def skip(obj: object, exc: Exception) -> None:
+                invalid(source, obj, exc)
+
+            for _ in steps(items, rv, skip=skip):
                 await anyio.lowlevel.checkpoint()
         self._last_rv = rv
         self._recovery.rv_unavailable = False
@@ -432,7 +446,7 @@ class Reflector:
                 rv=self._last_rv,
             )
             self._in_initial_events = False
-            await self._apply_sync(items, end_rv)
+            await self._apply_sync(items, end_rv, source="watch-list")
             self._log.info(
                 "watch_list.synced",
                 count=len(items),
@@ -490,6 +504,8 @@ class Reflector:
                 continue
             try:
                 apply(obj if transform is None else transform(obj))
+            except ObjectKeyError as exc:
+                bad_events.invalid_object(type_, obj, exc)
             except Exception as exc:
                 bad_events.store_failed(type_, obj, exc)
             self._last_rv = rv
