@@ -99,7 +99,7 @@ def install() -> Attribution:
         original = cls.__dict__[method]
         name = f"{cls_name}.{method}"
         wrapped = found.wrap_steps(name, original) if steps else found.wrap(name, original)
-        wrapped.__wrapped_original__ = original  # type: ignore[attr-defined]
+        wrapped.__wrapped_original__ = original  # type: ignore[union-attr]
         setattr(cls, method, wrapped)
     return found
 
