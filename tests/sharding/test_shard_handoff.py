@@ -212,3 +212,16 @@ async def test_an_invalid_membership_admits_nothing() -> None:
         a.handoff.update(["a"], board.drained.get)
         await a.wait_steps_until(lambda: len(a.gate.parked) == len(KEYS))
         assert a.calls == []
+
+
+def test_the_wait_histogram_is_cumulative_and_does_not_grow() -> None:
+    from informer._sharding.handoff import WaitHistogram
+
+    waits = WaitHistogram((0.1, 1.0))
+    size = len(waits._counts)
+    for seconds in (0.05, 0.1, 0.5, 3.0) * 1000:
+        waits.observe(seconds)
+    assert waits.buckets() == [("0.1", 2000.0), ("1.0", 3000.0), ("+Inf", 4000.0)]
+    assert waits.sum == pytest.approx(3650.0)
+    assert len(waits) == 4000
+    assert len(waits._counts) == size
