@@ -7,7 +7,8 @@ tasks of one task group inside :meth:`SharedIndexInformer.run`:
 - the processing loop pops deltas, applies them to :attr:`SharedIndexInformer.indexer`
   and then notifies every listener (so a handler always finds the object in the store);
 - one task per handler (:class:`~informer._cache.listener.ProcessorListener`) with its own
-  unbounded buffer;
+  unbounded buffer, used when the handler is busy (an awaitable in flight, a backlog):
+  an idle listener calls its handler as the processing loop hands it a notification;
 - the resync loop, which replays the store into the FIFO (``Sync`` deltas) for the
   handlers whose resync period is due. It never relists.
 
@@ -133,8 +134,7 @@ class SharedIndexInformer:
         )
         self._processor.add_listener(listener)
         if self._tg is not None:
-            for obj in self.indexer.list():
-                listener.add(ADD, None, obj, True)
+            listener.replay(self.indexer.list())
             self._tg.start_soon(listener.run, name=f"listener {listener.name}")
         self._resync_changed.set()
         return listener

@@ -1,16 +1,25 @@
 """``ProcessorListener``: one handler, its own unbounded buffer and its own task.
 
-The processor appends notifications with :meth:`ProcessorListener.add` (a plain method,
-never awaits, O(1)); the listener's task drains the buffer in order and calls the
-handler. A slow handler only grows its own buffer; an exception in a handler is logged
-with the key and the handler's name, and the listener goes on with the next notification.
+The processor hands notifications over with :meth:`ProcessorListener.add` (a plain
+method, never awaits). When the listener is idle (nothing buffered, nothing in flight)
+``add`` calls the handler at once: a synchronous handler (the controllers' ``Enqueue``,
+most ``HandlerFuncs``) then costs no buffer entry and no task switch per notification.
+Otherwise, and whenever a handler returns an awaitable, notifications wait in the
+listener's unbounded buffer, which its own task drains in order, awaiting each
+awaitable before the next notification: a slow asynchronous handler only grows its own
+buffer. An exception in a handler is logged with the key and the handler's name, and
+the listener goes on with the next notification.
 
 Ordering: notifications reach one handler in the order the processor produced them.
-There is no ordering between different handlers.
+There is no ordering between different handlers. A synchronous handler called by
+``add`` runs on the processing loop's task, after the store took the change and before
+the next key is popped (as it would run on the event loop anyway); it must not await
+and should be quick (long work belongs in a thread, or in a reconcile).
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,6 +46,8 @@ _EVENT_NAMES: Final = ("add", "update", "delete")
 # Yield to the event loop after this many handler calls in a row, so that a busy
 # listener with synchronous handlers cannot starve the watch and the other listeners.
 _YIELD_EVERY: Final = 256
+
+_AWAIT: Final = 3  # a buffered awaitable a handler returned: (3, awaitable, (kind, obj), initial)
 
 Notification = tuple[int, Any, Any, bool]  # (kind, old, new, counts_for_initial_sync)
 
@@ -71,6 +82,7 @@ class ProcessorListener:
         self._initial_done.set()
         self._wakeup = anyio.Event()
         self._waiting = False
+        self._busy = False  # the task is delivering a notification (or awaiting one)
         self._stopped = False
         self._resource = resource
         self._key_func = key_func
@@ -79,7 +91,41 @@ class ProcessorListener:
 
     # -- producer side (processor) ------------------------------------------------
     def add(self, kind: int, old: Any, new: Any, initial: bool = False) -> None:
-        """Append a notification (never blocks, never awaits)."""
+        """Deliver a notification now if the listener is idle, else buffer it (never
+        blocks, never awaits; see the module docstring)."""
+        if self._buffer or self._busy or self._stopped:
+            self._append(kind, old, new, initial)
+            return
+        handler = self.handler
+        try:
+            if kind == UPDATE:
+                result = handler.on_update(old, new)
+            elif kind == ADD:
+                result = handler.on_add(new)
+            else:
+                result = handler.on_delete(new)
+        except Exception:
+            self.failures += 1
+            self.handled += 1
+            self._log_failure(kind, new)
+            return
+        if result is not None and isawaitable(result):
+            self._append(_AWAIT, result, (kind, new), initial)  # the task awaits it
+            return
+        self.handled += 1
+
+    def replay(self, objs: list[Any]) -> None:
+        """Buffer an ``on_add`` for each of ``objs``, counted for this handler's sync
+        (a handler added to a running informer first sees what the store holds); the
+        task delivers them, and later notifications after them."""
+        for obj in objs:
+            self._append(ADD, None, obj, True)
+
+    def _append(self, kind: int, old: Any, new: Any, initial: bool) -> None:
+        if self._stopped:
+            if kind == _AWAIT:
+                _discard(old)
+            return
         self._buffer.append((kind, old, new, initial))
         if initial:
             if not self._pending_initial:
@@ -118,7 +164,7 @@ class ProcessorListener:
         A stopped listener counts as synced, so nobody waits on it forever.
         """
         self._stopped = True
-        self._buffer.clear()
+        self._discard_buffer()
         self._pending_initial = 0
         self._initial_done.set()
         self._waiting = False
@@ -126,6 +172,12 @@ class ProcessorListener:
 
     async def run(self) -> None:
         """Drain the buffer in order until :meth:`stop` (or cancellation)."""
+        try:
+            await self._drain()
+        finally:
+            self._discard_buffer()  # stopped or cancelled: what is left is never delivered
+
+    async def _drain(self) -> None:
         buf = self._buffer
         handler = self.handler
         streak = 0
@@ -137,19 +189,25 @@ class ProcessorListener:
                 await self._wakeup.wait()
                 continue
             kind, old, new, initial = buf.popleft()
+            self._busy = True
             try:
-                if kind == UPDATE:
-                    result = handler.on_update(old, new)
-                elif kind == ADD:
-                    result = handler.on_add(new)
+                if kind == _AWAIT:
+                    kind, new = new
+                    await old
                 else:
-                    result = handler.on_delete(new)
-                if result is not None and isawaitable(result):
-                    await result
+                    if kind == UPDATE:
+                        result = handler.on_update(old, new)
+                    elif kind == ADD:
+                        result = handler.on_add(new)
+                    else:
+                        result = handler.on_delete(new)
+                    if result is not None and isawaitable(result):
+                        await result
             except Exception:
                 self.failures += 1
                 self._log_failure(kind, new)
             finally:
+                self._busy = False
                 self.handled += 1
                 if initial and self._pending_initial:
                     self._pending_initial -= 1
@@ -159,6 +217,12 @@ class ProcessorListener:
             if streak >= _YIELD_EVERY:
                 streak = 0
                 await anyio.lowlevel.checkpoint()
+
+    def _discard_buffer(self) -> None:
+        for kind, awaitable, _, _ in self._buffer:
+            if kind == _AWAIT:
+                _discard(awaitable)
+        self._buffer.clear()
 
     def _log_failure(self, kind: int, obj: Any) -> None:
         try:
@@ -178,3 +242,10 @@ class ProcessorListener:
 
     def __repr__(self) -> str:
         return f"ProcessorListener({self.name}, resync={self.resync_period})"
+
+
+def _discard(awaitable: Any) -> None:
+    """Close a coroutine a handler returned that will never be awaited (no warning)."""
+    close = getattr(awaitable, "close", None)
+    if inspect.iscoroutine(awaitable) and close is not None:
+        close()

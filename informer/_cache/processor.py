@@ -1,7 +1,8 @@
 """``SharedProcessor``: fans notifications out to every listener of an informer.
 
 The informer calls :meth:`SharedProcessor.distribute` after it updated its store, so a
-listener never sees an object the store does not hold yet. ``distribute`` never awaits.
+listener never sees an object the store does not hold yet. ``distribute`` never awaits;
+it may call handlers (an idle listener delivers at once: ``listener.py``).
 
 Resync: a listener with a resync period gets the notifications flagged ``is_sync`` (an
 update whose old and new resourceVersion are equal: a Sync delta, or a Replaced delta of
@@ -30,8 +31,11 @@ class SharedProcessor:
         self.listeners: list[ProcessorListener] = []
         self.syncing: list[ProcessorListener] = []
 
+    # The lists are replaced, never changed in place: a handler that ``distribute`` calls
+    # may add or remove listeners while it iterates one of them.
+
     def add_listener(self, listener: ProcessorListener) -> None:
-        self.listeners.append(listener)
+        self.listeners = [*self.listeners, listener]
         if listener.resync_period > 0:
             listener.determine_next_resync(time.monotonic())
 
@@ -39,9 +43,8 @@ class SharedProcessor:
         """Remove ``listener``; False if it was not registered."""
         if listener not in self.listeners:
             return False
-        self.listeners.remove(listener)
-        if listener in self.syncing:
-            self.syncing.remove(listener)
+        self.listeners = [lst for lst in self.listeners if lst is not listener]
+        self.syncing = [lst for lst in self.syncing if lst is not listener]
         return True
 
     def distribute(self, kind: int, old: Any, new: Any, is_sync: bool, initial: bool) -> None:
