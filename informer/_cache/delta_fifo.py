@@ -187,9 +187,22 @@ class DeltaFIFO:
         self._queue_action(_ADDED, self._key_func(obj), obj)
 
     def update(self, obj: Obj) -> None:
-        """Queue ``Updated(obj)``."""
+        """Queue ``Updated(obj)``. (``_queue_action`` inlined: one call per watch event.)"""
         self._populated = True
-        self._queue_action(_UPDATED, self._key_func(obj), obj)
+        key = self._key_func(obj)
+        delta: Delta = _object_new(Delta)
+        _set_type(delta, _UPDATED)
+        _set_object(delta, obj)
+        deltas = self._items.get(key)
+        if deltas is not None:
+            deltas.append(delta)
+            return
+        self._items[key] = [delta]
+        self._queue.append(key)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
 
     def delete(self, obj: ObjectOrTombstone) -> None:
         """Queue ``Deleted(obj)``, unless the key is neither queued nor known (ignored).

@@ -68,7 +68,7 @@ class WatchEventStream:
     ``StopAsyncIteration``. One consumer at a time.
     """
 
-    __slots__ = ("_buf", "_chunk", "_decoded", "_finished", "_pos", "_stream", "_view")
+    __slots__ = ("_buf", "_chunk", "_decoded", "_error", "_finished", "_pos", "_stream", "_view")
 
     def __init__(self, stream: ChunkReader) -> None:
         self._stream = stream
@@ -78,11 +78,15 @@ class WatchEventStream:
         self._buf = bytearray()
         self._finished = False
         self._decoded = 0
+        self._error: Exception | None = None  # raised by the next call (next_batch)
 
     def __aiter__(self) -> WatchEventStream:
         return self
 
     async def __anext__(self) -> WatchEvent:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         if self._decoded >= _YIELD_EVERY_BYTES:
             # Let the processor and the handlers run (and free what they are done with)
             # before decoding more: without it a whole chunk's events are alive at once,
@@ -116,6 +120,66 @@ class WatchEventStream:
                     return event  # type: ignore[return-value]
                 raise self._fail("watch line is not a watch event (no 'type' or 'object')", line)
             await self._next_chunk()
+
+    async def next_batch(self) -> list[WatchEvent]:
+        """The next events, decoded together: those of the current chunk, up to
+        :data:`_YIELD_EVERY_BYTES` of lines (at least one event), after one yield to the
+        loop; ``[]`` at the end of the body. The batch form of ``__anext__`` for a
+        consumer that applies each batch at once (the Reflector): one call per batch
+        instead of one per event, and no more events alive at a time than between two
+        of ``__anext__``'s yields. Errors are raised as by ``__anext__``, after the
+        events before the bad line were returned."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        await anyio.lowlevel.checkpoint()
+        self._decoded = 0
+        batch: list[WatchEvent] = []
+        append = batch.append
+        loads = orjson.loads
+        while True:
+            chunk = self._chunk
+            pos = self._pos
+            nl = chunk.find(b"\n", pos)
+            if nl < 0:
+                if batch:
+                    return batch
+                try:
+                    await self._next_chunk()
+                except StopAsyncIteration:
+                    return batch
+                continue
+            if self._buf:
+                # A line begun in an earlier chunk: the slow path decodes it.
+                try:
+                    append(await self.__anext__())
+                except StopAsyncIteration:
+                    return batch
+                continue
+            self._pos = nl + 1
+            if nl == pos:
+                continue  # a blank line
+            line = self._view[pos:nl]
+            try:
+                event: Any = loads(line)
+            except orjson.JSONDecodeError as exc:
+                if bytes(line).isspace():
+                    continue
+                error = self._fail(f"watch line is not JSON: {exc}", line)
+                if batch:
+                    self._error = error
+                    return batch
+                raise error from exc
+            if type(event) is not dict or "type" not in event or "object" not in event:
+                error = self._fail("watch line is not a watch event (no 'type' or 'object')", line)
+                if batch:
+                    self._error = error
+                    return batch
+                raise error
+            append(event)  # type: ignore[arg-type]
+            self._decoded += nl - pos
+            if self._decoded >= _YIELD_EVERY_BYTES:
+                return batch
 
     async def _next_chunk(self) -> None:
         """Keep the unfinished line; read the next chunk, or end at the end of the body."""
