@@ -275,6 +275,14 @@ async def run_sync(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
                     f"it, {strip_only:.2f} s (target <= {SHARE_COST_TARGET:.0%}: "
                     f"{'met' if cost <= SHARE_COST_TARGET else 'MISSED'})"
                 )
+            cpu = _med(results.get(DEFAULTS, []), "sync_cpu_seconds")
+            cpu_strip = _med(results.get(STRIP_ONLY, []), "sync_cpu_seconds")
+            if cpu and cpu_strip:
+                more = cpu / cpu_strip - 1
+                line += (
+                    f"; client CPU {cpu:.2f} s against {cpu_strip:.2f} s ({more:+.0%}, "
+                    "the load-independent figure)"
+                )
             target_lines.append(line)
     notes.append(
         f"Median of {cfg.repeat} run(s); each client in its own process against the same "

@@ -32,7 +32,7 @@ import structlog
 
 from .._failures import report_failure
 from .._meta.objects import ObjectOrTombstone, meta_namespace_key
-from .handlers import EventHandler, as_event_handler, handler_name
+from .handlers import EventHandler, HandlerFuncs, as_event_handler, handler_name
 
 __all__ = ["ADD", "DELETE", "UPDATE", "ProcessorListener"]
 
@@ -73,6 +73,9 @@ class ProcessorListener:
     ) -> None:
         self.handler: EventHandler = as_event_handler(handler)
         self.name = handler_name(handler)
+        # The handler's callbacks, looked up once (a HandlerFuncs' own functions: one
+        # call less per notification).
+        self._on_add, self._on_update, self._on_delete = _callbacks(self.handler)
         self.resync_period = max(0.0, float(resync_period))
         self.next_resync = 0.0
         self._upstream_has_synced = upstream_has_synced
@@ -82,7 +85,9 @@ class ProcessorListener:
         self._initial_done.set()
         self._wakeup = anyio.Event()
         self._waiting = False
-        self._busy = False  # the task is delivering a notification (or awaiting one)
+        # Nothing buffered, nothing being delivered by the task, not stopped: ``add`` may
+        # call the handler at once.
+        self._idle = True
         self._stopped = False
         self._resource = resource
         self._key_func = key_func
@@ -93,17 +98,16 @@ class ProcessorListener:
     def add(self, kind: int, old: Any, new: Any, initial: bool = False) -> None:
         """Deliver a notification now if the listener is idle, else buffer it (never
         blocks, never awaits; see the module docstring)."""
-        if self._buffer or self._busy or self._stopped:
+        if not self._idle:
             self._append(kind, old, new, initial)
             return
-        handler = self.handler
         try:
             if kind == UPDATE:
-                result = handler.on_update(old, new)
+                result = self._on_update(old, new)
             elif kind == ADD:
-                result = handler.on_add(new)
+                result = self._on_add(new)
             else:
-                result = handler.on_delete(new)
+                result = self._on_delete(new)
         except Exception:
             self.failures += 1
             self.handled += 1
@@ -127,6 +131,7 @@ class ProcessorListener:
                 _discard(old)
             return
         self._buffer.append((kind, old, new, initial))
+        self._idle = False
         if initial:
             if not self._pending_initial:
                 self._initial_done = anyio.Event()
@@ -164,6 +169,7 @@ class ProcessorListener:
         A stopped listener counts as synced, so nobody waits on it forever.
         """
         self._stopped = True
+        self._idle = False
         self._discard_buffer()
         self._pending_initial = 0
         self._initial_done.set()
@@ -179,7 +185,7 @@ class ProcessorListener:
 
     async def _drain(self) -> None:
         buf = self._buffer
-        handler = self.handler
+        on_add, on_update, on_delete = self._on_add, self._on_update, self._on_delete
         streak = 0
         while not self._stopped:
             if not buf:
@@ -189,25 +195,24 @@ class ProcessorListener:
                 await self._wakeup.wait()
                 continue
             kind, old, new, initial = buf.popleft()
-            self._busy = True
             try:
                 if kind == _AWAIT:
                     kind, new = new
                     await old
                 else:
                     if kind == UPDATE:
-                        result = handler.on_update(old, new)
+                        result = on_update(old, new)
                     elif kind == ADD:
-                        result = handler.on_add(new)
+                        result = on_add(new)
                     else:
-                        result = handler.on_delete(new)
+                        result = on_delete(new)
                     if result is not None and isawaitable(result):
                         await result
             except Exception:
                 self.failures += 1
                 self._log_failure(kind, new)
             finally:
-                self._busy = False
+                self._idle = not buf and not self._stopped
                 self.handled += 1
                 if initial and self._pending_initial:
                     self._pending_initial -= 1
@@ -249,3 +254,21 @@ def _discard(awaitable: Any) -> None:
     close = getattr(awaitable, "close", None)
     if inspect.iscoroutine(awaitable) and close is not None:
         close()
+
+
+def _nothing(*_: Any) -> None:
+    return None
+
+
+def _callbacks(
+    handler: EventHandler,
+) -> tuple[Callable[[Any], Any], Callable[[Any, Any], Any], Callable[[Any], Any]]:
+    """``(on_add, on_update, on_delete)`` of ``handler``; for a :class:`HandlerFuncs`
+    the functions it holds (a missing one does nothing), which is what its methods call."""
+    if type(handler) is HandlerFuncs:
+        return (
+            handler.on_add_func or _nothing,
+            handler.on_update_func or _nothing,
+            handler.on_delete_func or _nothing,
+        )
+    return handler.on_add, handler.on_update, handler.on_delete

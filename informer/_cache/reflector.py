@@ -467,7 +467,8 @@ class Reflector:
         return _End.CLOSED
 
     def _apply_events(self, events: Sequence[WatchEvent]) -> None:
-        """Apply watch events to the store, in order (never awaits; the hot path).
+        """Apply watch events to the store, in order (never awaits; the hot path: the
+        common counters and the last RV are kept in locals, written back at the end).
 
         Raises the ``ApiError`` of an ``ERROR`` event (the events after it are not
         applied)."""
@@ -477,51 +478,66 @@ class Reflector:
         stats = self.stats
         bad_events = self._bad_events
         stats.last_event_monotonic = self._clock()
-        for event in events:
-            try:
-                type_ = event["type"]
-                obj = event["object"]
-            except (KeyError, TypeError):
-                stats.skipped += 1
-                bad_events.skip(None, MALFORMED, rv=self._last_rv)
-                continue
-            if type_ == "MODIFIED":
-                stats.modified += 1
-                apply = update
-            elif type_ == "ADDED":
-                stats.added += 1
-                apply = add
-            elif type_ == "DELETED":
-                stats.deleted += 1
-                apply = delete
-            elif type_ == "BOOKMARK":
-                rv = rv_of(obj)
-                if rv is None:
+        last_rv = self._last_rv
+        modified = added = deleted = 0
+        try:
+            for event in events:
+                try:
+                    type_ = event["type"]
+                    obj = event["object"]
+                except (KeyError, TypeError):
                     stats.skipped += 1
-                    bad_events.skip(type_, NO_RV, rv=self._last_rv)
+                    bad_events.skip(None, MALFORMED, rv=last_rv)
+                    continue
+                if type_ == "MODIFIED":
+                    modified += 1
+                    apply = update
+                elif type_ == "ADDED":
+                    added += 1
+                    apply = add
+                elif type_ == "DELETED":
+                    deleted += 1
+                    apply = delete
+                elif type_ == "BOOKMARK":
+                    rv = rv_of(obj)
+                    if rv is None:
+                        stats.skipped += 1
+                        bad_events.skip(type_, NO_RV, rv=last_rv)
+                    else:
+                        stats.bookmarks += 1
+                        last_rv = rv
+                    continue
+                elif type_ == "ERROR":
+                    stats.error_events += 1
+                    raise error_from_event(obj)
                 else:
-                    stats.bookmarks += 1
-                    self._last_rv = rv
-                continue
-            elif type_ == "ERROR":
-                stats.error_events += 1
-                raise error_from_event(obj)
-            else:
-                stats.skipped += 1
-                bad_events.skip(type_, UNKNOWN_TYPE, rv=self._last_rv)
-                continue
-            try:
-                rv = obj["metadata"]["resourceVersion"]
-            except (KeyError, TypeError):
-                rv = None
-            if not rv or rv.__class__ is not str:
-                bad_events.unskip(type_)
-                bad_events.skip(type_, NO_RV, rv=self._last_rv)
-                continue
-            try:
-                apply(obj if transform is None else transform(obj))
-            except ObjectKeyError as exc:
-                bad_events.invalid_object(type_, obj, exc)
-            except Exception as exc:
-                bad_events.store_failed(type_, obj, exc)
-            self._last_rv = rv
+                    stats.skipped += 1
+                    bad_events.skip(type_, UNKNOWN_TYPE, rv=last_rv)
+                    continue
+                try:
+                    rv = obj["metadata"]["resourceVersion"]
+                except (KeyError, TypeError):
+                    rv = None
+                if not rv or rv.__class__ is not str:
+                    # Counted above under its type: a skipped event instead.
+                    if type_ == "MODIFIED":
+                        modified -= 1
+                    elif type_ == "ADDED":
+                        added -= 1
+                    else:
+                        deleted -= 1
+                    stats.skipped += 1
+                    bad_events.skip(type_, NO_RV, rv=last_rv)
+                    continue
+                try:
+                    apply(obj if transform is None else transform(obj))
+                except ObjectKeyError as exc:
+                    bad_events.invalid_object(type_, obj, exc)
+                except Exception as exc:
+                    bad_events.store_failed(type_, obj, exc)
+                last_rv = rv
+        finally:
+            self._last_rv = last_rv
+            stats.modified += modified
+            stats.added += added
+            stats.deleted += deleted

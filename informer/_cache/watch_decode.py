@@ -133,53 +133,69 @@ class WatchEventStream:
             error, self._error = self._error, None
             raise error
         await anyio.lowlevel.checkpoint()
-        self._decoded = 0
         batch: list[WatchEvent] = []
         append = batch.append
         loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        budget = _YIELD_EVERY_BYTES
         while True:
-            chunk = self._chunk
-            pos = self._pos
-            nl = chunk.find(b"\n", pos)
-            if nl < 0:
-                if batch:
+            # The current chunk's complete lines, with the position in a local.
+            chunk, view, pos = self._chunk, self._view, self._pos
+            find = chunk.find
+            if not self._buf:
+                while budget > 0:
+                    nl = find(b"\n", pos)
+                    if nl < 0:
+                        break
+                    if nl == pos:
+                        pos += 1
+                        continue  # a blank line
+                    line = view[pos:nl]
+                    try:
+                        event: Any = loads(line)
+                    except decode_error as exc:
+                        self._pos = nl + 1
+                        if bytes(line).isspace():
+                            pos = nl + 1
+                            continue
+                        return self._bad_line(batch, f"watch line is not JSON: {exc}", line)
+                    if type(event) is not dict or "type" not in event or "object" not in event:
+                        self._pos = nl + 1
+                        return self._bad_line(
+                            batch, "watch line is not a watch event (no 'type' or 'object')", line
+                        )
+                    append(event)  # type: ignore[arg-type]
+                    budget -= nl - pos
+                    pos = nl + 1
+                self._pos = pos
+                if budget <= 0:
+                    self._decoded = 0
                     return batch
-                try:
-                    await self._next_chunk()
-                except StopAsyncIteration:
-                    return batch
-                continue
-            if self._buf:
+            elif find(b"\n", pos) >= 0:
                 # A line begun in an earlier chunk: the slow path decodes it.
                 try:
                     append(await self.__anext__())
                 except StopAsyncIteration:
                     return batch
                 continue
-            self._pos = nl + 1
-            if nl == pos:
-                continue  # a blank line
-            line = self._view[pos:nl]
-            try:
-                event: Any = loads(line)
-            except orjson.JSONDecodeError as exc:
-                if bytes(line).isspace():
-                    continue
-                error = self._fail(f"watch line is not JSON: {exc}", line)
-                if batch:
-                    self._error = error
-                    return batch
-                raise error from exc
-            if type(event) is not dict or "type" not in event or "object" not in event:
-                error = self._fail("watch line is not a watch event (no 'type' or 'object')", line)
-                if batch:
-                    self._error = error
-                    return batch
-                raise error
-            append(event)  # type: ignore[arg-type]
-            self._decoded += nl - pos
-            if self._decoded >= _YIELD_EVERY_BYTES:
+            if batch:
+                self._decoded = 0
                 return batch
+            try:
+                await self._next_chunk()
+            except StopAsyncIteration:
+                return batch
+
+    def _bad_line(
+        self, batch: list[WatchEvent], message: str, line: memoryview
+    ) -> list[WatchEvent]:
+        """``next_batch`` met a line that is not a watch event: return the events
+        before it, the error at the next call (at once when there are none)."""
+        error = self._fail(message, line)
+        if not batch:
+            raise error
+        self._error = error
+        return batch
 
     async def _next_chunk(self) -> None:
         """Keep the unfinished line; read the next chunk, or end at the end of the body."""
