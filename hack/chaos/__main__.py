@@ -123,6 +123,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def _configure_logging(path: Path, level: int) -> TextIO:
     out = open(path, "a", buffering=1)  # noqa: SIM115 - open for the whole run
+    # The fault proxy's TLS listener sees handshakes broken on purpose (cuts, kills):
+    # anyio logs each with a traceback; they belong in the log file, not the report.
+    tls = logging.getLogger("anyio.streams.tls")
+    tls.propagate = False
+    tls.addHandler(logging.StreamHandler(out))
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

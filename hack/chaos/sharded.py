@@ -205,7 +205,7 @@ def cache_of(events: Iterable[dict[str, Any]]) -> dict[str, str]:
 
 def intervals(replica: Replica) -> list[tuple[str, float, float]]:
     """``(key, start, end)`` of every reconcile of ``replica``; one that never ended
-    ends at its SIGKILL, or now while the replica runs (in flight)."""
+    ends when the process did (a SIGKILL), or lasts while the replica runs (in flight)."""
     ended = {(e["key"], e["start"]): float(e["end"]) for e in replica.named("reconcile.end")}
     out = []
     for e in replica.named("reconcile.begin"):
@@ -313,6 +313,8 @@ class Group:
 
     async def _supervise(self, replica: Replica) -> None:
         await replica.process.wait()
+        if replica.killed_at is None:  # a reconcile that never ended, ended at the exit
+            replica.killed_at = time.time()
         if not replica.stopping:  # exited on its own (a lost membership)
             self.restarts += 1
             await self.start()

@@ -1,6 +1,6 @@
 """``python -m bench.charts``: every benchmark with a figure gets its chart (well-formed
-SVG), the page shows them with the run's context, and rows without a figure are left
-out."""
+SVG), the fragment shows them with the run's context, and rows without a figure are
+left out."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_every_benchmark_with_a_figure_is_drawn(tmp_path: Path) -> None:
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == sorted(
         [
-            "index.md",
+            "charts.txt",
             "latency.svg",
             "memory-20-000-deployments-transform-on.svg",
             "scaling-memory.svg",
@@ -107,9 +107,10 @@ def test_every_benchmark_with_a_figure_is_drawn(tmp_path: Path) -> None:
     throughput = (tmp_path / "out" / "throughput-deployments.svg").read_text()
     assert "client-go &lt;protobuf&gt;" in throughput
     assert throughput.count(charts.ACCENT) == 1  # kube-informer's bar only
-    page = (tmp_path / "out" / "index.md").read_text()
+    page = (tmp_path / "out" / "charts.txt").read_text()
     assert "load average 1.5 at the start, 2.0 at the end" in page
     assert page.count("![") == 10 - 1
+    assert "](out/throughput-deployments.svg)" in page  # relative to the including page
     assert "kopf" not in (tmp_path / "out" / "throughput-configmaps.svg").read_text()
 
 
