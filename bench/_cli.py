@@ -6,12 +6,14 @@ named by ``--peers`` that is not available, a benchmark named on the command lin
 cannot run here, and a benchmark that crashed all make it 1 (2: bad arguments). Peers
 not named by ``--peers`` that are not installed (or client-go, not built) are skipped.
 The run ends with a summary of what failed and what was skipped (:mod:`bench._outcome`);
-``--json FILE`` writes every row's figure or failure as JSON.
+``--json FILE`` writes every row's figure or failure as JSON, with the machine and the
+load of the run: ``python -m bench.charts FILE DIR`` draws the docs' charts from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import anyio
 import orjson
@@ -29,10 +32,10 @@ from bench._config import QUICK, Config
 from bench._outcome import Outcome
 from bench._proc import ROOT
 
-NAMES = ("throughput", "sync", "memory", "latency")
+NAMES = ("throughput", "sync", "memory", "latency", "startup")
 EXTRA_NAMES = ("scale", "webhook")
 """Benchmarks run only when named (long, or needing no cluster but a quiet machine)."""
-CLUSTER_NAMES = ("sync", "memory", "latency", "scale")
+CLUSTER_NAMES = ("sync", "memory", "latency", "scale", "startup")
 PEER_NAMES = ("ours", "floor", "client-go", "kubernetes_asyncio", "official", "kopf")
 
 
@@ -46,7 +49,6 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import os
 
     def version(dist: str) -> str:
         try:
@@ -185,7 +187,7 @@ def parse(argv: list[str] | None) -> tuple[list[str], Config]:
 
 async def amain(names: list[str], cfg: Config) -> int:
     """Run ``names`` in order; returns the exit status (see the module docstring)."""
-    from bench import _cluster, _latency, _scale, _sync, _throughput, webhook
+    from bench import _cluster, _latency, _scale, _startup, _sync, _throughput, webhook
 
     outcome = Outcome(cfg.peers)
     header = "## kube-informer benchmarks\n\n" + machine()
@@ -203,6 +205,12 @@ async def amain(names: list[str], cfg: Config) -> int:
         show(f"### {name}\n\n{outcome.failed(name, '', '', '', why)}\n")
 
     started = time.perf_counter()
+    context: dict[str, Any] = {
+        "machine": machine(),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_at_start": list(os.getloadavg()),
+        "argv": sys.argv[1:],
+    }
     if "throughput" in names:
         try:
             show(await _throughput.run(cfg, outcome))
@@ -230,6 +238,7 @@ async def amain(names: list[str], cfg: Config) -> int:
                 "memory": _sync.run_memory,
                 "latency": _latency.run_latency,
                 "scale": _scale.run_scale,
+                "startup": _startup.run_startup,
             }
             done: set[str] = set()
             try:
@@ -252,7 +261,9 @@ async def amain(names: list[str], cfg: Config) -> int:
     if cfg.output is not None:
         cfg.output.write_text("\n".join(tables))
     if cfg.json is not None:
-        cfg.json.write_bytes(orjson.dumps(outcome.to_json(), option=orjson.OPT_INDENT_2))
+        context["load_at_end"] = list(os.getloadavg())
+        context["seconds"] = round(time.perf_counter() - started, 1)
+        cfg.json.write_bytes(orjson.dumps(outcome.to_json(**context), option=orjson.OPT_INDENT_2))
     return outcome.exit_code()
 
 

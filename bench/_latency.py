@@ -151,7 +151,8 @@ async def _one(
     if not lat:
         return outcome.failed("latency", "", name, peer, f"no reconcile of {writes[name]} writes")
     results[name] = lat
-    return outcome.ok("latency", "", name, peer, percentile(lat, 50), "ms p50")
+    figures = {"p99_ms": percentile(lat, 99), "max_ms": max(lat), "reconciles": float(len(lat))}
+    return outcome.ok("latency", "", name, peer, percentile(lat, 50), "ms p50", figures)
 
 
 def _said(lat: list[float]) -> str:

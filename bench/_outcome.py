@@ -18,8 +18,8 @@ Only the benchmark coroutines add rows, one after another (no locking).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
-from dataclasses import asdict, dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Status = Literal["ok", "failed", "skipped"]
@@ -40,6 +40,9 @@ class Row:
     value: float | None = None
     unit: str = ""
     reason: str = ""
+    figures: dict[str, float] = field(default_factory=dict)
+    """Other figures of the row, by name (``peak_rss_mb``, ``p99_ms``, ``objects``...):
+    what ``python -m bench.charts`` draws besides ``value``."""
 
 
 class Outcome:
@@ -57,15 +60,27 @@ class Outcome:
         return self.requested is not None and peer in self.requested
 
     def ok(
-        self, benchmark: str, case: str, client: str, peer: str, value: float | None, unit: str
+        self,
+        benchmark: str,
+        case: str,
+        client: str,
+        peer: str,
+        value: float | None,
+        unit: str,
+        figures: Mapping[str, float | None] | None = None,
     ) -> str | None:
-        """Record a figure; a missing, zero, negative or non-finite one is a failure.
+        """Record a figure (and ``figures``, the row's others: those that are ``None`` or
+        not finite are left out); a missing, zero, negative or non-finite ``value`` is a
+        failure.
 
         Returns ``None``, or the table cell for the failure.
         """
         if value is None or not math.isfinite(value) or value <= 0:
             return self.failed(benchmark, case, client, peer, f"no usable figure ({value!r})")
-        self.rows.append(Row(benchmark, case, client, peer, "ok", float(value), unit))
+        extra = {
+            k: float(v) for k, v in (figures or {}).items() if v is not None and math.isfinite(v)
+        }
+        self.rows.append(Row(benchmark, case, client, peer, "ok", float(value), unit, "", extra))
         return None
 
     def failed(self, benchmark: str, case: str, client: str, peer: str, reason: str) -> str:
@@ -112,8 +127,11 @@ class Outcome:
                 lines.append(f"- {who} in {', '.join(dict.fromkeys(benches))}: {reason}")
         return "\n".join(lines) + "\n"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, **context: Any) -> dict[str, Any]:
+        """The run as JSON: its verdict, every row, and ``context`` (the machine, the load
+        and the time of the run)."""
         return {
+            **context,
             "exit_code": self.exit_code(),
             "requested_peers": sorted(self.requested) if self.requested is not None else None,
             "rows": [asdict(r) for r in self.rows],

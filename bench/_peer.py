@@ -218,11 +218,13 @@ async def ours(opts: argparse.Namespace) -> dict[str, Any]:
             await anyio.lowlevel.checkpoint()  # the monitor sleeps before the informer starts
             monitor.start = time.perf_counter()
         start = time.perf_counter()
+        cpu_start = time.process_time()
         async with factory:
             await factory.wait_for_cache_sync()
             result["store_sync_seconds"] = time.perf_counter() - start
             await informer.wait_for_sync(registration)  # the handler saw every add
             result["handler_sync_seconds"] = time.perf_counter() - start
+            result["sync_cpu_seconds"] = time.process_time() - cpu_start
             # Every peer's sync time is its handler having seen the initial list.
             result["sync_seconds"] = result["handler_sync_seconds"]
             if monitor is not None:

@@ -285,7 +285,21 @@ async def run_scale(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
             f = summarize(results[c.name])
             if f is not None:
                 figures[c.name][size] = f
-                outcome.ok("scale", ds.label, c.name, c.peer, f.seconds, "s")
+                outcome.ok(
+                    "scale",
+                    ds.label,
+                    c.name,
+                    c.peer,
+                    f.seconds,
+                    "s",
+                    {
+                        "objects": float(size),
+                        "cache_rss_mb": f.rss_mb,
+                        "kb_per_object": f.rss_mb * 1024 / size,
+                        "stall_wall_ms": f.stall_total_ms,
+                        "stall_cpu_ms": f.stall_total_cpu_ms,
+                    },
+                )
     return report(clients, sizes, figures, failed, grown, loads, cfg)
 
 

@@ -56,7 +56,20 @@ METADATA_ONLY = "--metadata-only"
 SHARE_STRINGS = "--share-strings"
 
 
+DEFAULTS = "kube-informer defaults (list, GC frozen, strip)"
+"""The row of what a program gets from the library's defaults (the Manager's and the
+runner's: a list, the GC frozen around the sync, managedFields stripped)."""
+SHARED = "kube-informer defaults + share_strings"
+"""The defaults with ``share_strings`` after the strip (opt-in: see its cost below)."""
+
+DEFAULTS_TARGET = 1.2
+"""Issue 23: a program with the library's defaults syncs within 1.2x client-go's fastest."""
+SHARE_COST_TARGET = 0.10
+"""Issue 23: sharing strings costs at most 10% of the sync."""
+
 SYNC_CLIENTS = (
+    SyncClient(DEFAULTS, "ours", ("--gc", "freeze", "--strip")),
+    SyncClient(SHARED, "ours", ("--gc", "freeze", "--strip", SHARE_STRINGS)),
     SyncClient("kube-informer (list, GC on)", "ours"),
     SyncClient("kube-informer (list, --gc-freeze)", "ours", ("--gc", "freeze")),
     SyncClient(
@@ -213,17 +226,22 @@ async def run_sync(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
         for c in clients:
             runs = results[c.name]
             secs = _med(runs, "sync_seconds")
+            peak = _med(runs, "peak_rss")
+            delta = median(
+                [(r.result["rss_after"] - r.result["rss_before"]) for r in runs if r.result]
+            )
+            figures = {
+                "objects": float(ds.count),
+                "peak_rss_mb": None if peak is None else peak / MB,
+                "cache_rss_mb": None if delta is None else delta / MB,
+            }
             if c.name not in errors and (
-                cell := outcome.ok("sync", ds.label, c.name, c.peer, secs, "s")
+                cell := outcome.ok("sync", ds.label, c.name, c.peer, secs, "s", figures)
             ):
                 errors[c.name] = cell
             if c.name in errors or secs is None:
                 rows.append([ds.label, c.name, errors.get(c.name, "-"), "", "", "", ""])
                 continue
-            peak = _med(runs, "peak_rss")
-            delta = median(
-                [(r.result["rss_after"] - r.result["rss_before"]) for r in runs if r.result]
-            )
             rows.append(
                 [
                     ds.label,
@@ -242,6 +260,31 @@ async def run_sync(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
                 f"- {ds.label}: best kube-informer {ours_best:.2f} s = {ratio:.2f}x the best "
                 f"client-go, {go_name}, {go_best:.2f} s (target <= 1.5x: {verdict})"
             )
+        defaults = _med(results.get(DEFAULTS, []), "sync_seconds")
+        if go_best and defaults and DEFAULTS not in errors:
+            ratio = defaults / go_best
+            line = (
+                f"- {ds.label}: the library's defaults {defaults:.2f} s = {ratio:.2f}x "
+                f"{go_name} (target <= {DEFAULTS_TARGET:g}x: "
+                f"{'met' if ratio <= DEFAULTS_TARGET else 'MISSED'})"
+            )
+            shared = _med(results.get(SHARED, []), "sync_seconds")
+            if shared:
+                cost = shared / defaults - 1
+                line += (
+                    f"; with share_strings {shared:.2f} s, {cost:+.0%} (target for making it "
+                    f"the default <= {SHARE_COST_TARGET:.0%}: "
+                    f"{'met' if cost <= SHARE_COST_TARGET else 'MISSED'})"
+                )
+            cpu = _med(results.get(DEFAULTS, []), "sync_cpu_seconds")
+            cpu_shared = _med(results.get(SHARED, []), "sync_cpu_seconds")
+            if cpu and cpu_shared:
+                more = cpu_shared / cpu - 1
+                line += (
+                    f"; client CPU {cpu:.2f} s, {cpu_shared:.2f} s with share_strings "
+                    f"({more:+.0%}, the load-independent figure)"
+                )
+            target_lines.append(line)
     notes.append(
         f"Median of {cfg.repeat} run(s); each client in its own process against the same "
         "control plane (kube-apiserver + etcd on this machine, so the server's own work is "
@@ -323,10 +366,10 @@ MEMORY_TARGET = 1.0
 async def run_memory(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
     """Memory per object of every wanted variant, for every Deployments data set; one row
     each in ``outcome``."""
-    sets = [d for d in datasets(cfg) if d.kind == "deployments"]
+    sets = list(datasets(cfg))
     if not sets:
-        outcome.failed("memory", "", "", "", "no Deployments data set (--sizes deploy...=N)")
-        return "### Memory per cached object\n\nFAILED: no Deployments data set configured\n"
+        outcome.failed("memory", "", "", "", "no data set (--sizes)")
+        return "### Memory per cached object\n\nFAILED: no data set configured\n"
     rows: list[list[str]] = []
     lines: list[str] = []
     for ds in sets:
@@ -334,9 +377,10 @@ async def run_memory(cluster: Cluster, cfg: Config, outcome: Outcome) -> str:
         await _memory_of(cluster, ds, cfg, outcome, rows, lines)
     labels = ", ".join(ds.label for ds in sets)
     notes = [
-        f"{labels} from the control plane (each with one managedFields entry, no status: "
-        "nothing runs the Deployment controller). Per object = (RSS after sync - RSS before "
-        f"start) / objects, after a full GC and malloc_trim (Go: runtime.GC + FreeOSMemory); "
+        f"{labels} from the control plane (Deployments with one managedFields entry, no "
+        "status: nothing runs the Deployment controller). Per object = (RSS after sync - "
+        "RSS before start) / objects, after a full GC and malloc_trim (Go: runtime.GC + "
+        "FreeOSMemory); "
         f"median of {cfg.repeat}, each data set's rows in the same run. 'transform' drops "
         "metadata.managedFields (informer.cache.strip_managed_fields / client-go SetTransform); "
         "'+ share_strings' also holds each distinct string value once "
@@ -402,8 +446,12 @@ async def _memory_of(
     for name, client, strip in variants:
         v = median(per.get((name, strip), []))
         kb = None if v is None else v / 1024
+        h = median(heap.get((name, strip), []))
+        extra = {"go_heap_kb": None if h is None else h / 1024, "objects": float(ds.count)}
         if (name, strip) not in errors and (
-            cell := outcome.ok("memory", _case(case, strip), name, client.peer, kb, "KB/object")
+            cell := outcome.ok(
+                "memory", _case(case, strip), name, client.peer, kb, "KB/object", extra
+            )
         ):
             errors[(name, strip)] = cell
         if (name, strip) in errors or v is None:

@@ -1,4 +1,8 @@
-"""``python -m hack.chaos [--seed N] [--duration SECONDS] [--faults a,b,...]``.
+"""``python -m hack.chaos [--seed N] [--duration SECONDS] [--faults a,b,...] [--sharded]``.
+
+``--sharded`` runs the sharded soak instead (:mod:`hack.chaos.sharded`): ``--replicas``
+runner processes in one shard group under the same faults plus replica kills, stops and
+joins.
 
 Exit status: 0 when every fault recovered and every check held, 1 on any divergence,
 2 on a usage error or when the control plane could not be driven. Progress lines and the
@@ -13,7 +17,7 @@ import os
 import random
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -24,18 +28,21 @@ from informer import InformerError
 
 from .faults import DEFAULT_FAULTS, FAULTS
 from .report import format_table
+from .sharded import REPLICA_FAULTS, SHARDED_FAULTS, ShardedConfig, run_sharded, summary
 from .soak import SoakConfig, SoakResult, run_soak
 
 
 def _faults(text: str) -> tuple[str, ...]:
+    """Fault names (checked against the mode once it is known), or ``()`` for 'all'."""
     if text == "all":
-        return DEFAULT_FAULTS
+        return ()
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in FAULTS]
+    known = {*FAULTS, *REPLICA_FAULTS}
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown fault(s) {', '.join(unknown) or '(none given)'}; choose from "
-            f"{', '.join(FAULTS)}, or 'all'"
+            f"{', '.join(known)}, or 'all'"
         )
     return names
 
@@ -59,9 +66,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--faults",
         type=_faults,
-        default=DEFAULT_FAULTS,
+        default=(),
         metavar="A,B,...",
-        help=f"comma list of {', '.join(FAULTS)} (default: all)",
+        help=f"comma list of {', '.join(FAULTS)}; with --sharded also "
+        f"{', '.join(REPLICA_FAULTS)} and not token-rotation (default: all of the mode's)",
+    )
+    parser.add_argument(
+        "--sharded",
+        action="store_true",
+        help="the sharded soak: runner replicas in one shard group (key mode)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=3,
+        metavar="N",
+        help="--sharded: replicas kept running (default 3)",
     )
     parser.add_argument(
         "--rate", type=float, default=8.0, metavar="WRITES_PER_S", help="writer rate (default 8)"
@@ -89,11 +109,25 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         choices=["debug", "info", "warning"],
         help="level of the library logs (default info)",
     )
-    return parser.parse_args(argv)
+    ns = parser.parse_args(argv)
+    allowed = SHARDED_FAULTS if ns.sharded else DEFAULT_FAULTS
+    if not ns.faults:
+        ns.faults = allowed
+    elif wrong := [n for n in ns.faults if n not in allowed]:
+        mode = "with" if ns.sharded else "without"
+        parser.error(f"--faults: {', '.join(wrong)} not available {mode} --sharded")
+    if ns.replicas < 2:
+        parser.error("--replicas: at least 2")
+    return ns
 
 
 def _configure_logging(path: Path, level: int) -> TextIO:
     out = open(path, "a", buffering=1)  # noqa: SIM115 - open for the whole run
+    # The fault proxy's TLS listener sees handshakes broken on purpose (cuts, kills):
+    # anyio logs each with a traceback; they belong in the log file, not the report.
+    tls = logging.getLogger("anyio.streams.tls")
+    tls.propagate = False
+    tls.addHandler(logging.StreamHandler(out))
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -126,6 +160,30 @@ def _summary(cfg: SoakConfig, result: SoakResult) -> str:
     return ", ".join(parts)
 
 
+def main_sharded(ns: argparse.Namespace, seed: int, say: Callable[[str], None]) -> int:
+    cfg = ShardedConfig(
+        seed=seed,
+        duration=ns.duration,
+        faults=ns.faults,
+        replicas=ns.replicas,
+        rate=ns.rate,
+        recovery_timeout=max(ns.recovery_timeout, 45.0),
+    )
+    with tempfile.TemporaryDirectory(prefix="kube-informer-chaos-sharded-") as tmp:
+        try:
+            result = anyio.run(run_sharded, cfg, say, Path(tmp))
+        except (InformerError, OSError) as exc:
+            say(f"chaos: could not run: {type(exc).__name__}: {exc}")
+            return 2
+    say("")
+    say(format_table(result.records, cfg.faults))
+    say("(ctrl = until every live replica cleared one view of all live replicas)")
+    for failure in result.failures:
+        say(f"FAILED: {failure}")
+    say(summary(cfg, result))
+    return 0 if result.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parse_args(sys.argv[1:] if argv is None else argv)
     seed = ns.seed if ns.seed is not None else random.SystemRandom().randrange(1_000_000)
@@ -144,6 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, flush=True)
 
     say(f"library logs: {log_path}")
+    if ns.sharded:
+        try:
+            return main_sharded(ns, seed, say)
+        finally:
+            log_file.close()
     try:
         result = anyio.run(run_soak, cfg, say)
     except (InformerError, OSError) as exc:

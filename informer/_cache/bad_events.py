@@ -1,10 +1,19 @@
-"""``BadEvents``: the Reflector's count and throttled log of events it cannot apply.
+"""``BadEvents``: the Reflector's count and throttled log of events and objects it
+cannot apply.
 
 Causes, a fixed set (the keys of ``ReflectorStats.bad_events``): ``malformed_event`` (not
 a ``{"type", "object"}`` mapping), ``unknown_type``, ``no_resource_version`` (all three
-skipped, logged as ``watch.event_skipped``) and ``store_failed`` (a store method raised:
-logged as ``store.failed`` with the object's namespace, name and RV, and reported to the
-failure hook under its key; the watch goes on, as client-go's does).
+skipped, logged as ``watch.event_skipped``), ``invalid_object`` (an object the store
+cannot key: not a mapping, no ``metadata`` mapping, no ``metadata.name``; skipped,
+logged as ``object.skipped`` with its namespace, uid and RV) and ``store_failed`` (the
+transform or a store method raised: logged as ``store.failed`` with the object's
+namespace, name and RV, and reported to the failure hook under its key; the watch goes
+on, as client-go's does).
+
+Objects of a list or a watch-list are skipped the same way (``invalid_object``,
+``store_failed``): one object the cache cannot hold never fails a sync, so every other
+object keeps converging (a sync that failed would be retried, and fail, for as long as
+the server sends that object, and the cache would keep objects the server deleted).
 
 Every bad event is counted by cause, logged or not. Log lines go through a
 :class:`~informer._cache.throttle.LogThrottle`: the first of a cause at once, then at
@@ -24,17 +33,17 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._failures import report_failure
-from .._meta.types import Obj
 from .reflector_stats import ReflectorStats
 from .throttle import LogThrottle
 
-__all__ = ["MALFORMED", "NO_RV", "UNKNOWN_TYPE", "BadEvents"]
+__all__ = ["INVALID_OBJECT", "MALFORMED", "NO_RV", "STORE_FAILED", "UNKNOWN_TYPE", "BadEvents"]
 
 MALFORMED: Final = "malformed_event"
 UNKNOWN_TYPE: Final = "unknown_type"
 NO_RV: Final = "no_resource_version"
 STORE_FAILED: Final = "store_failed"
-BAD_EVENT_CAUSES: Final = (MALFORMED, NO_RV, STORE_FAILED, UNKNOWN_TYPE)
+INVALID_OBJECT: Final = "invalid_object"
+BAD_EVENT_CAUSES: Final = (INVALID_OBJECT, MALFORMED, NO_RV, STORE_FAILED, UNKNOWN_TYPE)
 """Every key ``stats.bad_events`` may hold (metrics export each, zero or not)."""
 _REASONS: Final = {
     MALFORMED: "malformed event",
@@ -90,11 +99,35 @@ class BadEvents:
             stats.deleted -= 1
         stats.skipped += 1
 
-    def store_failed(self, type_: str, obj: Obj, exc: Exception) -> None:
-        """A store method raised on ``obj``: count, report to the failure hook, log."""
+    def invalid_object(self, type_: str, obj: object, exc: Exception) -> None:
+        """The store cannot key ``obj`` (``exc``, from the key function): count, log.
+
+        ``type_``: the event type, or ``"list"`` / ``"watch-list"`` for a sync's object.
+        """
+        if (suppressed := self._count(INVALID_OBJECT)) is None:
+            return
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if not isinstance(meta, dict):
+            meta = {}
+        self._log.error(
+            "object.skipped",
+            type=type_,
+            cause=INVALID_OBJECT,
+            reason=str(exc)[:200],
+            namespace=_text(meta.get("namespace")),
+            uid=_text(meta.get("uid")),
+            rv=_text(meta.get("resourceVersion")),
+            suppressed=suppressed,
+        )
+
+    def store_failed(self, type_: str, obj: object, exc: Exception) -> None:
+        """The transform or a store method raised on ``obj``: count, report to the
+        failure hook, log. ``type_`` as for :meth:`invalid_object`."""
         if (suppressed := self._count(STORE_FAILED)) is None:
             return
-        meta = obj.get("metadata") or {}
+        meta = (obj.get("metadata") if isinstance(obj, dict) else None) or {}
+        if not isinstance(meta, dict):
+            meta = {}
         ns, name = meta.get("namespace"), meta.get("name")
         report_failure("store", self._name, exc, key=f"{ns}/{name}" if ns else str(name))
         self._log.error(
@@ -122,3 +155,8 @@ class BadEvents:
         if suppressed is None:
             self._stats.logs_suppressed += 1
         return suppressed
+
+
+def _text(value: object) -> str | None:
+    """A metadata value for a log line: a string cut to 128 characters, or None."""
+    return value[:128] if isinstance(value, str) else None

@@ -64,6 +64,7 @@ __all__ = [
     "DeltaType",
     "KeyListerGetter",
     "PopProcessFunc",
+    "SkipFunc",
 ]
 
 
@@ -125,6 +126,9 @@ class KeyListerGetter(Protocol):
     def get_by_key(self, key: str) -> Obj | None: ...
 
 
+SkipFunc: TypeAlias = Callable[[object, Exception], object]
+"""``skip(obj, exc)``: an object of a replace that cannot be keyed, and the key error."""
+
 PopProcessFunc: TypeAlias = Callable[[list[Delta], bool], Awaitable[object] | None]
 """``process(deltas, is_in_initial_list)``; a plain function or a coroutine function."""
 
@@ -183,9 +187,22 @@ class DeltaFIFO:
         self._queue_action(_ADDED, self._key_func(obj), obj)
 
     def update(self, obj: Obj) -> None:
-        """Queue ``Updated(obj)``."""
+        """Queue ``Updated(obj)``. (``_queue_action`` inlined: one call per watch event.)"""
         self._populated = True
-        self._queue_action(_UPDATED, self._key_func(obj), obj)
+        key = self._key_func(obj)
+        delta: Delta = _object_new(Delta)
+        _set_type(delta, _UPDATED)
+        _set_object(delta, obj)
+        deltas = self._items.get(key)
+        if deltas is not None:
+            deltas.append(delta)
+            return
+        self._items[key] = [delta]
+        self._queue.append(key)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
 
     def delete(self, obj: ObjectOrTombstone) -> None:
         """Queue ``Deleted(obj)``, unless the key is neither queued nor known (ignored).
@@ -197,17 +214,24 @@ class DeltaFIFO:
         if self._is_known(key):
             self._queue_action(_DELETED, key, obj)
 
-    def replace(self, objs: Iterable[Obj], resource_version: str = "") -> None:
+    def replace(
+        self, objs: Iterable[Obj], resource_version: str = "", *, skip: SkipFunc | None = None
+    ) -> None:
         """Queue a relist: ``Replaced``/``Sync`` per object, tombstones for the missing.
 
         ``resource_version`` is accepted for parity with client-go and ignored: the
-        Reflector owns the last synced resourceVersion.
+        Reflector owns the last synced resourceVersion. ``skip``: see :meth:`replace_steps`.
         """
-        for _ in self.replace_steps(objs, resource_version):
+        for _ in self.replace_steps(objs, resource_version, skip=skip):
             pass
 
     def replace_steps(
-        self, objs: Iterable[Obj], resource_version: str = "", *, step: int = REPLACE_STEP
+        self,
+        objs: Iterable[Obj],
+        resource_version: str = "",
+        *,
+        step: int = REPLACE_STEP,
+        skip: SkipFunc | None = None,
     ) -> Iterator[None]:
         """:meth:`replace` as a generator: iterate it to the end (the Reflector awaits a
         checkpoint at each pause; the replace is done when the iteration ends).
@@ -222,6 +246,11 @@ class DeltaFIFO:
         tombstone depends on those objects.) The caller must not call another mutating
         method before the iteration ended. Any other replace (a relist: its tombstones
         need the whole list) runs to the end in its first step.
+
+        An object ``key_func`` raises on (no ``metadata.name``, not an object) is left out
+        and handed to ``skip(obj, exc)`` when given: the rest of the list is queued as if
+        it were not there (no key, so nothing cached can be it). Without ``skip`` the
+        error propagates, part of the list queued (client-go's ``Replace`` returns it).
         """
         action = _REPLACED if self._emit_replaced else _SYNC
         key_func = self._key_func
@@ -237,7 +266,13 @@ class DeltaFIFO:
             # case), a key listed twice takes the general path. One wake-up at the end.
             pause = step
             for obj in objs:
-                key = key_func(obj)
+                try:
+                    key = key_func(obj)
+                except Exception as exc:
+                    if skip is None:
+                        raise
+                    skip(obj, exc)
+                    continue
                 if key in items:
                     queue_action(action, key, obj)
                 else:
@@ -255,7 +290,13 @@ class DeltaFIFO:
             return
         keys: set[str] = set()
         for obj in objs:
-            key = key_func(obj)
+            try:
+                key = key_func(obj)
+            except Exception as exc:
+                if skip is None:
+                    raise
+                skip(obj, exc)
+                continue
             keys.add(key)
             queue_action(action, key, obj)
 

@@ -7,7 +7,8 @@ tasks of one task group inside :meth:`SharedIndexInformer.run`:
 - the processing loop pops deltas, applies them to :attr:`SharedIndexInformer.indexer`
   and then notifies every listener (so a handler always finds the object in the store);
 - one task per handler (:class:`~informer._cache.listener.ProcessorListener`) with its own
-  unbounded buffer;
+  unbounded buffer, used when the handler is busy (an awaitable in flight, a backlog):
+  an idle listener calls its handler as the processing loop hands it a notification;
 - the resync loop, which replays the store into the FIFO (``Sync`` deltas) for the
   handlers whose resync period is due. It never relists.
 
@@ -55,6 +56,8 @@ Transform = TransformFunc
 # ready), so a large initial list cannot starve the listeners and the watch.
 _YIELD_EVERY = 128
 _DELETED = DeltaType.DELETED
+_UPDATED = DeltaType.UPDATED
+_ADDED = DeltaType.ADDED
 
 
 class SharedIndexInformer:
@@ -133,8 +136,7 @@ class SharedIndexInformer:
         )
         self._processor.add_listener(listener)
         if self._tg is not None:
-            for obj in self.indexer.list():
-                listener.add(ADD, None, obj, True)
+            listener.replay(self.indexer.list())
             self._tg.start_soon(listener.run, name=f"listener {listener.name}")
         self._resync_changed.set()
         return listener
@@ -260,24 +262,38 @@ class SharedIndexInformer:
         self._handle_keyed(self._key_of(deltas[0].object), deltas, is_in_initial_list)
 
     def _handle_keyed(self, key: str, deltas: list[Delta], is_in_initial_list: bool) -> None:
-        """:meth:`_handle_deltas` for the deltas the FIFO filed under ``key``."""
+        """:meth:`_handle_deltas` for the deltas the FIFO filed under ``key``.
+
+        The hot path of the processing loop: ``SharedProcessor.distribute`` inlined. An
+        update is a resync notification (for the listeners due a resync only) when it
+        comes from a ``Sync`` or ``Replaced`` delta that leaves the resourceVersion
+        unchanged, as client-go decides it."""
         indexer = self.indexer
-        distribute = self._processor.distribute
+        processor = self._processor
         for delta in deltas:
             obj = delta.object
-            if delta.type is _DELETED:
+            type_ = delta.type
+            if type_ is _DELETED:
                 indexer.delete_by_key(key)
-                distribute(DELETE, None, obj, False, is_in_initial_list)
+                for listener in processor.listeners:
+                    listener.add(DELETE, None, obj, is_in_initial_list)
                 continue
-            assert not isinstance(obj, DeletedFinalStateUnknown)
-            old = indexer.add_with_key(key, obj)
+            # Only Deleted deltas hold tombstones.
+            old = indexer.add_with_key(key, obj)  # type: ignore[arg-type]
             if old is None:
-                distribute(ADD, None, obj, False, is_in_initial_list)
+                for listener in processor.listeners:
+                    listener.add(ADD, None, obj, is_in_initial_list)
+                continue
+            if type_ is _UPDATED or type_ is _ADDED:
+                listeners = processor.listeners
+            elif old["metadata"].get("resourceVersion") == obj["metadata"].get(  # type: ignore[index]
+                "resourceVersion"
+            ):
+                listeners = processor.syncing
             else:
-                is_sync = old["metadata"].get("resourceVersion") == obj["metadata"].get(
-                    "resourceVersion"
-                )
-                distribute(UPDATE, old, obj, is_sync, is_in_initial_list)
+                listeners = processor.listeners
+            for listener in listeners:
+                listener.add(UPDATE, old, obj, is_in_initial_list)
 
     async def _resync_loop(self) -> None:
         """Every check period, resync the store for the listeners that are due.

@@ -23,6 +23,10 @@ unavailable.
   (``ConfigMapList`` -> ``ConfigMap``), in the same pass that applies the transform
   (:func:`item_function`), so every cached object has one shape whichever way it
   arrived.
+- An item that pass raises on (not an object; the transform failed) is left out of the
+  sync and reported to ``bad_events`` (``invalid_object``, ``store_failed``): one such
+  item never fails the list. Items the store cannot key are left out by the store
+  (``DeltaFIFO.replace_steps``' ``skip``).
 - Memory and the loop: an :class:`~informer._cache.listwatch.ItemwiseLister`
   (``ApiListerWatcher``) is asked for ``list_prepared``, which passes each item through
   that pass as soon as it is decoded (:func:`item_function`,
@@ -30,7 +34,7 @@ unavailable.
   item is decoded, and reused by it (a List decoded whole would first hold every item at
   full size), and the decode yields to the event loop every 64 KiB (a 100,000-item page
   decoded in one call held it ~450 ms). With another lister-watcher the page is decoded
-  whole, then prepared (:func:`received_items`).
+  whole, then each item goes through the same pass (as :func:`received_items` does).
 
 Logs (on the Reflector's logger): ``list.started`` (rv, limit), ``list.expired`` (rv,
 page), ``list.done`` (count, rv, pages, seconds) after ``apply``.
@@ -45,13 +49,22 @@ from typing import Any
 
 from .._exceptions import ApiError, ConnectionFailed, InformerError
 from .._meta.types import Obj
+from .bad_events import BadEvents
 from .list_decode import ItemFunc
 from .listwatch import ItemwiseLister, ListerWatcher
 from .reflector_stats import ReflectorStats
 from .responses import describe, is_rv_unavailable
 from .transforms import TransformFunc
 
-__all__ = ["ListSync", "item_function", "received_items"]
+__all__ = ["ListSync", "OnItemError", "item_function", "received_items"]
+
+OnItemError = Callable[[object, Exception], Obj]
+"""``on_error(item, exc)``: an item :func:`item_function`'s function raised on; returns
+what to keep in its place."""
+
+
+_SKIPPED: Obj = {}
+"""The placeholder of an item left out (compared by identity)."""
 
 
 def _item_kind(page: Obj) -> tuple[str, str] | None:
@@ -70,32 +83,54 @@ def _item_kind(page: Obj) -> tuple[str, str] | None:
     return None
 
 
-def item_function(page: Obj, transform: TransformFunc | None) -> ItemFunc | None:
+def item_function(
+    page: Obj, transform: TransformFunc | None, *, on_error: OnItemError | None = None
+) -> ItemFunc | None:
     """What each item of the List ``page`` goes through to be cached, one at a time
     (``None``: nothing): what :func:`received_items` does to each item. Reads only the
     List's ``kind`` and ``apiVersion`` (a :data:`~informer._cache.list_decode.Prepare`
-    once ``transform`` is bound)."""
+    once ``transform`` and ``on_error`` are bound). An exception on an item goes to
+    ``on_error(item, exc)``, whose result replaces the item, or propagates without it."""
     gvk = _item_kind(page)
     if gvk is None:
-        return transform
+        if transform is None or on_error is None:
+            return transform
+
+        def guarded(obj: Obj) -> Obj:
+            try:
+                return transform(obj)
+            except Exception as exc:
+                return on_error(obj, exc)
+
+        return guarded
     kind, api_version = gvk
     if transform is None:
 
         def fill(obj: Obj) -> Obj:
-            if "kind" not in obj:
-                obj["kind"] = kind
-            if "apiVersion" not in obj:
-                obj["apiVersion"] = api_version
+            try:
+                if "kind" not in obj:
+                    obj["kind"] = kind
+                if "apiVersion" not in obj:
+                    obj["apiVersion"] = api_version
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                return on_error(obj, exc)
             return obj
 
         return fill
 
     def fill_and_transform(obj: Obj) -> Obj:
-        if "kind" not in obj:
-            obj["kind"] = kind
-        if "apiVersion" not in obj:
-            obj["apiVersion"] = api_version
-        return transform(obj)
+        try:
+            if "kind" not in obj:
+                obj["kind"] = kind
+            if "apiVersion" not in obj:
+                obj["apiVersion"] = api_version
+            return transform(obj)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            return on_error(obj, exc)
 
     return fill_and_transform
 
@@ -137,6 +172,7 @@ class ListSync:
 
     :param apply: ``await apply(items, list_rv)``, once per successful sync; it takes
         ownership of the list.
+    :param bad_events: where an item left out is counted and logged.
     :param on_rv_unavailable: called with a 410 / too-large-RV error before the retry
         (the Reflector's ``Recovery`` counts and reports it).
     :param stats: counts ``lists`` and ``list_pages`` into the Reflector's.
@@ -148,6 +184,7 @@ class ListSync:
         lister_watcher: ListerWatcher,
         *,
         apply: Callable[[list[Obj], str], Awaitable[None]],
+        bad_events: BadEvents,
         on_rv_unavailable: Callable[[Exception], None],
         page_size: int | None,
         transform: TransformFunc | None,
@@ -168,7 +205,19 @@ class ListSync:
         # Item by item whenever the lister can: smaller with a transform, faster without
         # one (the working set stays in cache), and the decode yields to the loop.
         self._itemwise = lister_watcher if isinstance(lister_watcher, ItemwiseLister) else None
-        self._prepare = partial(item_function, transform=transform)
+        self._bad_events = bad_events
+        self._skipped = 0  # items of the list in progress replaced by _SKIPPED
+        self._prepare = partial(item_function, transform=transform, on_error=self._skip_item)
+
+    def _skip_item(self, obj: object, exc: Exception) -> Obj:
+        """An item the preparation raised on: report it, keep a placeholder (dropped
+        before the list is applied)."""
+        self._skipped += 1
+        if isinstance(obj, dict):
+            self._bad_events.store_failed("list", obj, exc)
+        else:
+            self._bad_events.invalid_object("list", obj, exc)
+        return _SKIPPED
 
     async def sync(self, rv: str) -> None:
         """List at ``rv`` (retrying once at ``""`` after a 410) and apply the result."""
@@ -198,6 +247,7 @@ class ListSync:
 
     async def _list_pages(self, rv: str, limit: int | None) -> tuple[list[Obj], str, int]:
         self._stats.lists += 1
+        self._skipped = 0
         items: list[Obj] = []
         token: str | None = None
         page = 0
@@ -229,11 +279,9 @@ class ListSync:
                 raise
             self._stats.connecting_since = None
             meta = result.get("metadata") or {}
-            page_items = (
-                result.get("items") or []
-                if self._itemwise is not None
-                else received_items(result, self._transform)
-            )
+            page_items: list[Obj] = result.get("items") or []
+            if self._itemwise is None and (each := self._prepare(result)) is not None:
+                page_items = [each(obj) for obj in page_items]
             if page == 1 and not meta.get("continue"):
                 items = page_items  # the common single page: no copy
             else:
@@ -243,4 +291,6 @@ class ListSync:
                 list_rv = meta.get("resourceVersion")
                 if not isinstance(list_rv, str) or not list_rv:
                     raise InformerError("list response carries no metadata.resourceVersion")
+                if self._skipped:
+                    items = [obj for obj in items if obj is not _SKIPPED]
                 return items, list_rv, page

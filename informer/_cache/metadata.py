@@ -42,7 +42,6 @@ every object of the lister-watcher.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Final
 
 import structlog
@@ -50,6 +49,7 @@ import structlog
 from .._meta.resource import Resource
 from .._meta.types import Obj, WatchEvent
 from .list_decode import ItemFunc, Prepare
+from .watch_decode import WatchEventStream
 
 __all__ = ["LIST_ACCEPT", "PLAIN_JSON", "WATCH_ACCEPT", "MetadataEvents", "MetadataShape"]
 
@@ -131,6 +131,8 @@ class MetadataShape:
         if page.get("kind") == _PARTIAL_LIST:
 
             def partial(obj: Obj) -> Obj:
+                if type(obj) is not dict:
+                    return obj  # not an object: left for the Reflector to report
                 obj["apiVersion"] = api_version
                 obj["kind"] = kind
                 return obj
@@ -181,7 +183,7 @@ class MetadataEvents:
 
     __slots__ = ("_events", "_shape")
 
-    def __init__(self, events: AsyncIterator[WatchEvent], shape: MetadataShape) -> None:
+    def __init__(self, events: WatchEventStream, shape: MetadataShape) -> None:
         self._events = events
         self._shape = shape
 
@@ -190,3 +192,8 @@ class MetadataEvents:
 
     async def __anext__(self) -> WatchEvent:
         return self._shape.event(await self._events.__anext__())
+
+    async def next_batch(self) -> list[WatchEvent]:
+        """:meth:`WatchEventStream.next_batch`, each event cut down as by ``__anext__``."""
+        event = self._shape.event
+        return [event(e) for e in await self._events.next_batch()]

@@ -1,18 +1,20 @@
 """``SharedProcessor``: fans notifications out to every listener of an informer.
 
-The informer calls :meth:`SharedProcessor.distribute` after it updated its store, so a
-listener never sees an object the store does not hold yet. ``distribute`` never awaits.
+The informer's processing loop hands each notification to every listener (``add``)
+after it updated its store, so a listener never sees an object the store does not hold
+yet; it never awaits there, and may call handlers (an idle listener delivers at once:
+``listener.py``).
 
-Resync: a listener with a resync period gets the notifications flagged ``is_sync`` (an
-update whose old and new resourceVersion are equal: a Sync delta, or a Replaced delta of
-an unchanged object after a relist) only while it is in the syncing set chosen by the
-last :meth:`should_resync`; all other notifications go to every listener.
+Resync: a listener with a resync period gets the resync notifications (an update from a
+Sync delta, or from a Replaced delta of an unchanged object after a relist: its old and
+new resourceVersion are equal) only while it is in :attr:`SharedProcessor.syncing`, the
+set chosen by the last :meth:`should_resync`; all other notifications go to every
+listener (:attr:`SharedProcessor.listeners`).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from .listener import ProcessorListener
 
@@ -30,8 +32,11 @@ class SharedProcessor:
         self.listeners: list[ProcessorListener] = []
         self.syncing: list[ProcessorListener] = []
 
+    # The lists are replaced, never changed in place: a handler called while the
+    # processing loop iterates one of them may add or remove listeners.
+
     def add_listener(self, listener: ProcessorListener) -> None:
-        self.listeners.append(listener)
+        self.listeners = [*self.listeners, listener]
         if listener.resync_period > 0:
             listener.determine_next_resync(time.monotonic())
 
@@ -39,14 +44,9 @@ class SharedProcessor:
         """Remove ``listener``; False if it was not registered."""
         if listener not in self.listeners:
             return False
-        self.listeners.remove(listener)
-        if listener in self.syncing:
-            self.syncing.remove(listener)
+        self.listeners = [lst for lst in self.listeners if lst is not listener]
+        self.syncing = [lst for lst in self.syncing if lst is not listener]
         return True
-
-    def distribute(self, kind: int, old: Any, new: Any, is_sync: bool, initial: bool) -> None:
-        for listener in self.syncing if is_sync else self.listeners:
-            listener.add(kind, old, new, initial)
 
     def resync_check_period(self) -> float:
         """Smallest listener resync period (at least 1 s); 0 when no listener wants one."""

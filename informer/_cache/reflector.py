@@ -27,6 +27,11 @@ with *watches* from the last synced RV:
   resourceVersion or of an unknown type is skipped, and a store method that raises is
   logged (key-free) as client-go does; both are counted and logged by
   :class:`~informer._cache.bad_events.BadEvents`, and the watch goes on.
+- **Objects the cache cannot hold** (the store cannot key them: no ``metadata.name``, no
+  ``metadata`` mapping; or the transform raises on them) are skipped wherever they come
+  from, a watch event, a list item or a watch-list initial object, and counted by
+  cause (``invalid_object``, ``store_failed``): a sync never fails for one object, so
+  the rest of the cache keeps converging while the server keeps sending it.
 
 Outcomes of a watch (what happens next):
 
@@ -56,7 +61,9 @@ it and compares event counters, so a stall is declared after between 1 and 1.25
 ``inactivity_timeout`` of silence.
 
 Hot path: per event, one type dispatch, one ``metadata.resourceVersion`` lookup, the
-store call, a counter and a clock read; no logging above debug. Logs are structlog
+store call and a counter; per batch of events (what the watch decoder decodes between
+two yields to the loop, ``WatchEventStream.next_batch``), one call and a clock read; no
+logging above debug. Logs are structlog
 events bound to ``resource=name``: ``list.started``, ``list.done``, ``list.expired``,
 ``list.failed``, ``watch.started``, ``watch.closed``, ``watch.short``, ``watch.expired``,
 ``watch.error``, ``watch.stalled``, ``watch.event_skipped``, ``store.failed``,
@@ -73,7 +80,7 @@ from __future__ import annotations
 import enum
 import random as _random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
 import anyio
@@ -81,7 +88,7 @@ import anyio.lowlevel
 import structlog
 from anyio.abc import TaskStatus
 
-from .._exceptions import ApiError
+from .._exceptions import ApiError, ObjectKeyError
 from .._meta.types import Obj, WatchEvent
 from .backoff import ExponentialBackoff
 from .bad_events import MALFORMED, NO_RV, UNKNOWN_TYPE, BadEvents
@@ -111,9 +118,11 @@ class ReflectorStore(Protocol):
     """The subset of a store the Reflector writes to (``DeltaFIFO`` satisfies it).
 
     The methods are plain (they must not await). ``replace`` takes ownership of the list.
-    A store may also offer ``replace_steps(objs, resource_version)``, ``replace`` as an
-    iterator the Reflector drives to its end with a checkpoint at each pause
-    (``DeltaFIFO.replace_steps``).
+    A store may also offer ``replace_steps(objs, resource_version, *, skip)``, ``replace``
+    as an iterator the Reflector drives to its end with a checkpoint at each pause, that
+    leaves out the objects it cannot key, handing each to ``skip(obj, exc)``
+    (``DeltaFIFO.replace_steps``). A plain ``replace`` that raises fails the sync (it is
+    retried after a backoff).
     Objects are shared: the store must not mutate them.
     """
 
@@ -218,6 +227,7 @@ class Reflector:
         self._list_sync = ListSync(
             lister_watcher,
             apply=self._apply_sync,
+            bad_events=self._bad_events,
             on_rv_unavailable=self._recovery.list_rv_unavailable,
             page_size=page_size,
             transform=transform,
@@ -319,8 +329,9 @@ class Reflector:
             return ""
         return self._last_rv or "0"
 
-    async def _apply_sync(self, items: list[Obj], rv: str) -> None:
+    async def _apply_sync(self, items: list[Obj], rv: str, *, source: str = "list") -> None:
         """Hand a complete state to the store and record it as synced at ``rv``.
+        ``source`` (``"list"``, ``"watch-list"``) names it in the log of a skipped object.
 
         A store with ``replace_steps`` (the ``DeltaFIFO``) takes it in steps, with a
         checkpoint between them (a first list of 100,000 objects held the loop ~200 ms
@@ -332,7 +343,12 @@ class Reflector:
         if steps is None:
             self._store.replace(items, rv)
         else:
-            for _ in steps(items, rv):
+            invalid = self._bad_events.invalid_object
+
+            def skip(obj: object, exc: Exception) -> None:
+                invalid(source, obj, exc)
+
+            for _ in steps(items, rv, skip=skip):
                 await anyio.lowlevel.checkpoint()
         self._last_rv = rv
         self._recovery.rv_unavailable = False
@@ -432,7 +448,7 @@ class Reflector:
                 rv=self._last_rv,
             )
             self._in_initial_events = False
-            await self._apply_sync(items, end_rv)
+            await self._apply_sync(items, end_rv, source="watch-list")
             self._log.info(
                 "watch_list.synced",
                 count=len(items),
@@ -440,57 +456,88 @@ class Reflector:
                 seconds=round(self._clock() - started, 3),
             )
         self._state = ReflectorState.WATCHING
+        apply_events = self._apply_events
+        next_batch = getattr(events, "next_batch", None)
+        if next_batch is not None:  # the watch decoder: one call per batch of events
+            while batch := await next_batch():
+                apply_events(batch)
+        else:
+            async for event in events:
+                apply_events((event,))
+        return _End.CLOSED
+
+    def _apply_events(self, events: Sequence[WatchEvent]) -> None:
+        """Apply watch events to the store, in order (never awaits; the hot path: the
+        common counters and the last RV are kept in locals, written back at the end).
+
+        Raises the ``ApiError`` of an ``ERROR`` event (the events after it are not
+        applied)."""
         store = self._store
         add, update, delete = store.add, store.update, store.delete
         transform = self._transform
         stats = self.stats
-        clock = self._clock
         bad_events = self._bad_events
-        async for event in events:
-            stats.last_event_monotonic = clock()
-            try:
-                type_ = event["type"]
-                obj = event["object"]
-            except (KeyError, TypeError):
-                stats.skipped += 1
-                bad_events.skip(None, MALFORMED, rv=self._last_rv)
-                continue
-            if type_ == "MODIFIED":
-                stats.modified += 1
-                apply = update
-            elif type_ == "ADDED":
-                stats.added += 1
-                apply = add
-            elif type_ == "DELETED":
-                stats.deleted += 1
-                apply = delete
-            elif type_ == "BOOKMARK":
-                rv = rv_of(obj)
-                if rv is None:
+        stats.last_event_monotonic = self._clock()
+        last_rv = self._last_rv
+        modified = added = deleted = 0
+        try:
+            for event in events:
+                try:
+                    type_ = event["type"]
+                    obj = event["object"]
+                except (KeyError, TypeError):
                     stats.skipped += 1
-                    bad_events.skip(type_, NO_RV, rv=self._last_rv)
+                    bad_events.skip(None, MALFORMED, rv=last_rv)
+                    continue
+                if type_ == "MODIFIED":
+                    modified += 1
+                    apply = update
+                elif type_ == "ADDED":
+                    added += 1
+                    apply = add
+                elif type_ == "DELETED":
+                    deleted += 1
+                    apply = delete
+                elif type_ == "BOOKMARK":
+                    rv = rv_of(obj)
+                    if rv is None:
+                        stats.skipped += 1
+                        bad_events.skip(type_, NO_RV, rv=last_rv)
+                    else:
+                        stats.bookmarks += 1
+                        last_rv = rv
+                    continue
+                elif type_ == "ERROR":
+                    stats.error_events += 1
+                    raise error_from_event(obj)
                 else:
-                    stats.bookmarks += 1
-                    self._last_rv = rv
-                continue
-            elif type_ == "ERROR":
-                stats.error_events += 1
-                raise error_from_event(obj)
-            else:
-                stats.skipped += 1
-                bad_events.skip(type_, UNKNOWN_TYPE, rv=self._last_rv)
-                continue
-            try:
-                rv = obj["metadata"]["resourceVersion"]
-            except (KeyError, TypeError):
-                rv = None
-            if not rv or rv.__class__ is not str:
-                bad_events.unskip(type_)
-                bad_events.skip(type_, NO_RV, rv=self._last_rv)
-                continue
-            try:
-                apply(obj if transform is None else transform(obj))
-            except Exception as exc:
-                bad_events.store_failed(type_, obj, exc)
-            self._last_rv = rv
-        return _End.CLOSED
+                    stats.skipped += 1
+                    bad_events.skip(type_, UNKNOWN_TYPE, rv=last_rv)
+                    continue
+                try:
+                    rv = obj["metadata"]["resourceVersion"]
+                except (KeyError, TypeError):
+                    rv = None
+                if not rv or rv.__class__ is not str:
+                    # Counted above under its type: a skipped event instead.
+                    if type_ == "MODIFIED":
+                        modified -= 1
+                    elif type_ == "ADDED":
+                        added -= 1
+                    else:
+                        deleted -= 1
+                    stats.skipped += 1
+                    bad_events.skip(type_, NO_RV, rv=last_rv)
+                    continue
+                try:
+                    apply(obj if transform is None else transform(obj))
+                except ObjectKeyError as exc:
+                    bad_events.invalid_object(type_, obj, exc)
+                except Exception as exc:
+                    bad_events.store_failed(type_, obj, exc)
+                last_rv = rv
+        finally:
+            self._last_rv = last_rv
+            stats.modified += modified
+            stats.added += added
+            stats.deleted += deleted

@@ -66,8 +66,9 @@ class ReflectorStats:
     skipped: int = 0
     """Events skipped: unknown type, no resourceVersion, malformed event."""
     bad_events: dict[str, int] = field(default_factory=dict)
-    """Skipped events and store failures by cause: ``malformed_event``, ``unknown_type``,
-    ``no_resource_version``, ``store_failed`` (each counted, logged or not)."""
+    """Skipped events and objects, and store failures, by cause: ``malformed_event``,
+    ``unknown_type``, ``no_resource_version``, ``invalid_object``, ``store_failed`` (each
+    counted, logged or not; see ``_cache/bad_events.py``)."""
     logs_suppressed: int = 0
     """Log lines about bad events not written (rate limit: see ``_cache/bad_events.py``)."""
     watch_list_fallbacks: int = 0

@@ -68,7 +68,7 @@ class WatchEventStream:
     ``StopAsyncIteration``. One consumer at a time.
     """
 
-    __slots__ = ("_buf", "_chunk", "_decoded", "_finished", "_pos", "_stream", "_view")
+    __slots__ = ("_buf", "_chunk", "_decoded", "_error", "_finished", "_pos", "_stream", "_view")
 
     def __init__(self, stream: ChunkReader) -> None:
         self._stream = stream
@@ -78,11 +78,15 @@ class WatchEventStream:
         self._buf = bytearray()
         self._finished = False
         self._decoded = 0
+        self._error: Exception | None = None  # raised by the next call (next_batch)
 
     def __aiter__(self) -> WatchEventStream:
         return self
 
     async def __anext__(self) -> WatchEvent:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         if self._decoded >= _YIELD_EVERY_BYTES:
             # Let the processor and the handlers run (and free what they are done with)
             # before decoding more: without it a whole chunk's events are alive at once,
@@ -116,6 +120,82 @@ class WatchEventStream:
                     return event  # type: ignore[return-value]
                 raise self._fail("watch line is not a watch event (no 'type' or 'object')", line)
             await self._next_chunk()
+
+    async def next_batch(self) -> list[WatchEvent]:
+        """The next events, decoded together: those of the current chunk, up to
+        :data:`_YIELD_EVERY_BYTES` of lines (at least one event), after one yield to the
+        loop; ``[]`` at the end of the body. The batch form of ``__anext__`` for a
+        consumer that applies each batch at once (the Reflector): one call per batch
+        instead of one per event, and no more events alive at a time than between two
+        of ``__anext__``'s yields. Errors are raised as by ``__anext__``, after the
+        events before the bad line were returned."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        await anyio.lowlevel.checkpoint()
+        batch: list[WatchEvent] = []
+        append = batch.append
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        budget = _YIELD_EVERY_BYTES
+        while True:
+            # The current chunk's complete lines, with the position in a local.
+            chunk, view, pos = self._chunk, self._view, self._pos
+            find = chunk.find
+            if not self._buf:
+                while budget > 0:
+                    nl = find(b"\n", pos)
+                    if nl < 0:
+                        break
+                    if nl == pos:
+                        pos += 1
+                        continue  # a blank line
+                    line = view[pos:nl]
+                    try:
+                        event: Any = loads(line)
+                    except decode_error as exc:
+                        self._pos = nl + 1
+                        if bytes(line).isspace():
+                            pos = nl + 1
+                            continue
+                        return self._bad_line(batch, f"watch line is not JSON: {exc}", line)
+                    if type(event) is not dict or "type" not in event or "object" not in event:
+                        self._pos = nl + 1
+                        return self._bad_line(
+                            batch, "watch line is not a watch event (no 'type' or 'object')", line
+                        )
+                    append(event)  # type: ignore[arg-type]
+                    budget -= nl - pos
+                    pos = nl + 1
+                self._pos = pos
+                if budget <= 0:
+                    self._decoded = 0
+                    return batch
+            elif find(b"\n", pos) >= 0:
+                # A line begun in an earlier chunk: the slow path decodes it.
+                try:
+                    append(await self.__anext__())
+                except StopAsyncIteration:
+                    return batch
+                continue
+            if batch:
+                self._decoded = 0
+                return batch
+            try:
+                await self._next_chunk()
+            except StopAsyncIteration:
+                return batch
+
+    def _bad_line(
+        self, batch: list[WatchEvent], message: str, line: memoryview
+    ) -> list[WatchEvent]:
+        """``next_batch`` met a line that is not a watch event: return the events
+        before it, the error at the next call (at once when there are none)."""
+        error = self._fail(message, line)
+        if not batch:
+            raise error
+        self._error = error
+        return batch
 
     async def _next_chunk(self) -> None:
         """Keep the unfinished line; read the next chunk, or end at the end of the body."""

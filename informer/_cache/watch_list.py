@@ -148,8 +148,8 @@ async def receive_initial_events(
     bookmark's RV, leaving the rest of ``events`` unread.
 
     Counts each event into ``stats`` and stamps ``stats.last_event_monotonic``; skips
-    (and counts as bad) an ``ADDED`` without a resourceVersion or an unknown type (``rv``,
-    the Reflector's last synced RV, is logged with them). Raises
+    (and counts as bad) an ``ADDED`` without a resourceVersion, one the transform raises
+    on, or an unknown type (``rv``, the Reflector's last synced RV, is logged with them). Raises
     :class:`WatchListUnsupported` on any sign that the server is not serving a watch-list
     (see the module docstring), the ``ApiError`` of an ``ERROR`` event, and whatever the
     stream raises.
@@ -165,7 +165,13 @@ async def receive_initial_events(
                 bad_events.unskip("ADDED")
                 bad_events.skip(type_, NO_RV, rv=rv)
                 continue
-            buffered.append(obj if transform is None else transform(obj))
+            if transform is None:
+                buffered.append(obj)
+                continue
+            try:
+                buffered.append(transform(obj))
+            except Exception as exc:
+                bad_events.store_failed(type_, obj, exc)
         elif type_ == "BOOKMARK":
             stats.bookmarks += 1
             end_rv = rv_of(obj)

@@ -142,8 +142,10 @@ class Manager:
     ``context`` when the Manager starts, and closed when it stops. ``namespaces``: one
     factory each (``None`` or empty: one for all namespaces). ``transform`` and
     ``watch_list`` apply to every informer (default: strip ``managedFields``; sync with a
-    list then a watch, as the Reflector and ``python -m informer.run`` do:
-    ``watch_list=True`` streams the initial state instead). ``metrics_bind_address`` /
+    list then a watch, as the Reflector and ``python -m informer.run`` do: on
+    kube-apiserver 1.36 a list from the watch cache syncs 1.4-2x faster than a
+    watch-list stream and costs the server a third of the CPU; ``watch_list=True``
+    streams the initial state instead). ``metrics_bind_address`` /
     ``health_probe_bind_address``: ``HOST:PORT``, ``:PORT`` or ``"0"`` (disabled; port 0
     binds any free port, see :attr:`endpoints`). ``metrics_secure``: serve metrics over
     HTTPS (the certificate in ``metrics_cert_dir``, else a self-signed one) to bearer tokens
@@ -153,10 +155,16 @@ class Manager:
     disables) and ``webhook_cert_dir`` (``tls.crt``/``tls.key``, re-read when they change;
     default controller-runtime's ``<tmp>/k8s-webhook-server/serving-certs``): where the
     webhooks added with :meth:`add_webhook` are served, over HTTPS, on every replica;
-    nothing is served without webhooks. ``gc_freeze``: no cyclic GC during the initial
-    sync, then freeze the cache (restored on exit). ``startup_timeout`` bounds the whole
-    startup (seconds); ``workers`` overrides the controllers' own for the classes it
-    instantiates; ``shutdown_grace`` caps every controller's.
+    nothing is served without webhooks. ``gc_freeze`` (default ``True``, as in the
+    runner): one collection before the caches fill, no cyclic GC while they do, then
+    ``gc.freeze()`` (the cache leaves the GC's view) and thresholds raised to
+    ``startup.GC_THRESHOLDS``; the process's GC state is restored on exit
+    (:class:`~informer._manager.startup.GcState`). It roughly halves a large sync and
+    keeps CPython's full collections, each walking the whole cache, from blocking the
+    event loop for hundreds of milliseconds; ``False`` leaves the process's GC alone.
+    ``startup_timeout`` bounds the whole startup (seconds); ``workers`` overrides the
+    controllers' own for the classes it instantiates; ``shutdown_grace`` caps every
+    controller's.
 
     Add controllers with :meth:`add` before starting; see the module docstring for what
     ``async with manager`` does and which errors it raises.
@@ -177,7 +185,7 @@ class Manager:
         health_probe_bind_address: str = "0",
         webhook_bind_address: str = ":9443",
         webhook_cert_dir: str | None = None,
-        gc_freeze: bool = False,
+        gc_freeze: bool = True,
         watch_list: bool = False,
         transform: Transform | None = strip_managed_fields,
         startup_timeout: float = 30.0,

@@ -34,9 +34,7 @@ its membership lapsed.
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Final
+from collections.abc import Iterable, Iterator
 
 import anyio
 from prometheus_client.core import (
@@ -52,13 +50,12 @@ from .._exceptions import Unauthorized
 from .._leaderelection.elector import LeaderElector
 from .._rest.api_client import ApiClient
 from .._sharding.config import ShardingConfig
+from .._sharding.handoff import HANDOFF_WAIT_BUCKETS
 from .._sharding.replica import Sharding
 from .mode import FactoryPerNamespace, ModeSetup
 from .startup import preflight_lease, unauthorized
 
 __all__ = ["HANDOFF_WAIT_BUCKETS", "ShardCollector", "ShardedByKey"]
-
-HANDOFF_WAIT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
 
 class ShardedByKey(FactoryPerNamespace):
@@ -139,7 +136,7 @@ class ShardCollector(Collector):
             "Seconds from adopting a view until every other member drained for it",
             labels=("group",),
         )
-        waits.add_metric([group], _buckets(handoff.handoff_waits), sum(handoff.handoff_waits))
+        waits.add_metric([group], handoff.handoff_waits.buckets(), handoff.handoff_waits.sum)
         owned = GaugeMetricFamily(
             "informer_shard_keys_owned",
             "Cached keys this replica owns (as of its last cleared view)",
@@ -163,10 +160,3 @@ class ShardCollector(Collector):
             for namespace, synced in sorted(sharding.namespaces().items()):
                 namespaces.add_metric([group, namespace], 1.0 if synced else 0.0)
             yield namespaces
-
-
-def _buckets(values: Sequence[float]) -> list[tuple[str, float]]:
-    ordered = sorted(values)
-    out = [(repr(b), float(bisect.bisect_right(ordered, b))) for b in HANDOFF_WAIT_BUCKETS]
-    out.append(("+Inf", float(len(ordered))))
-    return out

@@ -329,10 +329,31 @@ def _sync_timeout(
 # ------------------------------------------------------------------------------------ GC
 
 
+class _SharedGc:
+    """What every :class:`GcState` of the process shares: the GC is one per process, and
+    several Managers may run at once (tests, sharded replicas in one process)."""
+
+    holders = 0
+    """GcStates between :meth:`GcState.disable` and :meth:`GcState.restore`."""
+    syncing = 0
+    """GcStates between :meth:`GcState.disable` and :meth:`GcState.freeze`."""
+    frozen = False
+    enabled = True
+    thresholds: tuple[int, int, int] = (700, 10, 10)
+
+
 class GcState:
-    """The cyclic GC around the initial sync (``gc_freeze``): off while the caches fill,
-    then frozen (the cache moves to the permanent generation) with the thresholds raised
-    to :data:`GC_THRESHOLDS`. :meth:`restore` puts back what it found.
+    """The cyclic GC around the initial sync (``gc_freeze``, the Manager's and the
+    runner's default): off while the caches fill, then frozen (the cache moves to the
+    permanent generation) with the thresholds raised to :data:`GC_THRESHOLDS`.
+    :meth:`restore` puts back what it found.
+
+    Why: every full collection of CPython walks every tracked object, the cached dicts
+    included. With the GC on, the collections triggered while a list of 100,000
+    ConfigMaps is decoded make up most of the sync's time and block the event loop for
+    up to ~200-600 ms each; after the sync, each full collection walks the whole cache
+    again. Frozen objects are never traversed; the cache itself is acyclic and freed by
+    reference counting as objects are replaced.
 
     :meth:`freeze` does not collect first: with the GC off during the sync, everything
     the sync allocated is in the youngest generation, so any collection then (even
@@ -343,29 +364,61 @@ class GcState:
     freed: 9 objects in the benchmark's informer at any size (cached objects are acyclic
     dicts, freed by reference counting); :meth:`disable` collects once before the sync so
     that nothing older is kept with it.
+
+    Several GcStates may overlap (one per Manager): the state found by the first is the
+    one the last restores; the GC stays off while any of them is syncing, and the
+    collection before a sync runs only when none is (it would walk the others' caches).
+    A program that keeps the GC disabled keeps it so: :meth:`freeze` re-enables it only
+    when it was enabled. Each method is idempotent and they run in order (``restore``
+    also after a failed startup, from any point).
     """
 
     def __init__(self) -> None:
-        self._enabled = gc.isenabled()
-        self._thresholds = gc.get_threshold()
-        self._frozen = False
+        self._phase = "new"  # -> syncing -> frozen -> restored
 
     def disable(self) -> None:
-        gc.collect()  # before the caches exist: cheap, and the freeze keeps no older garbage
+        if self._phase != "new":
+            return
+        self._phase = "syncing"
+        shared = _SharedGc
+        if not shared.holders:
+            shared.enabled, shared.thresholds = gc.isenabled(), gc.get_threshold()
+        shared.holders += 1
+        shared.syncing += 1
+        if shared.syncing == 1:
+            gc.collect()  # before the caches exist: cheap, and the freeze keeps no older garbage
         gc.disable()
 
     def freeze(self) -> None:
+        if self._phase != "syncing":
+            return
+        self._phase = "frozen"
+        shared = _SharedGc
+        shared.syncing -= 1
         gc.freeze()
-        self._frozen = True
+        shared.frozen = True
         gc.set_threshold(*GC_THRESHOLDS)
-        gc.enable()
+        if not shared.syncing and shared.enabled:
+            gc.enable()
         log.info("manager.gc_frozen", frozen=gc.get_freeze_count(), thresholds=GC_THRESHOLDS)
 
     def restore(self) -> None:
-        if self._frozen:
+        if self._phase in ("new", "restored"):
+            return
+        shared = _SharedGc
+        if self._phase == "syncing":
+            shared.syncing -= 1
+            if not shared.syncing and shared.enabled:
+                gc.enable()
+        self._phase = "restored"
+        shared.holders -= 1
+        if shared.holders:
+            return
+        if shared.frozen:
             gc.unfreeze()
-        gc.set_threshold(*self._thresholds)
-        if self._enabled:
+            shared.frozen = False
+        gc.set_threshold(*shared.thresholds)
+        if shared.enabled:
             gc.enable()
         else:
             gc.disable()

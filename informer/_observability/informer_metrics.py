@@ -65,8 +65,8 @@ def informer_families(informers: Iterable[SharedIndexInformer], now: float) -> I
     )
     bad = counter(
         "informer_reflector_bad_events_total",
-        "Watch events skipped and store failures, by cause (malformed_event, unknown_type, "
-        "no_resource_version, store_failed)",
+        "Watch events and objects skipped, and store failures, by cause (malformed_event, "
+        "unknown_type, no_resource_version, invalid_object, store_failed)",
         ("resource", "cause"),
     )
     suppressed = counter(

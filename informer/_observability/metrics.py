@@ -86,7 +86,8 @@ controller-runtime's process and Go collectors. ``result`` is one of ``success``
 ``DELETED``, ``BOOKMARK``, ``ERROR``, ``skipped``; for Events, ``outcome`` one of
 ``recorded``, ``filtered`` (the spam filter), ``dropped`` (buffer full, recorder
 closed), ``invalid`` and ``result`` one of ``success``, ``failed``; ``cause`` one of
-``malformed_event``, ``unknown_type``, ``no_resource_version``, ``store_failed``. When
+``malformed_event``, ``unknown_type``, ``no_resource_version``, ``invalid_object``,
+``store_failed``. When
 two informers, handlers or queues would share a label value, later ones get ``#2``,
 ``#3``... appended (a series must be unique).
 

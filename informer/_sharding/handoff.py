@@ -25,16 +25,17 @@ gates never await. :meth:`Handoff.run` (a task) does the re-enqueueing, yielding
 then on large caches.
 
 Statistics for metrics: :attr:`Handoff.rebalances` (views adopted after the first),
-:attr:`Handoff.handoff_waits` (seconds from adopting a view to its clearing, one entry
-per cleared view), :attr:`Gate.owned` (keys owned among the cached ones, as of the last
-clear).
+:attr:`Handoff.handoff_waits` (seconds from adopting a view to its clearing: a
+:class:`WaitHistogram`, fixed size however many views clear), :attr:`Gate.owned` (keys
+owned among the cached ones, as of the last clear).
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.lowlevel
@@ -43,9 +44,43 @@ import structlog
 from .._controller.controller import Controller
 from .assignment import owner, view_digest
 
-__all__ = ["Gate", "Handoff"]
+__all__ = ["HANDOFF_WAIT_BUCKETS", "Gate", "Handoff", "WaitHistogram"]
 
 _YIELD_EVERY = 1000
+
+HANDOFF_WAIT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+"""Upper bounds (seconds) of the handoff-wait histogram's buckets."""
+
+
+class WaitHistogram:
+    """A cumulative histogram of seconds (Prometheus semantics): a count per bucket, the
+    sum and the count; its size does not grow with the observations."""
+
+    def __init__(self, bounds: Sequence[float] = HANDOFF_WAIT_BUCKETS) -> None:
+        self.bounds = tuple(bounds)
+        self._counts = [0] * len(self.bounds)  # observations in (bound[i-1], bound[i]]
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        i = bisect.bisect_left(self.bounds, seconds)
+        if i < len(self._counts):
+            self._counts[i] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """``[(le, cumulative count)]``, ``+Inf`` last (``HistogramMetricFamily``'s form)."""
+        out: list[tuple[str, float]] = []
+        total = 0
+        for bound, count in zip(self.bounds, self._counts, strict=True):
+            total += count
+            out.append((repr(bound), float(total)))
+        out.append(("+Inf", float(self.count)))
+        return out
+
+    def __len__(self) -> int:
+        return self.count
 
 
 class Gate:
@@ -128,7 +163,7 @@ class Handoff:
         self.cleared = False
         self.drained = ""
         self.rebalances = 0
-        self.handoff_waits: list[float] = []
+        self.handoff_waits = WaitHistogram()
         self._adopted_at = 0.0
         self._adopted = 0  # views adopted (the first is no rebalance)
         self._since_clear: list[tuple[str, ...] | None] = [None]  # views not to trust
@@ -204,7 +239,7 @@ class Handoff:
         assert self.members is not None
         self.cleared = True
         wait = self._clock() - self._adopted_at
-        self.handoff_waits.append(wait)
+        self.handoff_waits.observe(wait)
         untrusted, self._since_clear = self._since_clear, [self.members]
         self._requeue.append((self.members, untrusted))
         self._wake.set()

@@ -8,8 +8,10 @@
         ...                                  # caches synced, workers running
 
 It is ``Manager(api_client, namespaces=..., **options)`` with test-friendly defaults: no
-metrics or health endpoints, no GC freeze, a short ``shutdown_grace`` (1 s) and a 30 s
-``startup_timeout``. Each controller class runs once per namespace (``namespace=None``:
+metrics or health endpoints, a short ``shutdown_grace`` (1 s) and a 30 s
+``startup_timeout``; the GC policy is the Manager's own default (``gc_freeze=True``, so a
+test syncs as a program does; ``gc_freeze=False`` leaves the GC alone).
+Each controller class runs once per namespace (``namespace=None``:
 one instance for all namespaces); leaving the block stops them (in-flight reconciles
 drained, their events flushed) without closing ``api_client``. An exception a reconcile
 raises is logged and retried as in production, and fails the test at teardown through

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -190,3 +191,50 @@ def test_attribution_keeps_the_longest_call_of_each_step() -> None:
     assert step["calls"] == 3
     assert step["cpu_ms"] >= 30
     assert step["wall_ms"] >= step["cpu_ms"] * 0.9
+
+
+@pytest.mark.anyio
+async def test_attribution_wraps_the_sync_steps_of_the_cache_and_unwraps_them() -> None:
+    import orjson
+
+    from bench import _stallattr
+    from informer._cache.delta_fifo import DeltaFIFO
+    from informer._cache.list_decode import ListStreamDecoder
+
+    originals = (ListStreamDecoder.feed, DeltaFIFO.replace_steps, DeltaFIFO.pop_ready_keyed)
+    found = _stallattr.install()
+    try:
+        body = orjson.dumps(
+            {
+                "kind": "ConfigMapList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": "1"},
+                "items": [{"metadata": {"name": f"c{i}", "namespace": "ns"}} for i in range(50)],
+            }
+        )
+        decoder = ListStreamDecoder(lambda page: None)
+        decoder.feed(body[:100])
+        decoder.feed(body[100:])
+        page = await _run_to_end(decoder.finish())
+        fifo = DeltaFIFO()
+        for _ in fifo.replace_steps(page["items"], step=20):
+            pass
+        assert fifo.pop_ready_keyed(lambda key, deltas, initial: None, 128) == 50
+    finally:
+        _stallattr.uninstall()
+    assert (ListStreamDecoder.feed, DeltaFIFO.replace_steps, DeltaFIFO.pop_ready_keyed) == originals
+    calls = {name: step["calls"] for name, step in found.report().items()}
+    assert calls == {
+        "ListStreamDecoder.feed": 2,
+        "ListStreamDecoder.finish": 1,
+        "DeltaFIFO.replace_steps": 3,  # pauses after 20 and 40, then the end
+        "DeltaFIFO.pop_ready_keyed": 1,
+    }
+
+
+async def _run_to_end(steps: Any) -> Any:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value

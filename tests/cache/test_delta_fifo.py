@@ -12,7 +12,7 @@ import pytest
 
 from informer._cache.delta_fifo import Delta, DeltaFIFO, DeltaType
 from informer._cache.store import Indexer
-from informer._exceptions import FIFOClosedError
+from informer._exceptions import FIFOClosedError, ObjectKeyError
 from informer._meta.objects import DeletedFinalStateUnknown, meta_namespace_key
 from informer._meta.types import Obj
 
@@ -843,3 +843,33 @@ async def test_replace_steps_queues_what_replace_queues(step: int) -> None:
         assert by_steps.get_by_key(k) == by_replace.get_by_key(k)
     assert [c[2] for c in await drain(by_steps)] == [c[2] for c in await drain(by_replace)]
     assert by_steps.has_synced() and by_replace.has_synced()
+
+
+# ------------------------------------------------------------- objects without a key
+
+NAMELESS: Obj = {"metadata": {"namespace": "default", "resourceVersion": "1"}}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("relist", [False, True], ids=["first-list", "relist"])
+async def test_replace_leaves_out_what_it_cannot_key_and_hands_it_to_skip(relist: bool) -> None:
+    known = Indexer(meta_namespace_key)
+    if relist:
+        for name in ("a", "gone"):
+            known.add(obj(name))
+    fifo = DeltaFIFO(known_objects=known)
+    skipped: list[tuple[object, type[Exception]]] = []
+    fifo.replace(
+        [obj("a", "2"), NAMELESS, obj("b", "2"), None],  # type: ignore[list-item]
+        skip=lambda o, exc: skipped.append((o, type(exc))),
+    )
+    assert skipped == [(NAMELESS, ObjectKeyError), (None, ObjectKeyError)]
+    expected = [key("a"), key("b")] + ([key("gone")] if relist else [])
+    assert fifo.list_keys() == expected
+    assert [c[2] for c in await drain(fifo)] == [True] * len(expected)
+    assert fifo.has_synced()
+
+
+def test_replace_without_skip_raises_on_what_it_cannot_key() -> None:
+    with pytest.raises(ObjectKeyError, match=r"no metadata\.name"):
+        DeltaFIFO().replace([obj("a"), NAMELESS])

@@ -1153,3 +1153,22 @@ async def test_a_big_first_sync_lets_other_tasks_run_while_the_fifo_fills(
             tg.cancel_scope.cancel()
     assert REPLACE_STEP in seen and 2 * REPLACE_STEP in seen  # paused at each step
     assert popped == [total]  # the first pop saw the whole list queued
+
+
+@pytest.mark.allow_handler_failures  # the transform failure is reported on purpose
+@pytest.mark.parametrize("watch_list", [False, True], ids=["list", "watch-list"])
+async def test_a_sync_object_the_transform_raises_on_is_left_out(watch_list: bool) -> None:
+    def transform(obj: Obj) -> Obj:
+        if obj["metadata"]["name"] == "o1":
+            raise ValueError("cannot transform")
+        return obj
+
+    env = make(transform=transform, use_watch_list=watch_list)
+    with structlog.testing.capture_logs() as logs:
+        async with running(env):
+            assert env.store.ops == [("replace", ["default/o0", "default/o2"], "4")]
+            assert env.reflector.stats.bad_events == {"store_failed": 1}
+            assert env.reflector.stats.syncs == 1
+    (entry,) = [e for e in logs if e["event"] == "store.failed"]
+    assert entry["object_name"] == "o1"
+    assert entry["type"] == ("ADDED" if watch_list else "list")

@@ -151,3 +151,37 @@ async def test_decoder_truncated_last_line_is_an_error() -> None:
         async for e in decoder(data, 10):
             got.append(e)
     assert got == [EVENTS[0]]
+
+
+# ------------------------------------------------------------------ next_batch
+
+
+async def batched(stream: WatchEventStream) -> list[list[WatchEvent]]:
+    batches = []
+    while batch := await stream.next_batch():
+        batches.append(batch)
+    return batches
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 65_536, len(STREAM)], ids=lambda n: f"chunk{n}")
+async def test_next_batch_yields_what_anext_yields(size: int) -> None:
+    batches = await batched(decoder(STREAM, size))
+    assert [e for b in batches for e in b] == EVENTS
+    assert all(batches)
+
+
+async def test_next_batch_returns_the_events_before_a_bad_line_then_raises() -> None:
+    raw = lines(*EVENTS[:2]) + b"not json\n" + lines(*EVENTS[2:])
+    stream = decoder(raw, len(raw))
+    assert await stream.next_batch() == EVENTS[:2]
+    with pytest.raises(WatchDecodeError, match="not JSON"):
+        await stream.next_batch()
+    assert await stream.next_batch() == []
+
+
+async def test_next_batch_stops_at_the_decode_budget() -> None:
+    big = event("MODIFIED", configmap("c", 1, k="x" * 4000))
+    raw = lines(*[big] * 20)
+    sizes = [len(b) for b in await batched(decoder(raw, len(raw)))]
+    assert sum(sizes) == 20
+    assert max(sizes) <= 5  # 16 KiB of ~4 KB lines

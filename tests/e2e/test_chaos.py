@@ -28,6 +28,14 @@ from hack.chaos.fault_proxy import _rewrite_head  # noqa: E402
 from hack.chaos.faults import DEFAULT_FAULTS  # noqa: E402
 from hack.chaos.observer import HandlerView, diff  # noqa: E402
 from hack.chaos.report import FaultRecord, format_table  # noqa: E402
+from hack.chaos.sharded import (  # noqa: E402
+    REPLICA_FAULTS,
+    SHARDED_FAULTS,
+    cache_of,
+    missed_deletions,
+    overlaps,
+    unreconciled,
+)
 
 SOAK_SECONDS = 60
 SEED = 20261128
@@ -123,6 +131,59 @@ def test_faults_flag_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -
         parse_args(["--faults", "stall,meteor"])
     assert exc.value.code == 2
     assert "unknown fault(s) meteor" in capsys.readouterr().err
+
+
+def test_sharded_mode_has_the_replica_faults_and_not_the_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ns = parse_args(["--sharded"])
+    assert ns.faults == SHARDED_FAULTS
+    assert set(REPLICA_FAULTS) <= set(ns.faults) and "token-rotation" not in ns.faults
+    assert parse_args(["--sharded", "--faults", "replica-kill"]).faults == ("replica-kill",)
+    with pytest.raises(SystemExit):
+        parse_args(["--faults", "replica-kill"])
+    assert "not available without --sharded" in capsys.readouterr().err
+
+
+def test_overlaps_are_found_across_replicas_and_a_kill_ends_a_reconcile() -> None:
+    spans = [
+        ("r0", "ns/a", 1.0, 2.0),
+        ("r1", "ns/a", 2.0, 3.0),  # starts as the other ends: fine
+        ("r0", "ns/b", 1.0, 5.0),
+        ("r2", "ns/b", 4.5, 6.0),  # overlaps r0's
+        ("r1", "ns/c", 1.0, 1.5),
+    ]
+    (problem,) = overlaps(spans)
+    assert problem.startswith("ns/b: r2 started at 4.500 while r0 reconciled it until 5.000")
+    assert overlaps(spans[:2] + spans[4:]) == []
+
+
+def test_a_replica_cache_is_replayed_from_its_notifications() -> None:
+    events = [
+        {"event": "cache.event", "op": "add", "obj_key": "ns/a", "rv": "1"},
+        {"event": "cache.event", "op": "add", "obj_key": "ns/b", "rv": "2"},
+        {"event": "reconcile.begin", "key": "ns/a", "start": 1.0},
+        {"event": "cache.event", "op": "update", "obj_key": "ns/a", "rv": "3"},
+        {"event": "cache.event", "op": "delete", "obj_key": "ns/b", "rv": None},
+    ]
+    assert cache_of(events) == {"ns/a": "3"}
+
+
+def test_the_last_reconcile_of_every_existing_key_must_see_its_rv() -> None:
+    begins = [
+        ("ns/a", 1.0, "1"),
+        ("ns/a", 2.0, "3"),  # the latest of a
+        ("ns/b", 1.0, "2"),
+        ("ns/gone", 1.0, "4"),  # deleted since: counted, not required
+        ("ns/done", 1.0, "5"),
+        ("ns/done", 2.0, None),  # its deletion was reconciled
+    ]
+    truth = {"ns/a": "3", "ns/b": "7", "ns/new": "8"}
+    assert unreconciled(begins, truth) == [
+        "ns/b: last reconcile saw rv 2, the server holds 7",
+        "ns/new: never reconciled (holds rv 8)",
+    ]
+    assert missed_deletions(begins, truth) == 1
 
 
 # -- the soak -----------------------------------------------------------------------------

@@ -62,3 +62,48 @@ def test_restore_puts_back_what_it_found(collections: list[int], enabled: bool) 
     assert gc.isenabled() is enabled
     assert gc.get_threshold() == (700, 10, 10)
     assert gc.get_freeze_count() == 0
+
+
+def test_overlapping_states_share_the_process_gc(collections: list[int]) -> None:
+    """Two Managers in one process: the GC stays off while either syncs, the second
+    sync collects nothing (it would walk the first one's cache), and the last to leave
+    restores what the first found."""
+    gc.enable()
+    gc.set_threshold(700, 10, 10)
+    first, second = GcState(), GcState()
+    first.disable()
+    second.disable()
+    assert collections == [2]
+    first.freeze()
+    assert not gc.isenabled(), "the second is still syncing"
+    second.freeze()
+    assert gc.isenabled()
+    assert collections == [2]
+    first.restore()
+    assert gc.get_threshold() == GC_THRESHOLDS, "the second still runs"
+    assert gc.get_freeze_count() > 0
+    second.restore()
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled()
+
+
+def test_restore_after_a_failed_startup_reenables_the_gc(collections: list[int]) -> None:
+    gc.enable()
+    running, failed = GcState(), GcState()
+    running.disable()
+    running.freeze()
+    failed.disable()  # a second Manager's startup fails during its sync
+    assert not gc.isenabled()
+    failed.restore()
+    assert gc.isenabled(), "the first is running with its frozen cache"
+    assert gc.get_threshold() == GC_THRESHOLDS
+    running.restore()
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_manager_freezes_by_default() -> None:
+    from informer import Manager
+
+    assert Manager().gc_freeze is True
+    assert Manager(gc_freeze=False).gc_freeze is False

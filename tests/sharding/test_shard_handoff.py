@@ -92,9 +92,10 @@ class Replica(Controller):
         self.changed.set()
         self.changed = anyio.Event()
 
-    async def until(self, predicate: Callable[[], bool]) -> None:
-        """Until ``predicate()`` holds (checked at each reconcile step, and every 10 ms
-        for state the gates change without a reconcile)."""
+    async def wait_steps_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, checking it at each reconcile step (a start
+        or an end wakes this at once) and every 10 ms for the state the gate changes
+        without a reconcile (parked and skipped keys)."""
         with anyio.fail_after(10):
             while not predicate():
                 with anyio.move_on_after(0.01):
@@ -125,11 +126,11 @@ async def test_no_view_parks_then_a_lone_member_reconciles_everything() -> None:
     board = Board()
     a = Replica("a", board)
     async with running(a):
-        await a.until(lambda: len(a.gate.parked) == len(KEYS))  # no view yet: all parked
+        await a.wait_steps_until(lambda: len(a.gate.parked) == len(KEYS))  # no view yet: all parked
         assert a.calls == []
         a.handoff.update(["a"], board.drained.get)  # alone: cleared at once
         assert a.handoff.cleared and board.drained["a"] == view_digest(["a"])
-        await a.until(lambda: set(a.calls) == set(KEYS))
+        await a.wait_steps_until(lambda: set(a.calls) == set(KEYS))
         assert a.gate.owned == len(KEYS) and not a.gate.parked
 
 
@@ -141,9 +142,9 @@ async def test_a_joiner_waits_for_the_drained_barrier_and_in_flight_reconciles()
     slow = moving[0]
     a.blocked[slow] = anyio.Event()
     async with running(a, b):
-        await a.until(lambda: len(a.gate.parked) == len(KEYS))
+        await a.wait_steps_until(lambda: len(a.gate.parked) == len(KEYS))
         a.handoff.update(["a"], board.drained.get)
-        await a.until(lambda: slow in a.running and len(a.calls) == len(KEYS))
+        await a.wait_steps_until(lambda: slow in a.running and len(a.calls) == len(KEYS))
         assert set(a.calls) == set(KEYS)
 
         # b joins: its view {a, b} is not cleared until a drained for it.
@@ -160,18 +161,18 @@ async def test_a_joiner_waits_for_the_drained_barrier_and_in_flight_reconciles()
         calls_before = len(a.calls)
         for key in moving[1:4]:
             a.queue.add(key)  # events for b's keys reach a too: skipped, not reconciled
-        await a.until(lambda: a.gate.skipped >= 3)
+        await a.wait_steps_until(lambda: a.gate.skipped >= 3)
         assert len(a.calls) == calls_before, (a.calls[calls_before:], moving[1:4], slow)
-        await b.until(lambda: len(b.gate.parked) > 0)  # b's initial keys: parked
+        await b.wait_steps_until(lambda: len(b.gate.parked) > 0)  # b's initial keys: parked
         assert b.calls == []
 
         a.blocked[slow].set()  # the in-flight reconcile ends: a drains
-        await a.until(lambda: board.drained["a"] == v)
+        await a.wait_steps_until(lambda: board.drained["a"] == v)
         b.handoff.update(both, board.drained.get)
         assert b.handoff.cleared
         # b reconciles exactly its share (parked and replayed from its cache), and the
         # slow key only after a's reconcile of it ended.
-        await b.until(lambda: set(b.calls) == set(moving))
+        await b.wait_steps_until(lambda: set(b.calls) == set(moving))
         assert b.gate.owned == len(moving)
         assert ("a", v) in board.published and ("b", v) in board.published
         assert board.published.index(("a", v)) > board.published.index(("b", v))
@@ -189,14 +190,14 @@ async def test_gained_keys_are_replayed_from_the_cache_through_the_mapper() -> N
     groups = [f"group-{i}" for i in range(8)]
     board.drained["a"] = view_digest(["a", "b"])
     async with running(b):
-        await b.until(lambda: len(b.gate.parked) == len(groups))
+        await b.wait_steps_until(lambda: len(b.gate.parked) == len(groups))
         b.handoff.update(["a", "b"], board.drained.get)
         mine = {g for g in groups if owner(["a", "b"], g) == "b"}
-        await b.until(lambda: set(b.calls) == mine)
+        await b.wait_steps_until(lambda: set(b.calls) == mine)
         # a leaves (its lease released): every group is b's; b reconciles the gained
         # ones without any new event.
         b.handoff.update(["b"], board.drained.get)
-        await b.until(lambda: set(b.calls) == set(groups))
+        await b.wait_steps_until(lambda: set(b.calls) == set(groups))
         assert sorted(b.calls) == sorted(groups)  # each key once: no duplicates
         assert b.handoff.rebalances == 1 and len(b.handoff.handoff_waits) == 2
 
@@ -209,5 +210,18 @@ async def test_an_invalid_membership_admits_nothing() -> None:
     async with running(a):
         valid[0] = False  # the renew deadline passed, before the lapse is even noticed
         a.handoff.update(["a"], board.drained.get)
-        await a.until(lambda: len(a.gate.parked) == len(KEYS))
+        await a.wait_steps_until(lambda: len(a.gate.parked) == len(KEYS))
         assert a.calls == []
+
+
+def test_the_wait_histogram_is_cumulative_and_does_not_grow() -> None:
+    from informer._sharding.handoff import WaitHistogram
+
+    waits = WaitHistogram((0.1, 1.0))
+    size = len(waits._counts)
+    for seconds in (0.05, 0.1, 0.5, 3.0) * 1000:
+        waits.observe(seconds)
+    assert waits.buckets() == [("0.1", 2000.0), ("1.0", 3000.0), ("+Inf", 4000.0)]
+    assert waits.sum == pytest.approx(3650.0)
+    assert len(waits) == 4000
+    assert len(waits._counts) == size

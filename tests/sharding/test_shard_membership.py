@@ -10,7 +10,7 @@ about how fast it happened.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,30 +31,19 @@ from informer._sharding.records import (
     lease_body,
     lease_name,
 )
-from informer.testing import ControlPlane, TcpProxy
+from informer.testing import ControlPlane, TcpProxy, eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 GROUP = "test-group"
+POLL = 0.02
+"""Seconds between two checks of a condition (``eventually``'s interval)."""
 FAST: dict[str, float] = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.1}
 
 
 def leases_path(namespace: str, name: str | None = None) -> str:
     base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
     return f"{base}/{name}" if name else base
-
-
-async def wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]], within: float = 10.0, interval: float = 0.02
-) -> None:
-    with anyio.fail_after(within):
-        while True:
-            result = predicate()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-            await anyio.sleep(interval)
 
 
 class Member:
@@ -128,21 +117,23 @@ async def test_join_barrier_release_and_collection(api_client: Any, namespace: s
     a = Member(api_client, namespace, "a")
     b = Member(api_client, namespace, "b")
     async with members(a) as tg:
-        await wait_until(lambda: a.cleared("a"))  # alone: nobody else has to drain
+        # alone: nobody else has to drain
+        await eventually(lambda: a.cleared("a"), interval=POLL)
         lease = await get_lease(api_client, namespace, "a")
         assert lease["metadata"]["labels"] == {GROUP_LABEL: GROUP}
         assert lease["spec"]["holderIdentity"] == "a"
         assert lease["spec"]["leaseDurationSeconds"] == 3
         alone = view_digest(["a"])
-        await wait_until(
+        await eventually(
             lambda: (
                 a.membership._lease is not None
                 and a.membership._lease["metadata"]["annotations"][DRAINED_ANNOTATION] == alone
-            )
+            ),
+            interval=POLL,
         )
 
         tg.start_soon(b.run)
-        await wait_until(lambda: a.cleared("a", "b") and b.cleared("a", "b"))
+        await eventually(lambda: a.cleared("a", "b") and b.cleared("a", "b"), interval=POLL)
         both = view_digest(["a", "b"])
         for who in ("a", "b"):
             annotations = (await get_lease(api_client, namespace, who))["metadata"]["annotations"]
@@ -159,7 +150,9 @@ async def test_join_barrier_release_and_collection(api_client: Any, namespace: s
         assert b.work_cancelled and b.error is None
         released = await get_lease(api_client, namespace, "b")
         assert released["spec"]["holderIdentity"] == ""
-        await wait_until(lambda: a.cleared("a"), within=FAST["lease_duration"] - 0.5)
+        await eventually(
+            lambda: a.cleared("a"), timeout=FAST["lease_duration"] - 0.5, interval=POLL
+        )
         # The released Lease is collected a lease duration later.
         path = leases_path(namespace)
 
@@ -167,7 +160,7 @@ async def test_join_barrier_release_and_collection(api_client: Any, namespace: s
             items = (await request_json(api_client, "GET", path))["items"]
             return [i["metadata"]["name"] for i in items] == [lease_name(GROUP, "a")]
 
-        await wait_until(collected, within=FAST["lease_duration"] * 3)
+        await eventually(collected, timeout=FAST["lease_duration"] * 3, interval=POLL)
         assert a.handoff.rebalances == 2
 
 
@@ -179,7 +172,7 @@ async def test_release_after_a_renewal_it_did_not_see_still_releases(
     ours, released (not left to expire)."""
     a = Member(api_client, namespace, "a")
     async with members(a):
-        await wait_until(lambda: a.cleared("a"))
+        await eventually(lambda: a.cleared("a"), interval=POLL)
         name = lease_name(GROUP, "a")
         # Someone (our own renewal, applied after we stopped waiting for it) changed it.
         await request_json(
@@ -200,7 +193,7 @@ async def test_release_after_a_renewal_it_did_not_see_still_releases(
 async def test_a_deleted_lease_lapses_the_member(api_client: Any, namespace: str) -> None:
     a = Member(api_client, namespace, "a")
     async with members(a):
-        await wait_until(lambda: a.cleared("a"))
+        await eventually(lambda: a.cleared("a"), interval=POLL)
         name = lease_name(GROUP, "a")
         await request_json(api_client, "DELETE", leases_path(namespace, name))
         with anyio.fail_after(5):
@@ -226,7 +219,7 @@ async def test_a_member_cut_off_lapses_before_the_others_drop_it(
         lapsed_at: list[float] = []
         dropped_at: list[float] = []
         async with members(a, b):
-            await wait_until(lambda: a.cleared("a", "b") and b.cleared("a", "b"))
+            await eventually(lambda: a.cleared("a", "b") and b.cleared("a", "b"), interval=POLL)
             proxy.cut()
             t0 = anyio.current_time()
 
@@ -235,7 +228,7 @@ async def test_a_member_cut_off_lapses_before_the_others_drop_it(
                 lapsed_at.append(anyio.current_time())
 
             async def watch_a() -> None:
-                await wait_until(lambda: a.sees("a"), within=30)
+                await eventually(lambda: a.sees("a"), timeout=30, interval=POLL)
                 dropped_at.append(anyio.current_time())
 
             async with anyio.create_task_group() as tg:
@@ -246,7 +239,7 @@ async def test_a_member_cut_off_lapses_before_the_others_drop_it(
             # a waited at least a lease duration after the cut minus one renewal period
             # (it may have seen b's last renewal that long before the cut).
             assert dropped_at[0] - t0 > FAST["lease_duration"] - FAST["retry_period"] - 0.1
-            await wait_until(lambda: a.cleared("a"))
+            await eventually(lambda: a.cleared("a"), interval=POLL)
             lapse, drop = lapsed_at[0] - t0, dropped_at[0] - t0
             print(f"b lapsed {lapse:.2f}s and a dropped b {drop:.2f}s after the cut")
 
@@ -283,7 +276,7 @@ async def test_writes_that_leave_the_record_do_not_keep_a_dead_member(
         return name not in {i["metadata"]["name"] for i in items}
 
     async with members(a) as tg:
-        await wait_until(lambda: a.sees("a", "ghost"))
+        await eventually(lambda: a.sees("a", "ghost"), interval=POLL)
         tg.start_soon(annotate)
         changed = a.membership.on_change
         assert changed is not None
@@ -293,8 +286,8 @@ async def test_writes_that_leave_the_record_do_not_keep_a_dead_member(
             views.append(a.membership.members)
 
         a.membership.on_change = record_view
-        await wait_until(lambda: a.cleared("a"), within=FAST["lease_duration"] * 3)
-        await wait_until(gone, within=FAST["lease_duration"] * 3)
+        await eventually(lambda: a.cleared("a"), timeout=FAST["lease_duration"] * 3, interval=POLL)
+        await eventually(gone, timeout=FAST["lease_duration"] * 3, interval=POLL)
     assert touches > FAST["lease_duration"] / FAST["retry_period"] / 2, touches
     dropped = views.index(("a",))
     assert ("a", "ghost") not in views[dropped:], views
@@ -307,7 +300,7 @@ async def test_an_identity_cannot_be_reused(api_client: Any, namespace: str) -> 
 
     first = Member(api_client, namespace, "same")
     async with members(first):
-        await wait_until(lambda: first.cleared("same"))
+        await eventually(lambda: first.cleared("same"), interval=POLL)
     again = Member(api_client, namespace, "same")
     with pytest.raises(ConfigError, match="already exists: identity 'same'"):
         await again.membership.run()
