@@ -88,13 +88,13 @@ async def _one_ready(kubeconfig: Path, controller: Path, limit: float) -> float:
     ]
     start = time.perf_counter()
     async with await anyio.open_process(
-        argv, cwd=controller.parent, env=_environment(), stderr=subprocess.DEVNULL
+        argv, cwd=controller.parent, env=_environment(), stdout=subprocess.DEVNULL
     ) as process:
-        assert process.stdout is not None  # the runner logs there
+        assert process.stderr is not None  # the runner logs there
         buffered = b""
         try:
             with anyio.fail_after(limit):
-                async for chunk in process.stdout:
+                async for chunk in process.stderr:
                     buffered += chunk
                     *lines, buffered = buffered.split(b"\n")
                     for line in lines:

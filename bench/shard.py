@@ -88,9 +88,9 @@ class Replica:
         self.events: list[dict[str, Any]] = []
 
     async def pump(self) -> None:
-        assert self.process.stdout is not None
+        assert self.process.stderr is not None  # the runner logs there
         buffer = ""
-        async for chunk in TextReceiveStream(self.process.stdout):
+        async for chunk in TextReceiveStream(self.process.stderr):
             buffer += chunk
             *lines, buffer = buffer.split("\n")
             for line in lines:
@@ -133,8 +133,8 @@ class Bench:
             [*RUN, *self.args, *extra],
             cwd=self.cwd,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=(self.cwd / f"replica-{len(self.replicas)}.stderr").open("w"),
+            stdout=(self.cwd / f"replica-{len(self.replicas)}.stdout").open("w"),
+            stderr=subprocess.PIPE,
         )
         replica = Replica(process, f"replica-{len(self.replicas)}")
         self.replicas.append(replica)

@@ -4,7 +4,7 @@ group (key mode) under the soak's faults, plus replica faults.
 Topology: the control plane, the fault proxy and the writer are the soak's
 (:mod:`hack.chaos.soak`); ``--replicas`` (3) processes of ``python -m informer.run
 --shard`` reach the apiserver only through the proxies, and run :data:`RECORDER`, a
-controller of the workload's ConfigMaps that logs (JSON, on stdout) every reconcile's
+controller of the workload's ConfigMaps that logs (JSON, on stderr) every reconcile's
 interval and the resourceVersion its cache held for the key, and every notification its
 informer delivers (the replica's cache, replayed by the checker).
 
@@ -159,9 +159,9 @@ class Replica:
         self.stopping = False  # the soak asked it to stop (SIGTERM, SIGKILL)
 
     async def pump(self) -> None:
-        assert self.process.stdout is not None
+        assert self.process.stderr is not None  # the runner logs there
         buffered = b""
-        async for chunk in self.process.stdout:
+        async for chunk in self.process.stderr:
             buffered += chunk
             *lines, buffered = buffered.split(b"\n")
             for line in lines:
@@ -302,8 +302,8 @@ class Group:
             self.argv,
             cwd=self.cwd,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=(self.cwd / f"{name}.stderr").open("w"),
+            stdout=(self.cwd / f"{name}.stdout").open("w"),
+            stderr=subprocess.PIPE,
         )
         replica = Replica(name, process)
         self.all.append(replica)

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import anyio
+import anyio.abc
+
 from .._cache.factory import SharedInformerFactory
 
-__all__ = ["ManagerFactories"]
+__all__ = ["ManagerFactories", "run_factory"]
 
 
 class ManagerFactories:
@@ -51,3 +54,14 @@ class ManagerFactories:
             if factory.namespace is None:
                 return factory
         return self.extra
+
+
+async def run_factory(
+    factory: SharedInformerFactory,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``factory`` (started once entered) until cancelled."""
+    async with factory:
+        task_status.started()
+        await anyio.sleep_forever()

@@ -61,10 +61,9 @@ import math
 from collections.abc import Iterable
 from functools import partial
 from types import TracebackType
-from typing import Any, Final
+from typing import Final
 
 import anyio
-import anyio.abc
 import structlog
 
 from .._cache.factory import SharedInformerFactory
@@ -75,17 +74,15 @@ from .._leaderelection.config import LeaderElectionConfig
 from .._leaderelection.elector import LeaderElector
 from .._observability.endpoints import Endpoints, Observability
 from .._observability.metrics import Metrics
-from .._queue.metrics import use_queue_metrics_provider
 from .._rest.api_client import ApiClient
 from .._sharding.config import ShardingConfig
 from .._sharding.replica import Sharding
 from .._webhook.base import Webhook
 from .._webhook.server import WebhookServer
-from .factories import ManagerFactories
-from .leader import LeaderElected
-from .mode import ModeSetup, Plain, RunMode
-from .sharded import ShardedByKey
-from .sharded_namespaces import ShardedByNamespace
+from .factories import ManagerFactories, run_factory
+from .mode import ModeSetup
+from .registry import Registry
+from .run_modes import run_mode
 from .startup import (
     GcState,
     WatchErrors,
@@ -104,34 +101,6 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_SHUTDOWN_GRACE: Final = 3.0
 """Cap on the controllers' ``shutdown_grace`` (seconds): a stop stays under 5 s."""
-
-
-async def _run_factory(
-    factory: SharedInformerFactory,
-    *,
-    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    async with factory:
-        task_status.started()
-        await anyio.sleep_forever()
-
-
-def run_mode(
-    leader_election: LeaderElectionConfig | None, sharding: ShardingConfig | None
-) -> RunMode:
-    """The run mode of a Manager configured with these (``ValueError`` for both)."""
-    if leader_election is not None and sharding is not None:
-        raise ValueError(
-            "leader election and sharding exclude each other: one leader runs every "
-            "key, shards split the keys over every replica; pass one of them"
-        )
-    if leader_election is not None:
-        return LeaderElected(leader_election)
-    if sharding is not None and sharding.shard_by == "namespace":
-        return ShardedByNamespace(sharding)
-    if sharding is not None:
-        return ShardedByKey(sharding)
-    return Plain()
 
 
 class Manager:
@@ -226,9 +195,7 @@ class Manager:
         self._factories = ManagerFactories(
             lambda: self._new_factory(self.api_client, None, shared=False)
         )
-        self._classes: list[type[Controller]] = []
-        self._controllers: list[Controller] = []
-        self._webhooks: list[Webhook] = []
+        self._registry = Registry()
         self._webhook_server: WebhookServer | None = None
         self._endpoints: Endpoints | None = None
         self._address = "?"
@@ -248,22 +215,7 @@ class Manager:
         adds, retries and durations to be exported. Only before the Manager starts."""
         if self._state != "new":
             raise RuntimeError("add() controllers before the Manager starts")
-        if isinstance(controller, type) and issubclass(controller, Controller):
-            if controller in self._classes:
-                raise ValueError(f"controller class {controller.__qualname__} added twice")
-            self._classes.append(controller)
-        elif isinstance(controller, Controller):
-            if not any(controller.factory is f for f in self._factories.per_namespace):
-                raise ValueError(
-                    f"controller {controller.name!r} was not built on this Manager's "
-                    "factories: build it with manager.factory (or manager.factories[i]), "
-                    "or add() its class"
-                )
-            if any(c is controller for c in self._controllers):
-                raise ValueError(f"controller {controller.name!r} added twice")
-            self._controllers.append(controller)
-        else:
-            raise TypeError(f"add() takes a Controller subclass or instance, got {controller!r}")
+        self._registry.add(controller, factories=self._factories.per_namespace)
 
     def add_webhook(self, webhook: Webhook) -> None:
         """Serve ``webhook`` (a ``ValidatingWebhook``, ``MutatingWebhook`` or
@@ -271,17 +223,7 @@ class Manager:
         every replica. Only before the Manager starts; two webhooks cannot share a path."""
         if self._state != "new":
             raise RuntimeError("add_webhook() before the Manager starts")
-        if not isinstance(webhook, Webhook):
-            raise TypeError(f"add_webhook() takes an informer.webhook webhook, got {webhook!r}")
-        if any(w is webhook for w in self._webhooks):
-            raise ValueError(f"webhook {webhook.name!r} added twice")
-        clash = next((w for w in self._webhooks if w.path == webhook.path), None)
-        if clash is not None:
-            raise ValueError(
-                f"webhooks {clash.name!r} and {webhook.name!r} are both served at "
-                f"{webhook.path}: give one a path="
-            )
-        self._webhooks.append(webhook)
+        self._registry.add_webhook(webhook)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -319,7 +261,7 @@ class Manager:
     @property
     def controllers(self) -> list[Controller]:
         """The controllers: instances at once, those of added classes once started."""
-        return list(self._controllers)
+        return list(self._registry.controllers)
 
     @property
     def informers(self) -> list[SharedIndexInformer]:
@@ -345,7 +287,7 @@ class Manager:
     @property
     def webhooks(self) -> list[Webhook]:
         """The webhooks added with :meth:`add_webhook`."""
-        return list(self._webhooks)
+        return list(self._registry.webhooks)
 
     @property
     def webhook_server(self) -> WebhookServer | None:
@@ -360,7 +302,7 @@ class Manager:
 
     def has_synced(self) -> bool:
         """Every controller synced and every informer's reflector watching."""
-        return all(c.has_synced() for c in self._controllers) and all(
+        return all(c.has_synced() for c in self._registry.controllers) and all(
             i.reflector.is_watching for i in self.informers
         )
 
@@ -385,7 +327,7 @@ class Manager:
         now = anyio.current_time()
         deadline = math.inf if timeout is None else now + timeout
         await wait_synced(
-            self._controllers,
+            self._registry.controllers,
             self.informers,
             self._errors,
             deadline=deadline,
@@ -431,7 +373,7 @@ class Manager:
         deadline = anyio.current_time() + self.startup_timeout
         self._webhook_server = await stack.enter_async_context(
             serving_webhooks(
-                self._webhooks,
+                self._registry.webhooks,
                 address=self.webhook_bind_address,
                 cert_dir=self.webhook_cert_dir,
                 observability=self.observability,
@@ -446,15 +388,22 @@ class Manager:
             factories.set(self._mode.new_factories(self.namespaces, new_factory))
         for factory in factories.all():
             self.observability.add_factory(factory)
-        self._build_controllers(api)
+        self._registry.build(
+            api,
+            self._mode.class_factories(self.namespaces, self._factories.per_namespace),
+            several=len(self.namespaces) > 1,
+            workers=self.workers,
+            grace=min(self.shutdown_grace, self._mode.shutdown_grace),
+            queue_metrics=self.metrics.queue_metrics,
+        )
         self.observability.add_api_client(api)
-        for controller in self._controllers:
+        for controller in self._registry.controllers:
             self.observability.add_controller(controller)
         probes = self._mode.prepare(
             ModeSetup(
                 api=api,
-                controllers=self._controllers,
-                classes=self._classes,
+                controllers=self._registry.controllers,
+                classes=self._registry.classes,
                 namespaces=self.namespaces,
                 factories=self._factories.per_namespace,
                 new_factory=new_factory,
@@ -466,7 +415,7 @@ class Manager:
         informers = self.informers
         log.info(
             "manager.starting",
-            controllers=[c.name for c in self._controllers],
+            controllers=[c.name for c in self._registry.controllers],
             namespaces=[ns or "*" for ns in self.namespaces],
             informers=[i.name for i in informers],
         )
@@ -488,11 +437,11 @@ class Manager:
         tg = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(tg.cancel_scope.cancel)  # on exit: stop everything, then wait
         for factory in self._factories.all():
-            await tg.start(_run_factory, factory, name=f"factory {factory.namespace or '*'}")
+            await tg.start(run_factory, factory, name=f"factory {factory.namespace or '*'}")
         synced = anyio.Event()
         tg.start_soon(self._mode.run, synced, self._address, name=f"controllers {self._mode}")
         await wait_synced(
-            self._controllers,
+            self._registry.controllers,
             informers,
             self._errors,
             deadline=deadline,
@@ -504,7 +453,7 @@ class Manager:
         synced.set()
         log.info(
             "manager.started",
-            controllers=[c.name for c in self._controllers],
+            controllers=[c.name for c in self._registry.controllers],
             objects=sum(len(i.indexer) for i in informers),
         )
 
@@ -534,35 +483,8 @@ class Manager:
             router=self._factories.keeper if shared else None,
         )
 
-    def _build_controllers(self, api: ApiClient) -> None:
-        """Instantiate the added classes (queue metrics from the provider), then cap every
-        controller's shutdown grace and check that names are unique."""
-        several = len(self.namespaces) > 1
-        built: list[Controller] = []
-        with use_queue_metrics_provider(self.metrics.queue_metrics):
-            pairs = self._mode.class_factories(self.namespaces, self._factories.per_namespace)
-            for ns, factory in pairs:
-                for cls in self._classes:
-                    kwargs: dict[str, Any] = {}
-                    if self.workers is not None:
-                        kwargs["workers"] = self.workers
-                    if several:
-                        kwargs["name"] = f"{cls.name}@{ns}"
-                    built.append(cls(factory, api, **kwargs))
-        self._controllers = [*built, *self._controllers]
-        grace = min(self.shutdown_grace, self._mode.shutdown_grace)
-        names: set[str] = set()
-        for controller in self._controllers:
-            controller.shutdown_grace = min(controller.shutdown_grace, grace)
-            if controller.name in names:
-                raise ValueError(
-                    f"two controllers are named {controller.name!r}: give one a name= "
-                    "(names label logs and metrics)"
-                )
-            names.add(controller.name)
-
     def __repr__(self) -> str:
         return (
             f"<Manager {self._state} namespaces={[ns or '*' for ns in self.namespaces]} "
-            f"controllers={[c.name for c in self._controllers]}>"
+            f"controllers={[c.name for c in self._registry.controllers]}>"
         )

@@ -10,8 +10,8 @@ import pytest
 
 from informer import LeaderElectionConfig, Manager, ShardingConfig
 from informer._manager.leader import LeaderElected
-from informer._manager.manager import run_mode
 from informer._manager.mode import Plain
+from informer._manager.run_modes import run_mode
 from informer._manager.sharded import ShardedByKey
 from informer._manager.sharded_namespaces import ShardedByNamespace
 
