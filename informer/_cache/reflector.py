@@ -60,10 +60,10 @@ bookmarks; ``None`` disables) is enforced by a watchdog task that wakes every qu
 it and compares event counters, so a stall is declared after between 1 and 1.25
 ``inactivity_timeout`` of silence.
 
-Hot path: per event, one type dispatch, one ``metadata.resourceVersion`` lookup, the
-store call and a counter; per batch of events (what the watch decoder decodes between
-two yields to the loop, ``WatchEventStream.next_batch``), one call and a clock read; no
-logging above debug. Logs are structlog
+Hot path (:func:`~informer._cache.watch_events.apply_watch_events`): per event, one type
+dispatch, one ``metadata.resourceVersion`` lookup, the store call and a counter; per
+batch of events (what the watch decoder decodes between two yields to the loop,
+``WatchEventStream.next_batch``), one call and a clock read; no logging above debug. Logs are structlog
 events bound to ``resource=name``: ``list.started``, ``list.done``, ``list.expired``,
 ``list.failed``, ``watch.started``, ``watch.closed``, ``watch.short``, ``watch.expired``,
 ``watch.error``, ``watch.stalled``, ``watch.event_skipped``, ``store.failed``,
@@ -88,16 +88,16 @@ import anyio.lowlevel
 import structlog
 from anyio.abc import TaskStatus
 
-from .._exceptions import ApiError, ObjectKeyError
+from .._exceptions import ApiError
 from .._meta.types import Obj, WatchEvent
 from .backoff import ExponentialBackoff
-from .bad_events import MALFORMED, NO_RV, UNKNOWN_TYPE, BadEvents
+from .bad_events import BadEvents
 from .list_sync import ListSync
 from .listwatch import ListerWatcher
 from .recovery import Next, Recovery
 from .reflector_stats import ReflectorState, ReflectorStats
-from .responses import error_from_event, rv_of
 from .transforms import TransformFunc
+from .watch_events import apply_watch_events
 from .watch_list import (
     WatchListMode,
     open_watch_list,
@@ -467,77 +467,18 @@ class Reflector:
         return _End.CLOSED
 
     def _apply_events(self, events: Sequence[WatchEvent]) -> None:
-        """Apply watch events to the store, in order (never awaits; the hot path: the
-        common counters and the last RV are kept in locals, written back at the end).
+        """Apply one batch of watch events (never awaits); raises an ``ERROR`` event's
+        ``ApiError`` once the events before it are applied."""
+        self.stats.last_event_monotonic = self._clock()
+        apply_watch_events(
+            events,
+            store=self._store,
+            transform=self._transform,
+            stats=self.stats,
+            bad_events=self._bad_events,
+            last_rv=self._last_rv,
+            set_last_rv=self._set_last_rv,
+        )
 
-        Raises the ``ApiError`` of an ``ERROR`` event (the events after it are not
-        applied)."""
-        store = self._store
-        add, update, delete = store.add, store.update, store.delete
-        transform = self._transform
-        stats = self.stats
-        bad_events = self._bad_events
-        stats.last_event_monotonic = self._clock()
-        last_rv = self._last_rv
-        modified = added = deleted = 0
-        try:
-            for event in events:
-                try:
-                    type_ = event["type"]
-                    obj = event["object"]
-                except (KeyError, TypeError):
-                    stats.skipped += 1
-                    bad_events.skip(None, MALFORMED, rv=last_rv)
-                    continue
-                if type_ == "MODIFIED":
-                    modified += 1
-                    apply = update
-                elif type_ == "ADDED":
-                    added += 1
-                    apply = add
-                elif type_ == "DELETED":
-                    deleted += 1
-                    apply = delete
-                elif type_ == "BOOKMARK":
-                    rv = rv_of(obj)
-                    if rv is None:
-                        stats.skipped += 1
-                        bad_events.skip(type_, NO_RV, rv=last_rv)
-                    else:
-                        stats.bookmarks += 1
-                        last_rv = rv
-                    continue
-                elif type_ == "ERROR":
-                    stats.error_events += 1
-                    raise error_from_event(obj)
-                else:
-                    stats.skipped += 1
-                    bad_events.skip(type_, UNKNOWN_TYPE, rv=last_rv)
-                    continue
-                try:
-                    rv = obj["metadata"]["resourceVersion"]
-                except (KeyError, TypeError):
-                    rv = None
-                if not rv or rv.__class__ is not str:
-                    # Counted above under its type: a skipped event instead.
-                    if type_ == "MODIFIED":
-                        modified -= 1
-                    elif type_ == "ADDED":
-                        added -= 1
-                    else:
-                        deleted -= 1
-                    stats.skipped += 1
-                    bad_events.skip(type_, NO_RV, rv=last_rv)
-                    continue
-                try:
-                    apply(obj if transform is None else transform(obj))
-                except ObjectKeyError as exc:
-                    bad_events.invalid_object(type_, obj, exc)
-                except Exception as exc:
-                    bad_events.store_failed(type_, obj, exc)
-                last_rv = rv
-        finally:
-            self._last_rv = last_rv
-            stats.modified += modified
-            stats.added += added
-            stats.deleted += deleted
+    def _set_last_rv(self, rv: str) -> None:
+        self._last_rv = rv

@@ -134,3 +134,29 @@ def test_ticks_cover_the_range_with_round_steps(low: float, high: float) -> None
     assert ticks[0] <= low and ticks[-1] >= high
     steps = {round(b - a, 9) for a, b in itertools.pairwise(ticks)}
     assert len(steps) == 1
+
+
+def test_several_runs_are_drawn_together_and_each_is_listed(tmp_path: Path) -> None:
+    rows = RESULTS["rows"]
+    default = {**RESULTS, "argv": ["--json", "a.json"]}
+    default["rows"] = [r for r in rows if r["benchmark"] != "scale"]
+    scale = {
+        **RESULTS,
+        "started_utc": "2026-12-07T13:00:00Z",
+        "load_at_start": [0.7, 0.5, 0.4],
+        "argv": ["scale", "--json", "/tmp/b.json"],
+        "rows": [r for r in rows if r["benchmark"] == "scale"],
+    }
+    paths = []
+    for name, run in (("a.json", default), ("b.json", scale)):
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(orjson.dumps(run))
+    assert charts.main([*map(str, paths), str(tmp_path / "out")]) == 0
+    drawn = sorted(p.name for p in (tmp_path / "out").glob("*.svg"))
+    assert drawn == sorted(c.file for c in charts.render(RESULTS))  # as from one file
+    page = (tmp_path / "out" / "charts.txt").read_text()
+    assert "a.json, b.json" in page
+    assert "- run started 2026-12-07T12:00:00Z, 600.0 s" in page
+    assert "- run started 2026-12-07T13:00:00Z, 600.0 s (`python -m bench scale`)" in page
+    assert "load average 0.7 at the start" in page
+    assert page.count("- machine: 2 CPUs") == 1
