@@ -20,7 +20,7 @@ COMPAT_TESTS ?= tests/cache/test_informer_e2e.py tests/cache/test_listwatch_real
 	tests/client tests/events tests/leaderelection tests/samples \
 	tests/testing/test_controller_manager.py
 
-.PHONY: install control-plane test test-compat lint typecheck docs check-generated run bench chaos clean
+.PHONY: install control-plane test test-compat lint typecheck docs check-generated run bench bench-charts chaos clean
 
 install: $(STAMP)
 
@@ -89,6 +89,12 @@ run: install
 bench: install
 	@assets="$$(hack/build-control-plane.sh)" && \
 	KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m bench $(BENCH_ARGS)
+
+# The docs site's charts (docs/benchmarks/) from the committed runs' JSON (bench/results/):
+# after a new run, put its `python -m bench --json FILE` output there (and drop the old).
+bench-charts: install
+	rm -rf docs/benchmarks
+	$(BIN)/python -m bench.charts bench/results/*.json docs/benchmarks/
 
 # Chaos soak (not part of `make test`, which runs a 60 s version): CHAOS_ARGS="--seed 7 --duration 120".
 chaos: install

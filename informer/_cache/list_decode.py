@@ -3,11 +3,11 @@
 Why: a List is one JSON document. Decoded whole, every item is alive, at full size, before
 the first is transformed; what the transform then drops (``managedFields``: ~40% of a
 Deployment's decoded size) leaves holes spread over every pymalloc arena, so the process
-keeps that memory (bench/RESULTS.md, "Memory per cached object": 2,000 Deployments cached
-13 KB each after a list, 6.8 KB after a watch-list, which transforms each object as it
-arrives). Decoding and preparing the items one after the other, the blocks an item's
-transform frees are reused by the next item's decode, as on the watch path. It is also
-faster (the working set stays in cache).
+keeps that memory (bench/RESULTS.md, "Round 2 memory": 20,000 Deployments cached 11.55
+KB each when the list was decoded whole, 5.87 KB item by item). Decoding and preparing
+the items one after the other, the blocks an item's transform frees are reused by the
+next item's decode, as on the watch path. It is also faster (the working set stays in
+cache).
 
 How: the items are cut out of the bytes without decoding them, at their boundaries
 ``},<prefix>`` where ``<prefix>`` is how the first item begins (up to the name of its

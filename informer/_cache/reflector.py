@@ -63,12 +63,12 @@ it and compares event counters, so a stall is declared after between 1 and 1.25
 Hot path (:func:`~informer._cache.watch_events.apply_watch_events`): per event, one type
 dispatch, one ``metadata.resourceVersion`` lookup, the store call and a counter; per
 batch of events (what the watch decoder decodes between two yields to the loop,
-``WatchEventStream.next_batch``), one call and a clock read; no logging above debug. Logs are structlog
-events bound to ``resource=name``: ``list.started``, ``list.done``, ``list.expired``,
-``list.failed``, ``watch.started``, ``watch.closed``, ``watch.short``, ``watch.expired``,
-``watch.error``, ``watch.stalled``, ``watch.event_skipped``, ``store.failed``,
-``watch_list.synced``, ``watch_list.fallback``, ``backoff`` (seconds). They carry RVs,
-counts and keys at most: never object contents (think Secrets).
+``WatchEventStream.next_batch``), one call and a clock read; no logging above debug.
+Logs are structlog events bound to ``resource=name``: ``list.started``, ``list.done``,
+``list.expired``, ``list.failed``, ``watch.started``, ``watch.closed``, ``watch.short``,
+``watch.expired``, ``watch.error``, ``watch.stalled``, ``watch.event_skipped``,
+``store.failed``, ``watch_list.synced``, ``watch_list.fallback``, ``backoff`` (seconds).
+They carry RVs, counts and keys at most: never object contents (think Secrets).
 
 Concurrency: ``run`` is one task; the only child is the per-watch watchdog, owned by a
 task group inside the watch. Cancelling ``run`` exits the watch's context manager, which
