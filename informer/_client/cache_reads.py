@@ -9,10 +9,11 @@ group, version and plural, whose namespace is the request's or all namespaces:
 ================================= ==============================================================
 read                              served from
 ================================= ==============================================================
-``get(name)``                     an informer without selectors: its answer, ``NotFound``
-                                  included; else an informer with selectors holding ``name``
-                                  (it matches them); else the API server (a selector's cache
-                                  lacking an object says nothing about its existence)
+``get(name)``                     the caches' common answer: the object they hold, or
+                                  ``NotFound`` when an informer without selectors lacks it
+                                  and none holds it; the API server when only selector
+                                  caches lack it (that says nothing about its existence),
+                                  or when the caches disagree (below)
 ``list()`` / ``list(selectors)``  an informer whose selectors the request's imply: every term
                                   of its label (field) selector is a term of the request's,
                                   and the request's other field terms are on
@@ -22,11 +23,19 @@ read                              served from
 ================================= ==============================================================
 
 Among several informers, those without selectors are preferred, then the namespace's own
-over an all-namespaces one. A metadata-only informer never serves a read (its objects
-lack everything but ``metadata``). controller-runtime blocks a read until the cache syncs
-and answers a selector-scoped cache's miss with ``NotFound``; answering from the API
-server instead never blocks, is never staler than the cache, and never reports an
-existing object missing.
+over an all-namespaces one. Every informer watches on its own connection, so two may be
+at different points of the object's history: a ``get`` consults them all and asks the
+API server when they disagree (different resourceVersions, or one lacking an object that
+its scope would hold: it has seen a deletion the other has not, or lags behind a
+creation). A reconcile enqueued by one informer's event thus never reads an older state
+from another (a ``create_or_update`` after a deletion seen by the watch that enqueued it
+would otherwise find the deleted object in a lagging cache and send nothing).
+
+A metadata-only informer never serves a read (its objects lack everything but
+``metadata``). controller-runtime blocks a read until the cache syncs and answers a
+selector-scoped cache's miss with ``NotFound``; answering from the API server instead
+never blocks, is never staler than the cache, and never reports an existing object
+missing.
 
 Objects are deep-copied out of the store (controller-runtime's default, without
 ``UnsafeDisableDeepCopy``): the caller may mutate and write back what it read without
@@ -44,6 +53,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from .._meta.labels import parse_label_selector
+from .._meta.objects import resource_version
 from .._meta.resource import Resource
 from .._meta.types import Obj
 
@@ -89,17 +99,42 @@ def read_sources(
 def cached_get(
     sources: Sequence[InformerScope], name: str, *, namespace: str | None
 ) -> tuple[Obj | None, bool]:
-    """A copy of the cached object ``namespace/name`` (or ``name``) from the first of
-    ``sources`` holding it, and whether the caches' answer is final: ``(None, True)``
-    when an informer without selectors lacks it (it does not exist), ``(None, False)``
-    when only selector-scoped caches lack it (ask the API server)."""
+    """A copy of the cached object ``namespace/name`` (or ``name``) and whether the
+    caches' answer is final: ``(obj, True)`` when every cache of ``sources`` that holds
+    it holds that resourceVersion and none that would hold it lacks it; ``(None, True)``
+    when an informer without selectors lacks it and none holds it (it does not exist);
+    ``(None, False)`` otherwise: only selector-scoped caches lack it, or the caches
+    disagree (ask the API server)."""
+    found: Obj | None = None
+    lacking: list[InformerScope] = []
     for scope in sources:
         obj = scope.informer.lister().get(name, namespace=namespace)
-        if obj is not None:
-            return deep_copy(obj), True
-        if scope.complete:
-            return None, True
-    return None, False
+        if obj is None:
+            lacking.append(scope)
+        elif found is None:
+            found = obj
+        elif resource_version(obj) != resource_version(found):
+            return None, False  # two caches at different points of its history
+    if found is None:
+        return None, any(scope.complete for scope in lacking)
+    if any(_would_hold(scope, found) for scope in lacking):
+        return None, False  # one cache saw a deletion (or lags a creation) the other did not
+    return deep_copy(found), True
+
+
+def _would_hold(scope: InformerScope, obj: Obj) -> bool:
+    """Whether ``scope``'s selectors select ``obj`` (a field selector this module cannot
+    evaluate counts as selecting it: the caller then asks the API server)."""
+    if scope.complete:
+        return True
+    if scope.label_selector:
+        labels = obj.get("metadata", _MISSING).get("labels") or {}
+        if not parse_label_selector(scope.label_selector)(labels):
+            return False
+    if scope.field_selector:
+        match = field_matcher(scope.field_selector)
+        return match is None or match(obj)
+    return True
 
 
 def list_source(

@@ -118,9 +118,9 @@ class Client:
     ) -> Obj:
         """The object ``name`` (in ``namespace`` for a namespaced resource).
 
-        With ``cached=True`` it comes from the factory's synced informers when one can
-        answer (no API call): one without selectors (its ``NotFound`` too), or one with
-        selectors that holds the object; else from the API server (the table in
+        With ``cached=True`` it comes from the factory's synced informers when they can
+        answer and agree (no API call): the object they hold, or the ``NotFound`` of one
+        without selectors; else from the API server (the table in
         :mod:`informer._client.cache_reads`). Raises :class:`~informer.NotFound` when it
         does not exist (there).
         """

@@ -18,7 +18,7 @@ from api_calls import ApiCalls
 
 from informer import Client, NotFound, Obj, SharedInformerFactory
 from informer._cache.factory import InformerScope
-from informer._client.cache_reads import list_source
+from informer._client.cache_reads import cached_get, list_source
 from informer.resources import CONFIGMAPS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -148,3 +148,97 @@ def test_which_lists_a_scoped_cache_serves(
     scope = InformerScope(built, "ns", informer[0], informer[1])
     source = list_source([scope], label_selector=request_labels, field_selector=request_fields)
     assert (source is not None) is served
+
+
+class _Lister:
+    def __init__(self, objs: dict[str, Obj]) -> None:
+        self.objs = objs
+
+    def get(self, name: str, *, namespace: str | None = None) -> Obj | None:
+        return self.objs.get(name)
+
+
+class _Informer:
+    """What ``cached_get`` reads of an informer: its lister."""
+
+    def __init__(self, *objs: Obj) -> None:
+        self._lister = _Lister({o["metadata"]["name"]: o for o in objs})
+
+    def lister(self) -> _Lister:
+        return self._lister
+
+
+def _cm(name: str, rv: str, **labels: str) -> Obj:
+    obj = configmap(name, "ns", **labels)
+    obj["metadata"]["resourceVersion"] = rv
+    return obj
+
+
+def _scope(informer: _Informer, labels: str | None = None, fields: str | None = None) -> Any:
+    return InformerScope(informer, "ns", labels, fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "expected"),
+    [
+        ([(_Informer(_cm("inv", "5")), None, None)], ("5", True)),
+        ([(_Informer(), None, None)], (None, True)),
+        ([(_Informer(), "app=web", None)], (None, False)),
+        # a lagging cache without selectors still holds what a field-scoped one saw deleted
+        (
+            [(_Informer(_cm("inv", "5")), None, None), (_Informer(), None, "metadata.name=inv")],
+            (None, False),
+        ),
+        # ... or lags behind a creation the scoped one saw
+        (
+            [(_Informer(), None, None), (_Informer(_cm("inv", "7")), None, "metadata.name=inv")],
+            (None, False),
+        ),
+        # two caches at different resourceVersions
+        (
+            [(_Informer(_cm("inv", "5")), None, None), (_Informer(_cm("inv", "6")), "a=b", None)],
+            (None, False),
+        ),
+        # agreeing caches answer; a scoped cache whose selectors exclude the object is no vote
+        (
+            [
+                (_Informer(_cm("inv", "5", a="b")), None, None),
+                (_Informer(_cm("inv", "5")), "a", None),
+            ],
+            ("5", True),
+        ),
+        (
+            [(_Informer(_cm("inv", "5", a="c")), None, None), (_Informer(), "a=b", None)],
+            ("5", True),
+        ),
+        (
+            [(_Informer(_cm("inv", "5")), None, None), (_Informer(), None, "metadata.name=other")],
+            ("5", True),
+        ),
+        # a field selector evaluated only by the server: ask the server
+        (
+            [(_Informer(_cm("inv", "5")), None, None), (_Informer(), None, "status.phase=Running")],
+            (None, False),
+        ),
+    ],
+    ids=[
+        "one-complete-holds",
+        "one-complete-lacks",
+        "one-scoped-lacks",
+        "lagging-delete",
+        "lagging-create",
+        "different-versions",
+        "agree",
+        "excluded-by-labels",
+        "excluded-by-name",
+        "server-side-field",
+    ],
+)
+def test_a_get_asks_the_api_server_when_the_caches_disagree(
+    scopes: list[tuple[_Informer, str | None, str | None]],
+    expected: tuple[str | None, bool],
+) -> None:
+    obj, final = cached_get(
+        [_scope(i, labels, fields) for i, labels, fields in scopes], "inv", namespace="ns"
+    )
+    assert ((obj or {}).get("metadata", {}).get("resourceVersion"), final) == expected

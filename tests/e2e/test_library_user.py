@@ -271,6 +271,9 @@ async def test_the_runner_runs_the_projects_controller(
             async def ready() -> None:
                 assert process.returncode is None, out["stderr"].decode()
                 assert await anyio.to_thread.run_sync(readyz, port) == 200
+                # readyz answers once the caches synced, a moment before the runner logs
+                # runner.started: a SIGTERM in between would leave no such line.
+                assert b"runner.started" in out["stderr"]
 
             await eventually(ready, timeout=60, interval=0.2)
             process.send_signal(signal.SIGTERM)
