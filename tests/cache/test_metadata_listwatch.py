@@ -224,7 +224,7 @@ async def test_other_failures_are_not_retried_as_plain_json() -> None:
             await lw.list()
         with pytest.raises(Forbidden):
             async with lw.watch():
-                pytest.fail("a watch answered 403 was opened")
+                raise AssertionError("a watch answered 403 was opened")
     assert accepts == [LIST_ACCEPT, WATCH_ACCEPT]
 
 

@@ -137,10 +137,13 @@ async def until_prompt(output: Output, errors: Output) -> None:
         with anyio.fail_after(DEMO_TIMEOUT):
             await output.wait_for("press Ctrl-C")
     except (TimeoutError, EOFError) as exc:
-        pytest.fail(
+        # AssertionError, not pytest.fail: this runs in a task group, and a task group's
+        # BaseExceptionGroup of pytest's Failed ends anyio's test runner (every later test
+        # of the worker then fails with ClosedResourceError; tests/test_conventions.py).
+        raise AssertionError(
             f"the demo did not reach its prompt ({type(exc).__name__}); stdout:\n"
             f"{output.text[-4000:]}\nstderr:\n{errors.text[-4000:]}"
-        )
+        ) from exc
 
 
 async def run_cli(*args: str, kubeconfig: Path) -> str:
