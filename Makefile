@@ -9,6 +9,9 @@ RUN_DIR := .cache/run
 # starts its own control plane (session fixture) and tests never share a server with
 # another worker's. Most of the suite waits on real clocks and child processes, so two
 # workers overlap those waits even on 2 cores. PYTEST_WORKERS=0 runs in one process.
+# Measured on 2 cores, warm: 2 workers ~315-335 s of pytest, 3 workers ~245 s (two runs,
+# one failed a timing sanity check of the bench smoke under the extra load): 2 stays the
+# default for CI's sake; PYTEST_WORKERS=3 is faster where a flake costs only a rerun.
 PYTEST_WORKERS ?= 2
 
 # `make test-compat`: the real-server suite's core (informers and the watch-list fallback,
