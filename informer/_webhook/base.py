@@ -12,9 +12,19 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import ClassVar, Final, Literal
+from collections.abc import Sequence
+from typing import Any, ClassVar, Final, Literal
 
-__all__ = ["WEBHOOK_NAME", "ReviewError", "Webhook", "WebhookType", "check_path"]
+import orjson
+
+__all__ = [
+    "WEBHOOK_NAME",
+    "ReviewError",
+    "Webhook",
+    "WebhookType",
+    "check_path",
+    "decode_review",
+]
 
 WebhookType = Literal["validating", "mutating", "conversion"]
 
@@ -29,6 +39,33 @@ _PATH: Final = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$")
 class ReviewError(Exception):
     """A request body the webhook cannot answer (not JSON, not a review of a supported
     version, no ``uid``): the server answers 400 with this message."""
+
+
+def decode_review(
+    body: bytes, *, kind: str, versions: Sequence[str]
+) -> tuple[str, dict[str, Any], str]:
+    """The envelope of a review body (an AdmissionReview or a ConversionReview):
+    ``(apiVersion, request, request uid)``; :class:`ReviewError` for a body that is not
+    JSON, not a ``kind`` review in one of ``versions``, or has no request or uid."""
+    try:
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ReviewError(f"the body is not JSON: {exc}") from exc
+    if not isinstance(review, dict) or review.get("kind") != kind:
+        article = "an" if kind[:1] in "AEIOU" else "a"
+        raise ReviewError(f"the body is not {article} {kind} (kind)")
+    api_version = review.get("apiVersion")
+    if api_version not in versions:
+        raise ReviewError(
+            f"unsupported {kind} apiVersion {api_version!r} (expected one of {', '.join(versions)})"
+        )
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise ReviewError(f"the {kind} has no request")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise ReviewError(f"the {kind} request has no uid")
+    return str(api_version), request, uid
 
 
 def check_path(path: str) -> str:

@@ -31,7 +31,7 @@ import structlog
 from .._failures import report_failure
 from .._meta.resource import Resource
 from .._meta.types import Obj
-from .base import ReviewError, Webhook, WebhookType, check_path
+from .base import ReviewError, Webhook, WebhookType, check_path, decode_review
 from .patch import json_equal, json_patch
 
 __all__ = [
@@ -206,33 +206,15 @@ def _describe(obj: Obj) -> str:
 
 
 def _decode(body: bytes) -> tuple[str, str, str, list[Obj]]:
-    try:
-        review = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ReviewError(f"the body is not JSON: {exc}") from exc
-    if not isinstance(review, dict) or review.get("kind") != "ConversionReview":
-        raise ReviewError("the body is not a ConversionReview (kind)")
-    api_version = review.get("apiVersion")
-    if api_version not in CONVERSION_REVIEW_VERSIONS:
-        raise ReviewError(
-            f"unsupported ConversionReview apiVersion {api_version!r} "
-            f"(expected one of {', '.join(CONVERSION_REVIEW_VERSIONS)})"
-        )
-    request = review.get("request")
-    if not isinstance(request, dict):
-        raise ReviewError("the ConversionReview has no request")
-    uid, desired, objects = (
-        request.get("uid"),
-        request.get("desiredAPIVersion"),
-        request.get("objects"),
+    api_version, request, uid = decode_review(
+        body, kind="ConversionReview", versions=CONVERSION_REVIEW_VERSIONS
     )
-    if not isinstance(uid, str) or not uid:
-        raise ReviewError("the ConversionReview request has no uid")
+    desired, objects = request.get("desiredAPIVersion"), request.get("objects")
     if not isinstance(desired, str) or "/" not in desired:
         raise ReviewError(f"bad desiredAPIVersion {desired!r}")
     if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):
         raise ReviewError("request.objects must be a list of objects")
-    return str(api_version), uid, desired, objects
+    return api_version, uid, desired, objects
 
 
 def check_round_trip(webhook: ConversionWebhook, obj: Obj) -> None:

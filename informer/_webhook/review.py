@@ -23,7 +23,7 @@ from typing import Any, Final
 import orjson
 
 from .._meta.types import Obj
-from .base import ReviewError
+from .base import ReviewError, decode_review
 from .patch import Operation
 
 __all__ = [
@@ -138,24 +138,9 @@ def _optional_obj(value: Any, what: str) -> Obj | None:
 def decode_admission_review(body: bytes) -> tuple[str, AdmissionRequest]:
     """The review's ``apiVersion`` and its request; :class:`ReviewError` for a body the
     server cannot answer (see the module docstring)."""
-    try:
-        review = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ReviewError(f"the body is not JSON: {exc}") from exc
-    if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
-        raise ReviewError("the body is not an AdmissionReview (kind)")
-    api_version = review.get("apiVersion")
-    if api_version not in ADMISSION_REVIEW_VERSIONS:
-        raise ReviewError(
-            f"unsupported AdmissionReview apiVersion {api_version!r} "
-            f"(expected one of {', '.join(ADMISSION_REVIEW_VERSIONS)})"
-        )
-    request = review.get("request")
-    if not isinstance(request, dict):
-        raise ReviewError("the AdmissionReview has no request")
-    uid = request.get("uid")
-    if not isinstance(uid, str) or not uid:
-        raise ReviewError("the AdmissionReview request has no uid")
+    api_version, request, uid = decode_review(
+        body, kind="AdmissionReview", versions=ADMISSION_REVIEW_VERSIONS
+    )
     operation = request.get("operation")
     if operation not in OPERATIONS:
         raise ReviewError(f"unknown operation {operation!r}")
@@ -164,7 +149,7 @@ def decode_admission_review(body: bytes) -> tuple[str, AdmissionRequest]:
         raise ReviewError("request.userInfo must be an object")
     request_kind = request.get("requestKind")
     request_resource = request.get("requestResource")
-    return str(api_version), AdmissionRequest(
+    return api_version, AdmissionRequest(
         uid=uid,
         operation=operation,
         kind=_gvk(request.get("kind"), "kind"),
