@@ -175,34 +175,24 @@ class GoBinary(NamedTuple):
     """Go is there but ``go build`` failed: a failure, not a missing peer."""
 
 
-def clientgo_binary(*, build: bool) -> GoBinary:
-    """The client-go peer's binary, built on demand into ``.cache/bench/`` (git-ignored).
+def go_fresh(source: Path, binary: Path) -> bool:
+    """Whether ``binary`` exists and is newer than every Go source file of ``source``."""
+    sources = [p for p in source.iterdir() if p.suffix in (".go", ".mod", ".sum")]
+    return binary.exists() and all(binary.stat().st_mtime >= p.stat().st_mtime for p in sources)
 
-    With ``build=False`` only an existing binary is used (the smoke test keeps ``make
-    test`` bounded that way).
-    """
-    sources = [p for p in CLIENTGO_SRC.iterdir() if p.suffix in (".go", ".mod", ".sum")]
-    fresh = CLIENTGO_BIN.exists() and all(
-        CLIENTGO_BIN.stat().st_mtime >= p.stat().st_mtime for p in sources
-    )
-    if fresh:
-        return GoBinary(CLIENTGO_BIN, "")
-    if not build:
-        state = "is stale" if CLIENTGO_BIN.exists() else "is not built"
-        if CLIENTGO_BIN.exists():
-            return GoBinary(CLIENTGO_BIN, f"binary {state}; using it anyway")
-        return GoBinary(
-            None, f"{CLIENTGO_BIN.relative_to(ROOT)} {state} (run `make bench` once to build it)"
-        )
+
+def go_build(source: Path, binary: Path, *, peer: str) -> GoBinary:
+    """``go build`` the program in ``source`` into ``binary`` (``GOTOOLCHAIN=local``
+    unless set): the binary, or why not (Go missing; a failed build is ``broken``)."""
     go = shutil.which("go")
     if go is None:
-        return GoBinary(None, "Go is not installed (needed to build the client-go peer)")
-    CLIENTGO_BIN.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building the client-go peer into {CLIENTGO_BIN.relative_to(ROOT)} ...", flush=True)
+        return GoBinary(None, f"Go is not installed (needed to build the {peer})")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building the {peer} into {binary.relative_to(ROOT)} ...", flush=True)
     env = {**os.environ, "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "local")}
     proc = subprocess.run(
-        [go, "build", "-trimpath", "-o", str(CLIENTGO_BIN), "."],
-        cwd=CLIENTGO_SRC,
+        [go, "build", "-trimpath", "-o", str(binary), "."],
+        cwd=source,
         env=env,
         capture_output=True,
         text=True,
@@ -210,4 +200,22 @@ def clientgo_binary(*, build: bool) -> GoBinary:
     )
     if proc.returncode != 0:
         return GoBinary(None, f"go build failed: {_tail(proc.stderr, 5)}", broken=True)
-    return GoBinary(CLIENTGO_BIN, "")
+    return GoBinary(binary, "")
+
+
+def clientgo_binary(*, build: bool) -> GoBinary:
+    """The client-go peer's binary, built on demand into ``.cache/bench/`` (git-ignored).
+
+    With ``build=False`` only an existing binary is used, stale or not (the smoke test
+    keeps ``make test`` bounded that way).
+    """
+    if go_fresh(CLIENTGO_SRC, CLIENTGO_BIN):
+        return GoBinary(CLIENTGO_BIN, "")
+    if not build:
+        if CLIENTGO_BIN.exists():
+            return GoBinary(CLIENTGO_BIN, "binary is stale; using it anyway")
+        return GoBinary(
+            None,
+            f"{CLIENTGO_BIN.relative_to(ROOT)} is not built (run `make bench` once to build it)",
+        )
+    return go_build(CLIENTGO_SRC, CLIENTGO_BIN, peer="client-go peer")

@@ -26,7 +26,6 @@ measurement is printed next to it: other processes share the machine.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import socket
@@ -42,7 +41,7 @@ import anyio
 import orjson
 
 from bench._outcome import Outcome
-from bench._proc import ROOT, GoBinary
+from bench._proc import ROOT, GoBinary, go_build, go_fresh
 
 GO_SRC = ROOT / "bench" / "webhookgo"
 GO_BIN = ROOT / ".cache" / "bench" / "webhookgo"
@@ -154,30 +153,16 @@ def serve(port: int, cert_dir: str) -> None:
 
 
 def go_binary(*, build: bool) -> GoBinary:
-    """The Go peer and load generator, built on demand into ``.cache/bench/``."""
-    sources = [p for p in GO_SRC.iterdir() if p.suffix in (".go", ".mod", ".sum")]
-    if GO_BIN.exists() and all(GO_BIN.stat().st_mtime >= p.stat().st_mtime for p in sources):
+    """The Go peer and load generator, built on demand into ``.cache/bench/``; with
+    ``build=False`` only an up-to-date binary is used."""
+    if go_fresh(GO_SRC, GO_BIN):
         return GoBinary(GO_BIN, "")
-    go = shutil.which("go")
-    if not build or go is None:
+    if not build or shutil.which("go") is None:
         return GoBinary(
             None,
             f"{GO_BIN.relative_to(ROOT)} is not built (needs Go: run `python -m bench webhook`)",
         )
-    GO_BIN.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building the webhook peer into {GO_BIN.relative_to(ROOT)} ...", flush=True)
-    env = {**os.environ, "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "local")}
-    proc = subprocess.run(
-        [go, "build", "-trimpath", "-o", str(GO_BIN), "."],
-        cwd=GO_SRC,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        return GoBinary(None, f"go build failed: {proc.stderr.strip()[-400:]}", broken=True)
-    return GoBinary(GO_BIN, "")
+    return go_build(GO_SRC, GO_BIN, peer="webhook peer")
 
 
 def load1() -> float:
