@@ -10,14 +10,16 @@ generated file by hand or changes the code without regenerating.
 
 from __future__ import annotations
 
+import argparse
 import difflib
-from collections.abc import Iterable
+import shlex
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["check", "to_yaml", "write_or_check"]
+__all__ = ["add_output_arguments", "check", "regenerating_command", "to_yaml", "write_or_check"]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -67,6 +69,22 @@ def check(path: Path, expected: str) -> str:
         )
         or f"{path}: differs\n"
     )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The commands' ``-o/--output FILE`` and ``--check`` (see :func:`write_or_check`)."""
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with a diff when FILE is not what would be written",
+    )
+
+
+def regenerating_command(program: str, argv: Sequence[str]) -> str:
+    """``program`` and ``argv`` without ``--check``: the command a generated file's
+    header names, the same whether it was written or checked."""
+    return f"{program} " + shlex.join(a for a in argv if a != "--check")
 
 
 def write_or_check(text: str, output: str | None, *, check_only: bool, out: Any, err: Any) -> int:

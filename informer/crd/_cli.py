@@ -17,7 +17,6 @@ used (the message says why).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from .._crd.definition import definitions
 from .._crd.loader import load_classes
 from .._crd.model import CustomResource
 from .._crd.schema import SchemaError
-from .._manifests import to_yaml, write_or_check
+from .._manifests import add_output_arguments, regenerating_command, to_yaml, write_or_check
 
 __all__ = ["build_parser", "main"]
 
@@ -47,19 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="write pydantic models for a CRD's schema")
     models.add_argument("crd", metavar="CRD.yaml", help="a file of one or more CRDs")
     for sub in (generate, models):
-        sub.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
-        sub.add_argument(
-            "--check",
-            action="store_true",
-            help="write nothing; exit 1 with a diff when FILE is not what would be written",
-        )
+        add_output_arguments(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    shown = [a for a in (sys.argv[1:] if argv is None else list(argv)) if a != "--check"]
-    command = "python -m informer.crd " + shlex.join(shown)
+    command = regenerating_command("python -m informer.crd", sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "generate":
             classes = [

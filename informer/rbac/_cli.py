@@ -19,12 +19,11 @@ a target cannot be used (one line says why).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from collections.abc import Sequence
 
 from .._exceptions import TargetError
-from .._manifests import to_yaml, write_or_check
+from .._manifests import add_output_arguments, regenerating_command, to_yaml, write_or_check
 from .._rbac.needs import controller_needs, lease_needs
 from .._rbac.rules import role_documents
 from ..run.cli import DEFAULT_LEADER_ELECTION_ID
@@ -51,19 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lease-namespace", help="where the Leases are (the runner's namespace)")
     gen.add_argument("--service-account", metavar="NS:NAME", help="bind the roles to it")
     gen.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
-    gen.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
-    gen.add_argument(
-        "--check",
-        action="store_true",
-        help="write nothing; exit 1 with a diff when FILE is not what would be written",
-    )
+    add_output_arguments(gen)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    shown = [a for a in (sys.argv[1:] if argv is None else list(argv)) if a != "--check"]
-    command = "python -m informer.rbac " + shlex.join(shown)
+    command = regenerating_command(
+        "python -m informer.rbac", sys.argv[1:] if argv is None else argv
+    )
     try:
         labels = dict(_pair(label, "=", "--label") for label in args.label)
         account = (
